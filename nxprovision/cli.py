@@ -1,0 +1,183 @@
+"""The `nxprovision` command: verbs only (parse, call, print, exit code). No traceback reaches an operator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from nxprovision import __version__
+from nxprovision.errors import NxError
+from nxprovision.output import dump_json, table
+
+EXIT_INVALID = 2
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202 - returns (view, cluster, findings)
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+    from nxprovision.rules import run_rules
+
+    view = load_inventory(args.inventory, getattr(args, "vault_password_file", None))
+    cluster = build_cluster(view)
+    return view, cluster, run_rules(cluster)
+
+
+def _print_findings(findings, out=None) -> None:  # noqa: ANN001
+    out = out or sys.stdout
+    for f in findings:
+        out.write(f.line() + "\n")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _view, cluster, findings = _load(args)
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    if args.json:
+        dump_json({"inventory": args.inventory, "architecture": cluster.architecture, "valid": not errors,
+                   "errors": [f.to_dict() for f in errors], "warnings": [f.to_dict() for f in warnings]})
+    else:
+        _print_findings(findings)
+        verdict = "invalid" if errors else "valid"
+        print(f"{args.inventory}: {verdict} ({cluster.architecture or 'no'} architecture, {len(cluster.hosts)} host(s)): "
+              f"{len(errors)} error(s), {len(warnings)} warning(s)")
+    return EXIT_INVALID if errors else 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from nxprovision.plan import make_plan, plan_to_dict, write_plan_files
+
+    _view, cluster, findings = _load(args)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        _print_findings(findings, sys.stderr)
+        sys.stderr.write(f"{args.inventory}: invalid, no plan ({len(errors)} error(s))\n")
+        return EXIT_INVALID
+    plan = make_plan(cluster)
+    if args.output_dir:
+        write_plan_files(plan, Path(args.output_dir))
+    if args.json:
+        data = plan_to_dict(plan)
+        data["warnings"] = [f.to_dict() for f in findings]
+        dump_json(data)
+        return 0
+    _print_findings(findings)
+    print(f"Topology ({cluster.architecture}, {len(cluster.hosts)} hosts)")
+    table(["host", "address", "components"], [[t["host"], t["address"], ", ".join(t["components"])]
+                                                for t in plan.topology])
+    e = plan.endpoints
+    print("\nEndpoints")
+    db = e["database"]
+    db_text = (f"{db.get('flavour')} primary {db.get('primary')} ({db.get('address')}:{db.get('port')}), "
+               f"replicas {', '.join(db.get('replicas') or []) or 'none'}") if db.get("flavour") == "postgresql" \
+        else f"mongodb {','.join(db.get('members') or [])} replica set {db.get('replica_set') or 'none'}"
+    table(["service", "endpoint"], [
+        ["public URL", e["public_url"]],
+        ["database", db_text],
+        ["search", f"{e['search']['distribution']} {', '.join(e['search']['urls'])} index {e['search']['index']}"],
+        ["kafka", f"{e['kafka']['mode']} {e['kafka']['bootstrap_servers']} (replication factor "
+                  f"{e['kafka']['replication_factor']}, min.insync {e['kafka']['min_insync_replicas']})"],
+        ["s3", f"{e['s3']['mode']} {e['s3']['endpoint']} bucket {e['s3']['bucket']}"],
+    ])
+    print("\nLoad balancer backends (Nuxeo front nodes only)")
+    table(["server", "host", "address", "port"], [[b["name"], b["host"], b["address"], b["port"]]
+                                                  for b in plan.lb_backends])
+    for host, files in plan.files.items():
+        for target, content in files.items():
+            if args.files or target.endswith("nuxeo.conf"):
+                print(f"\n--- {host}:{target} (secrets masked)")
+                print(content.rstrip())
+    if plan.plays:
+        print("\nOrder of plays (playbooks/site.yml)")
+        table(["#", "play", "hosts", "roles"], [[i + 1, p["name"], p["hosts"], ", ".join(p["roles"])]
+                                                for i, p in enumerate(plan.plays)])
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from nxprovision.init import write_inventory
+
+    result = write_inventory(Path(args.directory), args.architecture, database=args.database,
+                             vault_password_file=Path(args.vault_password_file) if args.vault_password_file else None)
+    for p in result.files_written:
+        print(f"wrote {p}")
+    for p in result.files_kept:
+        print(f"kept  {p} (exists)")
+    print(f"secrets: {len(result.secrets_added)} generated, {len(result.secrets_kept)} kept, in "
+          f"{result.directory / 'group_vars/all/secrets.yml'} (vault-encrypted with {result.vault_password_file})")
+    print(f"next: edit {result.hosts_file} and group_vars/all/main.yml, then "
+          f"`nxprovision validate -i {result.directory}`")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nxprovision", description="Provision and operate production Nuxeo clusters.")
+    p.add_argument("--version", action="version", version=f"nxprovision {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def inv_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-i", "--inventory", required=True, help="inventory file or directory")
+        sp.add_argument("--vault-password-file", help="vault password file (default: <inventory>/.vault-pass)")
+
+    v = sub.add_parser("validate", help="check an inventory against Nuxeo's rules, touching no host")
+    inv_args(v)
+    v.add_argument("--json", action="store_true", help="machine-readable findings")
+    v.set_defaults(func=cmd_validate)
+
+    pl = sub.add_parser("plan", help="show topology, endpoints, rendered configs and play order, touching no host")
+    inv_args(pl)
+    pl.add_argument("--json", action="store_true")
+    pl.add_argument("--files", action="store_true", help="print every rendered file, not only nuxeo.conf")
+    pl.add_argument("--output-dir", help="also write rendered files under DIR/<host>/<path>")
+    pl.set_defaults(func=cmd_plan)
+
+    i = sub.add_parser("init", help="write a commented sample inventory and its vault-encrypted secrets")
+    i.add_argument("directory")
+    i.add_argument("--architecture", "-a", default="compact", help="single | compact | distributed")
+    i.add_argument("--database", default="postgresql", choices=["postgresql", "mongodb"])
+    i.add_argument("--vault-password-file", help="use this vault password file (default: DIR/.vault-pass, created)")
+    i.set_defaults(func=cmd_init)
+
+    try:
+        from nxprovision.lab.cli import register as register_lab
+    except ImportError:
+        pass
+    else:
+        register_lab(sub)
+    try:
+        from nxprovision.commands import register as register_ops
+    except ImportError:
+        pass
+    else:
+        register_ops(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INVALID
+    try:
+        return int(args.func(args) or 0)
+    except NxError as exc:
+        sys.stderr.write(f"nxprovision: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("nxprovision: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("NXPROVISION_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"nxprovision: internal error: {exc.__class__.__name__}: {exc} "
+                         "(a bug: please report it; NXPROVISION_DEBUG=1 shows the traceback)\n")
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Load an inventory exactly as ansible-playbook sees it, into a neutral view the model reads.
+
+Ansible's own InventoryManager/VariableManager do the loading, so group_vars/host_vars folders, INI and
+YAML sources, vaulted files and values behave as they do for ansible-playbook. The action plugin that runs
+the same model inside playbooks builds the same InventoryView from `groups` and `hostvars` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nxprovision.errors import NxError
+from nxprovision.secrets import VAULT_PASS_NAME, read_vault_password
+
+
+@dataclass
+class InventoryView:
+    """Groups and host variables, plain Python values, plus where each value came from."""
+
+    source: str
+    groups: dict[str, list[str]]
+    hostvars: dict[str, dict[str, Any]]
+    # (host, variable) -> "file:line" where the loader can tell
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    # group -> file defining it (best effort, for messages)
+    group_sources: dict[str, str] = field(default_factory=dict)
+
+    def hosts_in(self, group: str) -> list[str]:
+        return list(self.groups.get(group, []))
+
+    def origin(self, host: str, var: str) -> str | None:
+        return self.origins.get((host, var))
+
+
+def find_vault_password_file(inventory: Path, explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    if env:
+        return Path(env)
+    base = inventory if inventory.is_dir() else inventory.parent
+    candidate = base / VAULT_PASS_NAME
+    return candidate if candidate.exists() else None
+
+
+def _origin_text(value: Any) -> str | None:
+    try:
+        from ansible._internal._datatag._tags import Origin
+    except ImportError:  # internal API; locations are a nicety, never a requirement
+        return None
+    tag = Origin.get_tag(value)
+    if tag is None or not tag.path:
+        return None
+    path = _display_path(tag.path)
+    return f"{path}:{tag.line_num}" if tag.line_num else path
+
+
+def _display_path(path: str) -> str:
+    cwd = os.getcwd()
+    return os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path
+
+
+def plain(value: Any) -> Any:
+    """Strip Ansible's tagged/lazy containers down to builtin types."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain(v) for v in value]
+    if value is None:
+        return None
+    return str(value)
+
+
+def _needs_templating(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value or type(value).__name__ == "EncryptedString"
+    if isinstance(value, Mapping):
+        return any(_needs_templating(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_needs_templating(v) for v in value)
+    return False
+
+
+# Variables Ansible adds on its own; they are not the operator's settings.
+_MAGIC = frozenset(
+    {"inventory_file", "inventory_dir", "inventory_hostname", "inventory_hostname_short", "group_names",
+     "groups", "omit", "playbook_dir", "ansible_playbook_python", "ansible_config_file", "ansible_version",
+     "ansible_check_mode", "ansible_diff_mode", "ansible_forks", "ansible_inventory_sources",
+     "ansible_verbosity", "ansible_run_tags", "ansible_skip_tags", "ansible_limit", "ansible_play_batch",
+     "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_name", "ansible_play_role_names",
+     "ansible_role_names", "ansible_dependent_role_names", "role_names", "hostvars", "environment",
+     "vars", "ansible_collection_name", "ansible_search_path"}
+)
+
+
+def load_inventory(path: str | Path, vault_password_file: str | None = None) -> InventoryView:
+    """Load with Ansible's API. Problems come back as NxError naming the file."""
+    inv_path = Path(path)
+    if not inv_path.exists():
+        raise NxError(f"{inv_path}: no such inventory file or directory", "pass -i with an existing inventory")
+
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.utils.display import Display
+    from ansible.vars.manager import VariableManager
+
+    Display().verbosity = 0
+    _precheck_yaml(inv_path)
+    loader = DataLoader()
+    vpf = find_vault_password_file(inv_path, vault_password_file)
+    if vpf is not None:
+        from ansible.constants import DEFAULT_VAULT_ID_MATCH
+        from ansible.parsing.vault import VaultSecret
+
+        loader.set_vault_secrets([(DEFAULT_VAULT_ID_MATCH, VaultSecret(read_vault_password(vpf)))])
+
+    try:
+        with warnings.catch_warnings(), _quiet_display():
+            warnings.simplefilter("ignore")
+            inventory = _parse_strictly(InventoryManager, loader, inv_path)
+            vm = VariableManager(loader=loader, inventory=inventory)
+            groups: dict[str, list[str]] = {}
+            for name, group in inventory.groups.items():
+                groups[name] = [h.name for h in group.get_hosts()]
+            hostvars: dict[str, dict[str, Any]] = {}
+            origins: dict[tuple[str, str], str] = {}
+            for host in inventory.get_hosts(ignore_limits=True, ignore_restrictions=True):
+                raw = vm.get_vars(host=host, include_hostvars=False)
+                templar: Any = None
+                values: dict[str, Any] = {}
+                for key, value in raw.items():
+                    if key in _MAGIC:
+                        continue
+                    where = _origin_text(value)
+                    if where:
+                        origins[(host.name, key)] = where
+                    if _needs_templating(value):
+                        if templar is None:
+                            templar = Templar(loader=loader, variables=raw)
+                        try:
+                            value = templar.template(value)
+                        except AnsibleError as exc:
+                            loc = f"{where}: " if where else ""
+                            raise NxError(
+                                f"{loc}host {host.name}: variable '{key}' cannot be resolved: "
+                                f"{_first_line(exc)}",
+                                "fix the Jinja expression or provide the variables it uses "
+                                "(for vaulted values pass --vault-password-file)",
+                            ) from None
+                    values[key] = plain(value)
+                hostvars[host.name] = values
+    except NxError:
+        raise
+    except AnsibleError as exc:
+        raise NxError(f"{inv_path}: {_first_line(exc)}", _fix_for(exc)) from None
+    return InventoryView(source=str(inv_path), groups=groups, hostvars=hostvars, origins=origins)
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Safe YAML that accepts Ansible's tags (!vault, !unsafe) without interpreting them."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_TolerantLoader.add_multi_constructor("!", _any_tag)
+
+
+def _precheck_yaml(inv_path: Path) -> None:
+    """Name the file, line and column of a YAML syntax error (Ansible buries it in warnings)."""
+    files = [inv_path] if inv_path.is_file() else [
+        p for p in sorted(inv_path.rglob("*"))
+        if p.is_file() and (p.suffix in (".yml", ".yaml") or p.parent == inv_path and p.suffix == "")
+        and not p.name.startswith(".")
+    ]
+    for f in files:
+        if f.suffix not in (".yml", ".yaml") and not _looks_like_yaml(f):
+            continue
+        try:
+            raw = f.read_bytes()
+        except OSError as exc:
+            raise NxError(f"{_display_path(str(f))}: cannot read ({exc.strerror})", "check the file's permissions") \
+                from None
+        if raw.lstrip().startswith(b"$ANSIBLE_VAULT;"):
+            continue
+        try:
+            yaml.load(raw, Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"{_display_path(str(f))}:{mark.line + 1}:{mark.column + 1}" if mark else _display_path(str(f))
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise NxError(f"{where}: YAML syntax error: {problem}",
+                          "fix the YAML at that line (indentation, a missing colon, quote or bracket)") from None
+        except yaml.YAMLError as exc:
+            raise NxError(f"{_display_path(str(f))}: YAML error: {exc}", "fix the file's YAML") from None
+
+
+def _looks_like_yaml(path: Path) -> bool:
+    try:
+        head = path.read_text(errors="replace")[:200].lstrip()
+    except OSError:
+        return False
+    return head.startswith(("all:", "---"))
+
+
+class _quiet_display:
+    """Ansible prints parse warnings itself; the operator gets our one-line error instead."""
+
+    def __enter__(self) -> _quiet_display:
+        from ansible.utils.display import Display
+
+        self._cls = Display
+        self._saved = Display.warning
+        Display.warning = lambda *a, **k: None  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cls.warning = self._saved  # type: ignore[method-assign]
+
+
+def _parse_strictly(manager_cls: Any, loader: Any, inv_path: Path) -> Any:
+    """Parse with Ansible, but fail on a source no inventory plugin could read (Ansible only warns)."""
+    from ansible import constants as C
+
+    saved = C.INVENTORY_UNPARSED_IS_FAILED, C.INVENTORY_ANY_UNPARSED_IS_FAILED
+    C.INVENTORY_UNPARSED_IS_FAILED = True
+    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    try:
+        return manager_cls(loader=loader, sources=[str(inv_path)])
+    finally:
+        C.INVENTORY_UNPARSED_IS_FAILED, C.INVENTORY_ANY_UNPARSED_IS_FAILED = saved
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else exc.__class__.__name__
+
+
+def _fix_for(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "vault" in text and ("secret" in text or "decrypt" in text or "password" in text):
+        return "pass --vault-password-file with the password that encrypted the secrets file"
+    if "yaml" in text or "syntax" in text or "parse" in text:
+        return "fix the file's syntax at the position shown (check indentation and colons)"
+    return "check the inventory file against the samples in inventories/"
+
+
+def view_from_ansible_vars(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -> InventoryView:
+    """The same view, built inside a play from the `groups` and `hostvars` magic variables."""
+    g = {str(k): [str(h) for h in v] for k, v in groups.items()}
+    hv: dict[str, dict[str, Any]] = {}
+    for host in g.get("all", []):
+        hv[host] = {}
+        src = hostvars[host]
+        for key in list(src.keys()):
+            if key in _MAGIC or key.startswith("ansible_facts") or key == "nx":
+                continue
+            try:
+                hv[host][key] = plain(src[key])
+            except Exception:  # an unresolvable var the model never reads must not break the play
+                continue
+    return InventoryView(source="ansible", groups=g, hostvars=hv)

@@ -1,0 +1,443 @@
+"""The cluster model: one typed description of "a Nuxeo cluster on these hosts" and every derived value.
+
+Node ids, jvmRoutes, endpoints, each node's nuxeo.conf, the LB backends, the Kafka quorum, pg_hba clients:
+each is computed here and only here (design principle 1). Roles get them as the `nx` fact; `plan` renders
+the roles' own templates with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from nxprovision.inventory import InventoryView
+from nxprovision.model import architectures
+from nxprovision.model.artifacts import VENDOR_BASE_URLS, artifact_url
+from nxprovision.model.defaults import DEFAULTS
+from nxprovision.model.roledefaults import role_defaults
+from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
+
+SECRET_PLACEHOLDER = "@@SECRET@@"
+
+# Settings that must be identical on every host: they describe the cluster, not a host.
+CLUSTER_WIDE = (
+    "nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version", "nuxeo_packages",
+    "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode", "s3_bucket",
+    "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version",
+)
+
+
+@dataclass
+class ConfItem:
+    key: str
+    value: str
+    secret: str | None = None  # name of the secret replacing SECRET_PLACEHOLDER in value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "secret": self.secret}
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    groups: list[str]
+    vars: dict[str, Any]
+
+
+@dataclass
+class NuxeoNode:
+    host: str
+    address: str
+    role: str  # front | worker
+    node_id: str
+    jvm_route: str
+    port: int
+    conf: list[ConfItem] = field(default_factory=list)
+
+
+@dataclass
+class KafkaBroker:
+    host: str
+    address: str
+    node_id: int
+    port: int
+    controller_port: int
+
+
+@dataclass
+class Cluster:
+    view: InventoryView
+    architecture: str
+    settings: dict[str, Any]
+    hosts: dict[str, Host]
+    nuxeo_nodes: list[NuxeoNode]
+    lb_hosts: list[str]
+    database: str
+    db_hosts: list[str]
+    search_hosts: list[str]
+    kafka_brokers: list[KafkaBroker]
+    zookeeper_hosts: list[str]
+    s3_hosts: list[str]
+    etcd_hosts: list[str]
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    def setting(self, key: str) -> Any:
+        return self.settings.get(key)
+
+    @property
+    def nuxeo_version(self) -> NuxeoVersion | None:
+        return NuxeoVersion.parse(str(self.settings.get("nuxeo_version", "")))
+
+    def node(self, host: str) -> NuxeoNode | None:
+        return next((n for n in self.nuxeo_nodes if n.host == host), None)
+
+    def to_facts(self) -> dict[str, Any]:
+        """The `nx` fact roles read. Secret values are never in it: only secret names."""
+        return {
+            "architecture": self.architecture,
+            "cluster_name": self.settings.get("nx_cluster_name"),
+            "standins": list(self.settings.get("nx_lab", {}).get("standins", []))
+            if isinstance(self.settings.get("nx_lab"), dict) else [],
+            "hosts": {
+                h.name: {"address": h.address, "components": components_of(self, h.name)}
+                for h in self.hosts.values()
+            },
+            "nodes": {
+                n.host: {
+                    "role": n.role, "node_id": n.node_id, "jvm_route": n.jvm_route, "address": n.address,
+                    "port": n.port, "conf": [c.to_dict() for c in n.conf],
+                }
+                for n in self.nuxeo_nodes
+            },
+            **self.derived,
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sanitize_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def _host_address(hostvars: dict[str, Any], name: str) -> str:
+    addr = hostvars.get("ansible_host") or name
+    return str(addr)
+
+
+def components_of(cluster: Cluster, host: str) -> list[str]:
+    comps = []
+    for group in ("loadbalancers", "nuxeo_front", "nuxeo_worker", "postgresql", "mongodb", "opensearch",
+                  "kafka", "zookeeper", "s3", "etcd"):
+        if host in cluster.view.groups.get(group, []):
+            comps.append(group)
+    return comps
+
+
+def _kafka_cluster_id(cluster_name: str) -> str:
+    # Deterministic: the same inventory formats the same id, so rebuilds are repeatable.
+    u = uuid.uuid5(uuid.NAMESPACE_URL, f"nxprovision:kafka:{cluster_name}")
+    return base64.urlsafe_b64encode(u.bytes).decode().rstrip("=")
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+# --------------------------------------------------------------------------- build
+
+
+def cluster_settings(view: InventoryView) -> dict[str, Any]:
+    """Effective cluster-wide settings: role defaults < nxprovision defaults < inventory (first host)."""
+    settings: dict[str, Any] = dict(role_defaults())
+    settings.update(DEFAULTS)
+    hosts = view.groups.get("all") or list(view.hostvars)
+    if hosts:
+        first = view.hostvars.get(hosts[0], {})
+        settings.update(first)
+    for product, base in VENDOR_BASE_URLS.items():
+        settings.setdefault(f"{product}_download_base_url", base)
+        if not settings.get(f"{product}_download_base_url"):
+            settings[f"{product}_download_base_url"] = base
+    return settings
+
+
+def host_setting(view: InventoryView, settings: dict[str, Any], host: str, key: str) -> Any:
+    hv = view.hostvars.get(host, {})
+    return hv[key] if key in hv else settings.get(key)
+
+
+def build_cluster(view: InventoryView) -> Cluster:
+    """Derive everything from the inventory. Never raises on bad input: rules report it."""
+    settings = cluster_settings(view)
+    arch = str(settings.get("nx_architecture", ""))
+    groups = view.groups
+    all_hosts = list(dict.fromkeys(groups.get("all") or list(view.hostvars)))
+    hosts = {
+        h: Host(h, _host_address(view.hostvars.get(h, {}), h),
+                [g for g, members in groups.items() if h in members and g not in ("all", "ungrouped")],
+                view.hostvars.get(h, {}))
+        for h in all_hosts
+    }
+    db_flavour = str(settings.get("nx_database") or "")
+    if db_flavour not in ("postgresql", "mongodb"):
+        db_flavour = "mongodb" if groups.get("mongodb") and not groups.get("postgresql") else "postgresql"
+    fronts = groups.get("nuxeo_front", [])
+    workers = [h for h in groups.get("nuxeo_worker", []) if h not in fronts]
+
+    def hs(host: str, key: str) -> Any:
+        return host_setting(view, settings, host, key)
+
+    nodes: list[NuxeoNode] = []
+    for role, members in (("front", fronts), ("worker", workers)):
+        for h in members:
+            node_id = str(hs(h, "nuxeo_cluster_nodeid") or _sanitize_id(h))
+            route = str(hs(h, "nuxeo_jvm_route") or node_id)
+            nodes.append(NuxeoNode(h, hosts[h].address if h in hosts else h, role, node_id, route,
+                                   _int(hs(h, "nuxeo_http_port"), 8080)))
+
+    kafka_hosts = groups.get("kafka", [])
+    brokers = []
+    for i, h in enumerate(kafka_hosts):
+        brokers.append(KafkaBroker(h, hosts[h].address if h in hosts else h,
+                                   _int(hs(h, "kafka_node_id"), i + 1),
+                                   _int(hs(h, "kafka_port"), 9092), _int(hs(h, "kafka_controller_port"), 9093)))
+
+    cluster = Cluster(
+        view=view, architecture=arch, settings=settings, hosts=hosts, nuxeo_nodes=nodes,
+        lb_hosts=groups.get("loadbalancers", []), database=db_flavour,
+        db_hosts=groups.get(db_flavour, []), search_hosts=groups.get("opensearch", []),
+        kafka_brokers=brokers, zookeeper_hosts=groups.get("zookeeper", []),
+        s3_hosts=groups.get("s3", []), etcd_hosts=groups.get("etcd", []),
+    )
+    cluster.derived = _derive(cluster)
+    for node in cluster.nuxeo_nodes:
+        node.conf = nuxeo_conf(cluster, node)
+    return cluster
+
+
+def _addr(cluster: Cluster, host: str) -> str:
+    return cluster.hosts[host].address if host in cluster.hosts else host
+
+
+def kafka_mode(cluster: Cluster) -> str:
+    mode = str(cluster.settings.get("kafka_mode", "auto"))
+    if mode in ("kraft", "zookeeper"):
+        return mode
+    v = cluster.nuxeo_version
+    return "kraft" if v is None or supports_kraft(v) else "zookeeper"
+
+
+def _derive(c: Cluster) -> dict[str, Any]:
+    s = c.settings
+    public = urlsplit(str(s.get("nx_public_url") or ""))
+    public_port = public.port or (443 if public.scheme == "https" else 80)
+
+    # Database
+    db: dict[str, Any] = {"flavour": c.database, "hosts": [], "primary": None, "replicas": []}
+    if c.database == "postgresql" and c.db_hosts:
+        explicit = [h for h in c.db_hosts if c.hosts.get(h) and c.hosts[h].vars.get("postgresql_primary")]
+        primary = explicit[0] if explicit else c.db_hosts[0]
+        port = _int(s.get("postgresql_port"), 5432)
+        db.update(
+            hosts=list(c.db_hosts), primary=primary, replicas=[h for h in c.db_hosts if h != primary],
+            port=port, address=_addr(c, primary), version=str(s.get("postgresql_version")),
+            name=s.get("nuxeo_db_name", "nuxeo"), user=s.get("nuxeo_db_user", "nuxeo"),
+            hba_clients=sorted({_addr(c, n.host) for n in c.nuxeo_nodes}),
+            replication_clients=sorted({_addr(c, h) for h in c.db_hosts if h != primary}),
+            max_connections=len(c.nuxeo_nodes)
+            * (_int(s.get("nuxeo_db_max_pool_size"), 100) + _int(s.get("nuxeo_vcs_max_pool_size"), 20))
+            + _int(s.get("postgresql_max_connections_reserve"), 20),
+        )
+    elif c.database == "mongodb" and c.db_hosts:
+        port = _int(s.get("mongodb_port"), 27017)
+        members = [f"{_addr(c, h)}:{port}" for h in c.db_hosts]
+        rs = str(s.get("mongodb_replica_set", "rs0")) if len(c.db_hosts) > 1 else ""
+        db.update(hosts=list(c.db_hosts), primary=c.db_hosts[0], replicas=c.db_hosts[1:], port=port,
+                  members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
+                  user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")))
+
+    # Search
+    search_port = _int(s.get("opensearch_http_port"), 9200)
+    search = {
+        "distribution": s.get("search_distribution"), "version": str(s.get("search_version")),
+        "hosts": list(c.search_hosts), "http_port": search_port,
+        "transport_port": _int(s.get("opensearch_transport_port"), 9300),
+        "urls": [f"http://{_addr(c, h)}:{search_port}" for h in c.search_hosts],
+        "seed_hosts": [_addr(c, h) for h in c.search_hosts],
+        "initial_cluster_managers": list(c.search_hosts),
+        "index_name": s.get("nuxeo_search_index_name", "nuxeo"),
+        "replicas": min(1, max(0, len(c.search_hosts) - 1)),
+    }
+
+    # Kafka
+    n_brokers = len(c.kafka_brokers)
+    rf = min(3, n_brokers) if n_brokers else 0
+    mode = kafka_mode(c)
+    kafka = {
+        "mode": mode, "version": str(s.get("kafka_version")),
+        "brokers": [{"host": b.host, "address": b.address, "node_id": b.node_id, "port": b.port,
+                     "controller_port": b.controller_port} for b in c.kafka_brokers],
+        "bootstrap_servers": ",".join(f"{b.address}:{b.port}" for b in c.kafka_brokers),
+        "controller_quorum_voters": ",".join(
+            f"{b.node_id}@{b.address}:{b.controller_port}" for b in c.kafka_brokers) if mode == "kraft" else "",
+        "cluster_id": _kafka_cluster_id(str(s.get("nx_cluster_name", "nuxeo"))),
+        "replication_factor": rf,
+        "min_insync_replicas": max(1, rf - 1) if rf else 0,
+        "topic_prefix": f"{s.get('nx_cluster_name', 'nuxeo')}-",
+        "zookeeper_connect": ",".join(
+            f"{_addr(c, h)}:{_int(s.get('zookeeper_client_port'), 2181)}" for h in c.zookeeper_hosts),
+        "zookeeper_ids": {h: i + 1 for i, h in enumerate(c.zookeeper_hosts)},
+    }
+
+    # S3
+    s3_mode = str(s.get("s3_mode", "seaweedfs"))
+    if s3_mode == "external":
+        endpoint = str(s.get("s3_endpoint") or "")
+    elif c.s3_hosts:
+        endpoint = f"http://{_addr(c, c.s3_hosts[0])}:{_int(s.get('seaweedfs_s3_port'), 8333)}"
+    else:
+        endpoint = ""
+    s3 = {"mode": s3_mode, "endpoint": endpoint, "bucket": s.get("s3_bucket"), "region": s.get("s3_region"),
+          "hosts": list(c.s3_hosts)}
+
+    lb = {
+        "hosts": list(c.lb_hosts), "public_url": s.get("nx_public_url"), "frontend_port": public_port,
+        "public_host": public.hostname, "scheme": public.scheme,
+        "backends": [{"name": n.jvm_route, "host": n.host, "address": n.address, "port": n.port}
+                     for n in c.nuxeo_nodes if n.role == "front"],
+    }
+
+    version = c.nuxeo_version
+    nuxeo = {
+        "version": str(s.get("nuxeo_version")),
+        "java": java_for(version) if version else "17",
+        "packages": list(s.get("nuxeo_packages") or []),
+        "templates": nuxeo_templates(c),
+        "cluster_enabled": len(c.nuxeo_nodes) > 1,
+        "distribution_url": artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo",
+                                         str(s.get("nuxeo_version"))),
+        "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
+                                         str(s.get("nuxeo_version")), p)
+                         for p in (s.get("nuxeo_packages") or [])},
+    }
+    return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo}
+
+
+def nuxeo_templates(c: Cluster) -> list[str]:
+    tpl = ["default"]
+    if c.database == "mongodb":
+        tpl.append("mongodb")
+    else:
+        tpl.append("postgresql-quartz-cluster" if len(c.nuxeo_nodes) > 1 else "postgresql")
+    # The S3 package adds s3binaries at install; a rendered nuxeo.conf must keep it or the next render drops it.
+    if "amazon-s3-online-storage" in (c.settings.get("nuxeo_packages") or []) or c.derived.get("s3", {}).get(
+            "endpoint"):
+        tpl.append("s3binaries")
+    return tpl
+
+
+def _heap_opts(c: Cluster, node: NuxeoNode) -> str:
+    heap = _int(host_setting(c.view, c.settings, node.host, "nuxeo_heap_mb"), 0)
+    base = ("-Dfile.encoding=UTF-8 -Dmail.mime.decodeparameters=true -Dnet.sf.ehcache.skipUpdateCheck=true "
+            "-Djava.util.Arrays.useLegacyMergeSort=true -Dsun.net.http.retryPost=false")
+    if heap > 0:
+        return f"-Xms{heap}m -Xmx{heap}m {base}"
+    return f"-XX:InitialRAMPercentage=50 -XX:MaxRAMPercentage=50 {base}"
+
+
+def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
+    """Every nuxeo.conf key of one node, in the order written (nuxeo-facts.md 4.6)."""
+    s = c.settings
+    d = c.derived
+
+    def hs(key: str) -> Any:
+        return host_setting(c.view, s, node.host, key)
+
+    items: list[ConfItem] = []
+
+    def put(key: str, value: Any, secret: str | None = None) -> None:
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        items.append(ConfItem(key, str(value), secret))
+
+    put("JAVA_OPTS", _heap_opts(c, node))
+    put("nuxeo.data.dir", hs("nuxeo_data_dir"))
+    put("nuxeo.log.dir", hs("nuxeo_log_dir"))
+    put("nuxeo.pid.dir", hs("nuxeo_pid_dir"))
+    put("nuxeo.tmp.dir", hs("nuxeo_tmp_dir"))
+    put("nuxeo.templates", ",".join(d["nuxeo"]["templates"]))
+    put("nuxeo.url", s.get("nx_public_url"))
+    put("nuxeo.bind.address", "0.0.0.0")
+    put("nuxeo.server.http.port", node.port)
+    put("nuxeo.server.tomcat_admin.port", hs("nuxeo_tomcat_admin_port"))
+    put("nuxeo.cluster.enabled", d["nuxeo"]["cluster_enabled"])
+    put("nuxeo.cluster.nodeid", node.node_id)
+    put("nuxeo.server.jvmRoute", node.jvm_route)
+    put("nuxeo.db.transactiontimeout", hs("nuxeo_transaction_timeout"))
+    put("launcher.start.max.wait", hs("nuxeo_start_max_wait"))
+    put("launcher.stop.max.wait", hs("nuxeo_stop_max_wait"))
+
+    db = d["db"]
+    if c.database == "postgresql":
+        put("nuxeo.db.host", db.get("address", ""))
+        put("nuxeo.db.port", db.get("port", 5432))
+        put("nuxeo.db.name", db.get("name", "nuxeo"))
+        put("nuxeo.db.user", db.get("user", "nuxeo"))
+        put("nuxeo.db.password", SECRET_PLACEHOLDER, "nx_secret_db_password")
+        put("nuxeo.db.max-pool-size", hs("nuxeo_db_max_pool_size"))
+        put("nuxeo.vcs.max-pool-size", hs("nuxeo_vcs_max_pool_size"))
+    else:
+        members = ",".join(db.get("members", []))
+        query = f"?replicaSet={db['replica_set']}" if db.get("replica_set") else ""
+        put("nuxeo.mongodb.server",
+            f"mongodb://{db.get('user', 'nuxeo')}:{SECRET_PLACEHOLDER}@{members}/{db.get('name', 'nuxeo')}{query}",
+            "nx_secret_db_password")
+        put("nuxeo.mongodb.dbname", db.get("name", "nuxeo"))
+
+    search = d["search"]
+    put("elasticsearch.client", "RestClient")
+    put("elasticsearch.addressList", ",".join(search["urls"]))
+    put("elasticsearch.indexName", search["index_name"])
+    put("elasticsearch.indexNumberOfReplicas", search["replicas"])
+    put("audit.elasticsearch.enabled", True)
+
+    kafka = d["kafka"]
+    if kafka["brokers"]:
+        put("kafka.enabled", True)
+        put("kafka.bootstrap.servers", kafka["bootstrap_servers"])
+        put("kafka.topicPrefix", kafka["topic_prefix"])
+        put("nuxeo.stream.work.enabled", True)
+        put("nuxeo.pubsub.provider", "stream")
+
+    s3 = d["s3"]
+    if "s3binaries" in d["nuxeo"]["templates"]:
+        put("nuxeo.s3storage.bucket", s3["bucket"])
+        if s3["endpoint"]:
+            put("nuxeo.s3storage.endpoint", s3["endpoint"])
+            put("nuxeo.s3storage.pathstyleaccess", True)
+        put("nuxeo.aws.region", s3["region"])
+        put("nuxeo.aws.accessKeyId", SECRET_PLACEHOLDER, "nx_secret_s3_access_key")
+        put("nuxeo.aws.secretKey", SECRET_PLACEHOLDER, "nx_secret_s3_secret_key")
+
+    put("nuxeo.jwt.secret", SECRET_PLACEHOLDER, "nx_secret_nuxeo_jwt_secret")
+    put("server.status.key", SECRET_PLACEHOLDER, "nx_secret_nuxeo_status_key")
+
+    # Without worker nodes the front nodes must process work themselves, or nothing ever would.
+    processing = node.role == "worker" or not any(n.role == "worker" for n in c.nuxeo_nodes)
+    put("nuxeo.stream.processing.enabled", processing)
+    put("nuxeo.work.processing.enabled", processing)
+
+    extra = hs("nuxeo_conf_extra") or {}
+    if isinstance(extra, dict):
+        for k, v in extra.items():
+            put(str(k), v)
+    return items

@@ -1,0 +1,65 @@
+"""Inventory-level settings (group_vars/all): their defaults and what each is for.
+
+The model reads defaults from here; `init` writes them, commented, into new inventories.
+Role-level knobs (`haproxy_*`, `nuxeo_*`, ...) live in each role's defaults/main.yml instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# name -> (default, comment). Order is the order written by `init`.
+SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
+    "nx_architecture": ("compact", "Reference architecture: single | compact | distributed."),
+    "nx_cluster_name": ("nuxeo", "A short name for this cluster (letters, digits, dashes)."),
+    "nx_public_url": (
+        "http://nuxeo.example.com/nuxeo",
+        "URL users reach Nuxeo at: the load balancer (or its virtual IP) with the /nuxeo path.",
+    ),
+    "nx_vip": (
+        "",
+        "Virtual IP shared by the two load balancers (distributed architecture; keepalived VRRP).",
+    ),
+    "nx_database": ("postgresql", "Database flavour: postgresql | mongodb (the matching group holds its hosts)."),
+    "nuxeo_version": ("2023.35", "Nuxeo LTS version with its hotfix level (LTS 2021.x or 2023.x)."),
+    "nuxeo_packages": (
+        ["nuxeo-web-ui", "amazon-s3-online-storage"],
+        "Marketplace packages, identical on every Nuxeo node (installed offline from the mirror).",
+    ),
+    "nuxeo_download_base_url": (
+        "",
+        "Where nuxeo-server-<version>-tomcat.zip and package zips are fetched from (your mirror:\n"
+        "Nuxeo LTS distributions need a Nuxeo Online Services account to download).",
+    ),
+    "postgresql_version": (
+        "15",
+        "PostgreSQL major version from the distribution's packages (Debian 12 ships 15).",
+    ),
+    "mongodb_version": ("7.0.14", "MongoDB server version (release archive), when nx_database is mongodb."),
+    "search_distribution": ("opensearch", "Search cluster product: opensearch | elasticsearch."),
+    "search_version": ("1.3.20", "Search cluster version."),
+    "kafka_version": ("3.6.2", "Apache Kafka version (release archive, Scala 2.13 build)."),
+    "kafka_mode": (
+        "auto",
+        "auto | kraft | zookeeper. auto = KRaft from Nuxeo LTS 2023.33 on, ZooKeeper before.",
+    ),
+    "s3_mode": (
+        "seaweedfs",
+        "seaweedfs = self-hosted S3 on the `s3` hosts; external = an existing S3 endpoint (s3_endpoint).",
+    ),
+    "s3_endpoint": ("", "External S3 endpoint URL (only with s3_mode: external)."),
+    "s3_bucket": ("nuxeo-binaries", "Bucket holding Nuxeo's binaries, shared by every node."),
+    "s3_region": ("us-east-1", "S3 region name."),
+    "nx_compat_overrides": (
+        {"postgresql": "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."},
+        "Components knowingly run outside Nuxeo's compatibility matrix, each with the reason.",
+    ),
+}
+
+# Written into new inventories but never assumed: the operator must say these.
+REQUIRED_SETTINGS: frozenset[str] = frozenset({"nx_architecture", "nx_public_url", "nuxeo_download_base_url"})
+SAMPLE_ONLY: dict[str, Any] = {"nuxeo_download_base_url": "https://mirror.example.com/nuxeo"}
+
+DEFAULTS: dict[str, Any] = {
+    k: ("" if k in REQUIRED_SETTINGS else v) for k, (v, _c) in SAMPLE_GROUP_VARS.items()
+}

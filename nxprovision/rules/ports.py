@@ -1,0 +1,58 @@
+"""No two components on one host may listen on the same port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nxprovision.model.cluster import Cluster, host_setting
+from nxprovision.rules.finding import Finding, error
+
+# group -> (label, setting holding the port) for every port its component listens on.
+_PORTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "nuxeo": (("Nuxeo HTTP", "nuxeo_http_port"), ("Tomcat admin", "nuxeo_tomcat_admin_port")),
+    "postgresql": (("PostgreSQL", "postgresql_port"),),
+    "mongodb": (("MongoDB", "mongodb_port"),),
+    "opensearch": (("search HTTP", "opensearch_http_port"), ("search transport", "opensearch_transport_port")),
+    "kafka": (("Kafka", "kafka_port"), ("Kafka controller", "kafka_controller_port")),
+    "zookeeper": (("ZooKeeper client", "zookeeper_client_port"), ("ZooKeeper peer", "zookeeper_peer_port"),
+                  ("ZooKeeper election", "zookeeper_election_port")),
+    "s3": (("SeaweedFS master", "seaweedfs_master_port"), ("SeaweedFS volume", "seaweedfs_volume_port"),
+           ("SeaweedFS filer", "seaweedfs_filer_port"), ("SeaweedFS S3", "seaweedfs_s3_port")),
+    "loadbalancers": (("HAProxy stats", "haproxy_stats_port"),),
+}
+
+
+def check(c: Cluster) -> Iterator[Finding]:
+    lb_port = c.derived.get("lb", {}).get("frontend_port")
+    for name, host in c.hosts.items():
+        used: dict[int, str] = {}
+        groups = set(host.groups)
+        for group, ports in _PORTS.items():
+            if group not in groups:
+                continue
+            if group == "s3" and c.settings.get("s3_mode") == "external":
+                continue
+            if group == "zookeeper" and c.derived["kafka"]["mode"] == "kraft":
+                continue
+            for label, key in ports:
+                try:
+                    port = int(host_setting(c.view, c.settings, name, key))
+                except (TypeError, ValueError):
+                    yield error("ports.invalid", f"host {name}", f"{key} is not a port number",
+                                f"set {key} to a number between 1 and 65535", c.view.source)
+                    continue
+                yield from _claim(used, port, label, key, name, c.view.source)
+        if "loadbalancers" in groups and lb_port:
+            yield from _claim(used, int(lb_port), "HAProxy frontend", "nx_public_url", name, c.view.source)
+
+
+def _claim(used: dict[int, str], port: int, label: str, key: str, host: str, where: str) -> Iterator[Finding]:
+    if not 0 < port < 65536:
+        yield error("ports.invalid", f"host {host}", f"{label} port {port} is out of range",
+                    f"set {key} between 1 and 65535", where)
+    elif port in used:
+        yield error("ports.clash", f"host {host}",
+                    f"{label} and {used[port]} both want port {port}",
+                    f"set {key} (or the other component's port) to a free port on {host}", where)
+    else:
+        used[port] = f"{label} ({key})"

@@ -1,0 +1,140 @@
+"""Broken inventories: each exits 2, one line per problem naming the rule and the fix, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nxprovision.init import _sample_layout
+
+
+def layout(arch: str = "compact", database: str = "postgresql", **changes: list[str]) -> dict[str, Any]:
+    lay = {k: list(v) for k, v in _sample_layout(arch, database).items()}
+    lay.update(changes)
+    return lay
+
+
+# id -> (make_inv kwargs, rule id expected in the output)
+CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "one-front-node": ({"layout": layout(nuxeo_front=["front1"])}, "counts.nuxeo_front"),
+    "two-search-nodes": ({"layout": layout(opensearch=["search1", "search2"])}, "counts.opensearch"),
+    "even-search-nodes": ({"layout": layout(opensearch=["s1", "s2", "s3", "s4"])}, "counts.opensearch_odd"),
+    "one-database-node": ({"layout": layout(postgresql=["db1"])}, "counts.database"),
+    "compact-two-kafka": ({"layout": layout(kafka=["k1", "k2"])}, "counts.kafka"),
+    "distributed-two-kafka": ({"arch": "distributed", "layout": layout("distributed", kafka=["k1", "k2"])},
+                              "counts.kafka"),
+    "duplicate-node-id": ({"hostvars": {"front1": {"nuxeo_cluster_nodeid": "n1"},
+                                        "front2": {"nuxeo_cluster_nodeid": "n1"}}}, "nuxeo.unique_node_id"),
+    "duplicate-jvm-route": ({"hostvars": {"front1": {"nuxeo_jvm_route": "r"}, "worker1": {"nuxeo_jvm_route": "r"}}},
+                            "nuxeo.unique_jvm_route"),
+    "no-s3-package-for-cluster": ({"set": {"nuxeo_packages": ["nuxeo-web-ui"]}}, "nuxeo.shared_binaries"),
+    "no-s3-host-for-cluster": ({"layout": layout(s3=[])}, "nuxeo.shared_binaries"),
+    "unsupported-opensearch": ({"set": {"search_version": "2.11.0"}}, "versions.opensearch"),
+    "unsupported-mongodb": ({"database": "mongodb", "set": {"mongodb_version": "3.6.0"}}, "versions.mongodb"),
+    "kraft-on-old-nuxeo": ({"set": {"nuxeo_version": "2023.20", "kafka_mode": "kraft"}}, "versions.kraft"),
+    "unknown-architecture": ({"set": {"nx_architecture": "galactic"}}, "settings.architecture"),
+    "no-architecture": ({"unset": ["nx_architecture"]}, "settings.architecture"),
+    "missing-secret": ({"drop_secrets": ["nx_secret_db_password", "nx_secret_nuxeo_jwt_secret"]},
+                       "secrets.missing"),
+    "both-database-flavours": ({"layout": layout(mongodb=["m1", "m2", "m3"])}, "database.flavour"),
+    "database-setting-mismatch": ({"set": {"nx_database": "mongodb"}}, "database.flavour"),
+    "empty-inventory": ({"layout": {}}, "inventory.empty"),
+    "worker-also-front": ({"layout": layout(nuxeo_front=["front1", "front2"], nuxeo_worker=["front2"])},
+                          "nuxeo.worker_in_lb"),
+    "port-clash-single": ({"arch": "single", "set": {"seaweedfs_volume_port": 8080}}, "ports.clash"),
+    "url-without-context": ({"set": {"nx_public_url": "http://nuxeo.example.com/"}}, "settings.public_url"),
+    "url-malformed": ({"set": {"nx_public_url": "nuxeo.example.com"}}, "settings.public_url"),
+    "version-not-lts": ({"set": {"nuxeo_version": "latest"}}, "versions.nuxeo"),
+    "version-lts-2019": ({"set": {"nuxeo_version": "2019.10"}}, "versions.nuxeo"),
+    "java-mismatch": ({"set": {"nuxeo_java_version": "11"}}, "versions.java"),
+    "distributed-without-vip": ({"arch": "distributed", "set": {"nx_vip": ""}}, "lb.vip"),
+    "external-s3-without-endpoint": ({"set": {"s3_mode": "external", "s3_endpoint": ""}}, "settings.s3_endpoint"),
+    "distributed-two-etcd": ({"arch": "distributed", "layout": layout("distributed", etcd=["db1", "db2"])},
+                             "counts.etcd"),
+    "single-on-two-hosts": ({"arch": "single", "layout": layout("single", opensearch=["other"])},
+                            "counts.single_host"),
+    "zookeeper-mode-without-ensemble": ({"arch": "distributed", "set": {"kafka_mode": "zookeeper"}},
+                                        "counts.zookeeper"),
+    "no-nuxeo-mirror": ({"set": {"nuxeo_download_base_url": ""}}, "settings.download_url"),
+    "bad-cluster-name": ({"set": {"nx_cluster_name": "My Cluster!"}}, "settings.cluster_name"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_broken_inventory_is_refused(case: str, make_inv, run_cli) -> None:  # noqa: ANN001
+    kwargs, rule = CASES[case]
+    inv = make_inv(**kwargs)
+    code, out, err = run_cli("validate", "-i", str(inv))
+    text = out + err
+    assert code == 2, text
+    assert "Traceback" not in text
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+    assert any(f"[{rule}]" in ln for ln in errors), text
+    for ln in errors:
+        assert "Fix: " in ln and ln.split("Fix: ", 1)[1].strip(), ln
+
+
+def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:  # noqa: ANN001
+    inv = make_inv(layout=layout(nuxeo_front=["front1"], opensearch=["s1", "s2"]),
+                   set={"nx_public_url": "http://x/", "search_version": "9.9"},
+                   drop_secrets=["nx_secret_db_password"])
+    code, out, _ = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    rules = {ln.rsplit("[", 1)[1].split("]")[0] for ln in out.splitlines() if ln.startswith("ERROR")}
+    assert {"counts.nuxeo_front", "counts.opensearch", "settings.public_url", "versions.opensearch",
+            "secrets.missing"} <= rules
+
+
+def test_error_names_the_file_and_line(make_inv, run_cli) -> None:  # noqa: ANN001
+    inv = make_inv(set={"search_version": "2.11.0"})
+    code, out, _ = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    line = next(ln for ln in out.splitlines() if "[versions.opensearch]" in ln)
+    assert "group_vars/all/main.yml:" in line
+
+
+def test_warnings_do_not_fail(make_inv, run_cli) -> None:  # noqa: ANN001
+    lay = layout(kafka=["front1"])
+    code, out, _ = run_cli("validate", "-i", str(make_inv(layout=lay)))
+    assert code == 0, out
+    assert any(ln.startswith("WARNING") and "[placement.kafka_on_nuxeo]" in ln for ln in out.splitlines())
+
+
+@pytest.mark.parametrize("target", ["hosts.yml", "group_vars/all/main.yml"])
+def test_yaml_syntax_error(target: str, make_inv, run_cli) -> None:  # noqa: ANN001
+    inv = make_inv()
+    p = inv / target
+    p.write_text(p.read_text() + "\n  broken: [unclosed\n: : :\n")
+    code, out, err = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert err.startswith("nxprovision: error:")
+    assert target.split("/")[-1] in err
+    assert "fix" in err.lower()
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_inventory_path(run_cli, tmp_path: Path) -> None:  # noqa: ANN001
+    code, _out, err = run_cli("validate", "-i", str(tmp_path / "nope"))
+    assert code == 2 and "no such inventory" in err
+
+
+def test_wrong_vault_password(make_inv, run_cli, tmp_path: Path) -> None:  # noqa: ANN001
+    inv = make_inv()
+    wrong = tmp_path / "wrong-pass"
+    wrong.write_text("not-the-password\n")
+    code, out, err = run_cli("validate", "-i", str(inv), "--vault-password-file", str(wrong))
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert "vault" in err.lower()
+
+
+def test_vaulted_secrets_without_password(make_inv, run_cli) -> None:  # noqa: ANN001
+    inv = make_inv()
+    (inv / ".vault-pass").rename(inv / "elsewhere-pass")
+    code, out, err = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert "vault" in (out + err).lower()
