@@ -15,7 +15,7 @@ from nxprovision.output import dump_json, table
 EXIT_INVALID = 2
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202 - returns (view, cluster, findings)
+def _load(args: argparse.Namespace):
     from nxprovision.inventory import load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.rules import run_rules
@@ -25,7 +25,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - returns (view, cluster, f
     return view, cluster, run_rules(cluster)
 
 
-def _print_findings(findings, out=None) -> None:  # noqa: ANN001
+def _print_findings(findings, out=None) -> None:
     out = out or sys.stdout
     for f in findings:
         out.write(f.line() + "\n")
@@ -41,8 +41,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         _print_findings(findings)
         verdict = "invalid" if errors else "valid"
-        print(f"{args.inventory}: {verdict} ({cluster.architecture or 'no'} architecture, {len(cluster.hosts)} host(s)): "
-              f"{len(errors)} error(s), {len(warnings)} warning(s)")
+        print(f"{args.inventory}: {verdict} ({cluster.architecture or 'no'} architecture, "
+              f"{len(cluster.hosts)} host(s)): {len(errors)} error(s), {len(warnings)} warning(s)")
     return EXIT_INVALID if errors else 0
 
 

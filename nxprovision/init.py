@@ -6,12 +6,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import textwrap
+
 import yaml
 
 from nxprovision import secrets
 from nxprovision.errors import NxError
 from nxprovision.model import architectures
 from nxprovision.model.defaults import SAMPLE_GROUP_VARS, SAMPLE_ONLY
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Indents list items under their key, as yamllint's default expects."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
 
 # Order of groups in a written hosts.yml; nuxeo_front/nuxeo_worker are written under `nuxeo`.
 _TOP_GROUPS = ("loadbalancers", "nuxeo", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "s3", "etcd")
@@ -70,7 +79,12 @@ def render_hosts_yaml(
         names = layout.get(group, ())
         children[group] = {"hosts": hosts_block(names)} if names else {}
     text = yaml.safe_dump({"all": {"children": children}}, default_flow_style=False, sort_keys=False)
-    return text.replace(": null\n", ":\n").replace(" {}\n", "\n")
+    header = (
+        "# Hosts of this Nuxeo cluster, one group per component (nxprovision validate checks the counts).\n"
+        "# nuxeo_front nodes serve users through the load balancers; nuxeo_worker nodes run async work only.\n"
+        "# Give each host `ansible_host: <address>` when its name does not resolve.\n"
+    )
+    return header + text.replace(": null\n", ":\n").replace(" {}\n", "\n")
 
 
 def render_group_vars(arch: str, database: str, overrides: dict[str, Any] | None = None) -> str:
@@ -88,7 +102,7 @@ def render_group_vars(arch: str, database: str, overrides: dict[str, Any] | None
         values.update(overrides)
     lines = [
         f"# nxprovision inventory settings for the `{arch}` architecture.",
-        f"# {architectures.get(arch).summary}",
+        *(f"# {ln}" for ln in textwrap.wrap(architectures.get(arch).summary, 100)),
         "# Secrets are not here: they live in secrets.yml beside this file, vault-encrypted.",
         "",
     ]
@@ -97,7 +111,8 @@ def render_group_vars(arch: str, database: str, overrides: dict[str, Any] | None
         if comment:
             for c in comment.split("\n"):
                 lines.append(f"# {c}")
-        dumped = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=False).rstrip("\n")
+        dumped = yaml.dump({key: value}, Dumper=_IndentedDumper, default_flow_style=False,
+                           sort_keys=False).rstrip("\n")
         lines.append(dumped)
         lines.append("")
     return "\n".join(lines)

@@ -192,7 +192,7 @@ def _precheck_yaml(inv_path: Path) -> None:
     """Name the file, line and column of a YAML syntax error (Ansible buries it in warnings)."""
     files = [inv_path] if inv_path.is_file() else [
         p for p in sorted(inv_path.rglob("*"))
-        if p.is_file() and (p.suffix in (".yml", ".yaml") or p.parent == inv_path and p.suffix == "")
+        if p.is_file() and (p.suffix in (".yml", ".yaml") or (p.parent == inv_path and p.suffix == ""))
         and not p.name.startswith(".")
     ]
     for f in files:
@@ -206,7 +206,7 @@ def _precheck_yaml(inv_path: Path) -> None:
         if raw.lstrip().startswith(b"$ANSIBLE_VAULT;"):
             continue
         try:
-            yaml.load(raw, Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+            yaml.load(raw, Loader=_TolerantLoader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f"{_display_path(str(f))}:{mark.line + 1}:{mark.column + 1}" if mark else _display_path(str(f))

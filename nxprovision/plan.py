@@ -59,20 +59,33 @@ def _environment() -> jinja2.Environment:
     )
 
 
+class Renderer:
+    """Renders role templates for many hosts with one environment and one copy of the `nx` fact."""
+
+    def __init__(self, cluster: Cluster, reveal: bool = False) -> None:
+        self.cluster = cluster
+        self.reveal = reveal
+        self.env = _environment()
+        self.facts = cluster.to_facts()
+        self.secrets = [str(cluster.settings.get(n) or "") for n in SECRET_NAMES]
+        self.secrets = [s for s in self.secrets if len(s) >= 6]
+
+    def render(self, host: str, role: str, template: str) -> str:
+        values: dict[str, Any] = dict(self.cluster.settings)
+        values.update(self.cluster.hosts[host].vars if host in self.cluster.hosts else {})
+        values["nx"] = self.facts
+        values["inventory_hostname"] = host
+        values["lookup"] = _lookup_factory(values, self.reveal)
+        text = self.env.get_template(f"{role}/templates/{template}").render(values)
+        if not self.reveal:
+            for secret in self.secrets:
+                if secret in text:
+                    text = text.replace(secret, MASK)
+        return text
+
+
 def render_file(cluster: Cluster, host: str, role: str, template: str, reveal: bool = False) -> str:
-    env = _environment()
-    values: dict[str, Any] = dict(cluster.settings)
-    values.update(cluster.hosts[host].vars if host in cluster.hosts else {})
-    values["nx"] = cluster.to_facts()
-    values["inventory_hostname"] = host
-    values["lookup"] = _lookup_factory(values, reveal)
-    text = env.get_template(f"{role}/templates/{template}").render(values)
-    if not reveal:
-        for name in SECRET_NAMES:
-            secret = str(cluster.settings.get(name) or "")
-            if len(secret) >= 6:
-                text = text.replace(secret, MASK)
-    return text
+    return Renderer(cluster, reveal).render(host, role, template)
 
 
 def site_plays() -> list[dict[str, Any]]:
@@ -114,6 +127,7 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
     }
     plan = Plan(topology=topology, endpoints=endpoints, lb_backends=list(d["lb"]["backends"]),
                 plays=site_plays())
+    renderer = Renderer(cluster, reveal)
     for role, template, group in RENDERED_FILES:
         if not (project_root() / "roles" / role / "templates" / template).exists():
             continue
@@ -121,7 +135,7 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
         for host in cluster.view.groups.get(group, []):
             if group == "nuxeo" and cluster.node(host) is None:
                 continue
-            plan.files.setdefault(host, {})[target] = render_file(cluster, host, role, template, reveal)
+            plan.files.setdefault(host, {})[target] = renderer.render(host, role, template)
     return plan
 
 

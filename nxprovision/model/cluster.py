@@ -15,8 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
-from nxprovision.model import architectures
-from nxprovision.model.artifacts import VENDOR_BASE_URLS, artifact_url
+from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_root_dir, artifact_url
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
@@ -155,14 +154,49 @@ def _int(value: Any, default: int) -> int:
 # --------------------------------------------------------------------------- build
 
 
+# Settings whose type the model relies on; a wrong type is reported and the default used instead.
+_LIST_SETTINGS = ("nuxeo_packages",)
+_DICT_SETTINGS = ("nx_compat_overrides", "nuxeo_conf_extra", "nx_lab")
+_SCALAR_SETTINGS = ("nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version",
+                    "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode",
+                    "s3_endpoint", "s3_bucket", "s3_region", "postgresql_version", "mongodb_version", "nx_vip",
+                    "nuxeo_download_base_url")
+
+
+def _type_problems(settings: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for key in _LIST_SETTINGS:
+        v = settings.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(i, str) for i in v)):
+            problems.append((key, "a list of names"))
+            settings[key] = defaults.get(key, [])
+    for key in _DICT_SETTINGS:
+        v = settings.get(key)
+        if v is not None and not isinstance(v, dict):
+            problems.append((key, "a mapping"))
+            settings[key] = defaults.get(key, {})
+    for key in _SCALAR_SETTINGS:
+        v = settings.get(key)
+        if isinstance(v, dict | list):
+            problems.append((key, "a single value"))
+            settings[key] = defaults.get(key, "")
+        elif v is None:
+            settings[key] = defaults.get(key, "")
+        elif not isinstance(v, str):
+            settings[key] = str(v).lower() if isinstance(v, bool) else str(v)
+    return problems
+
+
 def cluster_settings(view: InventoryView) -> dict[str, Any]:
     """Effective cluster-wide settings: role defaults < nxprovision defaults < inventory (first host)."""
     settings: dict[str, Any] = dict(role_defaults())
     settings.update(DEFAULTS)
+    defaults = dict(settings)
     hosts = view.groups.get("all") or list(view.hostvars)
     if hosts:
         first = view.hostvars.get(hosts[0], {})
         settings.update(first)
+    settings["_type_problems"] = _type_problems(settings, defaults)
     for product, base in VENDOR_BASE_URLS.items():
         settings.setdefault(f"{product}_download_base_url", base)
         if not settings.get(f"{product}_download_base_url"):
@@ -256,6 +290,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
             max_connections=len(c.nuxeo_nodes)
             * (_int(s.get("nuxeo_db_max_pool_size"), 100) + _int(s.get("nuxeo_vcs_max_pool_size"), 20))
             + _int(s.get("postgresql_max_connections_reserve"), 20),
+            tuning_tiers=PG_TUNING_TIERS,
         )
     elif c.database == "mongodb" and c.db_hosts:
         port = _int(s.get("mongodb_port"), 27017)
@@ -263,7 +298,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
         rs = str(s.get("mongodb_replica_set", "rs0")) if len(c.db_hosts) > 1 else ""
         db.update(hosts=list(c.db_hosts), primary=c.db_hosts[0], replicas=c.db_hosts[1:], port=port,
                   members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
-                  user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")))
+                  user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
+                  archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
+                                           str(s.get("mongodb_version"))),
+                  archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))))
 
     # Search
     search_port = _int(s.get("opensearch_http_port"), 9200)
@@ -276,6 +314,11 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "initial_cluster_managers": list(c.search_hosts),
         "index_name": s.get("nuxeo_search_index_name", "nuxeo"),
         "replicas": min(1, max(0, len(c.search_hosts) - 1)),
+        "cluster_name": f"{s.get('nx_cluster_name', 'nuxeo')}-search",
+        "archive_url": _search_archive(s, "url"),
+        "archive_dir": _search_archive(s, "dir"),
+        # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
+        "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
     }
 
     # Kafka
@@ -296,6 +339,11 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "zookeeper_connect": ",".join(
             f"{_addr(c, h)}:{_int(s.get('zookeeper_client_port'), 2181)}" for h in c.zookeeper_hosts),
         "zookeeper_ids": {h: i + 1 for i, h in enumerate(c.zookeeper_hosts)},
+        "zookeeper_servers": [{"id": i + 1, "host": h, "address": _addr(c, h)}
+                              for i, h in enumerate(c.zookeeper_hosts)],
+        "archive_url": artifact_url(str(s.get("kafka_download_base_url") or ""), "kafka",
+                                    str(s.get("kafka_version"))),
+        "archive_dir": archive_root_dir("kafka", str(s.get("kafka_version"))),
     }
 
     # S3
@@ -307,7 +355,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
     else:
         endpoint = ""
     s3 = {"mode": s3_mode, "endpoint": endpoint, "bucket": s.get("s3_bucket"), "region": s.get("s3_region"),
-          "hosts": list(c.s3_hosts)}
+          "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
+          "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
+                                      str(s.get("seaweedfs_version") or "")),
+          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts]}
 
     lb = {
         "hosts": list(c.lb_hosts), "public_url": s.get("nx_public_url"), "frontend_port": public_port,
@@ -328,8 +379,35 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
                                          str(s.get("nuxeo_version")), p)
                          for p in (s.get("nuxeo_packages") or [])},
+        "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
+        "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo}
+
+
+# PostgreSQL tuning by host RAM (nuxeo-facts.md 2.3, Nuxeo's table for 4/8/16/32 GB). The role picks the
+# last tier whose ram_mb the host reaches; the first tier (under 4 GB, lab and trial hosts) is [ours].
+# max_connections is not here: it is sized on the cluster's pools (db.max_connections).
+PG_TUNING_TIERS: list[dict[str, Any]] = [
+    {"ram_mb": 0, "shared_buffers": "256MB", "effective_cache_size": "768MB", "work_mem": "8MB",
+     "maintenance_work_mem": "128MB"},
+    {"ram_mb": 3584, "shared_buffers": "1GB", "effective_cache_size": "1536MB", "work_mem": "12MB",
+     "maintenance_work_mem": "512MB"},
+    {"ram_mb": 7168, "shared_buffers": "2GB", "effective_cache_size": "4GB", "work_mem": "12MB",
+     "maintenance_work_mem": "1GB"},
+    {"ram_mb": 14336, "shared_buffers": "4GB", "effective_cache_size": "8GB", "work_mem": "16MB",
+     "maintenance_work_mem": "1GB"},
+    {"ram_mb": 28672, "shared_buffers": "8GB", "effective_cache_size": "16GB", "work_mem": "20MB",
+     "maintenance_work_mem": "1GB"},
+]
+
+
+def _search_archive(s: dict[str, Any], what: str) -> str:
+    product = "elasticsearch" if s.get("search_distribution") == "elasticsearch" else "opensearch"
+    version = str(s.get("search_version"))
+    if what == "dir":
+        return archive_root_dir(product, version)
+    return artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
 
 
 def nuxeo_templates(c: Cluster) -> list[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from nxprovision.model.cluster import Cluster
-from nxprovision.rules.finding import Finding
 from nxprovision.rules import counts, placement, ports, secrets_present, settings, topology, versions
+from nxprovision.rules.finding import Finding
 
 RuleFn = Callable[[Cluster], Iterable[Finding]]
 

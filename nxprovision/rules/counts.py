@@ -73,12 +73,11 @@ def check(c: Cluster) -> Iterator[Finding]:
                         "use 3 or 5 ZooKeeper hosts", of_group(c, "zookeeper"))
 
     n_etcd = len(c.etcd_hosts)
-    if arch.name == "distributed" and c.database == "postgresql":
-        if n_etcd < 3 or n_etcd % 2 == 0:
-            yield error("counts.etcd", "group etcd",
-                        f"has {n_etcd} host(s); PostgreSQL HA (Patroni) in the distributed architecture needs an "
-                        "odd number of etcd members, at least 3",
-                        "put 3 hosts in group etcd (they may be the database hosts)", of_group(c, "etcd"))
+    if arch.name == "distributed" and c.database == "postgresql" and (n_etcd < 3 or n_etcd % 2 == 0):
+        yield error("counts.etcd", "group etcd",
+                    f"has {n_etcd} host(s); PostgreSQL HA (Patroni) in the distributed architecture needs an "
+                    "odd number of etcd members, at least 3",
+                    "put 3 hosts in group etcd (they may be the database hosts)", of_group(c, "etcd"))
     if arch.name == "single":
         distinct = {h for g, hs in c.view.groups.items() if g not in ("all", "ungrouped") for h in hs}
         if len(distinct) > 1:

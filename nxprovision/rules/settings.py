@@ -22,6 +22,9 @@ def check(c: Cluster) -> Iterator[Finding]:
                     "list hosts in the groups loadbalancers, nuxeo_front, postgresql|mongodb, opensearch, kafka, "
                     "s3 (see `nxprovision init --architecture compact DIR` for a sample)", c.view.source)
         return
+    for key, expected in c.settings.get("_type_problems", []):
+        yield error("settings.type", f"setting {key}", f"must be {expected}",
+                    f"write {key} as {expected} (see the samples in inventories/)", of_setting(c, key))
     arch = c.settings.get("nx_architecture")
     if arch in (None, ""):
         yield error("settings.architecture", "setting nx_architecture", "is not set",

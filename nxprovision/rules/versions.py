@@ -67,7 +67,7 @@ def check(c: Cluster) -> Iterator[Finding]:
         if not matches(kv, m.kafka):
             yield from _outside(c, "kafka", "kafka_version", kv, m.kafka, v.lts)
         mode = kafka_mode(c)
-        if mode == "kraft" and m.kraft_from_hotfix is None or (
+        if (mode == "kraft" and m.kraft_from_hotfix is None) or (
                 mode == "kraft" and m.kraft_from_hotfix is not None and v.hotfix < m.kraft_from_hotfix):
             since = f"LTS {v.lts}.{m.kraft_from_hotfix}" if m.kraft_from_hotfix else "LTS 2023.33"
             yield error("versions.kraft", "setting kafka_mode",

@@ -63,7 +63,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_broken_inventory_is_refused(case: str, make_inv, run_cli) -> None:  # noqa: ANN001
+def test_broken_inventory_is_refused(case: str, make_inv, run_cli) -> None:
     kwargs, rule = CASES[case]
     inv = make_inv(**kwargs)
     code, out, err = run_cli("validate", "-i", str(inv))
@@ -76,7 +76,7 @@ def test_broken_inventory_is_refused(case: str, make_inv, run_cli) -> None:  # n
         assert "Fix: " in ln and ln.split("Fix: ", 1)[1].strip(), ln
 
 
-def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:  # noqa: ANN001
+def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:
     inv = make_inv(layout=layout(nuxeo_front=["front1"], opensearch=["s1", "s2"]),
                    set={"nx_public_url": "http://x/", "search_version": "9.9"},
                    drop_secrets=["nx_secret_db_password"])
@@ -87,7 +87,7 @@ def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:  # noqa: 
             "secrets.missing"} <= rules
 
 
-def test_error_names_the_file_and_line(make_inv, run_cli) -> None:  # noqa: ANN001
+def test_error_names_the_file_and_line(make_inv, run_cli) -> None:
     inv = make_inv(set={"search_version": "2.11.0"})
     code, out, _ = run_cli("validate", "-i", str(inv))
     assert code == 2
@@ -95,7 +95,7 @@ def test_error_names_the_file_and_line(make_inv, run_cli) -> None:  # noqa: ANN0
     assert "group_vars/all/main.yml:" in line
 
 
-def test_warnings_do_not_fail(make_inv, run_cli) -> None:  # noqa: ANN001
+def test_warnings_do_not_fail(make_inv, run_cli) -> None:
     lay = layout(kafka=["front1"])
     code, out, _ = run_cli("validate", "-i", str(make_inv(layout=lay)))
     assert code == 0, out
@@ -103,7 +103,7 @@ def test_warnings_do_not_fail(make_inv, run_cli) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("target", ["hosts.yml", "group_vars/all/main.yml"])
-def test_yaml_syntax_error(target: str, make_inv, run_cli) -> None:  # noqa: ANN001
+def test_yaml_syntax_error(target: str, make_inv, run_cli) -> None:
     inv = make_inv()
     p = inv / target
     p.write_text(p.read_text() + "\n  broken: [unclosed\n: : :\n")
@@ -116,12 +116,12 @@ def test_yaml_syntax_error(target: str, make_inv, run_cli) -> None:  # noqa: ANN
     assert len(err.strip().splitlines()) == 1
 
 
-def test_missing_inventory_path(run_cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_missing_inventory_path(run_cli, tmp_path: Path) -> None:
     code, _out, err = run_cli("validate", "-i", str(tmp_path / "nope"))
     assert code == 2 and "no such inventory" in err
 
 
-def test_wrong_vault_password(make_inv, run_cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_wrong_vault_password(make_inv, run_cli, tmp_path: Path) -> None:
     inv = make_inv()
     wrong = tmp_path / "wrong-pass"
     wrong.write_text("not-the-password\n")
@@ -131,7 +131,7 @@ def test_wrong_vault_password(make_inv, run_cli, tmp_path: Path) -> None:  # noq
     assert "vault" in err.lower()
 
 
-def test_vaulted_secrets_without_password(make_inv, run_cli) -> None:  # noqa: ANN001
+def test_vaulted_secrets_without_password(make_inv, run_cli) -> None:
     inv = make_inv()
     (inv / ".vault-pass").rename(inv / "elsewhere-pass")
     code, out, err = run_cli("validate", "-i", str(inv))

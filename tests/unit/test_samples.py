@@ -15,7 +15,7 @@ def test_there_is_a_sample_per_architecture() -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
-def test_sample_validates(sample: Path, run_cli) -> None:  # noqa: ANN001
+def test_sample_validates(sample: Path, run_cli) -> None:
     code, out, err = run_cli("validate", "-i", str(sample))
     assert code == 0, out + err
     assert "ERROR" not in out
@@ -23,7 +23,7 @@ def test_sample_validates(sample: Path, run_cli) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
-def test_sample_plans(sample: Path, run_cli) -> None:  # noqa: ANN001
+def test_sample_plans(sample: Path, run_cli) -> None:
     code, out, err = run_cli("plan", "-i", str(sample))
     assert code == 0, err
     assert "Topology" in out and "nuxeo.conf" in out

@@ -1,0 +1,132 @@
+"""`plan` renders each node's nuxeo.conf with the keys nuxeo-facts.md prescribes, secrets masked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nxprovision.inventory import load_inventory
+from nxprovision.model.cluster import build_cluster
+from nxprovision.plan import MASK, make_plan, parse_properties
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def conf_of(inv: Path, host: str) -> dict[str, str]:
+    plan = make_plan(build_cluster(load_inventory(inv)))
+    return parse_properties(plan.files[host]["/etc/nuxeo/nuxeo.conf"])
+
+
+def test_compact_front_and_worker_conf() -> None:
+    inv = ROOT / "inventories" / "compact"
+    front, worker = conf_of(inv, "front1"), conf_of(inv, "worker1")
+    # cluster identity (nuxeo-facts 2.2, 4.3)
+    assert front["nuxeo.cluster.enabled"] == "true"
+    assert front["nuxeo.cluster.nodeid"] == "front1" and worker["nuxeo.cluster.nodeid"] == "worker1"
+    assert front["nuxeo.server.jvmRoute"] == "front1"
+    # database: PostgreSQL with the quartz-cluster template on a multi-node cluster (2.3)
+    assert front["nuxeo.templates"].split(",") == ["default", "postgresql-quartz-cluster", "s3binaries"]
+    assert front["nuxeo.db.host"] == "db1" and front["nuxeo.db.port"] == "5432"
+    assert front["nuxeo.db.name"] == "nuxeo" and front["nuxeo.db.user"] == "nuxeo"
+    assert front["nuxeo.db.password"] == MASK
+    # search (2.4): every search node, one replica with 3 nodes
+    assert front["elasticsearch.addressList"] == "http://search1:9200,http://search2:9200,http://search3:9200"
+    assert front["elasticsearch.indexName"] == "nuxeo"
+    assert front["elasticsearch.indexNumberOfReplicas"] == "1"
+    assert front["elasticsearch.client"] == "RestClient"
+    # Kafka (2.5)
+    assert front["kafka.enabled"] == "true" and front["kafka.bootstrap.servers"] == "kafka1:9092"
+    assert front["nuxeo.stream.work.enabled"] == "true" and front["nuxeo.pubsub.provider"] == "stream"
+    assert front["kafka.topicPrefix"] == "nuxeo-"
+    # S3 (2.6)
+    assert front["nuxeo.s3storage.bucket"] == "nuxeo-binaries"
+    assert front["nuxeo.s3storage.endpoint"] == "http://s3-1:8333"
+    assert front["nuxeo.s3storage.pathstyleaccess"] == "true"
+    assert front["nuxeo.aws.accessKeyId"] == MASK and front["nuxeo.aws.secretKey"] == MASK
+    # identical cluster-wide secret, masked (4.3)
+    assert front["nuxeo.jwt.secret"] == MASK == worker["nuxeo.jwt.secret"]
+    # front/worker split (2.8)
+    assert front["nuxeo.work.processing.enabled"] == "false" and front["nuxeo.stream.processing.enabled"] == "false"
+    assert worker["nuxeo.work.processing.enabled"] == "true" and worker["nuxeo.stream.processing.enabled"] == "true"
+    # per-node, never shared dirs; the public URL
+    assert front["nuxeo.tmp.dir"] == "/var/lib/nuxeo/tmp"
+    assert front["nuxeo.url"] == "http://nuxeo.example.com/nuxeo"
+    # everything identical except identity and processing flags
+    differing = {k for k in front if front[k] != worker.get(k)}
+    assert differing == {"nuxeo.cluster.nodeid", "nuxeo.server.jvmRoute", "nuxeo.work.processing.enabled",
+                         "nuxeo.stream.processing.enabled"}
+
+
+def test_single_conf_processes_work_and_is_not_clustered() -> None:
+    conf = conf_of(ROOT / "inventories" / "single", "nuxeo1")
+    assert conf["nuxeo.cluster.enabled"] == "false"
+    assert conf["nuxeo.templates"].split(",") == ["default", "postgresql", "s3binaries"]
+    assert conf["elasticsearch.indexNumberOfReplicas"] == "0"  # a one-node search cluster
+    assert conf["nuxeo.work.processing.enabled"] == "true"  # no worker nodes: the only node processes
+
+
+def test_mongodb_conf() -> None:
+    conf = conf_of(ROOT / "inventories" / "compact-mongodb", "front2")
+    assert conf["nuxeo.templates"].split(",") == ["default", "mongodb", "s3binaries"]
+    assert conf["nuxeo.mongodb.server"] == (
+        f"mongodb://nuxeo:{MASK}@mongo1:27017,mongo2:27017,mongo3:27017/nuxeo?replicaSet=rs0")
+    assert conf["nuxeo.mongodb.dbname"] == "nuxeo"
+    assert "nuxeo.db.host" not in conf
+
+
+def test_distributed_kafka_quorum_and_lb() -> None:
+    cluster = build_cluster(load_inventory(ROOT / "inventories" / "distributed"))
+    k = cluster.derived["kafka"]
+    assert k["mode"] == "kraft"
+    assert k["replication_factor"] == 3 and k["min_insync_replicas"] == 2
+    assert k["controller_quorum_voters"] == "1@kafka1:9093,2@kafka2:9093,3@kafka3:9093"
+    assert [b["name"] for b in cluster.derived["lb"]["backends"]] == ["front1", "front2"]  # no worker
+    assert conf_of(ROOT / "inventories" / "distributed", "front1")["kafka.bootstrap.servers"] == (
+        "kafka1:9092,kafka2:9092,kafka3:9092")
+
+
+def test_haproxy_cfg_lists_front_nodes_only_and_masks_stats_password() -> None:
+    plan = make_plan(build_cluster(load_inventory(ROOT / "inventories" / "compact")))
+    cfg = plan.files["lb1"]["/etc/haproxy/haproxy.cfg"]
+    assert "server front1 front1:8080 check" in cfg and "server front2 front2:8080 check" in cfg
+    assert "worker1" not in cfg
+    assert "runningstatus?info=reload" in cfg
+    assert f"stats auth admin:{MASK}" in cfg
+
+
+def test_plan_never_prints_a_secret(run_cli) -> None:
+    inv = ROOT / "inventories" / "compact"
+    cluster = build_cluster(load_inventory(inv))
+    secrets = [v for k, v in cluster.settings.items() if k.startswith("nx_secret_")]
+    assert len(secrets) >= 8
+    for args in (["plan", "-i", str(inv), "--files"], ["plan", "-i", str(inv), "--json"]):
+        code, out, err = run_cli(*args)
+        assert code == 0
+        for s in secrets:
+            assert s not in out + err
+
+
+def test_plan_json_is_machine_readable(run_cli) -> None:
+    code, out, _ = run_cli("plan", "-i", str(ROOT / "inventories" / "compact"), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {t["host"] for t in data["topology"]} >= {"lb1", "front1", "front2", "worker1"}
+    assert data["endpoints"]["kafka"]["bootstrap_servers"] == "kafka1:9092"
+    assert "/etc/nuxeo/nuxeo.conf" in data["files"]["worker1"]
+
+
+def test_plan_refuses_invalid_inventory(make_inv, run_cli) -> None:
+    code, _out, err = run_cli("plan", "-i", str(make_inv(set={"nx_architecture": "nope"})))
+    assert code == 2 and "invalid, no plan" in err
+
+
+@pytest.mark.parametrize("arch", ["single", "compact", "distributed"])
+def test_conf_extra_keys_and_secret_values_are_masked(arch: str, make_inv) -> None:
+    inv = make_inv(arch, set={"nuxeo_conf_extra": {"my.key": "v1", "my.copy": "{{ nx_secret_db_password }}"}})
+    cluster = build_cluster(load_inventory(inv))
+    host = cluster.nuxeo_nodes[0].host
+    conf = parse_properties(make_plan(cluster).files[host]["/etc/nuxeo/nuxeo.conf"])
+    assert conf["my.key"] == "v1"
+    assert conf["my.copy"] == MASK
