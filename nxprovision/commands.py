@@ -1,0 +1,72 @@
+"""Verbs that run playbooks: deploy (and, as they land, the day-2 operations)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nxprovision.errors import NxError
+from nxprovision.runner import format_recap, run_playbook
+from nxprovision.secrets import SECRET_NAMES
+
+
+def _validated(args: argparse.Namespace):
+    from nxprovision.inventory import find_vault_password_file, load_inventory
+    from nxprovision.model.cluster import build_cluster
+    from nxprovision.rules import run_rules
+
+    inv = Path(args.inventory)
+    view = load_inventory(inv, args.vault_password_file)
+    cluster = build_cluster(view)
+    findings = run_rules(cluster)
+    for f in findings:
+        (sys.stderr if f.severity == "error" else sys.stdout).write(f.line() + "\n")
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
+                      "fix the lines above and run again")
+    secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
+    return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
+
+
+def report(result, out=sys.stdout) -> int:
+    if result.recap:
+        out.write(format_recap(result.recap) + "\n")
+    if result.rc != 0:
+        seen = set()
+        for f in result.failures:
+            if (f.host, f.task) in seen:
+                continue
+            seen.add((f.host, f.task))
+            what = "unreachable" if f.unreachable else "failed"
+            role = f"{f.role} : " if f.role else ""
+            first = f.message.splitlines()[0] if f.message else ''
+            out.write(f"nxprovision: {f.host} {what} at task '{role}{f.task}': {first}\n")
+        out.write(f"nxprovision: run failed (rc={result.rc}); records in {result.run_dir}\n")
+        return 1
+    out.write(f"nxprovision: run ok, {result.changed_total} change(s); records in {result.run_dir}\n")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    _cluster, vpf, secrets = _validated(args)
+    result = run_playbook(
+        "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
+        limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
+        verbosity=args.verbose,
+    )
+    return report(result)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
+    d.add_argument("-i", "--inventory", required=True)
+    d.add_argument("--vault-password-file")
+    d.add_argument("--limit", help="Ansible host pattern")
+    d.add_argument("--tags")
+    d.add_argument("--skip-tags")
+    d.add_argument("--check", action="store_true", help="dry run (Ansible check mode)")
+    d.add_argument("--diff", action="store_true", help="show file differences")
+    d.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
+    d.set_defaults(func=cmd_deploy)

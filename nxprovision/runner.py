@@ -1,0 +1,231 @@
+"""Run playbooks through ansible-runner: one private data dir per run, events to a display, a recap.
+
+The playbooks hold the procedure; this module only starts them, watches their events, masks secrets in
+whatever it prints, and says which host and task failed and where the run's records are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from nxprovision.errors import NxError
+from nxprovision.model.roledefaults import project_root
+
+RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("failures", "failed"),
+              ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
+KEEP_RUNS = 30
+
+
+def runs_dir() -> Path:
+    env = os.environ.get("NXPROVISION_RUNS_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/nxprovision/runs")
+    return Path.home() / ".local" / "state" / "nxprovision" / "runs"
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    role: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class RunResult:
+    rc: int
+    status: str
+    run_dir: Path
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def changed_total(self) -> int:
+        return sum(r.get("changed", 0) for r in self.recap.values())
+
+
+class Masker:
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            if s in text:
+                text = text.replace(s, "********")
+        return text
+
+
+class PlainDisplay:
+    """One line per play, per task start, and per changed/failed/unreachable result."""
+
+    def __init__(self, out: TextIO, mask: Masker, json_lines: bool = False) -> None:
+        self.out, self.mask, self.json_lines = out, mask, json_lines
+
+    def write(self, line: str) -> None:
+        self.out.write(self.mask(line) + "\n")
+        self.out.flush()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data", {}) or {}
+        if self.json_lines:
+            slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
+                    "role": data.get("role"), "changed": (data.get("res") or {}).get("changed")}
+            self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
+            return
+        if kind == "playbook_on_play_start":
+            self.write(f"PLAY {data.get('play', '')}")
+        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
+        elif kind == "runner_on_unreachable":
+            self.write(f"  UNREACHABLE {data.get('host')}  {_task_label(data)}: {_message(data)}")
+
+
+def _task_label(data: dict[str, Any]) -> str:
+    role = data.get("role")
+    task = data.get("task", "")
+    return f"{role} : {task}" if role else task
+
+
+def _message(data: dict[str, Any]) -> str:
+    res = data.get("res") or {}
+    msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if not msg and res.get("results"):
+        msgs = [r.get("msg", "") for r in res["results"] if isinstance(r, dict) and r.get("failed")]
+        msg = "; ".join(m for m in msgs if m)
+    if res.get("censored"):
+        msg = msg or "output hidden (no_log); see the service logs on the host"
+    text = str(msg).strip()
+    return text if len(text) < 2000 else text[:2000] + "..."
+
+
+def format_recap(recap: dict[str, dict[str, int]]) -> str:
+    lines = ["PLAY RECAP " + "*" * 69]
+    width = max((len(h) for h in recap), default=10)
+    for host in sorted(recap):
+        r = recap[host]
+        counts = "  ".join(f"{label}={r.get(label, 0)}" for _k, label in RECAP_KEYS)
+        lines.append(f"{host.ljust(width)} : {counts}")
+    return "\n".join(lines)
+
+
+def _rotate(base: Path, keep: int = KEEP_RUNS) -> None:
+    runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    *,
+    verb: str,
+    vault_password_file: Path | None,
+    secrets: list[str],
+    limit: str | None = None,
+    tags: str | None = None,
+    skip_tags: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extravars: dict[str, Any] | None = None,
+    verbosity: int = 0,
+    display: Callable[[dict[str, Any]], None] | None = None,
+    out: TextIO | None = None,
+) -> RunResult:
+    import sys
+
+    import ansible_runner
+
+    out = out or sys.stdout
+    mask = Masker(secrets)
+    # ansible-playbook lives beside this interpreter (a venv that may not be activated).
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    base = runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = base / f"{stamp}-{verb}-{os.getpid()}"
+    run_dir.mkdir(parents=True)
+    _rotate(base)
+    root = project_root()
+    pb = root / "playbooks" / playbook
+    if not pb.exists():
+        raise NxError(f"playbook {pb} not found", "run nxprovision from its checkout or set NXPROVISION_HOME")
+    cmdline = []
+    if vault_password_file:
+        cmdline += ["--vault-password-file", str(vault_password_file)]
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if skip_tags:
+        cmdline += ["--skip-tags", skip_tags]
+    (run_dir / "command.json").write_text(json.dumps({
+        "verb": verb, "playbook": str(pb), "inventory": str(inventory), "limit": limit, "tags": tags,
+        "skip_tags": skip_tags, "check": check, "diff": diff, "extravars": extravars or {},
+    }, indent=2))
+    show = display or PlainDisplay(out, mask)
+    recap: dict[str, dict[str, int]] = {}
+    failures: list[Failure] = []
+
+    def on_event(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data", {}) or {}
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            failures.append(Failure(str(data.get("host")), str(data.get("task", "")), str(data.get("role") or ""),
+                                    mask(_message(data)), kind == "runner_on_unreachable"))
+        if kind == "playbook_on_stats":
+            hosts = set()
+            for key, _label in RECAP_KEYS:
+                hosts |= set((data.get(key) or {}).keys())
+            for h in hosts:
+                recap[h] = {label: int((data.get(key) or {}).get(h, 0)) for key, label in RECAP_KEYS}
+        show(event)
+        return True
+
+    envvars = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "NXPROVISION_HOME": str(root),
+    }
+    r = ansible_runner.run(
+        private_data_dir=str(run_dir),
+        project_dir=str(root),
+        playbook=str(pb),
+        inventory=str(inventory.resolve()),
+        cmdline=" ".join(cmdline) if cmdline else None,
+        limit=limit,
+        tags=tags,
+        extravars=extravars or {},
+        envvars=envvars,
+        verbosity=verbosity or None,
+        quiet=True,
+        event_handler=on_event,
+        rotate_artifacts=1,
+    )
+    result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
+                       recap=recap, failures=failures)
+    (run_dir / "summary.json").write_text(json.dumps({
+        "rc": result.rc, "status": result.status, "recap": recap,
+        "failures": [f.__dict__ for f in failures],
+    }, indent=2))
+    # ansible-runner keeps the inventory path and env; never leave the vault password path's content around.
+    for leftover in ("env/extravars", "env/passwords"):
+        p = run_dir / leftover
+        if p.exists():
+            p.unlink()
+    return result

@@ -1,0 +1,59 @@
+"""The ansible-runner wrapper: Ansible-form recap, the failing host and task named, secrets masked."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from nxprovision.commands import report
+from nxprovision.runner import run_playbook
+
+SECRET = "s3cr3t-Value-123456"
+
+
+@pytest.fixture
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    (home / "playbooks").mkdir(parents=True)
+    (home / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\n")
+    (home / "playbooks" / "fail.yml").write_text(
+        "- name: Probe\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Works\n      ansible.builtin.command: 'true'\n      changed_when: true\n"
+        "    - name: Breaks on b\n      ansible.builtin.fail:\n        msg: \"boom {{ my_secret }}\"\n"
+        "      when: inventory_hostname == 'b'\n")
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  vars:\n    ansible_connection: local\n"
+                   "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+                   f"    my_secret: {SECRET}\n  hosts:\n    a:\n    b:\n")
+    monkeypatch.setenv("NXPROVISION_HOME", str(home))
+    monkeypatch.setenv("NXPROVISION_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def test_failure_names_host_and_task_and_masks_secrets(fake_home: Path) -> None:
+    out = io.StringIO()
+    result = run_playbook("fail.yml", fake_home / "inv.yml", verb="test", vault_password_file=None,
+                          secrets=[SECRET], out=out)
+    code = report(result, out)
+    text = out.getvalue()
+    assert code == 1 and result.rc != 0
+    assert "b failed at task 'Breaks on b': boom ********" in text
+    assert "changed  a  Works" in text and "changed  b  Works" in text
+    assert "a : ok=1  changed=1  unreachable=0  failed=0  skipped=1" in text
+    assert "b : ok=1  changed=1  unreachable=0  failed=1" in text
+    assert str(result.run_dir) in text
+    assert SECRET not in text
+    for f in result.run_dir.rglob("summary.json"):
+        assert SECRET not in f.read_text()
+
+
+def test_runs_are_rotated(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nxprovision.runner as runner
+
+    monkeypatch.setattr(runner, "KEEP_RUNS", 2)
+    for _ in range(3):
+        run_playbook("fail.yml", fake_home / "inv.yml", verb="t", vault_password_file=None, secrets=[],
+                     out=io.StringIO(), limit="a")
+    assert len(list((fake_home / "runs").iterdir())) <= 3
