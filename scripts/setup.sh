@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap systemd-container apt-cacher-ng iproute2 openssh-client
-              haproxy postgresql-client zip unzip python3-venv curl)
+              haproxy postgresql-client postgresql zip unzip python3-venv curl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

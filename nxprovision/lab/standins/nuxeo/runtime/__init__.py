@@ -1,0 +1,1 @@
+"""Runtime of the Nuxeo stand-in: copied into the distribution as lib/standin/nuxeo_standin."""
