@@ -54,7 +54,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = run_playbook(
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
-        verbosity=args.verbose,
+        verbosity=args.verbose, progress=args.progress,
     )
     return report(result)
 
@@ -69,4 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--check", action="store_true", help="dry run (Ansible check mode)")
     d.add_argument("--diff", action="store_true", help="show file differences")
     d.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
+    d.add_argument("--progress", choices=("auto", "rich", "plain", "json"), default="auto",
+                   help="live display on a terminal, plain lines otherwise; json = one event per line")
     d.set_defaults(func=cmd_deploy)

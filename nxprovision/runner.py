@@ -143,6 +143,7 @@ def run_playbook(
     verbosity: int = 0,
     display: Callable[[dict[str, Any]], None] | None = None,
     out: TextIO | None = None,
+    progress: str = "plain",
 ) -> RunResult:
     import sys
 
@@ -177,7 +178,13 @@ def run_playbook(
         "verb": verb, "playbook": str(pb), "inventory": str(inventory), "limit": limit, "tags": tags,
         "skip_tags": skip_tags, "check": check, "diff": diff, "extravars": extravars or {},
     }, indent=2))
-    show = display or PlainDisplay(out, mask)
+    live = None
+    if display is not None:
+        show = display
+    else:
+        from nxprovision.progress import make_display
+
+        show, live = make_display(progress, _count_plays(pb), mask, out)
     recap: dict[str, dict[str, int]] = {}
     failures: list[Failure] = []
 
@@ -202,7 +209,51 @@ def run_playbook(
         "ANSIBLE_FORCE_COLOR": "0",
         "NXPROVISION_HOME": str(root),
     }
-    r = ansible_runner.run(
+    if live is not None:
+        live.__enter__()
+    try:
+        r = _run(ansible_runner, run_dir, root, pb, inventory, cmdline, limit, tags, extravars, envvars, verbosity,
+                 on_event)
+    finally:
+        if live is not None:
+            live.__exit__(None, None, None)
+    result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
+                       recap=recap, failures=failures)
+    (run_dir / "summary.json").write_text(json.dumps({
+        "rc": result.rc, "status": result.status, "recap": recap,
+        "failures": [f.__dict__ for f in failures],
+    }, indent=2))
+    for leftover in ("env/extravars", "env/passwords"):
+        p = run_dir / leftover
+        if p.exists():
+            p.unlink()
+    return result
+
+
+def _count_plays(pb: Path) -> int:
+    import yaml
+
+    def count(path: Path, depth: int = 0) -> int:
+        try:
+            plays = yaml.safe_load(path.read_text()) or []
+        except (OSError, yaml.YAMLError):
+            return 1
+        n = 0
+        for p in plays if isinstance(plays, list) else []:
+            imp = p.get("import_playbook") or p.get("ansible.builtin.import_playbook") if isinstance(p, dict) else None
+            if imp and depth < 5 and "{{" not in str(imp):
+                n += count(path.parent / str(imp), depth + 1)
+            else:
+                n += 1
+        return max(n, 1)
+
+    return count(pb)
+
+
+def _run(ansible_runner: Any, run_dir: Path, root: Path, pb: Path, inventory: Path, cmdline: list[str],
+         limit: str | None, tags: str | None, extravars: dict[str, Any] | None, envvars: dict[str, str],
+         verbosity: int, on_event: Callable[[dict[str, Any]], bool]) -> Any:
+    return ansible_runner.run(
         private_data_dir=str(run_dir),
         project_dir=str(root),
         playbook=str(pb),
@@ -217,15 +268,3 @@ def run_playbook(
         event_handler=on_event,
         rotate_artifacts=1,
     )
-    result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
-                       recap=recap, failures=failures)
-    (run_dir / "summary.json").write_text(json.dumps({
-        "rc": result.rc, "status": result.status, "recap": recap,
-        "failures": [f.__dict__ for f in failures],
-    }, indent=2))
-    # ansible-runner keeps the inventory path and env; never leave the vault password path's content around.
-    for leftover in ("env/extravars", "env/passwords"):
-        p = run_dir / leftover
-        if p.exists():
-            p.unlink()
-    return result
