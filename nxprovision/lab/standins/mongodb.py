@@ -1,0 +1,44 @@
+"""The stand-in `mongodb-linux-x86_64-debian12-<v>.tgz`: MongoDB's layout around SecantusDB."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from nxprovision.lab.standins import packing, tree, vendor
+from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
+from nxprovision.model.artifacts import archive_root_dir
+
+REQUIREMENTS = ("secantusdb==0.7.0b3", "pyyaml==6.0.3")
+BACKEND = "SecantusDB 0.7.0b3 (PyPI), MongoDB wire protocol on WiredTiger, single node, no replica sets"
+RUNTIME = ("mongod_standin.py", "confparse.py", "javaprops.py", "standin_common.py")
+
+NOTES = (
+    "bin/mongod reads mongod's YAML configuration file and serves the MongoDB wire protocol with",
+    "SecantusDB. Single node: a replSetName makes it answer as that set's only member and primary.",
+)
+
+
+def write_tree(root: Path, version: str) -> None:
+    tree.write_launcher(root, "bin/mongod", "MongoDB", "lib/standin/mongod_standin.py")
+    tree.copy_runtime(root / "lib" / "standin", RUNTIME)
+    vendor.install_target(root / "lib" / "python", REQUIREMENTS)
+    tree.write_marker(root, "MongoDB", version, BACKEND, NOTES)
+
+
+def build(version: str, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="nx-mongodb-") as tmp:
+        root = Path(tmp) / "tree"
+        write_tree(root, version)
+        packing.write_targz(root, dest, top=archive_root_dir("mongodb", version))
+
+
+def spec(version: str) -> ArchiveSpec:
+    return ArchiveSpec(
+        product="mongodb",
+        version=version,
+        build=lambda dest: build(version, dest),
+        inputs=[HERE / "mongodb.py", HERE / "tree.py", *runtime_files(*RUNTIME)],
+        requirements=REQUIREMENTS,
+        backend=BACKEND,
+    )

@@ -1,0 +1,78 @@
+"""The stand-in `opensearch-<v>-linux-x64.tar.gz`: OpenSearch's layout around osmem-server."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from nxprovision.lab.standins import packing, tree, vendor
+from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
+from nxprovision.model.artifacts import archive_root_dir
+
+REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
+BACKEND = "osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory, one node, no persistence"
+RUNTIME = ("opensearch_standin.py", "confparse.py", "javaprops.py", "standin_common.py")
+
+OPENSEARCH_YML = """\
+# ======================== OpenSearch Configuration =========================
+# (the defaults of the OpenSearch tarball: everything commented out)
+#cluster.name: my-application
+#node.name: node-1
+#path.data: /path/to/data
+#path.logs: /path/to/logs
+#network.host: 192.168.0.1
+#http.port: 9200
+#discovery.seed_hosts: ["host1", "host2"]
+#cluster.initial_cluster_manager_nodes: ["node-1", "node-2"]
+"""
+
+JVM_OPTIONS = """\
+## JVM configuration (OpenSearch tarball defaults, abridged)
+# Xms represents the initial size of total heap space
+# Xmx represents the maximum size of total heap space
+-Xms1g
+-Xmx1g
+8-10:-XX:+UseConcMarkSweepGC
+8-10:-XX:CMSInitiatingOccupancyFraction=75
+11-:-XX:+UseG1GC
+-XX:+HeapDumpOnOutOfMemoryError
+-XX:HeapDumpPath=data
+-XX:ErrorFile=logs/hs_err_pid%p.log
+"""
+
+NOTES = (
+    "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server on",
+    "network.host:http.port. One in-memory node: no cluster, no transport port, no persistence;",
+    "it reports cluster name 'osmem' and node name 'osmem-node' whatever opensearch.yml says.",
+)
+
+
+def write_tree(root: Path, version: str) -> None:
+    tree.write_launcher(root, "bin/opensearch", "OpenSearch", "lib/standin/opensearch_standin.py")
+    tree.write_file(root / "config" / "opensearch.yml", OPENSEARCH_YML)
+    tree.write_file(root / "config" / "jvm.options", JVM_OPTIONS)
+    (root / "config" / "jvm.options.d").mkdir(parents=True)
+    for d in ("logs", "plugins"):
+        (root / d).mkdir()
+    tree.copy_runtime(root / "lib" / "standin", RUNTIME)
+    vendor.install_target(root / "lib" / "python", REQUIREMENTS)
+    tree.make_executable([root / "lib" / "python" / "osmem_server" / "bin" / "osmem-server"])
+    tree.write_marker(root, "OpenSearch", version, BACKEND, NOTES)
+
+
+def build(version: str, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="nx-opensearch-") as tmp:
+        root = Path(tmp) / "tree"
+        write_tree(root, version)
+        packing.write_targz(root, dest, top=archive_root_dir("opensearch", version))
+
+
+def spec(version: str) -> ArchiveSpec:
+    return ArchiveSpec(
+        product="opensearch",
+        version=version,
+        build=lambda dest: build(version, dest),
+        inputs=[HERE / "opensearch.py", HERE / "tree.py", *runtime_files(*RUNTIME)],
+        requirements=REQUIREMENTS,
+        backend=BACKEND,
+    )

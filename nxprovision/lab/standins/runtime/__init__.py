@@ -1,0 +1,1 @@
+"""Programs copied into the stand-in archives; they run on lab hosts with the standard library only."""

@@ -1,0 +1,178 @@
+"""The OpenSearch stand-in behind `bin/opensearch` in the lab's `opensearch-<v>-linux-x64.tar.gz`.
+
+It reads config/opensearch.yml and config/jvm.options as OpenSearch does, applies the production
+bootstrap checks a stand-in can judge, and runs osmem-server (an in-memory OpenSearch REST API) on
+network.host:http.port. Runs under the lab host's system python3 with the archive's lib/python only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+BASE = Path(__file__).resolve().parents[2]
+if __package__:
+    # imported from the nxprovision source tree (unit tests)
+    from . import confparse, javaprops, standin_common
+else:
+    # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
+    sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
+    import confparse  # type: ignore[no-redef]
+    import javaprops  # type: ignore[no-redef]
+    import standin_common  # type: ignore[no-redef]
+
+OSMEM = BASE / "lib" / "python" / "osmem_server" / "bin" / "osmem-server"
+# OpenSearch 1.3 bundles JDK 11: jvm.options lines are selected for that major version
+JAVA_MAJOR = 11
+PROG = "opensearch"
+
+
+def marker() -> dict[str, str]:
+    path = BASE / "STANDIN"
+    return javaprops.parse_properties(path.read_text()) if path.exists() else {}
+
+
+def load_settings(conf_dir: Path, cli: list[str]) -> dict[str, Any]:
+    import yaml  # vendored
+
+    path = conf_dir / "opensearch.yml"
+    if not path.is_file():
+        raise ValueError(f"Unable to load settings: {path} does not exist")
+    settings = confparse.flatten(yaml.safe_load(path.read_text()) or {})
+    for item in cli:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ValueError(f"setting [{item}] must be of the form key=value")
+        settings[k] = v
+    return {k: confparse.substitute_env(v) for k, v in settings.items()}
+
+
+def jvm_options(conf_dir: Path) -> list[str]:
+    opts: list[str] = []
+    main = conf_dir / "jvm.options"
+    if main.is_file():
+        opts += confparse.jvm_options_lines(main.read_text(), JAVA_MAJOR)
+    extra_dir = conf_dir / "jvm.options.d"
+    if extra_dir.is_dir():
+        for f in sorted(extra_dir.glob("*.options")):
+            opts += confparse.jvm_options_lines(f.read_text(), JAVA_MAJOR)
+    opts += os.environ.get("OPENSEARCH_JAVA_OPTS", "").split()
+    return opts
+
+
+def resolve_hosts(values: list[str]) -> list[str]:
+    """OpenSearch's special host names, then plain names and addresses, to IP addresses."""
+    out: list[str] = []
+    for v in values or ["_local_"]:
+        if v in ("_local_", "_local:ipv4_"):
+            found = ["127.0.0.1"]
+        elif v.startswith("_") and v.endswith("_"):
+            # _site_, _global_, _eth0_ ...: the host's non-loopback addresses
+            found = standin_common.host_addresses()
+            if not found:
+                raise ValueError(f"no non-loopback address found for network.host [{v}]")
+        else:
+            try:
+                found = [socket.gethostbyname(v)]
+            except OSError as e:
+                raise ValueError(f"failed to resolve host [{v}]: {e}") from None
+        out += [a for a in found if a not in out]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="opensearch")
+    ap.add_argument("-d", "--daemonize", action="store_true")
+    ap.add_argument("-p", "--pidfile")
+    ap.add_argument("-E", dest="settings", action="append", default=[])
+    ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("-V", "--version", action="store_true")
+    args = ap.parse_args(argv)
+    info = marker()
+    version = info.get("version", "unknown")
+    if args.version:
+        print(
+            f"Version: {version}, Build: tar/standin (nxprovision lab stand-in: {info.get('backend', 'osmem')})"
+        )
+        return 0
+    standin_common.log(
+        PROG, standin_common.banner("OpenSearch", version, info.get("backend", "osmem-server"))
+    )
+    if os.geteuid() == 0 and os.environ.get("STANDIN_ALLOW_ROOT") != "1":
+        standin_common.die(PROG, "can not run opensearch as root", 1)
+    conf_dir = Path(os.environ.get("OPENSEARCH_PATH_CONF", str(BASE / "config")))
+    try:
+        s = load_settings(conf_dir, args.settings)
+        opts = jvm_options(conf_dir)
+        xms, xmx = confparse.heap_sizes(opts)
+        http_hosts = resolve_hosts(
+            confparse.as_list(s.get("http.bind_host") or s.get("http.host") or s.get("network.host"))
+        )
+        port = confparse.first_port(s.get("http.port"), 9200)
+    except ValueError as e:
+        standin_common.die(PROG, str(e), 1)
+        return 1
+    cluster = str(s.get("cluster.name", "opensearch"))
+    node = str(s.get("node.name", socket.gethostname()))
+    notes = [f"JVM heap from jvm.options: -Xms={xms} -Xmx={xmx} (bytes; no JVM runs)"]
+    if xms != xmx:
+        notes.append("WARNING: initial heap size differs from maximum heap size")
+    production = not all(standin_common.is_loopback(h) for h in http_hosts)
+    failures = confparse.opensearch_bootstrap_checks(s, xms, xmx)
+    if failures and production:
+        lines = [f"[{len(failures)}] bootstrap checks failed"]
+        lines += [f"[{i}]: {f}" for i, f in enumerate(failures, 1)]
+        standin_common.log(PROG, "ERROR: " + "\n".join(lines))
+        return 78
+    notes += [f"WARNING: bootstrap check (not enforced on loopback): {f}" for f in failures]
+
+    data = Path(str(s.get("path.data", BASE / "data")))
+    logs = Path(str(s.get("path.logs", BASE / "logs")))
+    for p in (data, logs):
+        p.mkdir(parents=True, exist_ok=True)
+    notes.append(
+        f"cluster.name={cluster} node.name={node}: osmem-server always reports cluster 'osmem' and node "
+        "'osmem-node'; it is one in-memory node (no transport port, no discovery of "
+        f"{confparse.as_list(s.get('discovery.seed_hosts'))}, nothing kept in {data})"
+    )
+
+    d = standin_common.Daemon(logs / f"{cluster}.log")
+    if args.daemonize:
+        d.detach()
+        standin_common.log(PROG, standin_common.banner("OpenSearch", version, info.get("backend", "osmem")))
+    for n in notes:
+        standin_common.log(PROG, n)
+    if args.pidfile:
+        standin_common.write_pidfile(args.pidfile)
+
+    main_host, extra = http_hosts[0], http_hosts[1:]
+    cmd = [str(OSMEM), "-addr", f"{main_host}:{port}", "-no-stdin-watch", "-no-ja"]
+
+    def ready() -> bool:
+        return standin_common.port_open(main_host, port)
+
+    def on_ready() -> None:
+        for h in extra:
+            standin_common.Relay((h, port), (main_host, port))
+        addrs = ", ".join(f"{h}:{port}" for h in http_hosts)
+        standin_common.log(PROG, f"publish_address {{{main_host}:{port}}}, bound_addresses {{{addrs}}}")
+        standin_common.log(PROG, f"[{node}] started")
+        d.report(True, "")
+
+    def on_fail(msg: str) -> None:
+        standin_common.log(PROG, f"ERROR: {msg}")
+        d.report(False, msg)
+
+    try:
+        return standin_common.supervise(PROG, cmd, ready=ready, on_ready=on_ready, on_fail=on_fail)
+    finally:
+        if args.pidfile:
+            Path(args.pidfile).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,537 @@
+"""The lab mirror's vendor-layout archives, unpacked and run the way the roles run them.
+
+Each program starts from its unpacked archive with the machine's system python3 (no virtualenv, no
+PYTHONPATH), reads a configuration file written as a role writes it, listens on loopback ports, and is
+then used by real clients: kafka-python, HTTP, pymongo and boto3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nxprovision.lab.standins import build_mirror
+from nxprovision.lab.standins.spec import mirror_path
+from nxprovision.model.artifacts import archive_root_dir
+
+pytestmark = pytest.mark.lab
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+KAFKA_V, OPENSEARCH_V, MONGODB_V, SEAWEEDFS_V = "3.6.2", "1.3.20", "7.0.14", "4.48"
+
+
+def system_env(tmp: Path) -> dict[str, str]:
+    """A lab host's environment: the system tool paths only, so no virtualenv python can leak in."""
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp),
+        "LANG": "C.UTF-8",
+        "STANDIN_ALLOW_ROOT": "1",
+    }
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing answered on 127.0.0.1:{port} within {timeout}s")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+class Processes:
+    """Processes a test started, ended by PID at teardown (TERM, then KILL after a grace period)."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.popens: list[subprocess.Popen] = []
+
+    def start(
+        self, argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> subprocess.Popen:
+        fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
+        p = subprocess.Popen(
+            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, stdin=subprocess.DEVNULL
+        )
+        fh.close()
+        self.popens.append(p)
+        return p
+
+    def track(self, pid: int) -> None:
+        self.pids.append(pid)
+
+    def stop(self, pid: int, grace: float = 10) -> bool:
+        """True when the process ended on SIGTERM alone."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            for p in self.popens:
+                if p.pid == pid:
+                    p.poll()
+            if not pid_alive(pid):
+                return True
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return False
+
+    def close(self) -> None:
+        for pid in [*self.pids, *(p.pid for p in self.popens)]:
+            if pid_alive(pid):
+                self.stop(pid, grace=5)
+        for p in self.popens:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+
+
+@pytest.fixture
+def procs() -> Iterator[Processes]:
+    p = Processes()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("the stand-ins run with the system python3, which this machine lacks")
+    root = tmp_path_factory.mktemp("mirror")
+    build_mirror(root)
+    return root
+
+
+def unpack(mirror: Path, product: str, version: str, dest: Path) -> Path:
+    """Unpack with GNU tar, as Ansible's unarchive does, and return the installation's top folder."""
+    archive = mirror / mirror_path(product, version)
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=True)
+    return dest / archive_root_dir(product, version)
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --- the mirror itself ------------------------------------------------------------------------------
+
+
+def test_mirror_layout_checksums_and_markers(mirror: Path) -> None:
+    expected = {
+        ("kafka", KAFKA_V): True,
+        ("opensearch", OPENSEARCH_V): True,
+        ("mongodb", MONGODB_V): True,
+        ("seaweedfs", SEAWEEDFS_V): False,
+    }
+    index = (mirror / "INDEX.txt").read_text()
+    for (product, version), standin in expected.items():
+        rel = mirror_path(product, version)
+        archive = mirror / rel
+        assert f"{rel}\t" in index
+        subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=archive.parent, check=True, capture_output=True)
+        subprocess.run(
+            ["sha512sum", "-c", archive.name + ".sha512"], cwd=archive.parent, check=True, capture_output=True
+        )
+        with tarfile.open(archive) as tf:
+            names = tf.getnames()
+        top = archive_root_dir(product, version)
+        assert all(n == top or n.startswith(f"{top}/") for n in names) if top else True
+        marker = f"{top}/STANDIN" if top else "STANDIN"
+        assert (marker in names) is standin, f"{rel}: STANDIN marker presence should be {standin}"
+    with tarfile.open(mirror / mirror_path("seaweedfs", SEAWEEDFS_V)) as tf:
+        assert tf.getnames() == ["weed"]
+
+
+def test_nuxeo_archives_when_the_standin_exists(mirror: Path) -> None:
+    zips = sorted((mirror / "nuxeo").glob("nuxeo-server-*-tomcat.zip")) if (mirror / "nuxeo").exists() else []
+    if not zips:
+        pytest.skip("the Nuxeo stand-in layout module is not available")
+    for v in ("2023.34", "2023.35"):
+        z = mirror / mirror_path("nuxeo", v)
+        with zipfile.ZipFile(z) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+        top = archive_root_dir("nuxeo", v)
+        assert all(n.startswith(f"{top}/") for n in infos)
+        assert (infos[f"{top}/bin/nuxeoctl"].external_attr >> 16) & 0o111, "nuxeoctl must stay executable"
+        assert f"{top}/STANDIN" in infos
+        assert any(n.startswith(f"{top}/lib/python/") for n in infos), "PYTHON_DEPS are vendored"
+        for name in ("nuxeo-web-ui", "amazon-s3-online-storage"):
+            assert (mirror / mirror_path("nuxeo_package", v, name)).is_file()
+
+
+# --- Kafka ------------------------------------------------------------------------------------------
+
+
+def test_kafka_kraft_broker_with_real_clients(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    home = unpack(mirror, "kafka", KAFKA_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    port, cport = free_ports(2)
+    conf = tmp_path / "server.properties"
+    conf.write_text(
+        "# written as the kafka role writes it (KRaft, combined broker and controller)\n"
+        "process.roles=broker,controller\nnode.id=1\n"
+        f"controller.quorum.voters=1@127.0.0.1:{cport}\n"
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
+        "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+        f"log.dirs={tmp_path / 'kraft-logs'}\nnum.partitions=1\n"
+    )
+    start = [str(home / "bin" / "kafka-server-start.sh"), str(conf)]
+
+    # like Kafka, the broker refuses log dirs that kafka-storage.sh has not formatted
+    refused = run(start, env)
+    assert refused.returncode != 0 and "No `meta.properties` found" in refused.stderr
+
+    cluster_id = run([str(home / "bin" / "kafka-storage.sh"), "random-uuid"], env).stdout.strip()
+    fmt = run([str(home / "bin" / "kafka-storage.sh"), "format", "-t", cluster_id, "-c", str(conf)], env)
+    assert fmt.returncode == 0, fmt.stderr
+    meta = (tmp_path / "kraft-logs" / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}" in meta and "node.id=1" in meta
+    again = run([str(home / "bin" / "kafka-storage.sh"), "format", "-t", cluster_id, "-c", str(conf)], env)
+    assert again.returncode == 1 and "already formatted" in again.stderr
+
+    log = tmp_path / "kafka.log"
+    broker = procs.start(start, env, log)
+    wait_port(port)
+    assert "[STAND-IN]" in log.read_text() and "Tansu" in log.read_text()
+
+    topics = [str(home / "bin" / "kafka-topics.sh"), "--bootstrap-server", f"127.0.0.1:{port}"]
+    created = run(
+        [
+            *topics,
+            "--create",
+            "--topic",
+            "nuxeo-audit-audit",
+            "--partitions",
+            "2",
+            "--replication-factor",
+            "1",
+        ],
+        env,
+    )
+    assert created.returncode == 0 and "Created topic nuxeo-audit-audit." in created.stdout, created.stderr
+    dup = run([*topics, "--create", "--topic", "nuxeo-audit-audit"], env)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    assert "nuxeo-audit-audit" in run([*topics, "--list"], env).stdout.split()
+    described = run([*topics, "--describe", "--topic", "nuxeo-audit-audit"], env).stdout
+    assert "PartitionCount: 2" in described and "\tPartition: 1\t" in described
+    assert run([*topics, "--describe", "--under-replicated-partitions"], env).stdout.strip() == ""
+
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}")
+    for i in range(5):
+        producer.send("nuxeo-audit-audit", key=b"k", value=f"event-{i}".encode()).get(timeout=10)
+    producer.close()
+    # a consumer group, as Nuxeo's computations use; Tansu completes a group's first join after about
+    # half of session.timeout.ms, hence the short session timeout
+    consumer = KafkaConsumer(
+        "nuxeo-audit-audit",
+        bootstrap_servers=f"127.0.0.1:{port}",
+        group_id="nuxeo-audit",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        consumer_timeout_ms=20000,
+    )
+    got = []
+    for msg in consumer:
+        got.append(msg.value)
+        if len(got) == 5:
+            break
+    consumer.commit()
+    consumer.close()
+    assert sorted(got) == [f"event-{i}".encode() for i in range(5)]
+
+    deleted = run([*topics, "--delete", "--topic", "nuxeo-audit-audit"], env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "nuxeo-audit-audit" not in run([*topics, "--list"], env).stdout.split()
+
+    stop = run([str(home / "bin" / "kafka-server-stop.sh")], env)
+    assert stop.returncode == 0
+    assert broker.wait(timeout=15) == 0
+    assert run([str(home / "bin" / "kafka-server-stop.sh")], env).stdout.strip() == "No kafka server to stop"
+
+
+def test_kafka_daemon_mode_reports_start_failures(mirror: Path, tmp_path: Path) -> None:
+    home = unpack(mirror, "kafka", KAFKA_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    (port,) = free_ports(1)
+    conf = tmp_path / "server.properties"
+    conf.write_text(f"broker.id=0\nlisteners=SSL://127.0.0.1:{port}\nzookeeper.connect=127.0.0.1:2181\n")
+    res = run([str(home / "bin" / "kafka-server-start.sh"), "-daemon", str(conf)], env)
+    assert res.returncode == 1 and "PLAINTEXT only" in res.stderr
+
+
+# --- OpenSearch -------------------------------------------------------------------------------------
+
+
+def http(method: str, url: str, body: object | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def test_opensearch_daemon_serves_rest_api(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    home = unpack(mirror, "opensearch", OPENSEARCH_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    (port,) = free_ports(1)
+    (home / "config" / "opensearch.yml").write_text(
+        "cluster.name: nuxeo-search\nnode.name: search1\nnetwork.host: 127.0.0.1\n"
+        f"http.port: {port}\npath:\n  data: {tmp_path / 'data'}\n  logs: {tmp_path / 'logs'}\n"
+        'discovery.seed_hosts: ["127.0.0.1"]\ncluster.initial_cluster_manager_nodes: [search1]\n'
+    )
+    (home / "config" / "jvm.options").write_text("-Xms256m\n-Xmx256m\n11-:-XX:+UseG1GC\n")
+    pidfile = tmp_path / "opensearch.pid"
+
+    as_root = run(
+        [str(home / "bin" / "opensearch"), "-d", "-p", str(pidfile)],
+        {k: v for k, v in env.items() if k != "STANDIN_ALLOW_ROOT"},
+    )
+    if os.geteuid() == 0:
+        assert as_root.returncode != 0 and "can not run opensearch as root" in as_root.stderr
+
+    started = run([str(home / "bin" / "opensearch"), "-d", "-p", str(pidfile)], env)
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    procs.track(pid)
+    log = (tmp_path / "logs" / "nuxeo-search.log").read_text()
+    assert "[STAND-IN]" in log and "-Xms=268435456 -Xmx=268435456" in log
+
+    base = f"http://127.0.0.1:{port}"
+    assert http("GET", f"{base}/_cluster/health")["status"] in ("green", "yellow")
+    http("PUT", f"{base}/nuxeo", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    http(
+        "PUT", f"{base}/nuxeo/_doc/doc1?refresh=true", {"ecm:title": "Quarterly report", "dc:creator": "bob"}
+    )
+    hits = http("POST", f"{base}/nuxeo/_search", {"query": {"match": {"ecm:title": "quarterly"}}})["hits"]
+    assert hits["total"]["value"] == 1 and hits["hits"][0]["_id"] == "doc1"
+    assert http("GET", f"{base}/_cluster/health?wait_for_status=green&timeout=5s")["status"] == "green"
+
+    assert procs.stop(pid), "opensearch did not stop on SIGTERM"
+    assert not pidfile.exists(), "the pid file is removed on shutdown"
+
+
+def test_opensearch_refuses_bad_yaml_placeholders(mirror: Path, tmp_path: Path) -> None:
+    home = unpack(mirror, "opensearch", OPENSEARCH_V, tmp_path / "opt")
+    (home / "config" / "opensearch.yml").write_text("node.name: ${NO_SUCH_VARIABLE}\n")
+    res = run([str(home / "bin" / "opensearch")], system_env(tmp_path))
+    assert res.returncode == 1 and "Could not resolve placeholder 'NO_SUCH_VARIABLE'" in res.stderr
+
+
+# --- MongoDB ----------------------------------------------------------------------------------------
+
+
+def test_mongod_forks_serves_and_keeps_data(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    import pymongo
+
+    home = unpack(mirror, "mongodb", MONGODB_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    (port,) = free_ports(1)
+    db, pidfile, logfile = tmp_path / "db", tmp_path / "mongod.pid", tmp_path / "log" / "mongod.log"
+    conf = tmp_path / "mongod.conf"
+    conf.write_text(
+        f"net:\n  bindIp: 127.0.0.1\n  port: {port}\nstorage:\n  dbPath: {db}\n"
+        f"systemLog:\n  destination: file\n  path: {logfile}\n  logAppend: true\n"
+        f"processManagement:\n  fork: true\n  pidFilePath: {pidfile}\n"
+        "replication:\n  replSetName: rs0\n"
+    )
+    mongod = [str(home / "bin" / "mongod"), "--config", str(conf)]
+    missing = run(mongod, env)
+    assert missing.returncode == 100 and "Data directory" in missing.stderr
+    db.mkdir()
+
+    doc_id = uuid.uuid4().hex
+    for round_ in range(2):
+        res = run(mongod, env)
+        assert res.returncode == 0 and "child process started successfully" in res.stdout, res.stderr
+        pid = int(pidfile.read_text())
+        procs.track(pid)
+        client = pymongo.MongoClient(
+            f"mongodb://127.0.0.1:{port}/?replicaSet=rs0", serverSelectionTimeoutMS=10000
+        )
+        docs = client["nuxeo"]["default"]
+        if round_ == 0:
+            docs.insert_one({"_id": doc_id, "ecm:primaryType": "File"})
+        # the second round proves the documents survived a restart (WiredTiger files in dbPath)
+        assert docs.find_one({"_id": doc_id})["ecm:primaryType"] == "File"
+        assert client.admin.command("hello")["setName"] == "rs0"
+        client.close()
+        down = run([*mongod, "--shutdown"], env)
+        assert down.returncode == 0, down.stderr
+        assert not pid_alive(pid)
+    log = logfile.read_text()
+    assert "[STAND-IN]" in log and "replica sets are NOT supported" in log
+
+
+# --- SeaweedFS (the real weed binary) -----------------------------------------------------------------
+
+ACCESS_KEY, SECRET_KEY = "NUXEOACCESS", "nuxeo-secret-key"
+
+
+def start_weed(mirror: Path, tmp_path: Path, procs: Processes) -> tuple[int, subprocess.Popen]:
+    """`weed server -s3` from the mirror's tarball with one S3 identity; returns (S3 port, process)."""
+    dest = tmp_path / "weed-opt"
+    dest.mkdir()
+    archive = mirror / mirror_path("seaweedfs", SEAWEEDFS_V)
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=True)
+    weed = dest / "weed"
+    assert os.access(weed, os.X_OK)
+    ident = tmp_path / "s3.json"
+    identity = {
+        "name": "nuxeo",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    ident.write_text(json.dumps({"identities": [identity]}))
+    (data := tmp_path / "weed-data").mkdir()
+    p = free_ports(8)
+    ports = dict(
+        zip(
+            ["master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc"],
+            p,
+            strict=True,
+        )
+    )
+    argv = [str(weed), "server", "-s3", "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-dir", str(data)]
+    for name, port in ports.items():
+        argv += [f"-{name.replace('.grpc', '.port.grpc')}" if ".grpc" in name else f"-{name}.port", str(port)]
+    argv += ["-s3.port.iceberg", "0", "-s3.port.lance", "0", "-s3.config", str(ident)]
+    argv += ["-master.volumeSizeLimitMB", "64", "-volume.max", "4"]
+    server = procs.start(argv, system_env(tmp_path), tmp_path / "weed.log")
+    wait_port(ports["s3"], timeout=60)
+    return ports["s3"], server
+
+
+def s3_client(port: int, secret: str = SECRET_KEY):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=secret,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def create_bucket(port: int, bucket: str, server: subprocess.Popen) -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    client = s3_client(port)
+    deadline = time.monotonic() + 60
+    while True:  # the filer and volume servers register with the master a few seconds after start
+        try:
+            client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=bucket, Key="probe", Body=b"probe")
+            return
+        except (ClientError, EndpointConnectionError):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise
+            time.sleep(1)
+
+
+def test_seaweedfs_s3_with_identities(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    from botocore.exceptions import ClientError
+
+    port, server = start_weed(mirror, tmp_path, procs)
+    create_bucket(port, "nuxeo-binaries", server)
+    client = s3_client(port)
+    client.put_object(Bucket="nuxeo-binaries", Key="blobs/abc", Body=b"binary content")
+    assert client.get_object(Bucket="nuxeo-binaries", Key="blobs/abc")["Body"].read() == b"binary content"
+    with pytest.raises(ClientError) as denied:
+        s3_client(port, "wrong-secret").get_object(Bucket="nuxeo-binaries", Key="blobs/abc")
+    assert denied.value.response["Error"]["Code"] in (
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+    )
+    procs.stop(server.pid, grace=5)  # weed may ignore SIGTERM: stop() falls back to SIGKILL
+    server.wait(timeout=10)
+
+
+def test_kafka_brokers_sharing_s3_storage(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    """Two stand-in brokers on one S3 bucket (the stand-in-only standin.tansu.* keys) share topics."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    s3_port, weed = start_weed(mirror, tmp_path, procs)
+    create_bucket(s3_port, "kafka", weed)
+    home = unpack(mirror, "kafka", KAFKA_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    ports = free_ports(4)
+    voters = f"1@127.0.0.1:{ports[1]},2@127.0.0.1:{ports[3]}"
+    cluster_id = run([str(home / "bin" / "kafka-storage.sh"), "random-uuid"], env).stdout.strip()
+    for n in (1, 2):
+        port, cport = ports[2 * n - 2], ports[2 * n - 1]
+        conf = tmp_path / f"server{n}.properties"
+        conf.write_text(
+            f"process.roles=broker,controller\nnode.id={n}\ncontroller.quorum.voters={voters}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+            "controller.listener.names=CONTROLLER\n"
+            f"log.dirs={tmp_path / f'logs{n}'}\n"
+            "standin.tansu.storage.engine=s3://kafka/\n"
+            f"standin.tansu.s3.endpoint=http://127.0.0.1:{s3_port}\n"
+            f"standin.tansu.s3.access.key={ACCESS_KEY}\nstandin.tansu.s3.secret.key={SECRET_KEY}\n"
+            "standin.tansu.s3.region=us-east-1\n"
+        )
+        fmt = run([str(home / "bin" / "kafka-storage.sh"), "format", "-t", cluster_id, "-c", str(conf)], env)
+        assert fmt.returncode == 0, fmt.stderr
+        procs.start([str(home / "bin" / "kafka-server-start.sh"), str(conf)], env, tmp_path / f"kafka{n}.log")
+        wait_port(port)
+    b1, b2 = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[2]}"
+    topics = [str(home / "bin" / "kafka-topics.sh")]
+    created = run(
+        [*topics, "--bootstrap-server", b1, "--create", "--topic", "shared", "--partitions", "1"], env
+    )
+    assert created.returncode == 0, created.stderr
+    assert "shared" in run([*topics, "--bootstrap-server", b2, "--list"], env).stdout.split()
+    producer = KafkaProducer(bootstrap_servers=b1)
+    for i in range(3):
+        producer.send("shared", f"m{i}".encode()).get(timeout=10)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=b2, auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer.assign([TopicPartition("shared", 0)])
+    consumer.seek_to_beginning()
+    got = [m.value for m in consumer]
+    consumer.close()
+    assert got == [b"m0", b"m1", b"m2"]
