@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import textwrap
 
 import yaml
 
@@ -14,6 +13,7 @@ from nxprovision import secrets
 from nxprovision.errors import NxError
 from nxprovision.model import architectures
 from nxprovision.model.defaults import SAMPLE_GROUP_VARS, SAMPLE_ONLY
+
 
 class _IndentedDumper(yaml.SafeDumper):
     """Indents list items under their key, as yamllint's default expects."""

@@ -130,3 +130,14 @@ def test_conf_extra_keys_and_secret_values_are_masked(arch: str, make_inv) -> No
     conf = parse_properties(make_plan(cluster).files[host]["/etc/nuxeo/nuxeo.conf"])
     assert conf["my.key"] == "v1"
     assert conf["my.copy"] == MASK
+
+
+def test_model_facts_never_hold_a_secret_value(make_inv) -> None:  # noqa: ANN001
+    inv = make_inv(set={"nuxeo_conf_extra": {"nuxeo.standin.admin.password": "{{ nx_secret_nuxeo_admin_password }}"}})
+    cluster = build_cluster(load_inventory(inv))
+    facts = json.dumps(cluster.to_facts())
+    for name, value in cluster.settings.items():
+        if name.startswith("nx_secret_"):
+            assert str(value) not in facts, name
+    item = next(c for c in cluster.nuxeo_nodes[0].conf if c.key == "nuxeo.standin.admin.password")
+    assert item.secret == "nx_secret_nuxeo_admin_password"

@@ -1,0 +1,191 @@
+"""Lab hosts: an overlay on the base image, host identity files, and a systemd-nspawn boot.
+
+The machine's PID 1 is not systemd, so nspawn runs with --register=no --keep-unit and is tracked by
+the PID recorded at boot. Its child is the host's init (systemd, PID 1 of the host's PID namespace).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from nxprovision.errors import NxError
+from nxprovision.lab import mounts, network, procs
+from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
+from nxprovision.lab.image import SUITE
+from nxprovision.lab.naming import LabNames
+from nxprovision.lab.services import APT_PORT
+from nxprovision.lab.state import LabHost
+
+NSPAWN = "systemd-nspawn"
+POWEROFF_TIMEOUT = 10.0
+
+
+def ssh_options(key: Path) -> list[str]:
+    return [
+        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3",
+    ]
+
+
+def prepare(
+    names: LabNames, base: Path, host: LabHost, all_hosts: list[LabHost], pubkey: str, bridge_ip: str,
+    mirrors: DebianMirrors,
+) -> None:
+    """Mount the host's overlay and write what makes it this host (its disk persists until `down`)."""
+    hdir = names.host_dir(host.name)
+    root = names.host_root(host.name)
+    mounts.mount_overlay(base, hdir / "upper", hdir / "work", root)
+    (root / "etc/hostname").write_text(f"{host.name}\n")
+    hosts_lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    hosts_lines += [f"{h.ip}\t{h.name}" for h in all_hosts]
+    (root / "etc/hosts").write_text("\n".join(hosts_lines) + "\n")
+    (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(pubkey.strip() + "\n")
+    auth.chmod(0o600)
+    (root / "etc/apt/apt.conf.d/01nxlab-proxy").write_text(
+        f'Acquire::http::Proxy "http://{bridge_ip}:{APT_PORT}";\n'
+    )
+    (root / "etc/apt/sources.list").write_text(host_sources_list(mirrors, SUITE))
+    key = root / "etc/ssh/ssh_host_ed25519_key"
+    for f in (key, key.with_suffix(".pub")):
+        f.unlink(missing_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}", "-f", str(key)],
+        check=True, capture_output=True,
+    )
+
+
+def is_host_nspawn(cmd: list[str], names: LabNames, host: str | None = None) -> bool:
+    if not cmd or os.path.basename(cmd[0]) != NSPAWN:
+        return False
+    if host is not None:
+        return str(names.host_root(host)) in cmd
+    prefix = str(names.hosts_dir) + "/"
+    return any(a.startswith(prefix) for a in cmd)
+
+
+def nspawn_pid(names: LabNames, host: str) -> int | None:
+    """The live systemd-nspawn of `host`, from its PID file, checked against /proc/PID/cmdline."""
+    pid = procs.read_pid_file(names.pid_file(f"host-{host}"))
+    if pid and procs.alive(pid) and is_host_nspawn(procs.cmdline(pid), names, host):
+        return pid
+    return None
+
+
+def running(names: LabNames, host: str) -> bool:
+    pid = nspawn_pid(names, host)
+    return pid is not None and any(procs.alive(c) for c in procs.children(pid))
+
+
+def boot(names: LabNames, host: LabHost) -> int:
+    root = names.host_root(host.name)
+    cmd = [
+        NSPAWN, "-D", str(root), "--boot", "--register=no", "--keep-unit",
+        f"--network-namespace-path={network.NETNS_DIR / names.netns(host.name)}",
+        f"--machine={host.name}", "--link-journal=no", "--resolv-conf=off", "--console=read-only",
+    ]
+    if host.net_admin:
+        cmd.append("--capability=CAP_NET_ADMIN")
+    network.ip("-n", names.netns(host.name), "link", "set", "eth0", "up")
+    names.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(names.log_dir / f"host-{host.name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    procs.write_pid_file(names.pid_file(f"host-{host.name}"), proc.pid)
+    return proc.pid
+
+
+def hard_kill(names: LabNames, host: str) -> None:
+    """Power the host off at once: SIGKILL its init, which ends its whole PID namespace.
+
+    SIGKILL to systemd-nspawn alone would leave the host's init running, re-parented.
+    """
+    pid = nspawn_pid(names, host)
+    victims: list[int] = []
+    if pid:
+        victims += procs.children(pid)
+    # anything else in the host's network namespace (a re-parented init after a crash of nspawn)
+    victims += [p for p in network.netns_pids(names.netns(host)) if p not in victims]
+    for v in victims:
+        procs.signal_pid(v, signal.SIGKILL)
+    procs.wait_gone(victims, 10)
+    if pid:
+        # nspawn exits on its own once its child is gone; it is reaped by our process or by PID 1
+        left = procs.wait_gone([pid], 10)
+        for p in left:
+            procs.signal_pid(p, signal.SIGKILL)
+        procs.wait_reaped([pid], 10)
+    names.pid_file(f"host-{host}").unlink(missing_ok=True)
+    # a powered-off server answers nothing (no ARP, no RST): take its NIC down with it
+    network.ip("-n", names.netns(host), "link", "set", "eth0", "down", check=False)
+
+
+def all_nspawns(names: LabNames) -> list[int]:
+    return procs.find(lambda c: is_host_nspawn(c, names))
+
+
+def poweroff_all(names: LabNames, hosts: list[str], timeout: float = POWEROFF_TIMEOUT) -> None:
+    """SIGTERM every host's nspawn (a clean poweroff, ~4 s); hard-kill those that take too long."""
+    pids = {h: p for h in hosts if (p := nspawn_pid(names, h))}
+    # nspawns whose PID file is missing (up killed between boot and writing it)
+    strays = [p for p in all_nspawns(names) if p not in pids.values()]
+    for p in [*pids.values(), *strays]:
+        procs.signal_pid(p, signal.SIGTERM)
+    procs.wait_gone([*pids.values(), *strays], timeout)
+    for h in hosts:
+        hard_kill(names, h)
+    for p in strays:
+        for c in procs.children(p):
+            procs.signal_pid(c, signal.SIGKILL)
+        procs.signal_pid(p, signal.SIGKILL)
+    procs.wait_reaped([*pids.values(), *strays], 10)
+
+
+def _ssh_banner(ip: str) -> bool:
+    try:
+        with socket.create_connection((ip, 22), timeout=1) as s:
+            s.settimeout(2)
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_ssh(names: LabNames, hosts: list[LabHost], timeout: float = 90) -> None:
+    """Wait, for all hosts at once, until each accepts the lab key; fail early if a host died."""
+
+    def one(host: LabHost) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if _ssh_banner(host.ip):
+                rc = subprocess.run(
+                    ["ssh", *ssh_options(names.ssh_key), f"root@{host.ip}", "true"],
+                    stdin=subprocess.DEVNULL, capture_output=True,
+                ).returncode
+                if rc == 0:
+                    return
+            if nspawn_pid(names, host.name) is None:
+                raise NxError(
+                    f"lab host {host.name} stopped while booting",
+                    f"see {names.log_dir / f'host-{host.name}.log'}",
+                )
+            if time.monotonic() > deadline:
+                raise NxError(
+                    f"lab host {host.name} ({host.ip}) did not answer SSH within {timeout:.0f} s",
+                    f"see {names.log_dir / f'host-{host.name}.log'}",
+                )
+            time.sleep(0.1)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        for f in [pool.submit(one, h) for h in hosts]:
+            f.result()

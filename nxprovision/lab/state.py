@@ -1,0 +1,61 @@
+"""A lab's recorded state: /var/lib/nxprovision/labs/<name>/state.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from nxprovision.lab.naming import STATE_ROOT, LabNames
+
+
+@dataclass
+class LabHost:
+    name: str
+    index: int  # 1-based; names the host's veth and picks its address
+    ip: str
+    groups: list[str] = field(default_factory=list)
+    net_admin: bool = False
+
+
+@dataclass
+class LabState:
+    name: str
+    subnet: str
+    bridge_ip: str
+    architecture: str
+    database: str
+    hosts: list[LabHost]
+    phase: str = "creating"  # creating -> running
+    base_image: str = ""
+    apt_cache_dir: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def names(self) -> LabNames:
+        return LabNames(self.name)
+
+    def host(self, name: str) -> LabHost | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+    def save(self) -> None:
+        path = self.names.state_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.rename(path)
+
+    @classmethod
+    def load(cls, name: str) -> LabState | None:
+        path = LabNames(name).state_file
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        data["hosts"] = [LabHost(**h) for h in data.get("hosts", [])]
+        return cls(**data)
+
+
+def lab_names_on_disk() -> list[str]:
+    if not STATE_ROOT.is_dir():
+        return []
+    return sorted(p.name for p in STATE_ROOT.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -1,0 +1,112 @@
+"""Checks of a deployed cluster from outside, the way users and operators see it.
+
+Nuxeo is reached through the load balancer only, with the official Nuxeo Python client; the database,
+the bucket and the search cluster are checked with their own clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nxprovision.inventory import load_inventory
+from nxprovision.model.cluster import Cluster, build_cluster
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:  # the check is retried until the deadline; the last error is reported
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
+
+
+@dataclass
+class Deployed:
+    inventory: Path
+    cluster: Cluster
+
+    @classmethod
+    def load(cls, inventory: Path) -> Deployed:
+        return cls(inventory, build_cluster(load_inventory(inventory)))
+
+    @property
+    def url(self) -> str:
+        return str(self.cluster.settings["nx_public_url"]).rstrip("/")
+
+    def secret(self, name: str) -> str:
+        return str(self.cluster.settings[name])
+
+    def client(self) -> Any:
+        from nuxeo.client import Nuxeo
+
+        return Nuxeo(host=self.url + "/", auth=("Administrator", self.secret("nx_secret_nuxeo_admin_password")))
+
+    def address(self, host: str) -> str:
+        return self.cluster.hosts[host].address
+
+
+def runningstatus(base_url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(base_url + "/runningstatus", timeout=10) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def create_document_with_blob(nx: Any, title: str, text: str) -> tuple[Any, bytes]:
+    from nuxeo.models import Document, FileBlob
+
+    content = text.encode()
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as fh:
+        fh.write(content)
+        path = fh.name
+    batch = nx.uploads.batch()
+    blob = batch.upload(FileBlob(path, mimetype="text/plain"))
+    doc = nx.documents.create(
+        Document(name=title.replace(" ", "-"), type="File",
+                 properties={"dc:title": title, "file:content": blob}),
+        parent_path="/default-domain/workspaces",
+    )
+    Path(path).unlink()
+    return doc, content
+
+
+def nxql(nx: Any, where: str) -> list[Any]:
+    return list(nx.documents.query({"query": f"SELECT * FROM Document WHERE {where}"})["entries"])
+
+
+def node_of(nx: Any) -> str:
+    """Which Nuxeo node answered, through the LB, on this client's own session."""
+    resp = nx.client.request("GET", "api/v1/repo/default/path/default-domain")
+    return str(resp.headers.get("X-Nuxeo-Node", ""))
+
+
+def md5_hex(content: bytes) -> str:
+    return hashlib.md5(content).hexdigest()
+
+
+def s3_keys(d: Deployed) -> list[str]:
+    import boto3
+
+    s3 = d.cluster.derived["s3"]
+    client = boto3.client(
+        "s3", endpoint_url=s3["endpoint"], region_name=s3["region"],
+        aws_access_key_id=d.secret("nx_secret_s3_access_key"),
+        aws_secret_access_key=d.secret("nx_secret_s3_secret_key"),
+    )
+    out = client.list_objects_v2(Bucket=s3["bucket"])
+    return [o["Key"] for o in out.get("Contents", [])]

@@ -1,0 +1,128 @@
+"""Lab fixtures: real systemd-nspawn hosts, brought up through the CLI and always taken down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent
+LAB_CLI = [sys.executable, "-m", "nxprovision.lab.cli"]
+STATE_ROOT = Path("/var/lib/nxprovision/labs")
+
+
+def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*LAB_CLI, *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lab {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+@dataclass
+class Lab:
+    name: str
+    inventory: Path
+    status: dict[str, Any]
+
+    def ip(self, host: str) -> str:
+        return next(h["ip"] for h in self.status["hosts"] if h["host"] == host)
+
+    def refresh(self) -> dict[str, Any]:
+        self.status = json.loads(lab("status", "--json", "--name", self.name).stdout)
+        return self.status
+
+    def host_state(self, host: str) -> str:
+        return next(h["state"] for h in self.refresh()["hosts"] if h["host"] == host)
+
+    def ssh(self, host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return lab("ssh", "--name", self.name, host, command, check=False, timeout=timeout)
+
+    def ansible(self, pattern: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "ansible"), pattern, "-i", str(self.inventory),
+             "--vault-password-file", str(self.inventory / ".vault-pass"), *args],
+            capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, "ANSIBLE_DEPRECATION_WARNINGS": "false", "ANSIBLE_NOCOLOR": "1"},
+        )
+
+
+def require_lab_machine() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("lab tests need root")
+    for tool in ("systemd-nspawn", "debootstrap", "apt-cacher-ng"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} is missing: run scripts/setup.sh")
+
+
+def bring_up(name: str, *args: str) -> Lab:
+    lab("down", "--name", name)  # leftovers of an earlier, interrupted run
+    up = lab("up", "--name", name, *args, timeout=600)
+    inventory = Path(up.stdout.strip().splitlines()[-1])
+    status = json.loads(lab("status", "--json", "--name", name).stdout)
+    return Lab(name=name, inventory=inventory, status=status)
+
+
+@pytest.fixture(scope="session")
+def lab3() -> Iterator[Lab]:
+    """A 3-host lab (`--hosts 3`, name nxtest) for the whole session."""
+    require_lab_machine()
+    try:
+        yield bring_up("nxtest", "--hosts", "3")
+    finally:
+        lab("down", "--name", "nxtest", check=False)
+
+
+# -- what a lab leaves on the machine, seen without the lab's own code -------------------------------
+
+
+def lab_traces(name: str, pids: list[int] | None = None) -> dict[str, list[str]]:
+    lab_dir = str(STATE_ROOT / name)
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    procs = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if lab_dir + "/" in cmd or cmd.rstrip().endswith(lab_dir):
+            procs.append(f"{p.name}: {cmd}")
+    alive = []
+    for pid in pids or []:
+        try:
+            st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        alive.append(f"{pid} ({st})")
+    return {
+        "netns": [n.split()[0] for n in netns if n.startswith(f"nx-{name}-")],
+        "links": [
+            link["ifname"] for link in links if link.get("ifalias") == f"nxprovision-lab:{name}"
+        ],
+        "mounts": [m.split()[4] for m in mounts if m.split()[4].startswith(lab_dir)],
+        "processes": procs,
+        "pids_alive": alive,
+        "state_dir": [lab_dir] if Path(lab_dir).exists() else [],
+    }
+
+
+def all_lab_pids(name: str) -> list[int]:
+    """Every process of a running lab: nspawns, everything inside its hosts, its daemons."""
+    status = json.loads(lab("status", "--json", "--name", name).stdout)
+    pids = set(status["pids"].values())
+    for h in status["hosts"]:
+        ns = f"nx-{name}-{h['host']}"
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+        pids |= {int(p) for p in out.stdout.split()}
+    return sorted(pids)

@@ -1,0 +1,105 @@
+"""What `lab up` plans and writes into the lab inventory (no hosts booted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nxprovision.errors import NxError
+from nxprovision.lab import manager
+from nxprovision.lab.state import LabHost, LabState
+
+
+def test_plain_hosts_plan() -> None:
+    arch, layout, plan = manager.plan_hosts(None, 3, "postgresql")
+    assert arch == "single" and layout == {"lab": ("host1", "host2", "host3")}
+    assert plan == [("host1", ["lab"], False), ("host2", ["lab"], False), ("host3", ["lab"], False)]
+    with pytest.raises(NxError):
+        manager.plan_hosts(None, 0, "postgresql")
+
+
+def test_distributed_plan_gives_net_admin_to_load_balancers_only() -> None:
+    _arch, _layout, plan = manager.plan_hosts("distributed", None, "postgresql")
+    by_host = {h: (g, na) for h, g, na in plan}
+    assert by_host["lb1"][1] and by_host["lb2"][1]
+    assert not any(na for h, (_g, na) in by_host.items() if not h.startswith("lb"))
+    # db hosts carry both of their groups
+    assert set(by_host["db1"][0]) == {"postgresql", "etcd"}
+
+
+def test_mongodb_plan_uses_mongo_hosts() -> None:
+    _arch, layout, plan = manager.plan_hosts("compact", None, "mongodb")
+    assert "postgresql" not in layout and layout["mongodb"] == ("mongo1", "mongo2", "mongo3")
+    assert "db1" not in [h for h, _g, _n in plan]
+
+
+def test_unknown_architecture() -> None:
+    with pytest.raises(NxError, match="unknown architecture"):
+        manager.plan_hosts("huge", None, "postgresql")
+
+
+def _state(arch: str, layout_hosts: list[tuple[str, list[str]]]) -> LabState:
+    return LabState(
+        name="unit", subnet="10.213.9.0/24", bridge_ip="10.213.9.1", architecture=arch, database="postgresql",
+        hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g) in enumerate(layout_hosts, start=1)],
+    )
+
+
+def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
+    _a, _l, plan = manager.plan_hosts("compact", None, "postgresql")
+    state = _state("compact", [(h, g) for h, g, _n in plan])
+    values = manager.lab_group_vars(state)
+    lb = state.host("lb1")
+    assert lb is not None and values["nx_public_url"] == f"http://{lb.ip}/nuxeo"
+    assert values["kafka_download_base_url"] == "http://10.213.9.1:8090/kafka"
+    assert values["seaweedfs_download_base_url"] == "http://10.213.9.1:8090/seaweedfs"
+    conn = manager.lab_connection_vars(state)
+    assert conn["ansible_user"] == "root"
+    assert "UserKnownHostsFile=/dev/null" in conn["ansible_ssh_common_args"]
+    assert conn["nx_lab"]["mirror_url"] == "http://10.213.9.1:8090"
+    assert "nx_vip" not in values  # one load balancer: no virtual IP
+
+
+def test_distributed_lab_gets_a_virtual_ip_inside_the_lab() -> None:
+    _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
+    state = _state("distributed", [(h, g) for h, g, _n in plan])
+    vip = manager.lab_group_vars(state)["nx_vip"]
+    assert vip == "10.213.9.10" and vip not in [h.ip for h in state.hosts]
+
+
+def _ansible_inventory(directory: Path) -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(directory), "--list",
+         "--vault-password-file", str(directory / ".vault-pass")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def test_written_architecture_inventory_loads_in_ansible(tmp_path: Path) -> None:
+    _arch, layout, plan = manager.plan_hosts("compact", None, "postgresql")
+    state = _state("compact", [(h, g) for h, g, _n in plan])
+    manager.write_lab_inventory(state, layout, tmp_path / "inv")
+    inv = _ansible_inventory(tmp_path / "inv")
+    hv = inv["_meta"]["hostvars"]
+    assert hv["lb1"]["ansible_host"] == state.host("lb1").ip  # type: ignore[union-attr]
+    assert hv["front2"]["ansible_ssh_private_key_file"].endswith("/labs/unit/ssh/id_ed25519")
+    assert hv["search3"]["opensearch_download_base_url"] == "http://10.213.9.1:8090/opensearch"
+    assert sorted(inv["opensearch"]["hosts"]) == ["search1", "search2", "search3"]
+    assert "nx_secret_db_password" in hv["db1"]
+
+
+def test_written_plain_inventory_has_only_the_lab_group(tmp_path: Path) -> None:
+    _arch, layout, plan = manager.plan_hosts(None, 2, "postgresql")
+    state = _state("single", [(h, g) for h, g, _n in plan])
+    manager.write_lab_inventory(state, layout, tmp_path / "inv")
+    hosts_yml = yaml.safe_load((tmp_path / "inv" / "hosts.yml").read_text())
+    assert hosts_yml == {"all": {"children": {"lab": {"hosts": {
+        "host1": {"ansible_host": "10.213.9.11"}, "host2": {"ansible_host": "10.213.9.12"}}}}}}
+    inv = _ansible_inventory(tmp_path / "inv")
+    assert inv["lab"]["hosts"] == ["host1", "host2"]
