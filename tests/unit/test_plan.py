@@ -132,7 +132,7 @@ def test_conf_extra_keys_and_secret_values_are_masked(arch: str, make_inv) -> No
     assert conf["my.copy"] == MASK
 
 
-def test_model_facts_never_hold_a_secret_value(make_inv) -> None:  # noqa: ANN001
+def test_model_facts_never_hold_a_secret_value(make_inv) -> None:
     inv = make_inv(set={"nuxeo_conf_extra": {"nuxeo.standin.admin.password": "{{ nx_secret_nuxeo_admin_password }}"}})
     cluster = build_cluster(load_inventory(inv))
     facts = json.dumps(cluster.to_facts())
