@@ -59,7 +59,34 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return report(result)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+    from nxprovision.output import dump_json, table
+    from nxprovision.status import as_json, collect
+
+    cluster = build_cluster(load_inventory(Path(args.inventory), args.vault_password_file))
+    rows = collect(cluster)
+    unhealthy = [r for r in rows if not r.healthy]
+    if args.json:
+        dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows)})
+    else:
+        print(f"Cluster {cluster.settings.get('nx_cluster_name')} ({cluster.architecture}) at "
+              f"{cluster.settings.get('nx_public_url')}")
+        table(["host", "component", "address", "health", "version", "LB", "stand-in", "detail"],
+              [[r.host, r.component, r.address, r.health.upper(), r.version, r.lb_state,
+                "yes" if r.standin else "", r.detail] for r in rows])
+        print(f"{len(rows) - len(unhealthy)}/{len(rows)} healthy")
+    return 1 if unhealthy else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
+    st.add_argument("-i", "--inventory", required=True)
+    st.add_argument("--vault-password-file")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
     d.add_argument("-i", "--inventory", required=True)
     d.add_argument("--vault-password-file")

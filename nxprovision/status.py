@@ -1,0 +1,191 @@
+"""`nxprovision status`: a live health table of every component, probed from where the operator runs it.
+
+Probes speak each component's own protocol over the network (Nuxeo's runningstatus, HAProxy's stats
+CSV, the search cluster's health API, TCP for the database and Kafka, HTTP for S3), in parallel.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import socket
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nxprovision.model.cluster import Cluster, host_setting
+
+TIMEOUT = 5.0
+
+
+@dataclass
+class Row:
+    host: str
+    component: str
+    address: str
+    health: str  # ok | degraded | down | unknown
+    version: str = ""
+    standin: bool = False
+    lb_state: str = ""
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.health == "ok"
+
+
+def _http(url: str, auth: tuple[str, str] | None = None, timeout: float = TIMEOUT) -> tuple[int, bytes, dict]:
+    req = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers or {})
+
+
+def _tcp(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
+def _nuxeo(c: Cluster, host: str) -> Row:
+    node = c.node(host)
+    assert node is not None
+    base = f"http://{node.address}:{node.port}/nuxeo"
+    row = Row(host, f"nuxeo ({node.role})", node.address, "unknown")
+    try:
+        code, body, _ = _http(base + "/runningstatus")
+        data = json.loads(body or b"{}") if body.strip().startswith(b"{") else {}
+        row.standin = bool(data.get("standin"))
+        failing = [k for k, v in data.items() if k.endswith("Status") and v != "ok"]
+        row.health = "ok" if code == 200 else ("degraded" if data else "down")
+        row.detail = f"probes failing: {', '.join(failing)}" if failing else f"runningstatus {code}"
+        code, body, _ = _http(base + "/json/cmis",
+                              ("Administrator", str(c.settings.get("nx_secret_nuxeo_admin_password", ""))))
+        if code == 200:
+            row.version = str(json.loads(body).get("default", {}).get("productVersion", ""))
+    except (OSError, ValueError) as exc:
+        row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
+    return row
+
+
+def _haproxy(c: Cluster, host: str) -> list[Row]:
+    addr = c.hosts[host].address
+    port = int(host_setting(c.view, c.settings, host, "haproxy_stats_port") or 8404)
+    user = str(host_setting(c.view, c.settings, host, "haproxy_stats_user") or "admin")
+    row = Row(host, "haproxy", addr, "unknown")
+    rows = [row]
+    try:
+        code, body, _ = _http(f"http://{addr}:{port}/stats;csv",
+                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))))
+        if code != 200:
+            row.health, row.detail = "down", f"stats answered {code}"
+            return rows
+        reader = csv.DictReader(io.StringIO(body.decode().lstrip("# ")))
+        up = 0
+        for rec in reader:
+            if rec.get("pxname") == "nuxeo" and rec.get("svname") not in ("FRONTEND", "BACKEND"):
+                state = (rec.get("status") or "").split()[0]
+                if state == "UP" and rec.get("weight") == "0":
+                    state = "DRAIN"
+                row.extra.setdefault("servers", {})[rec["svname"]] = state
+                up += state == "UP"
+        total = len(row.extra.get("servers", {}))
+        row.health = "ok" if total and up == total else ("degraded" if up else "down")
+        row.detail = f"{up}/{total} Nuxeo servers UP"
+    except (OSError, ValueError) as exc:
+        row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
+    return rows
+
+
+def _search(c: Cluster, host: str) -> Row:
+    addr = c.hosts[host].address
+    port = c.derived["search"]["http_port"]
+    row = Row(host, "opensearch", addr, "unknown")
+    try:
+        _code, body, _ = _http(f"http://{addr}:{port}/_cluster/health")
+        data = json.loads(body or b"{}")
+        status = data.get("status", "?")
+        row.health = {"green": "ok", "yellow": "degraded"}.get(status, "down")
+        row.detail = f"cluster {status}, {data.get('number_of_nodes', '?')} node(s)"
+        _code, body, _ = _http(f"http://{addr}:{port}/")
+        row.version = str(json.loads(body or b"{}").get("version", {}).get("number", ""))
+    except (OSError, ValueError) as exc:
+        row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
+    return row
+
+
+def _tcp_row(c: Cluster, host: str, component: str, port: int, role: str = "") -> Row:
+    addr = c.hosts[host].address
+    ok = _tcp(addr, port)
+    return Row(host, component, addr, "ok" if ok else "down", detail=(role + " " if role else "")
+               + (f"port {port} open" if ok else f"port {port} refused or unreachable"))
+
+
+def _s3(c: Cluster, host: str) -> Row:
+    addr = c.hosts[host].address
+    port = int(host_setting(c.view, c.settings, host, "seaweedfs_s3_port") or 8333)
+    row = Row(host, "s3 (seaweedfs)", addr, "unknown")
+    try:
+        code, _body, _ = _http(f"http://{addr}:{port}/")
+        row.health = "ok" if code < 500 else "down"
+        row.detail = f"S3 API answered {code}"
+    except (OSError, ValueError) as exc:
+        row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
+    return row
+
+
+def collect(c: Cluster) -> list[Row]:
+    jobs: list[Any] = []
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for h in c.lb_hosts:
+            jobs.append(pool.submit(_haproxy, c, h))
+        for n in c.nuxeo_nodes:
+            jobs.append(pool.submit(_nuxeo, c, n.host))
+        db = c.derived["db"]
+        for h in c.db_hosts:
+            role = "primary" if h == db.get("primary") else "replica"
+            jobs.append(pool.submit(_tcp_row, c, h, c.database, int(db.get("port", 5432)), role))
+        for h in c.search_hosts:
+            jobs.append(pool.submit(_search, c, h))
+        for b in c.kafka_brokers:
+            jobs.append(pool.submit(_tcp_row, c, b.host, "kafka", b.port, f"broker {b.node_id}"))
+        if c.settings.get("s3_mode") == "seaweedfs":
+            for h in c.s3_hosts:
+                jobs.append(pool.submit(_s3, c, h))
+        rows: list[Row] = []
+        for j in jobs:
+            r = j.result()
+            rows.extend(r if isinstance(r, list) else [r])
+    standins = set((c.settings.get("nx_lab") or {}).get("standins", [])) if isinstance(
+        c.settings.get("nx_lab"), dict) else set()
+    for r in rows:
+        comp = r.component.split()[0]
+        if comp in standins or (comp == "kafka" and "kafka" in standins):
+            r.standin = True
+        if r.component.startswith("nuxeo") and "nuxeo" in standins:
+            r.standin = True
+    lb_states: dict[str, str] = {}
+    for r in rows:
+        for server, state in r.extra.get("servers", {}).items():
+            lb_states[server] = state if server not in lb_states or state == "UP" else lb_states[server]
+    for r in rows:
+        node = c.node(r.host)
+        if node and node.role == "front":
+            r.lb_state = lb_states.get(node.jvm_route, "-")
+    return rows
+
+
+def as_json(rows: list[Row]) -> list[dict[str, Any]]:
+    return [asdict(r) | {"healthy": r.healthy} for r in rows]

@@ -1,0 +1,132 @@
+"""The compact architecture deployed from nothing into the lab by `nxprovision deploy`, verified from outside.
+
+1 LB; 2 Nuxeo front nodes and 1 worker; 3 search; 2 PostgreSQL; 1 Kafka; 1 S3 host (issue 5).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_checks import (
+    Deployed,
+    create_document_with_blob,
+    md5_hex,
+    node_of,
+    nxql,
+    runningstatus,
+    s3_keys,
+    wait_for,
+)
+from conftest import Lab, bring_up, lab, require_lab_machine
+
+pytestmark = pytest.mark.lab
+
+NXP = [sys.executable, "-m", "nxprovision.cli"]
+SERVICES = ["haproxy", "nuxeo", "postgresql@15-main", "opensearch", "kafka", "seaweedfs"]
+RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def deploy(inventory: Path, *extra: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def recap(text: str) -> dict[str, tuple[int, int, int, int]]:
+    return {m[0]: (int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in RECAP_RE.findall(text)}
+
+
+def service_starts(lab_: Lab, hosts: list[str]) -> dict[tuple[str, str], str]:
+    out = {}
+    for h in hosts:
+        for svc in SERVICES:
+            r = lab_.ssh(h, f"systemctl show -p ActiveEnterTimestampMonotonic --value {svc} 2>/dev/null || true")
+            value = r.stdout.strip()
+            if value and value != "0":
+                out[(h, svc)] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def compact() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
+    require_lab_machine()
+    name = "nxcompact"
+    try:
+        lab_ = bring_up(name, "--architecture", "compact")
+        first = deploy(lab_.inventory)
+        yield lab_, first
+    finally:
+        lab("down", "--name", name, check=False)
+
+
+def test_first_deploy_converges(compact) -> None:
+    _lab, first = compact
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    hosts = recap(first.stdout)
+    assert {"lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "kafka1", "s3-1"} <= set(hosts)
+    assert all(r[2] == 0 and r[3] == 0 for r in hosts.values()), hosts
+
+
+def test_runningstatus_through_the_lb(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
+                          "runningstatus 200 through the LB")
+    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
+                  "s3BinaryManagerStatus"):
+        assert body.get(probe) == "ok", body
+    assert body.get("standin") is True
+
+
+def test_documents_blobs_search_and_work(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    nx = d.client()
+    title = f"verify {uuid.uuid4().hex[:8]}"
+    doc, content = create_document_with_blob(nx, title, f"hello nxprovision {title}")
+    assert nx.documents.fetch_blob(uid=doc.uid) == content
+    found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
+    assert [e.uid for e in found] == [doc.uid]
+    assert wait_for(lambda: nxql(nx, f"ecm:fulltext = '{title.split()[1]}'"), 60, "a fulltext match")
+    worker = wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120,
+                      "the work item processed")
+    assert worker == "worker1"  # only the worker node has work processing enabled
+    assert md5_hex(content) in " ".join(s3_keys(d))
+
+
+def test_sessions_stick_and_both_fronts_serve(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    seen = set()
+    for _ in range(6):
+        nx = d.client()
+        nodes = {node_of(nx) for _ in range(5)}
+        assert len(nodes) == 1, f"one session was served by {nodes}"
+        seen |= nodes
+    assert seen == {"front1", "front2"}
+
+
+def test_database_rows_and_streaming_replica(compact) -> None:
+    lab_, _ = compact
+    rows = lab_.ssh("db1", "runuser -u postgres -- psql -d nuxeo -tAc \"select count(*) from hierarchy\"")
+    assert rows.returncode == 0 and int(rows.stdout.strip()) > 0, rows.stdout + rows.stderr
+    state = lab_.ssh("db2", "runuser -u postgres -- psql -tAc \"select status from pg_stat_wal_receiver\"")
+    assert state.stdout.strip() == "streaming", state.stdout + state.stderr
+
+
+def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
+    lab_, first = compact
+    assert first.returncode == 0
+    hosts = [h["host"] for h in lab_.status["hosts"]]
+    before = service_starts(lab_, hosts)
+    second = deploy(lab_.inventory)
+    assert second.returncode == 0, second.stdout[-4000:]
+    changed = {h: r[1] for h, r in recap(second.stdout).items() if r[1]}
+    assert changed == {}, changed
+    assert "PLAY RECAP" in second.stdout
+    assert service_starts(lab_, hosts) == before
