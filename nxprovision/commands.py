@@ -50,7 +50,11 @@ def report(result, out=sys.stdout) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    _cluster, vpf, secrets = _validated(args)
+    from nxprovision.limits import check_limit
+
+    cluster, vpf, secrets = _validated(args)
+    for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
+        print(f"WARNING --force: {problem}")
     result = run_playbook(
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
@@ -90,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
     d.add_argument("-i", "--inventory", required=True)
     d.add_argument("--vault-password-file")
-    d.add_argument("--limit", help="Ansible host pattern")
+    d.add_argument("--limit", help="Ansible host pattern (refused if it cuts a quorum group, unless --force)")
+    d.add_argument("--force", action="store_true", help="accept a --limit that selects part of a quorum group")
     d.add_argument("--tags")
     d.add_argument("--skip-tags")
     d.add_argument("--check", action="store_true", help="dry run (Ansible check mode)")
