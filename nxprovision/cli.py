@@ -56,6 +56,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{args.inventory}: invalid, no plan ({len(errors)} error(s))\n")
         return EXIT_INVALID
     plan = make_plan(cluster)
+    if args.graph:
+        from nxprovision.graph import render_svg
+
+        Path(args.graph).write_text(render_svg(cluster))
+        if not args.json:
+            print(f"wrote {args.graph}")
     if args.output_dir:
         write_plan_files(plan, Path(args.output_dir))
     if args.json:
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
     pl.add_argument("--files", action="store_true", help="print every rendered file, not only nuxeo.conf")
     pl.add_argument("--output-dir", help="also write rendered files under DIR/<host>/<path>")
+    pl.add_argument("--graph", metavar="FILE.svg", help="also draw the cluster as an SVG picture")
     pl.set_defaults(func=cmd_plan)
 
     i = sub.add_parser("init", help="write a commented sample inventory and its vault-encrypted secrets")

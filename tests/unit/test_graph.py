@@ -1,0 +1,24 @@
+"""`plan --graph` draws every host of the inventory into a well-formed SVG."""
+
+from __future__ import annotations
+
+import xml.dom.minidom
+from pathlib import Path
+
+import pytest
+
+from nxprovision.inventory import load_inventory
+from nxprovision.model.cluster import build_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("sample", ["single", "compact", "distributed", "compact-mongodb"])
+def test_graph_shows_every_host(sample: str, run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "c.svg"
+    code, _o, err = run_cli("plan", "-i", str(ROOT / "inventories" / sample), "--graph", str(out))
+    assert code == 0, err
+    svg = out.read_text()
+    xml.dom.minidom.parseString(svg)
+    for host in build_cluster(load_inventory(ROOT / "inventories" / sample)).hosts:
+        assert f">{host} " in svg
