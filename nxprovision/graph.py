@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from itertools import pairwise
 
 from nxprovision.model.cluster import Cluster
 
@@ -56,7 +57,7 @@ def render_svg(c: Cluster) -> str:
             out.append(f'<text x="{x + 8}" y="{y + 21}">{escape(label[:30])}</text>')
             col.append((x, y + BOX_H / 2, kind))
         centers.append(col)
-    for a, b in zip(centers, centers[1:], strict=False):
+    for a, b in pairwise(centers):
         for ax, ay, akind in a:
             for bx, by, bkind in b:
                 if akind == "lb" and bkind == "worker":
