@@ -84,7 +84,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 1 if unhealthy else 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    from nxprovision.output import dump_json, table
+    from nxprovision.runner import runs_dir
+
+    base = runs_dir()
+    runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name) if base.exists() else []
+    rows = []
+    for run in runs:
+        cmd = json.loads((run / "command.json").read_text()) if (run / "command.json").exists() else {}
+        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        recap = summ.get("recap", {})
+        rows.append({"id": run.name, "verb": cmd.get("verb", ""), "inventory": cmd.get("inventory", ""),
+                     "limit": cmd.get("limit") or "", "status": summ.get("status", "running or killed"),
+                     "rc": summ.get("rc"), "hosts": len(recap),
+                     "changed": sum(r.get("changed", 0) for r in recap.values()),
+                     "failed_hosts": sorted({f["host"] for f in summ.get("failures", [])}), "path": str(run)})
+    if args.json:
+        dump_json(rows)
+    elif not rows:
+        print(f"no runs recorded in {base}")
+    else:
+        table(["run", "verb", "status", "hosts", "changed", "failed", "inventory"],
+              [[r["id"], r["verb"], r["status"], r["hosts"], r["changed"], ",".join(r["failed_hosts"]),
+                r["inventory"]] for r in rows])
+        print(f"records in {base}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    rs = sub.add_parser("runs", help="list the recorded runs (command, events, summary per run)")
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(func=cmd_runs)
+
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
     st.add_argument("-i", "--inventory", required=True)
     st.add_argument("--vault-password-file")
