@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +159,7 @@ def run_playbook(
     base = runs_dir()
     base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = base / f"{stamp}-{verb}-{os.getpid()}"
+    run_dir = base / f"{stamp}-{verb}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     run_dir.mkdir(parents=True)
     _rotate(base)
     root = project_root()

@@ -75,7 +75,7 @@ def test_first_deploy_converges(compact) -> None:
 def test_runningstatus_through_the_lb(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
-    code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
+    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
                           "runningstatus 200 through the LB")
     for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
                   "s3BinaryManagerStatus"):
