@@ -63,6 +63,109 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return report(result)
 
 
+def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw) -> int:
+    result = run_playbook(playbook, Path(args.inventory), verb=verb, vault_password_file=vpf, secrets=secrets,
+                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"), **kw)
+    return report(result)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    cluster, vpf, secrets = _validated(args)
+    groups = {"nuxeo": cluster.nuxeo_nodes, "opensearch": cluster.search_hosts, "kafka": cluster.kafka_brokers,
+              "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
+              "haproxy": cluster.lb_hosts}
+    if not groups[args.component]:
+        raise NxError(f"this cluster has no {args.component} hosts", "pick a component the inventory has")
+    return _run(args, f"restart_{args.component}.yml", f"restart-{args.component}", vpf, secrets)
+
+
+def cmd_add_node(args: argparse.Namespace) -> int:
+    cluster, vpf, secrets = _validated(args)
+    unknown = [h for h in args.hosts if h not in cluster.hosts]
+    if unknown:
+        raise NxError(f"{', '.join(unknown)} not in the inventory",
+                      "add the new hosts to their groups in the inventory first, then run add-node")
+    new = list(dict.fromkeys(args.hosts))
+    limit = list(new)
+    fronts = [h for h in new if (n := cluster.node(h)) is not None and n.role == "front"]
+    if fronts:
+        # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
+        limit += [h for h in cluster.lb_hosts if h not in limit]
+    code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
+    if code == 0:
+        for h in new:
+            comps = cluster.hosts[h].groups
+            if "kafka" in comps:
+                print(f"note: {h} is a new Kafka broker. Kafka does not move existing partitions by itself: "
+                      "to spread them, generate a plan with `kafka-reassign-partitions.sh --generate` on a broker "
+                      "and apply it with `--execute`. Nuxeo nodes learn the new bootstrap server at the next deploy.")
+            if "opensearch" in comps:
+                print(f"note: {h} joined the search cluster; shards rebalance by themselves. Nuxeo nodes list it "
+                      "in elasticsearch.addressList at the next deploy (a rolling restart).")
+    return code
+
+
+def cmd_remove_node(args: argparse.Namespace) -> int:
+    from nxprovision.daytwo import check_removal
+
+    cluster, vpf, secrets = _validated(args)
+    for line in check_removal(cluster, args.host, args.force):
+        print(f"WARNING --force: {line}")
+    code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars={"nx_remove_host": args.host})
+    if code == 0:
+        print(f"{args.host} is drained, stopped and out of the load balancers. Now delete it from the inventory "
+              f"({args.inventory}); until then a deploy would add it back.")
+    return code
+
+
+def _set_inventory_version(inventory: Path, version: str) -> Path | None:
+    """Record the new version where the inventory sets it, keeping the file's comments."""
+    import re
+
+    base = inventory if inventory.is_dir() else inventory.parent
+    for f in sorted((base / "group_vars").rglob("*.yml")):
+        text = f.read_text()
+        new, n = re.subn(r"(?m)^nuxeo_version:.*$", f"nuxeo_version: '{version}'", text)
+        if n:
+            f.write_text(new)
+            return f
+    return None
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    from nxprovision.daytwo import check_upgrade
+    from nxprovision.model.artifacts import artifact_url
+
+    cluster, vpf, secrets = _validated(args)
+    current = str(cluster.settings.get("nuxeo_version"))
+    mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
+    base = str(cluster.settings.get("nuxeo_download_base_url") or "")
+    url = artifact_url(base, "nuxeo", args.nuxeo_version)
+    if url.startswith("http"):
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
+        except (urllib.error.URLError, OSError) as exc:
+            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version} ({url}: "
+                          f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
+                          "put the distribution on the mirror first; no node was touched") from None
+    extravars: dict = {"nuxeo_version": args.nuxeo_version}
+    if args.packages:
+        extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
+    playbook = "upgrade_nuxeo.yml" if mode == "rolling" else "upgrade_nuxeo_full_stop.yml"
+    print(f"upgrade: {current} -> {args.nuxeo_version} ({mode})")
+    code = _run(args, playbook, "upgrade", vpf, secrets, extravars=extravars)
+    if code == 0:
+        where = _set_inventory_version(Path(args.inventory), args.nuxeo_version)
+        if where:
+            print(f"recorded nuxeo_version {args.nuxeo_version} in {where}")
+        else:
+            print(f"set nuxeo_version: '{args.nuxeo_version}' in the inventory, or the next deploy goes back")
+    return code
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from nxprovision.inventory import load_inventory
     from nxprovision.model.cluster import build_cluster
@@ -114,7 +217,37 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--inventory", required=True)
+    p.add_argument("--vault-password-file")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--progress", choices=("auto", "rich", "plain", "json"), default="auto")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("restart", help="rolling restart of one component, one node at a time, health-gated")
+    _common(r)
+    r.add_argument("--component", default="nuxeo", choices=["nuxeo", "opensearch", "kafka", "postgresql", "haproxy"])
+    r.set_defaults(func=cmd_restart)
+
+    a = sub.add_parser("add-node", help="provision hosts newly added to the inventory, touching no other node")
+    _common(a)
+    a.add_argument("hosts", nargs="+", metavar="HOST")
+    a.set_defaults(func=cmd_add_node)
+
+    rm = sub.add_parser("remove-node", help="drain, stop and take a host out of the cluster")
+    _common(rm)
+    rm.add_argument("host", metavar="HOST")
+    rm.add_argument("--force", action="store_true", help="go below the architecture's minimums")
+    rm.set_defaults(func=cmd_remove_node)
+
+    u = sub.add_parser("upgrade", help="rolling upgrade of the Nuxeo nodes to another version")
+    _common(u)
+    u.add_argument("--nuxeo-version", required=True)
+    u.add_argument("--packages", help="comma-separated package list to install with the new version")
+    u.add_argument("--full-stop", action="store_true", help="stop every node, upgrade, start (LTS jumps)")
+    u.set_defaults(func=cmd_upgrade)
+
     rs = sub.add_parser("runs", help="list the recorded runs (command, events, summary per run)")
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(func=cmd_runs)

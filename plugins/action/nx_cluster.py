@@ -34,6 +34,13 @@ class ActionModule(ActionBase):
                                            "(pip install -e .) in the Python that runs ansible-playbook")
             return result
         view = view_from_ansible_vars(task_vars.get("groups", {}), task_vars.get("hostvars", {}))
+        # remove-node computes the cluster as it will be without the host being removed
+        exclude = self._task.args.get("exclude") or []
+        if exclude:
+            from nxprovision.daytwo import view_without
+
+            for host in exclude:
+                view = view_without(view, str(host))
         cluster = build_cluster(view)
         findings = run_rules(cluster)
         errors = [f.line() for f in findings if f.severity == "error"]
