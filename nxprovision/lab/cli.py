@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="every lab on this machine, leftovers included")
     p.set_defaults(func=cmd_down)
 
+    p = verbs.add_parser("add-host", help="boot one more host and add it to the lab inventory (rehearse add-node)")
+    _name(p)
+    p.add_argument("host")
+    p.add_argument("--group", action="append", required=True, help="inventory group (repeatable)")
+    p.set_defaults(func=cmd_add_host)
+
     for verb, func, text in (
         ("kill", cmd_kill, "hard power-off of one host (its disk is kept)"),
         ("start", cmd_start, "boot a powered-off host again"),
@@ -156,6 +162,14 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     manager.kill(args.name, args.host)
     print(f"lab host {args.host} powered off", file=sys.stderr)
+    return 0
+
+
+@_guard
+def cmd_add_host(args: argparse.Namespace) -> int:
+    h = manager.add_host(args.name, args.host, args.group)
+    print(f"lab host {h.name} ({h.ip}) booted, added to {', '.join(h.groups)} in the lab inventory",
+          file=sys.stderr)
     return 0
 
 

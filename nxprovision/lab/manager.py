@@ -234,6 +234,9 @@ def mirror_url(bridge_ip: str) -> str:
     return f"http://{bridge_ip}:{services.MIRROR_PORT}"
 
 
+LAB_KAFKA_BUCKET = "kafka"
+
+
 def lab_group_vars(state: LabState) -> dict[str, Any]:
     """Inventory settings that point the roles at the lab's mirror and load balancer."""
     base = mirror_url(state.bridge_ip)
@@ -245,8 +248,23 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
     if lbs:
         values = {"nx_public_url": f"http://{lbs[0].ip}/nuxeo", **values}
     if len(lbs) > 1:
-        # the sample's virtual IP lies outside the lab: give keepalived a free lab address instead
-        values["nx_vip"] = str(addressing.vip(ipaddress.IPv4Network(state.subnet)))
+        # the sample's virtual IP lies outside the lab: give keepalived a free lab address instead, and
+        # send users to it (keepalived moves it to the surviving load balancer)
+        vip = str(addressing.vip(ipaddress.IPv4Network(state.subnet)))
+        values["nx_vip"] = vip
+        values["nx_public_url"] = f"http://{vip}/nuxeo"
+    if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
+        # Lab only: the Kafka stand-in (Tansu) keeps topics in memory per broker; the three brokers share one
+        # log through a bucket of the lab's SeaweedFS instead (stand-in-only keys, ignored by Apache Kafka).
+        # Values are references Ansible resolves on the broker: the model's S3 endpoint and the vaulted keys.
+        values["seaweedfs_extra_buckets"] = [LAB_KAFKA_BUCKET]
+        values["kafka_standin_properties"] = {
+            "standin.tansu.storage.engine": f"s3://{LAB_KAFKA_BUCKET}/",
+            "standin.tansu.s3.endpoint": "{{ nx.s3.endpoint }}",
+            "standin.tansu.s3.access.key": "{{ nx_secret_s3_access_key }}",
+            "standin.tansu.s3.secret.key": "{{ nx_secret_s3_secret_key }}",
+            "standin.tansu.s3.region": "{{ nx.s3.region }}",
+        }
     # The Nuxeo stand-in takes its Administrator password from nuxeo.conf (real Nuxeo keeps it in the
     # repository); the model turns this reference back into a secret reference, never a value.
     values["nuxeo_conf_extra"] = {"nuxeo.standin.admin.password": "{{ nx_secret_nuxeo_admin_password }}"}
@@ -435,6 +453,49 @@ def start(name: str, host: str) -> None:
         hosts.wait_ssh(names, [h])
         state.pids = current_pids(state)
         state.save()
+
+
+def add_host(name: str, host: str, groups: list[str]) -> LabHost:
+    """Boot one more host in a running lab and add it to the lab inventory's groups, to rehearse add-node."""
+    from nxprovision.init import render_hosts_yaml
+    from nxprovision.model.architectures import GROUPS
+
+    preflight.require_root()
+    check_host(host)
+    unknown = [g for g in groups if (g not in GROUPS and g != "lab") or g == "nuxeo"]
+    if not groups or unknown:
+        raise NxError(f"cannot add {host} to group(s) {', '.join(unknown) or '(none)'}",
+                      f"pass --group with one of: {', '.join(g for g in GROUPS if g != 'nuxeo')}")
+    state = require_state(name)
+    if any(h.name == host for h in state.hosts):
+        raise NxError(f"lab {name} already has a host {host}", "pick another host name")
+    names = state.names
+    net = ipaddress.IPv4Network(state.subnet)
+    with lab_lock(name):
+        index = max(h.index for h in state.hosts) + 1
+        new = LabHost(name=host, index=index, ip=str(addressing.host_ip(net, index)), groups=list(groups))
+        network.add_host(names, host, index, ipaddress.IPv4Interface(f"{new.ip}/{net.prefixlen}"))
+        pubkey = names.ssh_key.with_suffix(".pub").read_text()
+        hosts.prepare(names, Path(state.base_image), new, [*state.hosts, new], pubkey, state.bridge_ip,
+                      aptsources.machine_mirrors())
+        hosts.boot(names, new)
+        hosts.wait_ssh(names, [new])
+        state.hosts.append(new)
+        state.pids = current_pids(state)
+        state.save()
+        inv = names.inventory_dir / "hosts.yml"
+        layout: dict[str, list[str]] = {}
+        for h in state.hosts:
+            for g in h.groups:
+                layout.setdefault(g, []).append(h.name)
+        hostvars = {h.name: {"ansible_host": h.ip} for h in state.hosts}
+        if set(layout) <= set(GROUPS):
+            inv.write_text(render_hosts_yaml(layout, hostvars))
+        else:  # a `--hosts N` lab: plain groups
+            plain = {"all": {"children": {g: {"hosts": {h: hostvars[h] for h in members}}
+                                          for g, members in layout.items()}}}
+            inv.write_text(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False))
+    return new
 
 
 def partition(name: str, host: str, *, heal: bool = False) -> None:
