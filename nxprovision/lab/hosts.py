@@ -52,8 +52,12 @@ def prepare(
     auth = ssh_dir / "authorized_keys"
     auth.write_text(pubkey.strip() + "\n")
     auth.chmod(0o600)
+    # Timeouts and retries: a fetch that stalls behind the shared cache must fail over, not hang a deploy.
     (root / "etc/apt/apt.conf.d/01nxlab-proxy").write_text(
         f'Acquire::http::Proxy "http://{bridge_ip}:{APT_PORT}";\n'
+        'Acquire::http::Timeout "30";\n'
+        'Acquire::Retries "5";\n'
+        'Acquire::http::Pipeline-Depth "0";\n'
     )
     (root / "etc/apt/sources.list").write_text(host_sources_list(mirrors, SUITE))
     key = root / "etc/ssh/ssh_host_ed25519_key"
