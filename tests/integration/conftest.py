@@ -126,3 +126,25 @@ def all_lab_pids(name: str) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
         pids |= {int(p) for p in out.stdout.split()}
     return sorted(pids)
+
+
+# -- a deployed compact cluster, shared by the deploy checks and the day-2 scenario --------------------
+
+NXP = [sys.executable, "-m", "nxprovision.cli"]
+
+
+def nxprovision(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NXP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def compact_cluster() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
+    """The compact architecture deployed from nothing by `nxprovision deploy` (once per session)."""
+    require_lab_machine()
+    name = "nxcompact"
+    try:
+        lab_ = bring_up(name, "--architecture", "compact")
+        first = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain")
+        yield lab_, first
+    finally:
+        lab("down", "--name", name, check=False)

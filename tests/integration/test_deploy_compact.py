@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,13 @@ from cluster_checks import (
     s3_keys,
     wait_for,
 )
-from conftest import Lab, bring_up, lab, require_lab_machine
+from conftest import Lab
 
 pytestmark = pytest.mark.lab
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 SERVICES = ["haproxy", "nuxeo", "postgresql@15-main", "opensearch", "kafka", "seaweedfs"]
+Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -53,15 +53,8 @@ def service_starts(lab_: Lab, hosts: list[str]) -> dict[tuple[str, str], str]:
 
 
 @pytest.fixture(scope="module")
-def compact() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
-    require_lab_machine()
-    name = "nxcompact"
-    try:
-        lab_ = bring_up(name, "--architecture", "compact")
-        first = deploy(lab_.inventory)
-        yield lab_, first
-    finally:
-        lab("down", "--name", name, check=False)
+def compact(compact_cluster: Deployment) -> Deployment:
+    return compact_cluster
 
 
 def test_first_deploy_converges(compact) -> None:

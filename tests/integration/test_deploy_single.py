@@ -1,0 +1,79 @@
+"""The single architecture (trials) deployed from nothing into a one-host lab, verified from outside.
+
+One host runs everything: HAProxy, the Nuxeo node (front, and the one that processes work), PostgreSQL,
+the search node, the Kafka broker and the S3 store (issue 5).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cluster_checks import Deployed, create_document_with_blob, md5_hex, node_of, nxql, runningstatus, s3_keys, wait_for
+from conftest import Lab, bring_up, lab, require_lab_machine
+from test_deploy_compact import deploy, recap, service_starts
+
+pytestmark = pytest.mark.lab
+
+NAME = "nxsingle"
+HOST = "nuxeo1"
+
+
+@pytest.fixture(scope="module")
+def single() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
+    require_lab_machine()
+    try:
+        lab_ = bring_up(NAME, "--architecture", "single")
+        first = deploy(lab_.inventory, timeout=900)
+        yield lab_, first
+    finally:
+        lab("down", "--name", NAME, check=False)
+
+
+def test_first_deploy_converges(single) -> None:
+    _lab, first = single
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    hosts = recap(first.stdout)
+    assert set(hosts) == {HOST}, hosts
+    _ok, changed, unreachable, failed = hosts[HOST]
+    assert changed > 0 and unreachable == 0 and failed == 0, hosts
+
+
+def test_runningstatus_through_the_lb(single) -> None:
+    lab_, _ = single
+    d = Deployed.load(lab_.inventory)
+    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
+                          "runningstatus 200 through the LB")
+    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
+                  "s3BinaryManagerStatus"):
+        assert body.get(probe) == "ok", body
+    assert body.get("standin") is True
+
+
+def test_documents_blobs_search_and_work(single) -> None:
+    lab_, _ = single
+    d = Deployed.load(lab_.inventory)
+    nx = d.client()
+    assert node_of(nx) == HOST
+    title = f"verify {uuid.uuid4().hex[:8]}"
+    doc, content = create_document_with_blob(nx, title, f"hello nxprovision {title}")
+    assert nx.documents.fetch_blob(uid=doc.uid) == content
+    found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
+    assert [e.uid for e in found] == [doc.uid]
+    worker = wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120,
+                      "the work item processed")
+    assert worker == HOST  # no worker node: the single node processes work itself
+    assert md5_hex(content) in " ".join(s3_keys(d))
+
+
+def test_second_deploy_changes_and_restarts_nothing(single) -> None:
+    lab_, first = single
+    assert first.returncode == 0
+    before = service_starts(lab_, [HOST])
+    assert before, "no service start time recorded"
+    second = deploy(lab_.inventory, timeout=600)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap(second.stdout)[HOST][1] == 0, recap(second.stdout)
+    assert service_starts(lab_, [HOST]) == before

@@ -1,0 +1,71 @@
+"""Day-2 operations under a steady load through the LB (issue 6): add a third front node, roll a restart of
+every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, remove a node. Zero failed requests,
+every acknowledged write readable at the end, and add-node changes nothing on the other Nuxeo hosts."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from cluster_checks import Deployed, node_of, wait_for
+from conftest import lab, nxprovision
+from load import SteadyLoad, unreadable_acks
+
+pytestmark = pytest.mark.lab
+
+RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+UPGRADE_TO = "2023.35"
+
+
+def changed_by_host(text: str) -> dict[str, int]:
+    return {m[0]: int(m[2]) for m in RECAP_RE.findall(text)}
+
+
+def test_day2_operations_under_load(compact_cluster) -> None:
+    lab_, first = compact_cluster
+    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    inv = str(lab_.inventory)
+    d = Deployed.load(lab_.inventory)
+    timings: dict[str, float] = {}
+
+    with SteadyLoad(d.client, threads=4) as load:
+        wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+
+        # (a) add a third front node
+        lab("add-host", "--name", lab_.name, "front3", "--group", "nuxeo_front")
+        t0 = time.monotonic()
+        added = nxprovision("add-node", "-i", inv, "front3", "--progress", "plain")
+        timings["add_node_s"] = time.monotonic() - t0
+        assert added.returncode == 0, added.stdout[-5000:] + added.stderr[-2000:]
+        changed = changed_by_host(added.stdout)
+        assert "front3" in changed and "lb1" in changed
+        for other in ("front1", "front2", "worker1"):
+            assert changed.get(other, 0) == 0, f"add-node touched {other}: {changed}"
+        d3 = Deployed.load(lab_.inventory)
+        wait_for(lambda: "front3" in {node_of(d3.client()) for _ in range(12)}, 90, "front3 serving through the LB")
+
+        # (b) rolling restart of every Nuxeo node
+        t0 = time.monotonic()
+        restart = nxprovision("restart", "-i", inv, "--component", "nuxeo", "--progress", "plain")
+        timings["rolling_restart_s"] = time.monotonic() - t0
+        assert restart.returncode == 0, restart.stdout[-5000:] + restart.stderr[-2000:]
+
+        # (c) rolling upgrade to another version from the mirror
+        t0 = time.monotonic()
+        upgrade = nxprovision("upgrade", "-i", inv, "--nuxeo-version", UPGRADE_TO, "--progress", "plain")
+        timings["rolling_upgrade_s"] = time.monotonic() - t0
+        assert upgrade.returncode == 0, upgrade.stdout[-5000:] + upgrade.stderr[-2000:]
+        assert str(d.client().client.server_info()["productVersion"]) == UPGRADE_TO
+
+        # (d) remove a node
+        removed = nxprovision("remove-node", "-i", inv, "front3", "--progress", "plain")
+        assert removed.returncode == 0, removed.stdout[-5000:] + removed.stderr[-2000:]
+        time.sleep(5)
+
+    stats = load.stats
+    print(f"load: {stats.requests} requests, {len(stats.failures)} failed, {len(stats.acked)} acknowledged writes; "
+          f"timings {timings}")
+    assert stats.failures == [], stats.failures[:20]
+    assert len(stats.acked) > 50
+    assert unreadable_acks(d.client, stats.acked) == []
