@@ -200,6 +200,7 @@ def _bring_up(
     builder = threading.Thread(target=_build_mirror, args=(mirror_error,), daemon=True)
     builder.start()
     services.wait_listening(names, state.bridge_ip)
+    services.prewarm_apt_cache(state.bridge_ip, mirrors, hosts.SUITE)
     hosts.wait_ssh(names, state.hosts)
     services.check_running(names)
     t = _phase(timings, "boot_ssh", t)
@@ -256,15 +257,20 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
     if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
         # Lab only: the Kafka stand-in (Tansu) keeps topics in memory per broker; the three brokers share one
         # log through a bucket of the lab's SeaweedFS instead (stand-in-only keys, ignored by Apache Kafka).
-        # Values are references Ansible resolves on the broker: the model's S3 endpoint and the vaulted keys.
+        # The keys are references to the vaulted secrets, resolved by Ansible on the brokers.
+        s3 = next(h for h in state.hosts if "s3" in h.groups)
         values["seaweedfs_extra_buckets"] = [LAB_KAFKA_BUCKET]
         values["kafka_standin_properties"] = {
             "standin.tansu.storage.engine": f"s3://{LAB_KAFKA_BUCKET}/",
-            "standin.tansu.s3.endpoint": "{{ nx.s3.endpoint }}",
+            "standin.tansu.s3.endpoint": f"http://{s3.ip}:8333",
             "standin.tansu.s3.access.key": "{{ nx_secret_s3_access_key }}",
             "standin.tansu.s3.secret.key": "{{ nx_secret_s3_secret_key }}",
-            "standin.tansu.s3.region": "{{ nx.s3.region }}",
+            "standin.tansu.s3.region": "{{ s3_region }}",
         }
+    if state.database == "mongodb" and "mongodb" in STANDINS:
+        # The MongoDB stand-in enforces access control but has no localhost exception: the role creates the users
+        # before it turns access control on.
+        values["mongodb_users_bootstrap"] = "unauthenticated"
     # The Nuxeo stand-in takes its Administrator password from nuxeo.conf (real Nuxeo keeps it in the
     # repository); the model turns this reference back into a secret reference, never a value.
     values["nuxeo_conf_extra"] = {"nuxeo.standin.admin.password": "{{ nx_secret_nuxeo_admin_password }}"}

@@ -49,6 +49,10 @@ def acng_conf(mirrors: DebianMirrors, cache_dir: Path, log_dir: Path) -> str:
         "ReportPage: acng-report.html",
         "ExThreshold: 4",
         "FollowIndexFileRemoval: 1",
+        # Index files checked upstream within 10 minutes are served as they are: eleven hosts asking for the
+        # same InRelease at once otherwise race inside apt-cacher-ng ("File exists") and get an error page,
+        # after which python-apt waits forever.
+        "FreshIndexMaxAge: 600",
         "",
     ])
 
@@ -88,6 +92,7 @@ def start_apt_cache(names: LabNames, bridge_ip: str, mirrors: DebianMirrors) -> 
     log_dir = names.log_dir / "apt-cacher-ng"
     log_dir.mkdir(parents=True, exist_ok=True)
     fd, cache = _claim_cache_slot()
+    _remove_stale_index_copies(cache)
     try:
         (conf / "acng.conf").write_text(acng_conf(mirrors, cache, log_dir))
         # apt-cacher-ng answered `503 Host not found` until this listed the machine's own mirror
@@ -99,6 +104,31 @@ def start_apt_cache(names: LabNames, bridge_ip: str, mirrors: DebianMirrors) -> 
     finally:
         os.close(fd)
     return cache
+
+
+def _remove_stale_index_copies(cache: Path) -> None:
+    """apt-cacher-ng moves an index aside as `<file>.<number>` before refreshing it; copies left by an
+    interrupted refresh make the next refresh of the same file fail."""
+    for dists in cache.glob("*/dists/*"):
+        for f in dists.iterdir():
+            if f.is_file() and f.suffix[1:].isdigit():
+                f.unlink(missing_ok=True)
+
+
+def prewarm_apt_cache(bridge_ip: str, mirrors: DebianMirrors, suite: str) -> None:
+    """Fetch each release file once, one after the other, before the hosts ask for them all at once."""
+    import urllib.request
+
+    proxy = urllib.request.ProxyHandler({"http": f"http://{bridge_ip}:{APT_PORT}"})
+    opener = urllib.request.build_opener(proxy)
+    urls = [f"{mirrors.archive.rstrip('/')}/dists/{d}/InRelease" for d in (suite, f"{suite}-updates")]
+    if mirrors.security:
+        urls.append(f"{mirrors.security.rstrip('/')}/dists/{suite}-security/InRelease")
+    for url in urls:
+        try:
+            opener.open(url, timeout=30).read()
+        except OSError:
+            continue  # the hosts will ask again; a failure here only loses the head start
 
 
 def start_mirror(names: LabNames, bridge_ip: str) -> None:

@@ -162,13 +162,21 @@ class Node:
         c = self.cfg
         if c.get("nuxeo.db.type") == "mongodb" or c.has_template("mongodb"):
             return MongoRepository(c.get("nuxeo.mongodb.server"), c.get("nuxeo.mongodb.dbname") or "nuxeo")
+        host: str = c.get("nuxeo.db.host")
+        port: int | str = int(c.number("nuxeo.db.port", 5432))
+        extra: dict[str, str] = {}
+        multi = pg_jdbc_multi_host(c.get("nuxeo.db.jdbc.url"))
+        if multi:
+            # a multi-host JDBC URL (PostgreSQL HA): libpq takes the same host list and picks the primary
+            host, port, extra = multi
         return PostgresRepository(
-            c.get("nuxeo.db.host"),
-            int(c.number("nuxeo.db.port", 5432)),
+            host,
+            port,  # type: ignore[arg-type]
             c.get("nuxeo.db.name"),
             c.get("nuxeo.db.user"),
             c.get("nuxeo.db.password"),
             pool_size=int(c.number("nuxeo.vcs.max-pool-size", 20)),
+            conn_extra=extra,
         )
 
     # ---- lifecycle ----
@@ -566,3 +574,32 @@ class Node:
             self.index(doc)
             self.audit("renditionCompleted", doc)
         log.info("work %s for document %s processed on node %s", work["id"], work["docId"], self.node_id)
+
+
+# pgjdbc targetServerType -> libpq target_session_attrs
+_TARGET_SERVER_TYPES = {"any": "any", "primary": "read-write", "master": "read-write", "secondary": "standby",
+                        "preferprimary": "any", "prefersecondary": "prefer-standby"}
+
+
+def pg_jdbc_multi_host(url: str) -> tuple[str, str, dict[str, str]] | None:
+    """`jdbc:postgresql://h1:p1,h2:p2/db?targetServerType=primary` as libpq's host and port lists plus
+    target_session_attrs; None for a single-host URL (nuxeo.db.host/port then apply, as before)."""
+    from urllib.parse import parse_qs
+
+    prefix = "jdbc:postgresql://"
+    if not url or not url.startswith(prefix):
+        return None
+    rest = url[len(prefix):]
+    hostpart, _, tail = rest.partition("/")
+    query = tail.partition("?")[2]
+    hosts = [h for h in hostpart.split(",") if h]
+    if len(hosts) < 2:
+        return None
+    names, ports = [], []
+    for h in hosts:
+        name, _, port = h.rpartition(":") if h.count(":") == 1 else (h, "", "")
+        names.append(name or h)
+        ports.append(port or "5432")
+    params = {k.lower(): v[-1] for k, v in parse_qs(query).items()}
+    target = _TARGET_SERVER_TYPES.get(params.get("targetservertype", "any").lower(), "any")
+    return ",".join(names), ",".join(ports), {"target_session_attrs": target}

@@ -150,13 +150,15 @@ class PostgresRepository(Repository):
     ).replace("h.props", "p.props")
 
     def __init__(
-        self, host: str, port: int, dbname: str, user: str, password: str, pool_size: int = 10
+        self, host: str, port: int, dbname: str, user: str, password: str, pool_size: int = 10,
+        conn_extra: dict[str, str] | None = None,
     ) -> None:
         import psycopg  # vendored in lib/python on the lab hosts
 
         self._psycopg = psycopg
         self.conninfo = dict(
-            host=host, port=port, dbname=dbname, user=user, password=password, connect_timeout=5
+            host=host, port=port, dbname=dbname, user=user, password=password, connect_timeout=5,
+            **(conn_extra or {}),
         )
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(pool_size)
