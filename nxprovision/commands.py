@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.runner import format_recap, run_playbook
+from nxprovision.runner import format_recap, run_playbook, unreachable_cause
 from nxprovision.secrets import SECRET_NAMES
 
 
@@ -41,7 +41,7 @@ def report(result, out=sys.stdout) -> int:
             seen.add((f.host, f.task))
             what = "unreachable" if f.unreachable else "failed"
             role = f"{f.role} : " if f.role else ""
-            first = f.message.splitlines()[0] if f.message else ''
+            first = unreachable_cause(f.message) if f.unreachable else (f.message.splitlines() or [""])[0]
             out.write(f"nxprovision: {f.host} {what} at task '{role}{f.task}': {first}\n")
         out.write(f"nxprovision: run failed (rc={result.rc}); records in {result.run_dir}\n")
         return 1
@@ -55,6 +55,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
         print(f"WARNING --force: {problem}")
+    db = cluster.derived.get("db", {})
+    if db.get("standin_single_node"):
+        others = ", ".join(h for h in db.get("hosts", []) if h not in db.get("servers", []))
+        print(f"note: MongoDB stand-in: single node, no replication: mongod runs on {db['primary']} only "
+              f"(replica set {db.get('replica_set')} of one member); {others} run no MongoDB")
     result = run_playbook(
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
@@ -166,6 +171,31 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_support_bundle(args: argparse.Namespace) -> int:
+    import shutil
+    import time as _time
+
+    from nxprovision import bundle
+    from nxprovision.plan import make_plan, plan_to_dict
+    from nxprovision.status import as_json, collect
+
+    cluster, vpf, secrets = _validated(args)
+    work = bundle.workdir()
+    try:
+        result = run_playbook("support_bundle.yml", Path(args.inventory), verb="support-bundle",
+                              vault_password_file=vpf, secrets=secrets, progress=args.progress,
+                              extravars={"nx_bundle_dir": str(work / "hosts")})
+        (work / "hosts").mkdir(exist_ok=True)
+        extra = {"status": as_json(collect(cluster)), "plan": plan_to_dict(make_plan(cluster)),
+                 "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)}}
+        out = Path(args.output or f"nxprovision-support-{_time.strftime('%Y%m%d-%H%M%S')}.tar.gz")
+        bundle.build(work / "hosts", extra, secrets, out)
+        print(f"support bundle: {out} (secrets redacted){'' if result.rc == 0 else '; some hosts could not be read'}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from nxprovision.inventory import load_inventory
     from nxprovision.model.cluster import build_cluster
@@ -247,6 +277,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--packages", help="comma-separated package list to install with the new version")
     u.add_argument("--full-stop", action="store_true", help="stop every node, upgrade, start (LTS jumps)")
     u.set_defaults(func=cmd_upgrade)
+
+    sb = sub.add_parser("support-bundle", help="logs, configs and status of every host in one redacted archive")
+    _common(sb)
+    sb.add_argument("-o", "--output", help="archive path (default nxprovision-support-<time>.tar.gz)")
+    sb.set_defaults(func=cmd_support_bundle)
 
     rs = sub.add_parser("runs", help="list the recorded runs (command, events, summary per run)")
     rs.add_argument("--json", action="store_true")

@@ -123,3 +123,31 @@ def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
     assert changed == {}, changed
     assert "PLAY RECAP" in second.stdout
     assert service_starts(lab_, hosts) == before
+
+
+def test_support_bundle_holds_no_secret(compact, tmp_path: Path) -> None:
+    import tarfile
+
+    lab_, _ = compact
+    out = tmp_path / "bundle.tar.gz"
+    proc = subprocess.run([*NXP, "support-bundle", "-i", str(lab_.inventory), "-o", str(out), "--progress", "plain"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    d = Deployed.load(lab_.inventory)
+    secrets = [str(v) for k, v in d.cluster.settings.items() if k.startswith("nx_secret_")]
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert any(n.endswith("front1/files/front1/etc/nuxeo/nuxeo.conf") for n in names), names[:20]
+    assert any("journal-nuxeo" in n for n in names)
+    for s in secrets:
+        assert s.encode() not in blob
+    # every run record and everything deploy printed: no secret either
+    for run in (Path("/var/lib/nxprovision/runs")).iterdir():
+        if lab_.name not in (run / "command.json").read_text(errors="replace"):
+            continue
+        for f in run.rglob("*"):
+            if f.is_file():
+                data = f.read_bytes()
+                for s in secrets:
+                    assert s.encode() not in data, f"{s[:3]}... in {f}"
