@@ -63,6 +63,10 @@ def test_first_deploy_converges(compact) -> None:
     hosts = recap(first.stdout)
     assert {"lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "kafka1", "s3-1"} <= set(hosts)
     assert all(r[2] == 0 and r[3] == 0 for r in hosts.values()), hosts
+    d = Deployed.load(_lab.inventory)
+    for name, value in d.cluster.settings.items():
+        if name.startswith("nx_secret_"):
+            assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
 
 
 def test_runningstatus_through_the_lb(compact) -> None:
