@@ -96,6 +96,9 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     if fronts:
         # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
         limit += [h for h in cluster.lb_hosts if h not in limit]
+    if any(cluster.node(h) is not None for h in new) and cluster.database == "postgresql":
+        # pg_hba lets in the Nuxeo nodes by address: the database hosts reload it (no restart).
+        limit += [h for h in cluster.db_hosts if h not in limit]
     code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
     if code == 0:
         for h in new:
