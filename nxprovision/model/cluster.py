@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -259,6 +260,12 @@ def build_cluster(view: InventoryView) -> Cluster:
     return cluster
 
 
+def _standins(settings: dict[str, Any]) -> list[str]:
+    """Products the lab serves as stand-ins (`nx_lab.standins`, written by the lab only)."""
+    lab = settings.get("nx_lab")
+    return [str(p) for p in lab.get("standins", [])] if isinstance(lab, dict) else []
+
+
 def _addr(cluster: Cluster, host: str) -> str:
     return cluster.hosts[host].address if host in cluster.hosts else host
 
@@ -293,11 +300,19 @@ def _derive(c: Cluster) -> dict[str, Any]:
             + _int(s.get("postgresql_max_connections_reserve"), 20),
             tuning_tiers=PG_TUNING_TIERS,
         )
+        db["manager"] = "streaming"
+        if _patroni_managed(c):
+            db.update(_patroni(c, port, primary))
     elif c.database == "mongodb" and c.db_hosts:
         port = _int(s.get("mongodb_port"), 27017)
-        members = [f"{_addr(c, h)}:{port}" for h in c.db_hosts]
         rs = str(s.get("mongodb_replica_set", "rs0")) if len(c.db_hosts) > 1 else ""
-        db.update(hosts=list(c.db_hosts), primary=c.db_hosts[0], replicas=c.db_hosts[1:], port=port,
+        # The lab's MongoDB stand-in is a single node: it answers as the only member (and primary) of the
+        # replica set and replicates nothing, so only the first host runs it and Nuxeo connects to that one.
+        standin = "mongodb" in _standins(s)
+        servers = list(c.db_hosts[:1]) if standin else list(c.db_hosts)
+        members = [f"{_addr(c, h)}:{port}" for h in servers]
+        db.update(hosts=list(c.db_hosts), servers=servers, primary=c.db_hosts[0], replicas=servers[1:], port=port,
+                  standin_single_node=standin and len(c.db_hosts) > 1,
                   members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
                   user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
                   archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
@@ -366,6 +381,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "public_host": public.hostname, "scheme": public.scheme,
         "backends": [{"name": n.jvm_route, "host": n.host, "address": n.address, "port": n.port}
                      for n in c.nuxeo_nodes if n.role == "front"],
+        "vip": str(s.get("nx_vip") or "") if len(c.lb_hosts) > 1 else "",
+        "vrrp": _vrrp(c),
     }
 
     version = c.nuxeo_version
@@ -383,7 +400,74 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
-    return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo}
+    return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c)}
+
+
+# --------------------------------------------------------------------------- HA (distributed architecture)
+
+
+def _patroni_managed(c: Cluster) -> bool:
+    """PostgreSQL HA: Patroni on etcd in the distributed architecture; the compact one keeps plain streaming."""
+    return c.architecture == "distributed" and c.database == "postgresql" and len(c.etcd_hosts) >= 3
+
+
+def _patroni(c: Cluster, port: int, primary: str) -> dict[str, Any]:
+    """Patroni settings. Nuxeo reaches the leader with a multi-host JDBC URL (targetServerType=primary):
+    no extra hop, and a load balancer failure never touches the database connections."""
+    s = c.settings
+    name = s.get("nuxeo_db_name", "nuxeo")
+    rest_port = _int(s.get("patroni_rest_port"), 8008)
+    hosts = ",".join(f"{_addr(c, h)}:{port}" for h in c.db_hosts)
+    return {
+        "manager": "patroni",
+        # Any host may be the leader: every database host must be allowed to stream from every other.
+        "replication_clients": sorted({_addr(c, h) for h in c.db_hosts}),
+        "jdbc_url": f"jdbc:postgresql://{hosts}/{name}?targetServerType=primary",
+        "patroni": {
+            "scope": f"{s.get('nx_cluster_name', 'nuxeo')}-postgresql",
+            "namespace": "/nxprovision/",
+            "rest_port": rest_port,
+            "members": [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
+                         "rest_url": f"http://{_addr(c, h)}:{rest_port}"} for h in c.db_hosts],
+            # nx.db.primary bootstraps the cluster alone, so the first leader is known; any host may lead later.
+            "bootstrap_host": primary,
+            "synchronous_mode": str(s.get("patroni_synchronous_mode", False)).lower() in ("true", "1", "yes"),
+            "etcd_hosts": [f"{_addr(c, h)}:{_int(s.get('etcd_client_port'), 2379)}" for h in c.etcd_hosts],
+        },
+    }
+
+
+def _etcd(c: Cluster) -> dict[str, Any]:
+    s = c.settings
+    client_port = _int(s.get("etcd_client_port"), 2379)
+    peer_port = _int(s.get("etcd_peer_port"), 2380)
+    members = [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
+                "peer_url": f"http://{_addr(c, h)}:{peer_port}", "client_url": f"http://{_addr(c, h)}:{client_port}"}
+               for h in c.etcd_hosts]
+    return {
+        "hosts": list(c.etcd_hosts), "members": members, "client_port": client_port, "peer_port": peer_port,
+        "initial_cluster": ",".join(f"{m['name']}={m['peer_url']}" for m in members),
+        "endpoints": [m["client_url"] for m in members],
+        "cluster_token": f"{s.get('nx_cluster_name', 'nuxeo')}-etcd",
+    }
+
+
+def _vrrp(c: Cluster) -> dict[str, Any]:
+    """keepalived VRRP between the load balancers: unicast peers, the first LB preferred (highest priority)."""
+    s = c.settings
+    if len(c.lb_hosts) < 2:
+        return {"enabled": False, "instances": []}
+    cluster = str(s.get("nx_cluster_name", "nuxeo"))
+    # Stable per cluster, so two clusters on one network segment do not share a router id by default.
+    router_id = _int(s.get("keepalived_virtual_router_id"), 0) or (zlib.crc32(cluster.encode()) % 254 + 1)
+    base = _int(s.get("keepalived_priority_base"), 150)
+    return {
+        "enabled": True,
+        "router_id": router_id,
+        "instance": f"{_sanitize_id(cluster)}_vip",
+        "peers": [{"host": h, "address": _addr(c, h), "priority": max(1, base - 10 * i)}
+                  for i, h in enumerate(c.lb_hosts)],
+    }
 
 
 # PostgreSQL tuning by host RAM (nuxeo-facts.md 2.3, Nuxeo's table for 4/8/16/32 GB). The role picks the
@@ -469,6 +553,9 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     if c.database == "postgresql":
         put("nuxeo.db.host", db.get("address", ""))
         put("nuxeo.db.port", db.get("port", 5432))
+        if db.get("jdbc_url"):
+            # Patroni: every database host, the driver picks the one that is primary (read-write).
+            put("nuxeo.db.jdbc.url", db["jdbc_url"])
         put("nuxeo.db.name", db.get("name", "nuxeo"))
         put("nuxeo.db.user", db.get("user", "nuxeo"))
         put("nuxeo.db.password", SECRET_PLACEHOLDER, "nx_secret_db_password")

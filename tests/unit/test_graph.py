@@ -22,3 +22,9 @@ def test_graph_shows_every_host(sample: str, run_cli, tmp_path: Path) -> None:
     xml.dom.minidom.parseString(svg)
     for host in build_cluster(load_inventory(ROOT / "inventories" / sample)).hosts:
         assert f">{host} " in svg
+
+
+def test_role_reference_is_up_to_date() -> None:
+    from nxprovision.roledocs import render
+
+    assert (ROOT / "docs" / "roles.md").read_text() == render(), "run: .venv/bin/python -m nxprovision.roledocs"

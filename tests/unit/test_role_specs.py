@@ -12,7 +12,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES_DIR = ROOT / "roles"
-ROLES = ("common", "haproxy", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "seaweedfs", "nuxeo")
+ROLES = ("common", "haproxy", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "seaweedfs", "nuxeo",
+         "keepalived", "etcd", "patroni")
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
 HANDLERS = {
@@ -25,6 +26,9 @@ HANDLERS = {
     "zookeeper": {"Restart zookeeper"},
     "seaweedfs": {"Restart seaweedfs"},
     "nuxeo": {"Restart nuxeo"},
+    "keepalived": {"Reload keepalived"},
+    "etcd": {"Restart etcd"},
+    "patroni": {"Reload patroni"},
 }
 
 
@@ -113,8 +117,8 @@ def test_site_playbook_order():
     plays = _load(ROOT / "playbooks" / "site.yml")
     assert plays[0].get("ansible.builtin.import_playbook") == "validate.yml"
     order = [r["role"] if isinstance(r, dict) else r for p in plays for r in p.get("roles", [])]
-    assert order == ["common", "postgresql", "mongodb", "opensearch", "zookeeper", "kafka", "seaweedfs", "nuxeo",
-                     "haproxy"]
+    assert order == ["common", "etcd", "postgresql", "patroni", "mongodb", "opensearch", "zookeeper", "seaweedfs",
+                     "kafka", "nuxeo", "haproxy", "keepalived"]
     for p in plays[1:]:
         for r in p.get("roles", []):
             name = r["role"] if isinstance(r, dict) else r

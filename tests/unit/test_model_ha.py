@@ -1,0 +1,71 @@
+"""The model's values for the distributed architecture's HA pieces: keepalived, etcd, Patroni (issue 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nxprovision.inventory import load_inventory
+from nxprovision.model.cluster import build_cluster
+from nxprovision.plan import make_plan, parse_properties
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_distributed_sample_gets_vrrp_etcd_and_patroni() -> None:
+    c = build_cluster(load_inventory(ROOT / "inventories" / "distributed"))
+    nx = c.to_facts()
+    lb = nx["lb"]
+    assert lb["vip"] == "10.20.0.100"
+    assert lb["vrrp"]["enabled"] is True and 1 <= lb["vrrp"]["router_id"] <= 255
+    prios = [p["priority"] for p in lb["vrrp"]["peers"]]
+    assert [p["host"] for p in lb["vrrp"]["peers"]] == ["lb1", "lb2"] and prios[0] > prios[1]
+    etcd = nx["etcd"]
+    assert etcd["hosts"] == ["db1", "db2", "db3"]
+    assert etcd["initial_cluster"] == "db1=http://db1:2380,db2=http://db2:2380,db3=http://db3:2380"
+    db = nx["db"]
+    assert db["manager"] == "patroni"
+    assert db["patroni"]["bootstrap_host"] == db["primary"] == "db1"
+    assert db["patroni"]["etcd_hosts"] == ["db1:2379", "db2:2379", "db3:2379"]
+    assert db["patroni"]["synchronous_mode"] is False
+    assert db["replication_clients"] == ["db1", "db2", "db3"]  # any member may lead
+    assert db["jdbc_url"] == "jdbc:postgresql://db1:5432,db2:5432,db3:5432/nuxeo?targetServerType=primary"
+
+
+def test_distributed_nuxeo_conf_uses_the_multi_host_url() -> None:
+    c = build_cluster(load_inventory(ROOT / "inventories" / "distributed"))
+    conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
+    assert conf["nuxeo.db.jdbc.url"].endswith("/nuxeo?targetServerType=primary")
+
+
+def test_compact_keeps_plain_streaming_and_no_vip() -> None:
+    c = build_cluster(load_inventory(ROOT / "inventories" / "compact"))
+    nx = c.to_facts()
+    assert nx["db"]["manager"] == "streaming" and "patroni" not in nx["db"] and "jdbc_url" not in nx["db"]
+    assert nx["lb"]["vip"] == "" and nx["lb"]["vrrp"]["enabled"] is False
+    conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
+    assert "nuxeo.db.jdbc.url" not in conf
+
+
+def test_router_id_is_stable_and_overridable(make_inv) -> None:
+    a = build_cluster(load_inventory(make_inv("distributed")))
+    b = build_cluster(load_inventory(make_inv("distributed")))
+    assert a.derived["lb"]["vrrp"]["router_id"] == b.derived["lb"]["vrrp"]["router_id"]
+    c = build_cluster(load_inventory(make_inv("distributed", set={"keepalived_virtual_router_id": 42})))
+    assert c.derived["lb"]["vrrp"]["router_id"] == 42
+
+
+def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> None:
+    from nxprovision.lab import manager
+    from nxprovision.lab.state import LabHost, LabState
+
+    _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
+    state = LabState(
+        name="unit", subnet="10.213.9.0/24", bridge_ip="10.213.9.1", architecture="distributed",
+        database="postgresql",
+        hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g, _n) in enumerate(plan, start=1)],
+    )
+    values = manager.lab_group_vars(state)
+    assert values["nx_public_url"] == f"http://{values['nx_vip']}/nuxeo"
+    props = values["kafka_standin_properties"]
+    assert props["standin.tansu.storage.engine"] == "s3://kafka/" and values["seaweedfs_extra_buckets"] == ["kafka"]
+    assert props["standin.tansu.s3.secret.key"] == "{{ nx_secret_s3_secret_key }}"  # a reference, never a value
