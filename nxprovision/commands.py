@@ -193,8 +193,12 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
                  "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)}}
         out = Path(args.output or f"nxprovision-support-{_time.strftime('%Y%m%d-%H%M%S')}.tar.gz")
         bundle.build(work / "hosts", extra, secrets, out)
-        print(f"support bundle: {out} (secrets redacted){'' if result.rc == 0 else '; some hosts could not be read'}")
-        return 0
+        if result.rc == 0:
+            print(f"support bundle: {out} (secrets redacted)")
+            return 0
+        print(f"support bundle: {out} (secrets redacted), incomplete: some hosts could not be read "
+              f"(records in {result.run_dir})")
+        return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
