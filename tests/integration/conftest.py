@@ -144,6 +144,11 @@ def compact_cluster() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
     name = "nxcompact"
     try:
         lab_ = bring_up(name, "--architecture", "compact")
+        # the older of the mirror's two Nuxeo versions, so that the day-2 scenario can roll an upgrade
+        main_yml = lab_.inventory / "group_vars" / "all" / "main.yml"
+        text = main_yml.read_text()
+        assert "nuxeo_version: '2023.35'" in text
+        main_yml.write_text(text.replace("nuxeo_version: '2023.35'", "nuxeo_version: '2023.34'"))
         first = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain")
         yield lab_, first
     finally:
