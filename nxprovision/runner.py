@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -90,8 +91,7 @@ class PlainDisplay:
             self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
-        elif kind == "runner_on_unreachable":
-            self.write(f"  UNREACHABLE {data.get('host')}  {_task_label(data)}: {_message(data)}")
+        # runner_on_unreachable: run_playbook says it on one line, with the cause and the records
 
 
 def _task_label(data: dict[str, Any]) -> str:
@@ -103,6 +103,11 @@ def _task_label(data: dict[str, Any]) -> str:
 def _message(data: dict[str, Any]) -> str:
     res = data.get("res") or {}
     msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    status, url = res.get("status_code"), res.get("url")
+    if url and isinstance(status, int) and (status >= 400 or status < 0):
+        # get_url / uri: say which URL answered what (the module's own msg is only "Request failed")
+        detail = str(res.get("response") or "").strip()
+        return f"HTTP {status} for {url}" + (f" ({detail})" if detail else "")
     if not msg and res.get("results"):
         msgs = [r.get("msg", "") for r in res["results"] if isinstance(r, dict) and r.get("failed")]
         msg = "; ".join(m for m in msgs if m)
@@ -110,6 +115,28 @@ def _message(data: dict[str, Any]) -> str:
         msg = msg or "output hidden (no_log); see the service logs on the host"
     text = str(msg).strip()
     return text if len(text) < 2000 else text[:2000] + "..."
+
+
+_SSH_PREFIXES = re.compile(
+    r"^(Task failed: )?(Data could not be sent to remote host \"[^\"]*\"\. Make sure this host can be reached over "
+    r"ssh: |Failed to connect to the host via ssh: )?"
+)
+_SSH_NOISE = ("Warning: Permanently added", "mux_client_request_session", "Shared connection to")
+
+
+def unreachable_cause(message: str) -> str:
+    """The SSH error of an unreachable host on one line, with the usual cause spelled out."""
+    lines = [_SSH_PREFIXES.sub("", raw.strip()).strip() for raw in message.replace("\r", "\n").splitlines()]
+    lines = [ln for ln in lines if ln]
+    useful = [ln for ln in lines if not ln.startswith(_SSH_NOISE)] or lines
+    text = "; ".join(useful) or "no answer"
+    if "Permission denied" in text:
+        return f"SSH refused the key ({text}); check ansible_ssh_private_key_file and ansible_user"
+    if any(s in text for s in ("timed out", "Timeout", "No route to host", "Host is down", "not responding")):
+        return f"no answer over SSH ({text}); is the host up and its network reachable?"
+    if "Connection refused" in text:
+        return f"SSH connection refused ({text}); is the host (re)booting, is sshd running?"
+    return text
 
 
 def format_recap(recap: dict[str, dict[str, int]]) -> str:
@@ -188,10 +215,33 @@ def run_playbook(
         show, live = make_display(progress, _count_plays(pb), mask, out)
     recap: dict[str, dict[str, int]] = {}
     failures: list[Failure] = []
+    unreachable: set[str] = set()
+
+    def say(line: str) -> None:
+        console = getattr(live, "console", None)
+        if console is not None:
+            console.print(mask(line), markup=False, highlight=False, soft_wrap=True)
+        else:
+            out.write(mask(line) + "\n")
+            out.flush()
 
     def on_event(event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
+        if kind == "runner_on_unreachable" and not data.get("ignore_errors"):
+            host = str(data.get("host"))
+            if host not in unreachable:
+                # said at once, one line: the rest of the run goes on without this host
+                unreachable.add(host)
+                addr = data.get("remote_addr")
+                where = f"{host} ({addr})" if addr and addr != host else host
+                cause = unreachable_cause(_message(data))
+                if progress == "json" and display is None:
+                    say(json.dumps({"event": "host_unreachable", "host": host, "task": _task_label(data),
+                                    "cause": cause, "records": str(run_dir)}))
+                else:
+                    say(f"nxprovision: {where} is UNREACHABLE at task '{_task_label(data)}': {cause}; "
+                        f"records in {run_dir}")
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             failures.append(Failure(str(data.get("host")), str(data.get("task", "")), str(data.get("role") or ""),
                                     mask(_message(data)), kind == "runner_on_unreachable"))

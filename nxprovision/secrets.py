@@ -51,6 +51,13 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         "nx_secret_db_admin_password", "MongoDB administrator password", _token(24), "mongodb"
     ),
     SecretSpec(
+        # mongod accepts only base64 characters in a key file (6 to 1024 of them)
+        "nx_secret_mongodb_keyfile",
+        "MongoDB replica set key file (internal authentication between members)",
+        _chars(string.ascii_letters + string.digits, 96),
+        "mongodb",
+    ),
+    SecretSpec(
         "nx_secret_s3_access_key",
         "S3 access key id",
         _chars(string.ascii_uppercase + string.digits, 20),

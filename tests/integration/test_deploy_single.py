@@ -6,13 +6,16 @@ the search node, the Kafka broker and the S3 store (issue 5).
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, node_of, nxql, runningstatus, s3_keys, wait_for
-from conftest import Lab, bring_up, lab, require_lab_machine
+from conftest import Lab, bring_up, lab, lab_traces, require_lab_machine
 from test_deploy_compact import deploy, recap, service_starts
 
 pytestmark = pytest.mark.lab
@@ -77,3 +80,29 @@ def test_second_deploy_changes_and_restarts_nothing(single) -> None:
     assert second.returncode == 0, second.stdout[-4000:]
     assert recap(second.stdout)[HOST][1] == 0, recap(second.stdout)
     assert service_starts(lab_, [HOST]) == before
+
+
+# -- Molecule scenarios per reference architecture (long: `make test-long` only) ---------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = {"single": "molsingle", "compact": "molcompact", "compact-mongodb": "molcompactmongo"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_molecule_reference_architecture(scenario: str) -> None:
+    """create, converge (playbooks/site.yml), idempotence, verify (runningstatus via the LB), destroy."""
+    require_lab_machine()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
+           "NO_COLOR": "1", "PY_COLORS": "0"}
+    try:
+        run = subprocess.run([str(bin_dir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=2400)
+    finally:
+        lab("down", "--name", SCENARIOS[scenario], check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    for action in ("create", "converge", "idempotence", "verify", "destroy"):
+        assert f"{action}: Executed: Successful" in out, action
+    assert lab_traces(SCENARIOS[scenario]) == {k: [] for k in lab_traces(SCENARIOS[scenario])}
