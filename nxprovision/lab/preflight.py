@@ -56,7 +56,24 @@ def require_overlayfs() -> None:
         )
 
 
+# Each booted host runs its own systemd, which holds inotify instances; the kernel's default of 128 per
+# user runs out with two or three labs up ("Failed to allocate manager object: Too many open files").
+INOTIFY_MINIMUMS = {"fs/inotify/max_user_instances": 8192, "fs/inotify/max_user_watches": 524288}
+
+
+def raise_inotify_limits(proc_sys: Path = Path("/proc/sys")) -> None:
+    for key, minimum in INOTIFY_MINIMUMS.items():
+        f = proc_sys / key
+        try:
+            if int(f.read_text().strip()) < minimum:
+                f.write_text(f"{minimum}\n")
+        except (OSError, ValueError):
+            raise NxError(f"cannot raise {key.replace('/', '.')} to {minimum}",
+                          f"run `sysctl -w {key.replace('/', '.')}={minimum}` as root") from None
+
+
 def check_all() -> None:
     require_root()
     require_tools()
     require_overlayfs()
+    raise_inotify_limits()
