@@ -154,7 +154,8 @@ def collect(c: Cluster) -> list[Row]:
         for n in c.nuxeo_nodes:
             jobs.append(pool.submit(_nuxeo, c, n.host))
         db = c.derived["db"]
-        for h in c.db_hosts:
+        # a single-node stand-in database runs on its first host only (nx.db.servers)
+        for h in db.get("servers") or c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"
             jobs.append(pool.submit(_tcp_row, c, h, c.database, int(db.get("port", 5432)), role))
         for h in c.search_hosts:
