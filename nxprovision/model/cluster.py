@@ -295,7 +295,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
             name=s.get("nuxeo_db_name", "nuxeo"), user=s.get("nuxeo_db_user", "nuxeo"),
             hba_clients=sorted({_addr(c, n.host) for n in c.nuxeo_nodes}),
             replication_clients=sorted({_addr(c, h) for h in c.db_hosts if h != primary}),
-            max_connections=len(c.nuxeo_nodes)
+            # Sized with room for nodes added later: max_connections only changes with a server restart, and
+            # add-node must not restart the primary under load.
+            max_connections=(len(c.nuxeo_nodes) + _int(s.get("postgresql_nuxeo_node_headroom"), 4))
             * (_int(s.get("nuxeo_db_max_pool_size"), 100) + _int(s.get("nuxeo_vcs_max_pool_size"), 20))
             + _int(s.get("postgresql_max_connections_reserve"), 20),
             tuning_tiers=PG_TUNING_TIERS,
