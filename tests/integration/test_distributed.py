@@ -28,7 +28,9 @@ from cluster_checks import Deployed, runningstatus, wait_for
 from conftest import Lab, bring_up, lab, require_lab_machine
 from load import SteadyLoad, unreadable_acks
 
-pytestmark = pytest.mark.lab
+# The 15-host distributed lab takes 15-20 minutes on this 2-core machine: it runs with `make test-long` and
+# `make test-ha`, outside the default CI run, until CI time allows it back (issue #7).
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
