@@ -297,7 +297,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
             replication_clients=sorted({_addr(c, h) for h in c.db_hosts if h != primary}),
             # Sized with room for nodes added later: max_connections only changes with a server restart, and
             # add-node must not restart the primary under load.
-            max_connections=(len(c.nuxeo_nodes) + _int(s.get("postgresql_nuxeo_node_headroom"), 4))
+            max_connections=max(len(c.nuxeo_nodes), _int(s.get("postgresql_nuxeo_nodes_capacity"), 8))
             * (_int(s.get("nuxeo_db_max_pool_size"), 100) + _int(s.get("nuxeo_vcs_max_pool_size"), 20))
             + _int(s.get("postgresql_max_connections_reserve"), 20),
             tuning_tiers=PG_TUNING_TIERS,
