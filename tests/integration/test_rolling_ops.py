@@ -12,7 +12,8 @@ from cluster_checks import Deployed, node_of, wait_for
 from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 
-pytestmark = pytest.mark.lab
+# In `make test-long` until a clean run after the max_connections fix is seen (then back into CI, issue #6).
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 UPGRADE_TO = "2023.35"
