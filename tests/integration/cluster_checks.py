@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import time
 import urllib.request
@@ -18,6 +19,13 @@ from typing import Any
 
 from nxprovision.inventory import load_inventory
 from nxprovision.model.cluster import Cluster, build_cluster
+
+# The per-host recap line every nxprovision run ends with (Ansible's format).
+RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def recap(text: str) -> dict[str, tuple[int, int, int, int]]:
+    return {m[0]: (int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in RECAP_RE.findall(text)}
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ from cluster_checks import (
     md5_hex,
     node_of,
     nxql,
+    recap,
     runningstatus,
     s3_keys,
     wait_for,
@@ -29,16 +29,11 @@ pytestmark = pytest.mark.lab
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 SERVICES = ["haproxy", "nuxeo", "postgresql@15-main", "opensearch", "kafka", "seaweedfs"]
 Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
-RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def deploy(inventory: Path, *extra: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
                           capture_output=True, text=True, timeout=timeout)
-
-
-def recap(text: str) -> dict[str, tuple[int, int, int, int]]:
-    return {m[0]: (int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in RECAP_RE.findall(text)}
 
 
 def service_starts(lab_: Lab, hosts: list[str]) -> dict[tuple[str, str], str]:

@@ -8,7 +8,6 @@ primary of the replica set, with access control (SCRAM) on; mongo2 and mongo3 ru
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -17,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_checks import Deployed, create_document_with_blob, md5_hex, nxql, runningstatus, s3_keys, wait_for
+from cluster_checks import Deployed, create_document_with_blob, md5_hex, nxql, recap, runningstatus, s3_keys, wait_for
 from conftest import Lab, bring_up, lab, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 NAME = "nxmongo"
-RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 SERVICES = {"mongo1": ["mongod"], "front1": ["nuxeo"], "front2": ["nuxeo"], "worker1": ["nuxeo"],
             "lb1": ["haproxy"], "search1": ["opensearch"], "kafka1": ["kafka"], "s3-1": ["seaweedfs"]}
 
@@ -53,10 +51,6 @@ print(json.dumps({"anonymous": anonymous, "title": (doc.get("props") or {}).get(
 def deploy(inventory: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain"],
                           capture_output=True, text=True, timeout=timeout)
-
-
-def recap(text: str) -> dict[str, tuple[int, int, int, int]]:
-    return {m[0]: (int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in RECAP_RE.findall(text)}
 
 
 def service_starts(lab_: Lab) -> dict[tuple[str, str], str]:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_checks import Deployed, runningstatus, wait_for
+from cluster_checks import Deployed, recap, runningstatus, wait_for
 from conftest import Lab, bring_up, lab, require_lab_machine
 from load import SteadyLoad, unreadable_acks
 
@@ -33,7 +33,6 @@ from load import SteadyLoad, unreadable_acks
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
-RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 PATRONICTL = "patronictl -c /etc/patroni/config.yml"
 SERVICES = ["haproxy", "keepalived", "nuxeo", "patroni", "etcd", "opensearch", "kafka", "seaweedfs"]
 LOAD_THREADS = 4
@@ -42,10 +41,6 @@ LOAD_THREADS = 4
 def deploy(inventory: Path, *extra: str, timeout: float = 3000) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
                           capture_output=True, text=True, timeout=timeout)
-
-
-def recap(text: str) -> dict[str, tuple[int, int, int, int]]:
-    return {m[0]: (int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in RECAP_RE.findall(text)}
 
 
 @pytest.fixture(scope="module")

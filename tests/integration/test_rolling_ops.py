@@ -4,23 +4,21 @@ every acknowledged write readable at the end, and add-node changes nothing on th
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
-from cluster_checks import Deployed, node_of, wait_for
+from cluster_checks import Deployed, node_of, recap, wait_for
 from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 
 # In `make test-long` until a clean run after the max_connections fix is seen (then back into CI, issue #6).
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 UPGRADE_TO = "2023.35"
 
 
 def changed_by_host(text: str) -> dict[str, int]:
-    return {m[0]: int(m[2]) for m in RECAP_RE.findall(text)}
+    return {h: r[1] for h, r in recap(text).items()}
 
 
 def test_day2_operations_under_load(compact_cluster) -> None:
