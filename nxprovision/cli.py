@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from nxprovision import __version__
+from nxprovision.cliargs import inventory_args
 from nxprovision.errors import NxError
 from nxprovision.output import dump_json, table
 
@@ -123,17 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"nxprovision {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def inv_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-i", "--inventory", required=True, help="inventory file or directory")
-        sp.add_argument("--vault-password-file", help="vault password file (default: <inventory>/.vault-pass)")
-
     v = sub.add_parser("validate", help="check an inventory against Nuxeo's rules, touching no host")
-    inv_args(v)
+    inventory_args(v)
     v.add_argument("--json", action="store_true", help="machine-readable findings")
     v.set_defaults(func=cmd_validate)
 
     pl = sub.add_parser("plan", help="show topology, endpoints, rendered configs and play order, touching no host")
-    inv_args(pl)
+    inventory_args(pl)
     pl.add_argument("--json", action="store_true")
     pl.add_argument("--files", action="store_true", help="print every rendered file, not only nuxeo.conf")
     pl.add_argument("--output-dir", help="also write rendered files under DIR/<host>/<path>")

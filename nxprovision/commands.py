@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
 from nxprovision.secrets import SECRET_NAMES
@@ -254,39 +255,32 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--inventory", required=True)
-    p.add_argument("--vault-password-file")
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("--progress", choices=("auto", "rich", "plain", "json"), default="auto")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("restart", help="rolling restart of one component, one node at a time, health-gated")
-    _common(r)
+    run_args(r)
     r.add_argument("--component", default="nuxeo", choices=["nuxeo", "opensearch", "kafka", "postgresql", "haproxy"])
     r.set_defaults(func=cmd_restart)
 
     a = sub.add_parser("add-node", help="provision hosts newly added to the inventory, touching no other node")
-    _common(a)
+    run_args(a)
     a.add_argument("hosts", nargs="+", metavar="HOST")
     a.set_defaults(func=cmd_add_node)
 
     rm = sub.add_parser("remove-node", help="drain, stop and take a host out of the cluster")
-    _common(rm)
+    run_args(rm)
     rm.add_argument("host", metavar="HOST")
     rm.add_argument("--force", action="store_true", help="go below the architecture's minimums")
     rm.set_defaults(func=cmd_remove_node)
 
     u = sub.add_parser("upgrade", help="rolling upgrade of the Nuxeo nodes to another version")
-    _common(u)
+    run_args(u)
     u.add_argument("--nuxeo-version", required=True)
     u.add_argument("--packages", help="comma-separated package list to install with the new version")
     u.add_argument("--full-stop", action="store_true", help="stop every node, upgrade, start (LTS jumps)")
     u.set_defaults(func=cmd_upgrade)
 
     sb = sub.add_parser("support-bundle", help="logs, configs and status of every host in one redacted archive")
-    _common(sb)
+    run_args(sb)
     sb.add_argument("-o", "--output", help="archive path (default nxprovision-support-<time>.tar.gz)")
     sb.set_defaults(func=cmd_support_bundle)
 
@@ -295,21 +289,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.set_defaults(func=cmd_runs)
 
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
-    st.add_argument("-i", "--inventory", required=True)
-    st.add_argument("--vault-password-file")
+    inventory_args(st)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
-    d.add_argument("-i", "--inventory", required=True)
-    d.add_argument("--vault-password-file")
+    run_args(d)
     d.add_argument("--limit", help="Ansible host pattern (refused if it cuts a quorum group, unless --force)")
     d.add_argument("--force", action="store_true", help="accept a --limit that selects part of a quorum group")
     d.add_argument("--tags")
     d.add_argument("--skip-tags")
     d.add_argument("--check", action="store_true", help="dry run (Ansible check mode)")
     d.add_argument("--diff", action="store_true", help="show file differences")
-    d.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
-    d.add_argument("--progress", choices=("auto", "rich", "plain", "json"), default="auto",
-                   help="live display on a terminal, plain lines otherwise; json = one event per line")
     d.set_defaults(func=cmd_deploy)
