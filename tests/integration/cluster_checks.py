@@ -85,8 +85,7 @@ def create_document_with_blob(nx: Any, title: str, text: str) -> tuple[Any, byte
     batch = nx.uploads.batch()
     blob = batch.upload(FileBlob(path, mimetype="text/plain"))
     doc = nx.documents.create(
-        Document(name=title.replace(" ", "-"), type="File",
-                 properties={"dc:title": title, "file:content": blob}),
+        Document(name=title.replace(" ", "-"), type="File", properties={"dc:title": title, "file:content": blob}),
         parent_path="/default-domain/workspaces",
     )
     Path(path).unlink()
@@ -112,7 +111,9 @@ def s3_keys(d: Deployed) -> list[str]:
 
     s3 = d.cluster.derived["s3"]
     client = boto3.client(
-        "s3", endpoint_url=s3["endpoint"], region_name=s3["region"],
+        "s3",
+        endpoint_url=s3["endpoint"],
+        region_name=s3["region"],
         aws_access_key_id=d.secret("nx_secret_s3_access_key"),
         aws_secret_access_key=d.secret("nx_secret_s3_secret_key"),
     )

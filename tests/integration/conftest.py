@@ -16,6 +16,13 @@ import pytest
 
 BIN = Path(sys.executable).parent
 LAB_CLI = [sys.executable, "-m", "nxprovision.lab.cli"]
+
+
+def lab_name(base: str) -> str:
+    """The lab name a test uses: NXP_TEST_LAB_PREFIX lets two test runs share this machine without colliding."""
+    return (os.environ.get("NXP_TEST_LAB_PREFIX", "") + base)[:20]
+
+
 STATE_ROOT = Path("/var/lib/nxprovision/labs")
 
 
@@ -47,9 +54,18 @@ class Lab:
 
     def ansible(self, pattern: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "ansible"), pattern, "-i", str(self.inventory),
-             "--vault-password-file", str(self.inventory / ".vault-pass"), *args],
-            capture_output=True, text=True, timeout=timeout,
+            [
+                str(BIN / "ansible"),
+                pattern,
+                "-i",
+                str(self.inventory),
+                "--vault-password-file",
+                str(self.inventory / ".vault-pass"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, "ANSIBLE_DEPRECATION_WARNINGS": "false", "ANSIBLE_NOCOLOR": "1"},
         )
 
@@ -75,9 +91,9 @@ def lab3() -> Iterator[Lab]:
     """A 3-host lab (`--hosts 3`, name nxtest) for the whole session."""
     require_lab_machine()
     try:
-        yield bring_up("nxtest", "--hosts", "3")
+        yield bring_up(lab_name("nxtest"), "--hosts", "3")
     finally:
-        lab("down", "--name", "nxtest", check=False)
+        lab("down", "--name", lab_name("nxtest"), check=False)
 
 
 # -- what a lab leaves on the machine, seen without the lab's own code -------------------------------
@@ -107,9 +123,7 @@ def lab_traces(name: str, pids: list[int] | None = None) -> dict[str, list[str]]
         alive.append(f"{pid} ({st})")
     return {
         "netns": [n.split()[0] for n in netns if n.startswith(f"nx-{name}-")],
-        "links": [
-            link["ifname"] for link in links if link.get("ifalias") == f"nxprovision-lab:{name}"
-        ],
+        "links": [link["ifname"] for link in links if link.get("ifalias") == f"nxprovision-lab:{name}"],
         "mounts": [m.split()[4] for m in mounts if m.split()[4].startswith(lab_dir)],
         "processes": procs,
         "pids_alive": alive,
@@ -141,7 +155,7 @@ def nxprovision(*args: str, timeout: float = 1500) -> subprocess.CompletedProces
 def compact_cluster() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
     """The compact architecture deployed from nothing by `nxprovision deploy` (once per session)."""
     require_lab_machine()
-    name = "nxcompact"
+    name = lab_name("nxcompact")
     try:
         lab_ = bring_up(name, "--architecture", "compact")
         # the older of the mirror's two Nuxeo versions, so that the day-2 scenario can roll an upgrade

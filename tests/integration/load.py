@@ -80,7 +80,8 @@ class SteadyLoad:
                 blob = batch.upload(FileBlob(str(path), mimetype="text/plain"))
                 doc = nx.documents.create(
                     Document(name=title, type="File", properties={"dc:title": title, "file:content": blob}),
-                    parent_path="/default-domain/workspaces")
+                    parent_path="/default-domain/workspaces",
+                )
                 with self.stats.lock:
                     self.stats.requests += 3
                     self.stats.acked.append(Ack(doc.uid, title, content))

@@ -80,13 +80,9 @@ class Processes:
         self.pids: list[int] = []
         self.popens: list[subprocess.Popen] = []
 
-    def start(
-        self, argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
-    ) -> subprocess.Popen:
+    def start(self, argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
         fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
-        p = subprocess.Popen(
-            argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, stdin=subprocess.DEVNULL
-        )
+        p = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, stdin=subprocess.DEVNULL)
         fh.close()
         self.popens.append(p)
         return p
@@ -339,9 +335,7 @@ def test_opensearch_daemon_serves_rest_api(mirror: Path, tmp_path: Path, procs: 
     base = f"http://127.0.0.1:{port}"
     assert http("GET", f"{base}/_cluster/health")["status"] in ("green", "yellow")
     http("PUT", f"{base}/nuxeo", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
-    http(
-        "PUT", f"{base}/nuxeo/_doc/doc1?refresh=true", {"ecm:title": "Quarterly report", "dc:creator": "bob"}
-    )
+    http("PUT", f"{base}/nuxeo/_doc/doc1?refresh=true", {"ecm:title": "Quarterly report", "dc:creator": "bob"})
     hits = http("POST", f"{base}/nuxeo/_search", {"query": {"match": {"ecm:title": "quarterly"}}})["hits"]
     assert hits["total"]["value"] == 1 and hits["hits"][0]["_id"] == "doc1"
     assert http("GET", f"{base}/_cluster/health?wait_for_status=green&timeout=5s")["status"] == "green"
@@ -385,9 +379,7 @@ def test_mongod_forks_serves_and_keeps_data(mirror: Path, tmp_path: Path, procs:
         assert res.returncode == 0 and "child process started successfully" in res.stdout, res.stderr
         pid = int(pidfile.read_text())
         procs.track(pid)
-        client = pymongo.MongoClient(
-            f"mongodb://127.0.0.1:{port}/?replicaSet=rs0", serverSelectionTimeoutMS=10000
-        )
+        client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/?replicaSet=rs0", serverSelectionTimeoutMS=10000)
         docs = client["nuxeo"]["default"]
         if round_ == 0:
             docs.insert_one({"_id": doc_id, "ecm:primaryType": "File"})
@@ -520,9 +512,7 @@ def test_kafka_brokers_sharing_s3_storage(mirror: Path, tmp_path: Path, procs: P
         wait_port(port)
     b1, b2 = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[2]}"
     topics = [str(home / "bin" / "kafka-topics.sh")]
-    created = run(
-        [*topics, "--bootstrap-server", b1, "--create", "--topic", "shared", "--partitions", "1"], env
-    )
+    created = run([*topics, "--bootstrap-server", b1, "--create", "--topic", "shared", "--partitions", "1"], env)
     assert created.returncode == 0, created.stderr
     assert "shared" in run([*topics, "--bootstrap-server", b2, "--list"], env).stdout.split()
     producer = KafkaProducer(bootstrap_servers=b1)

@@ -32,8 +32,12 @@ Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
 
 
 def deploy(inventory: Path, *extra: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def service_starts(lab_: Lab, hosts: list[str]) -> dict[tuple[str, str], str]:
@@ -67,10 +71,10 @@ def test_first_deploy_converges(compact) -> None:
 def test_runningstatus_through_the_lb(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
-    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
-                          "runningstatus 200 through the LB")
-    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
-                  "s3BinaryManagerStatus"):
+    _code, body = wait_for(
+        lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120, "runningstatus 200 through the LB"
+    )
+    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus", "s3BinaryManagerStatus"):
         assert body.get(probe) == "ok", body
     assert body.get("standin") is True
 
@@ -85,8 +89,9 @@ def test_documents_blobs_search_and_work(compact) -> None:
     found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
     assert [e.uid for e in found] == [doc.uid]
     assert wait_for(lambda: nxql(nx, f"ecm:fulltext = '{title.split()[1]}'"), 60, "a fulltext match")
-    worker = wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120,
-                      "the work item processed")
+    worker = wait_for(
+        lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120, "the work item processed"
+    )
     assert worker == "worker1"  # only the worker node has work processing enabled
     assert md5_hex(content) in " ".join(s3_keys(d))
 
@@ -105,9 +110,9 @@ def test_sessions_stick_and_both_fronts_serve(compact) -> None:
 
 def test_database_rows_and_streaming_replica(compact) -> None:
     lab_, _ = compact
-    rows = lab_.ssh("db1", "runuser -u postgres -- psql -d nuxeo -tAc \"select count(*) from hierarchy\"")
+    rows = lab_.ssh("db1", 'runuser -u postgres -- psql -d nuxeo -tAc "select count(*) from hierarchy"')
     assert rows.returncode == 0 and int(rows.stdout.strip()) > 0, rows.stdout + rows.stderr
-    state = lab_.ssh("db2", "runuser -u postgres -- psql -tAc \"select status from pg_stat_wal_receiver\"")
+    state = lab_.ssh("db2", 'runuser -u postgres -- psql -tAc "select status from pg_stat_wal_receiver"')
     assert state.stdout.strip() == "streaming", state.stdout + state.stderr
 
 
@@ -129,8 +134,12 @@ def test_support_bundle_holds_no_secret(compact, tmp_path: Path) -> None:
 
     lab_, _ = compact
     out = tmp_path / "bundle.tar.gz"
-    proc = subprocess.run([*NXP, "support-bundle", "-i", str(lab_.inventory), "-o", str(out), "--progress", "plain"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*NXP, "support-bundle", "-i", str(lab_.inventory), "-o", str(out), "--progress", "plain"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     d = Deployed.load(lab_.inventory)
     secrets = [str(v) for k, v in d.cluster.settings.items() if k.startswith("nx_secret_")]

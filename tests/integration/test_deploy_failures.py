@@ -18,19 +18,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Lab, bring_up, lab, require_lab_machine
+from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
 
 pytestmark = pytest.mark.lab
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
-NAME = "nxfail"
+NAME = lab_name("nxfail")
 HOST = "nuxeo1"
 RECORDS_RE = re.compile(r"records in (/\S+)")
 
 
 def deploy(inventory: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain"],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain"], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def lines_about(text: str, host: str, what: str) -> list[str]:
@@ -78,8 +79,12 @@ def test_download_404_names_the_url_and_the_host(single: Lab, tmp_path: Path) ->
 
 
 def test_power_off_mid_deploy_then_the_same_deploy_completes(single: Lab) -> None:
-    proc = subprocess.Popen([*NXP, "deploy", "-i", str(single.inventory), "--progress", "plain"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*NXP, "deploy", "-i", str(single.inventory), "--progress", "plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen: list[str] = []
     killed = threading.Event()
     timer = threading.Timer(900, proc.kill)
@@ -129,11 +134,15 @@ def test_unreachable_host_is_named_on_one_line(single: Lab) -> None:
 def test_wrong_ssh_key_says_so(single: Lab, tmp_path: Path) -> None:
     key = tmp_path / "wrong_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    inv = copy_inventory(single, tmp_path / "inv", connection={
-        "ansible_ssh_private_key_file": str(key),
-        # no shared master connection of an earlier run, no other key than this one
-        "ansible_ssh_args": "-o ControlMaster=no -o IdentitiesOnly=yes",
-    })
+    inv = copy_inventory(
+        single,
+        tmp_path / "inv",
+        connection={
+            "ansible_ssh_private_key_file": str(key),
+            # no shared master connection of an earlier run, no other key than this one
+            "ansible_ssh_args": "-o ControlMaster=no -o IdentitiesOnly=yes",
+        },
+    )
     r = deploy(inv, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out[-3000:]

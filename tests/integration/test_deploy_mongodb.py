@@ -17,14 +17,22 @@ from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, nxql, recap, runningstatus, s3_keys, wait_for
-from conftest import Lab, bring_up, lab, require_lab_machine
+from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
-NAME = "nxmongo"
-SERVICES = {"mongo1": ["mongod"], "front1": ["nuxeo"], "front2": ["nuxeo"], "worker1": ["nuxeo"],
-            "lb1": ["haproxy"], "search1": ["opensearch"], "kafka1": ["kafka"], "s3-1": ["seaweedfs"]}
+NAME = lab_name("nxmongo")
+SERVICES = {
+    "mongo1": ["mongod"],
+    "front1": ["nuxeo"],
+    "front2": ["nuxeo"],
+    "worker1": ["nuxeo"],
+    "lb1": ["haproxy"],
+    "search1": ["opensearch"],
+    "kafka1": ["kafka"],
+    "s3-1": ["seaweedfs"],
+}
 
 # Runs on mongo1 with the system python3 and Debian's pymongo (installed by the role).
 PROBE = r"""
@@ -49,8 +57,9 @@ print(json.dumps({"anonymous": anonymous, "title": (doc.get("props") or {}).get(
 
 
 def deploy(inventory: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain"],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain"], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def service_starts(lab_: Lab) -> dict[tuple[str, str], str]:
@@ -97,10 +106,10 @@ def test_only_the_first_host_runs_the_single_node_stand_in(compact_mongodb) -> N
 def test_runningstatus_through_the_lb(compact_mongodb) -> None:
     lab_, _ = compact_mongodb
     d = Deployed.load(lab_.inventory)
-    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
-                          "runningstatus 200 through the LB")
-    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
-                  "s3BinaryManagerStatus"):
+    _code, body = wait_for(
+        lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120, "runningstatus 200 through the LB"
+    )
+    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus", "s3BinaryManagerStatus"):
         assert body.get(probe) == "ok", body
 
 
@@ -113,13 +122,15 @@ def test_documents_blobs_search_work_and_the_data_in_mongodb(compact_mongodb) ->
     assert nx.documents.fetch_blob(uid=doc.uid) == content
     found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
     assert [e.uid for e in found] == [doc.uid]
-    worker = wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120,
-                      "the work item processed")
+    worker = wait_for(
+        lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120, "the work item processed"
+    )
     assert worker == "worker1"
     assert md5_hex(content) in " ".join(s3_keys(d))
 
-    cmd = (f"NXPW={shlex.quote(d.secret('nx_secret_db_password'))} "
-           f"python3 -c {shlex.quote(PROBE)} {shlex.quote(doc.uid)}")
+    cmd = (
+        f"NXPW={shlex.quote(d.secret('nx_secret_db_password'))} python3 -c {shlex.quote(PROBE)} {shlex.quote(doc.uid)}"
+    )
     r = lab_.ssh("mongo1", cmd)
     assert r.returncode == 0, r.stdout + r.stderr
     seen = json.loads(r.stdout.strip().splitlines()[-1])

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, node_of, nxql, runningstatus, s3_keys, wait_for
-from conftest import Lab, bring_up, lab, lab_traces, require_lab_machine
+from conftest import Lab, bring_up, lab, lab_name, lab_traces, require_lab_machine
 from test_deploy_compact import deploy, recap, service_starts
 
 pytestmark = pytest.mark.lab
 
-NAME = "nxsingle"
+NAME = lab_name("nxsingle")
 HOST = "nuxeo1"
 
 
@@ -47,10 +47,10 @@ def test_first_deploy_converges(single) -> None:
 def test_runningstatus_through_the_lb(single) -> None:
     lab_, _ = single
     d = Deployed.load(lab_.inventory)
-    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
-                          "runningstatus 200 through the LB")
-    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus",
-                  "s3BinaryManagerStatus"):
+    _code, body = wait_for(
+        lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120, "runningstatus 200 through the LB"
+    )
+    for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus", "s3BinaryManagerStatus"):
         assert body.get(probe) == "ok", body
     assert body.get("standin") is True
 
@@ -65,8 +65,9 @@ def test_documents_blobs_search_and_work(single) -> None:
     assert nx.documents.fetch_blob(uid=doc.uid) == content
     found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
     assert [e.uid for e in found] == [doc.uid]
-    worker = wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120,
-                      "the work item processed")
+    worker = wait_for(
+        lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120, "the work item processed"
+    )
     assert worker == HOST  # no worker node: the single node processes work itself
     assert md5_hex(content) in " ".join(s3_keys(d))
 
@@ -94,11 +95,22 @@ def test_molecule_reference_architecture(scenario: str) -> None:
     """create, converge (playbooks/site.yml), idempotence, verify (runningstatus via the LB), destroy."""
     require_lab_machine()
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
-           "NO_COLOR": "1", "PY_COLORS": "0"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+        "NO_COLOR": "1",
+        "PY_COLORS": "0",
+    }
     try:
-        run = subprocess.run([str(bin_dir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=2400)
+        run = subprocess.run(
+            [str(bin_dir / "molecule"), "test", "-s", scenario],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=2400,
+        )
     finally:
         lab("down", "--name", SCENARIOS[scenario], check=False)
     out = run.stdout + run.stderr

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, recap, runningstatus, wait_for
-from conftest import Lab, bring_up, lab, require_lab_machine
+from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
 from load import SteadyLoad, unreadable_acks
 
 # The 15-host distributed lab takes 15-20 minutes on this 2-core machine: it runs with `make test-long` and
@@ -39,8 +39,12 @@ LOAD_THREADS = 4
 
 
 def deploy(inventory: Path, *extra: str, timeout: float = 3000) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,7 @@ def distributed() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str] | None
         inventory = Path(lab("inventory", "--name", existing).stdout.strip().splitlines()[-1])
         yield Lab(name=existing, inventory=inventory, status=status), None
         return
-    name = "nxdisttest"
+    name = lab_name("nxdisttest")
     try:
         lab_ = bring_up(name, "--architecture", "distributed")
         first = deploy(lab_.inventory)
@@ -148,8 +152,20 @@ def test_first_deploy_converges(distributed) -> None:
         pytest.skip("existing lab: deployed before the test")
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
     hosts = recap(first.stdout)
-    assert {"lb1", "lb2", "front1", "front2", "worker1", "db1", "db2", "db3", "kafka1", "kafka2", "kafka3",
-            "s3-1"} <= set(hosts)
+    assert {
+        "lb1",
+        "lb2",
+        "front1",
+        "front2",
+        "worker1",
+        "db1",
+        "db2",
+        "db3",
+        "kafka1",
+        "kafka2",
+        "kafka3",
+        "s3-1",
+    } <= set(hosts)
     assert all(r[2] == 0 and r[3] == 0 for r in hosts.values()), hosts
 
 
@@ -169,8 +185,11 @@ def test_runningstatus_through_the_virtual_ip(distributed) -> None:
     d = Deployed.load(lab_.inventory)
     vip = str(d.cluster.settings["nx_vip"])
     assert d.url == f"http://{vip}/nuxeo"
-    _code, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)), 120,
-                          "runningstatus 200 through the virtual IP")
+    _code, body = wait_for(
+        lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)),
+        120,
+        "runningstatus 200 through the virtual IP",
+    )
     for probe in ("runtimeStatus", "repositoryStatus", "elasticSearchStatus", "streamStatus"):
         assert body.get(probe) == "ok", body
 
@@ -183,15 +202,25 @@ def test_virtual_ip_held_by_one_load_balancer(distributed) -> None:
 
 def test_patroni_leader_and_two_streaming_replicas(distributed) -> None:
     lab_, _ = distributed
-    members = wait_for(lambda: (lambda m: m if sum(x["Role"] == "Leader" for x in m) == 1
-                                and sum(x["Role"] == "Replica" and x["State"] in ("streaming", "running")
-                                        for x in m) == 2 else None)(patroni_members(lab_, "db1")),
-                       60, "one leader and two replicas")
+    members = wait_for(
+        lambda: (
+            lambda m: (
+                m
+                if sum(x["Role"] == "Leader" for x in m) == 1
+                and sum(x["Role"] == "Replica" and x["State"] in ("streaming", "running") for x in m) == 2
+                else None
+            )
+        )(patroni_members(lab_, "db1")),
+        60,
+        "one leader and two replicas",
+    )
     leader = next(m["Member"] for m in members if m["Role"] == "Leader")
-    streaming = lab_.ssh(leader, "runuser -u postgres -- psql -tAc "
-                                 "\"select count(*) from pg_stat_replication where state = 'streaming'\"")
+    streaming = lab_.ssh(
+        leader,
+        "runuser -u postgres -- psql -tAc \"select count(*) from pg_stat_replication where state = 'streaming'\"",
+    )
     assert streaming.stdout.strip() == "2", streaming.stdout + streaming.stderr
-    rows = lab_.ssh(leader, "runuser -u postgres -- psql -d nuxeo -tAc \"select count(*) from hierarchy\"")
+    rows = lab_.ssh(leader, 'runuser -u postgres -- psql -d nuxeo -tAc "select count(*) from hierarchy"')
     assert rows.returncode == 0 and int(rows.stdout.strip()) > 0, rows.stdout + rows.stderr
 
 
@@ -210,8 +239,11 @@ def test_kafka_brokers_share_one_log(distributed) -> None:
     d = Deployed.load(lab_.inventory)
     listed = {}
     for b in d.cluster.derived["kafka"]["brokers"]:
-        out = lab_.ssh(b["host"], f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {b['address']}:{b['port']} "
-                                  "--list", timeout=60)
+        out = lab_.ssh(
+            b["host"],
+            f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {b['address']}:{b['port']} --list",
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         listed[b["host"]] = sorted(out.stdout.split())
     assert len({tuple(v) for v in listed.values()}) == 1, listed
@@ -279,11 +311,17 @@ def test_lb_failover_under_load(distributed) -> None:
     recovered = probe.recovered_after(t_kill)
     lost = unreadable_acks(d.client, load.stats.acked)
     figures = {
-        "killed": active, "new_holder": standby, "requests_before_kill": before[0],
-        "requests_total": load.stats.requests, "failed_before_kill": before[1],
-        "failed_total": len(load.stats.failures), "failures": load.stats.failures,
-        "acknowledged_writes": len(load.stats.acked), "lost_writes": len(lost),
-        "vip_moved_seen_by_ssh_s": round(t_moved, 1), "time_to_recover_s": round(recovered or -1, 1),
+        "killed": active,
+        "new_holder": standby,
+        "requests_before_kill": before[0],
+        "requests_total": load.stats.requests,
+        "failed_before_kill": before[1],
+        "failed_total": len(load.stats.failures),
+        "failures": load.stats.failures,
+        "acknowledged_writes": len(load.stats.acked),
+        "lost_writes": len(lost),
+        "vip_moved_seen_by_ssh_s": round(t_moved, 1),
+        "time_to_recover_s": round(recovered or -1, 1),
         "failed_per_thread": _per_thread(load.stats.failures),
         "failure_kinds": _kinds(load.stats.failures),
     }
@@ -299,8 +337,11 @@ def test_lb_failover_under_load(distributed) -> None:
     finally:
         lab("start", "--name", lab_.name, active, timeout=300)
     # Back up, the recovered balancer does not take the address back (nopreempt): no second interruption.
-    wait_for(lambda: lab_.ssh(active, "systemctl is-active keepalived haproxy").returncode == 0, 120,
-             f"keepalived and haproxy on {active}")
+    wait_for(
+        lambda: lab_.ssh(active, "systemctl is-active keepalived haproxy").returncode == 0,
+        120,
+        f"keepalived and haproxy on {active}",
+    )
     time.sleep(8)
     assert vip_holders(lab_, d) == [standby]
 
@@ -320,8 +361,12 @@ def test_database_leader_failover_under_load(distributed) -> None:
         lab("kill", "--name", lab_.name, leader)
 
         others = [h for h in d.cluster.db_hosts if h != leader]
-        promoted = wait_for(lambda: (lambda x: x if x not in (None, leader) else None)(
-            patroni_rest_leader(d, others)), 90, "a new Patroni leader", interval=0.5)
+        promoted = wait_for(
+            lambda: (lambda x: x if x not in (None, leader) else None)(patroni_rest_leader(d, others)),
+            90,
+            "a new Patroni leader",
+            interval=0.5,
+        )
         t_promoted = time.monotonic() - t_kill
         wait_for(lambda: probe.recovered_after(t_kill) is not None, 90, "runningstatus 200 again")
         time.sleep(25)
@@ -332,13 +377,21 @@ def test_database_leader_failover_under_load(distributed) -> None:
     healthy = last_failure + 1  # the stamps have a one-second resolution
     lost = unreadable_acks(d.client, load.stats.acked)
     figures = {
-        "killed": leader, "new_leader": promoted, "promoted_after_s": round(t_promoted, 1),
-        "time_to_recover_s": round(recovered or -1, 1), "requests_total": load.stats.requests,
-        "failed_before_kill": before[1], "failed_total": len(load.stats.failures),
-        "failures": load.stats.failures, "acknowledged_writes": len(load.stats.acked), "lost_writes": len(lost),
-        "lost": lost, "failed_per_thread": _per_thread(load.stats.failures),
+        "killed": leader,
+        "new_leader": promoted,
+        "promoted_after_s": round(t_promoted, 1),
+        "time_to_recover_s": round(recovered or -1, 1),
+        "requests_total": load.stats.requests,
+        "failed_before_kill": before[1],
+        "failed_total": len(load.stats.failures),
+        "failures": load.stats.failures,
+        "acknowledged_writes": len(load.stats.acked),
+        "lost_writes": len(lost),
+        "lost": lost,
+        "failed_per_thread": _per_thread(load.stats.failures),
         "failure_kinds": _kinds(load.stats.failures),
-        "last_failure_after_s": round(last_failure, 1), "time_to_healthy_s": round(healthy, 1),
+        "last_failure_after_s": round(last_failure, 1),
+        "time_to_healthy_s": round(healthy, 1),
     }
     _report("database_leader_failover", figures)
     try:
@@ -350,5 +403,11 @@ def test_database_leader_failover_under_load(distributed) -> None:
     finally:
         lab("start", "--name", lab_.name, leader, timeout=300)
     # The old leader comes back as a replica of the new one (pg_rewind), streaming.
-    wait_for(lambda: any(m["Member"] == leader and m["Role"] == "Replica" and m["State"] in ("streaming", "running")
-                         for m in patroni_members(lab_, survivor)), 180, f"{leader} back as a replica")
+    wait_for(
+        lambda: any(
+            m["Member"] == leader and m["Role"] == "Replica" and m["State"] in ("streaming", "running")
+            for m in patroni_members(lab_, survivor)
+        ),
+        180,
+        f"{leader} back as a replica",
+    )

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Lab, all_lab_pids, bring_up, lab, lab_traces, require_lab_machine
+from conftest import Lab, all_lab_pids, bring_up, lab, lab_name, lab_traces, require_lab_machine
 
 pytestmark = pytest.mark.lab
 
@@ -23,9 +23,7 @@ def test_ansible_reaches_every_host_through_the_generated_inventory(lab3: Lab) -
     cmd = lab3.ansible("all", "-m", "ansible.builtin.command", "-a", "systemctl is-system-running --wait")
     assert cmd.returncode == 0, cmd.stdout + cmd.stderr
     assert cmd.stdout.count("running") == 3
-    facts = lab3.ansible(
-        "host2", "-m", "ansible.builtin.setup", "-a", "filter=ansible_service_mgr,ansible_hostname"
-    )
+    facts = lab3.ansible("host2", "-m", "ansible.builtin.setup", "-a", "filter=ansible_service_mgr,ansible_hostname")
     assert '"ansible_service_mgr": "systemd"' in facts.stdout
     assert '"ansible_hostname": "host2"' in facts.stdout
 
@@ -41,7 +39,7 @@ def test_each_host_is_its_own_machine(lab3: Lab) -> None:
         "socket.create_connection(('host3', 22), 3).close()\n"
         "try:\n socket.create_connection(('203.0.113.1', 80), 3)\nexcept OSError as e:\n print(e.errno)\n"
     )
-    out = lab3.ssh("host1", f"python3 -c \"{probe}\"")
+    out = lab3.ssh("host1", f'python3 -c "{probe}"')
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "101"  # ENETUNREACH: no default route inside the lab
     routes = lab3.ssh("host1", "ip -4 route").stdout
@@ -100,25 +98,25 @@ def test_partition_cuts_a_host_off_and_heal_restores_it(lab3: Lab) -> None:
 def test_up_refuses_a_name_already_running(lab3: Lab) -> None:
     again = lab("up", "--name", lab3.name, "--hosts", "1", check=False)
     assert again.returncode != 0
-    assert f"lab '{lab3.name}' is running" in again.stderr and "lab down --name nxtest" in again.stderr
+    assert f"lab '{lab3.name}' is running" in again.stderr and f"lab down --name {lab3.name}" in again.stderr
     assert again.stderr.count("\n") == 1
 
 
 def test_a_second_lab_coexists_and_down_removes_everything_it_made(lab3: Lab) -> None:
-    other = bring_up("nxdown", "--hosts", "2")
+    other = bring_up(lab_name("nxdown"), "--hosts", "2")
     assert other.status["subnet"] != lab3.status["subnet"]
     assert other.ansible("all", "-m", "ansible.builtin.ping").returncode == 0
     # the two labs cannot reach each other
     probe = f"python3 -c \"import socket; socket.create_connection(('{lab3.ip('host1')}', 22), 2)\""
     assert other.ssh("host1", probe).returncode != 0
-    pids = all_lab_pids("nxdown")
+    pids = all_lab_pids(lab_name("nxdown"))
     subnet = other.status["subnet"]
     assert len(pids) > 10
-    before = lab_traces("nxdown", pids)
+    before = lab_traces(lab_name("nxdown"), pids)
     assert before["netns"] and before["links"] and before["mounts"] and before["processes"]
 
-    lab("down", "--name", "nxdown")
-    after = lab_traces("nxdown", pids)
+    lab("down", "--name", lab_name("nxdown"))
+    after = lab_traces(lab_name("nxdown"), pids)
     assert after == {k: [] for k in after}, after
     routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
     assert subnet not in routes
@@ -129,12 +127,13 @@ def test_a_second_lab_coexists_and_down_removes_everything_it_made(lab3: Lab) ->
 @pytest.mark.parametrize("moment", ["bridge", "host booted"])
 def test_down_cleans_up_after_an_up_killed_part_way(moment: str) -> None:
     require_lab_machine()
-    name = "nxcrash"
+    name = lab_name("nxcrash")
     lab("down", "--name", name)
     state = Path(f"/var/lib/nxprovision/labs/{name}")
     up = subprocess.Popen(
         [sys.executable, "-m", "nxprovision.lab.cli", "up", "--hosts", "4", "--name", name],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     try:

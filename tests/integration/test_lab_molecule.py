@@ -18,11 +18,20 @@ REPO = Path(__file__).resolve().parents[2]
 def test_molecule_smoke_scenario_runs_its_whole_sequence() -> None:
     require_lab_machine()
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
-           "NO_COLOR": "1", "PY_COLORS": "0"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+        "NO_COLOR": "1",
+        "PY_COLORS": "0",
+    }
     run = subprocess.run(
-        [str(bin_dir / "molecule"), "test", "-s", "smoke"], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=900,
+        [str(bin_dir / "molecule"), "test", "-s", "smoke"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]

@@ -63,8 +63,10 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         time.sleep(5)
 
     stats = load.stats
-    print(f"load: {stats.requests} requests, {len(stats.failures)} failed, {len(stats.acked)} acknowledged writes; "
-          f"timings {timings}")
+    print(
+        f"load: {stats.requests} requests, {len(stats.failures)} failed, {len(stats.acked)} acknowledged writes; "
+        f"timings {timings}"
+    )
     assert stats.failures == [], stats.failures[:20]
     assert len(stats.acked) > 50
     assert unreadable_acks(d.client, stats.acked) == []

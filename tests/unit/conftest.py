@@ -39,9 +39,16 @@ def make_inv(tmp_path: Path, _tpl_root: Path) -> InvBuilder:
     """make_inv(arch, database=..., set={...}, unset=[...], layout={...}, drop_secrets=[...])"""
     counter = {"n": 0}
 
-    def build(arch: str = "compact", *, database: str = "postgresql", set: dict[str, Any] | None = None,
-              unset: list[str] | None = None, layout: dict[str, list[str]] | None = None,
-              drop_secrets: list[str] | None = None, hostvars: dict[str, dict[str, Any]] | None = None) -> Path:
+    def build(
+        arch: str = "compact",
+        *,
+        database: str = "postgresql",
+        set: dict[str, Any] | None = None,
+        unset: list[str] | None = None,
+        layout: dict[str, list[str]] | None = None,
+        drop_secrets: list[str] | None = None,
+        hostvars: dict[str, dict[str, Any]] | None = None,
+    ) -> Path:
         counter["n"] += 1
         d = tmp_path / f"inv{counter['n']}"
         shutil.copytree(_template(arch, database, _tpl_root), d)

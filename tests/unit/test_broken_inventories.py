@@ -23,12 +23,18 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "even-search-nodes": ({"layout": layout(opensearch=["s1", "s2", "s3", "s4"])}, "counts.opensearch_odd"),
     "one-database-node": ({"layout": layout(postgresql=["db1"])}, "counts.database"),
     "compact-two-kafka": ({"layout": layout(kafka=["k1", "k2"])}, "counts.kafka"),
-    "distributed-two-kafka": ({"arch": "distributed", "layout": layout("distributed", kafka=["k1", "k2"])},
-                              "counts.kafka"),
-    "duplicate-node-id": ({"hostvars": {"front1": {"nuxeo_cluster_nodeid": "n1"},
-                                        "front2": {"nuxeo_cluster_nodeid": "n1"}}}, "nuxeo.unique_node_id"),
-    "duplicate-jvm-route": ({"hostvars": {"front1": {"nuxeo_jvm_route": "r"}, "worker1": {"nuxeo_jvm_route": "r"}}},
-                            "nuxeo.unique_jvm_route"),
+    "distributed-two-kafka": (
+        {"arch": "distributed", "layout": layout("distributed", kafka=["k1", "k2"])},
+        "counts.kafka",
+    ),
+    "duplicate-node-id": (
+        {"hostvars": {"front1": {"nuxeo_cluster_nodeid": "n1"}, "front2": {"nuxeo_cluster_nodeid": "n1"}}},
+        "nuxeo.unique_node_id",
+    ),
+    "duplicate-jvm-route": (
+        {"hostvars": {"front1": {"nuxeo_jvm_route": "r"}, "worker1": {"nuxeo_jvm_route": "r"}}},
+        "nuxeo.unique_jvm_route",
+    ),
     "no-s3-package-for-cluster": ({"set": {"nuxeo_packages": ["nuxeo-web-ui"]}}, "nuxeo.shared_binaries"),
     "no-s3-host-for-cluster": ({"layout": layout(s3=[])}, "nuxeo.shared_binaries"),
     "unsupported-opensearch": ({"set": {"search_version": "2.11.0"}}, "versions.opensearch"),
@@ -36,13 +42,14 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "kraft-on-old-nuxeo": ({"set": {"nuxeo_version": "2023.20", "kafka_mode": "kraft"}}, "versions.kraft"),
     "unknown-architecture": ({"set": {"nx_architecture": "galactic"}}, "settings.architecture"),
     "no-architecture": ({"unset": ["nx_architecture"]}, "settings.architecture"),
-    "missing-secret": ({"drop_secrets": ["nx_secret_db_password", "nx_secret_nuxeo_jwt_secret"]},
-                       "secrets.missing"),
+    "missing-secret": ({"drop_secrets": ["nx_secret_db_password", "nx_secret_nuxeo_jwt_secret"]}, "secrets.missing"),
     "both-database-flavours": ({"layout": layout(mongodb=["m1", "m2", "m3"])}, "database.flavour"),
     "database-setting-mismatch": ({"set": {"nx_database": "mongodb"}}, "database.flavour"),
     "empty-inventory": ({"layout": {}}, "inventory.empty"),
-    "worker-also-front": ({"layout": layout(nuxeo_front=["front1", "front2"], nuxeo_worker=["front2"])},
-                          "nuxeo.worker_in_lb"),
+    "worker-also-front": (
+        {"layout": layout(nuxeo_front=["front1", "front2"], nuxeo_worker=["front2"])},
+        "nuxeo.worker_in_lb",
+    ),
     "port-clash-single": ({"arch": "single", "set": {"seaweedfs_volume_port": 8080}}, "ports.clash"),
     "url-without-context": ({"set": {"nx_public_url": "http://nuxeo.example.com/"}}, "settings.public_url"),
     "url-malformed": ({"set": {"nx_public_url": "nuxeo.example.com"}}, "settings.public_url"),
@@ -51,12 +58,15 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "java-mismatch": ({"set": {"nuxeo_java_version": "11"}}, "versions.java"),
     "distributed-without-vip": ({"arch": "distributed", "set": {"nx_vip": ""}}, "lb.vip"),
     "external-s3-without-endpoint": ({"set": {"s3_mode": "external", "s3_endpoint": ""}}, "settings.s3_endpoint"),
-    "distributed-two-etcd": ({"arch": "distributed", "layout": layout("distributed", etcd=["db1", "db2"])},
-                             "counts.etcd"),
-    "single-on-two-hosts": ({"arch": "single", "layout": layout("single", opensearch=["other"])},
-                            "counts.single_host"),
-    "zookeeper-mode-without-ensemble": ({"arch": "distributed", "set": {"kafka_mode": "zookeeper"}},
-                                        "counts.zookeeper"),
+    "distributed-two-etcd": (
+        {"arch": "distributed", "layout": layout("distributed", etcd=["db1", "db2"])},
+        "counts.etcd",
+    ),
+    "single-on-two-hosts": ({"arch": "single", "layout": layout("single", opensearch=["other"])}, "counts.single_host"),
+    "zookeeper-mode-without-ensemble": (
+        {"arch": "distributed", "set": {"kafka_mode": "zookeeper"}},
+        "counts.zookeeper",
+    ),
     "no-nuxeo-mirror": ({"set": {"nuxeo_download_base_url": ""}}, "settings.download_url"),
     "bad-cluster-name": ({"set": {"nx_cluster_name": "My Cluster!"}}, "settings.cluster_name"),
 }
@@ -77,14 +87,21 @@ def test_broken_inventory_is_refused(case: str, make_inv, run_cli) -> None:
 
 
 def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:
-    inv = make_inv(layout=layout(nuxeo_front=["front1"], opensearch=["s1", "s2"]),
-                   set={"nx_public_url": "http://x/", "search_version": "9.9"},
-                   drop_secrets=["nx_secret_db_password"])
+    inv = make_inv(
+        layout=layout(nuxeo_front=["front1"], opensearch=["s1", "s2"]),
+        set={"nx_public_url": "http://x/", "search_version": "9.9"},
+        drop_secrets=["nx_secret_db_password"],
+    )
     code, out, _ = run_cli("validate", "-i", str(inv))
     assert code == 2
     rules = {ln.rsplit("[", 1)[1].split("]")[0] for ln in out.splitlines() if ln.startswith("ERROR")}
-    assert {"counts.nuxeo_front", "counts.opensearch", "settings.public_url", "versions.opensearch",
-            "secrets.missing"} <= rules
+    assert {
+        "counts.nuxeo_front",
+        "counts.opensearch",
+        "settings.public_url",
+        "versions.opensearch",
+        "secrets.missing",
+    } <= rules
 
 
 def test_error_names_the_file_and_line(make_inv, run_cli) -> None:

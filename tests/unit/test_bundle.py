@@ -9,8 +9,10 @@ from nxprovision.bundle import build, redact
 
 
 def test_redact_known_values_and_secret_looking_keys() -> None:
-    text = ("nuxeo.db.password=abcdef123\nnuxeo.aws.secretKey=zzz\nmy.token: t0k3n\n"
-            "nuxeo.url=http://x/nuxeo\nurl=mongodb://nuxeo:VALUE-123456@h1\n")
+    text = (
+        "nuxeo.db.password=abcdef123\nnuxeo.aws.secretKey=zzz\nmy.token: t0k3n\n"
+        "nuxeo.url=http://x/nuxeo\nurl=mongodb://nuxeo:VALUE-123456@h1\n"
+    )
     out = redact(text, ["VALUE-123456"])
     assert "abcdef123" not in out and "zzz" not in out and "t0k3n" not in out and "VALUE-123456" not in out
     assert "nuxeo.url=http://x/nuxeo" in out
@@ -20,8 +22,12 @@ def test_bundle_archive_is_redacted(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts" / "front1" / "files"
     hosts.mkdir(parents=True)
     (hosts / "nuxeo.conf").write_text("nuxeo.jwt.secret=SECRET-VALUE-1\nkafka.enabled=true\n")
-    out = build(tmp_path / "hosts", {"status": {"note": "SECRET-VALUE-2"}}, ["SECRET-VALUE-1", "SECRET-VALUE-2"],
-                tmp_path / "b.tar.gz")
+    out = build(
+        tmp_path / "hosts",
+        {"status": {"note": "SECRET-VALUE-2"}},
+        ["SECRET-VALUE-1", "SECRET-VALUE-2"],
+        tmp_path / "b.tar.gz",
+    )
     with tarfile.open(out) as tar:
         names = tar.getnames()
         blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())

@@ -14,22 +14,28 @@ from nxprovision.model.cluster import build_cluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("cur", "tgt", "full", "mode"), [
-    ("2023.34", "2023.35", False, "rolling"),
-    ("2023.34", "2023.35", True, "full-stop"),
-    ("2021.40", "2023.35", True, "full-stop"),
-])
+@pytest.mark.parametrize(
+    ("cur", "tgt", "full", "mode"),
+    [
+        ("2023.34", "2023.35", False, "rolling"),
+        ("2023.34", "2023.35", True, "full-stop"),
+        ("2021.40", "2023.35", True, "full-stop"),
+    ],
+)
 def test_allowed_upgrades(cur: str, tgt: str, full: bool, mode: str) -> None:
     assert check_upgrade(cur, tgt, full) == mode
 
 
-@pytest.mark.parametrize(("cur", "tgt", "words"), [
-    ("2023.35", "2023.34", "downgrade"),
-    ("2021.40", "2023.35", "--full-stop"),
-    ("2023.35", "2023.35", "already"),
-    ("2023.35", "latest", "not a Nuxeo LTS"),
-    ("2023.35", "2019.10", "not supported"),
-])
+@pytest.mark.parametrize(
+    ("cur", "tgt", "words"),
+    [
+        ("2023.35", "2023.34", "downgrade"),
+        ("2021.40", "2023.35", "--full-stop"),
+        ("2023.35", "2023.35", "already"),
+        ("2023.35", "latest", "not a Nuxeo LTS"),
+        ("2023.35", "2019.10", "not supported"),
+    ],
+)
 def test_refused_upgrades(cur: str, tgt: str, words: str) -> None:
     with pytest.raises(NxError) as exc:
         check_upgrade(cur, tgt)

@@ -15,16 +15,52 @@ from nxprovision.model.architectures import GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]
 hostnames = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
-                    st.sampled_from(["compact", "single", "distributed", "2023.35", "2021.1", "3.6.2", "1.3.20",
-                                     "http://lb/nuxeo", "external", "kraft", "zookeeper", "mongodb"]))
-settings_keys = st.sampled_from(["nx_architecture", "nx_public_url", "nuxeo_version", "search_version",
-                                 "kafka_version", "kafka_mode", "s3_mode", "s3_endpoint", "nx_database",
-                                 "nuxeo_packages", "nuxeo_http_port", "nx_cluster_name", "nx_vip",
-                                 "seaweedfs_volume_port", "nuxeo_cluster_nodeid", "nx_compat_overrides",
-                                 "mongodb_version", "postgresql_version", "search_distribution"])
-groups = st.dictionaries(st.sampled_from([*GROUPS, "misc", "nuxeo_frnt"]), st.lists(hostnames, max_size=5),
-                         max_size=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "compact",
+            "single",
+            "distributed",
+            "2023.35",
+            "2021.1",
+            "3.6.2",
+            "1.3.20",
+            "http://lb/nuxeo",
+            "external",
+            "kraft",
+            "zookeeper",
+            "mongodb",
+        ]
+    ),
+)
+settings_keys = st.sampled_from(
+    [
+        "nx_architecture",
+        "nx_public_url",
+        "nuxeo_version",
+        "search_version",
+        "kafka_version",
+        "kafka_mode",
+        "s3_mode",
+        "s3_endpoint",
+        "nx_database",
+        "nuxeo_packages",
+        "nuxeo_http_port",
+        "nx_cluster_name",
+        "nx_vip",
+        "seaweedfs_volume_port",
+        "nuxeo_cluster_nodeid",
+        "nx_compat_overrides",
+        "mongodb_version",
+        "postgresql_version",
+        "search_distribution",
+    ]
+)
+groups = st.dictionaries(st.sampled_from([*GROUPS, "misc", "nuxeo_frnt"]), st.lists(hostnames, max_size=5), max_size=8)
 overrides = st.dictionaries(settings_keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=6)
 
 

@@ -72,7 +72,8 @@ def test_ini_inventory_loads_like_yaml(tmp_path: Path, run_cli) -> None:
     (d / "hosts.ini").write_text(
         "[loadbalancers]\nlb1 ansible_host=10.9.0.10\n\n[nuxeo_front]\nfront1\nfront2\n\n[nuxeo_worker]\nworker1\n\n"
         "[nuxeo:children]\nnuxeo_front\nnuxeo_worker\n\n[postgresql]\ndb1\ndb2\n\n[opensearch]\nsearch[1:3]\n\n"
-        "[kafka]\nkafka1\n\n[s3]\ns3-1\n")
+        "[kafka]\nkafka1\n\n[s3]\ns3-1\n"
+    )
     code, out, _ = run_cli("validate", "-i", str(d))
     assert code == 0, out
     view = load_inventory(d)

@@ -57,18 +57,22 @@ def test_bridge_and_host_addresses() -> None:
 
 
 def test_machine_networks_leave_out_defaults_labs_and_lab_unreachable_routes() -> None:
-    addr = json.dumps([
-        {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "192.0.2.2", "prefixlen": 24}]},
-        {"ifname": "nxb-abcde", "addr_info": [{"family": "inet", "local": "10.213.1.1", "prefixlen": 24}]},
-        {"ifname": "wg0", "addr_info": [{"family": "inet6", "local": "fd00::1", "prefixlen": 64}]},
-    ])
-    route = json.dumps([
-        {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
-        {"dst": "192.0.2.0/24", "dev": "eth0"},
-        {"dst": "10.213.1.0/24", "dev": "nxb-abcde"},
-        {"type": "unreachable", "dst": "10.213.1.0/24", "metric": UNREACHABLE_METRIC},
-        {"type": "unreachable", "dst": "10.213.9.0/24", "metric": 0},
-        {"dst": "172.16.5.4", "dev": "eth0"},
-    ])
+    addr = json.dumps(
+        [
+            {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "192.0.2.2", "prefixlen": 24}]},
+            {"ifname": "nxb-abcde", "addr_info": [{"family": "inet", "local": "10.213.1.1", "prefixlen": 24}]},
+            {"ifname": "wg0", "addr_info": [{"family": "inet6", "local": "fd00::1", "prefixlen": 64}]},
+        ]
+    )
+    route = json.dumps(
+        [
+            {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
+            {"dst": "192.0.2.0/24", "dev": "eth0"},
+            {"dst": "10.213.1.0/24", "dev": "nxb-abcde"},
+            {"type": "unreachable", "dst": "10.213.1.0/24", "metric": UNREACHABLE_METRIC},
+            {"type": "unreachable", "dst": "10.213.9.0/24", "metric": 0},
+            {"dst": "172.16.5.4", "dev": "eth0"},
+        ]
+    )
     nets = addressing.parse_machine_networks(addr, route, {"nxb-abcde"})
     assert nets == [N("10.213.9.0/24"), N("172.16.5.4/32"), N("192.0.2.0/24")]

@@ -54,7 +54,9 @@ def test_one_line_format_with_options() -> None:
     )
     entries = aptsources.parse_one_line(text)
     assert [e.uris[0] for e in entries] == [
-        "http://m.example/debian", "http://m.example/debian", "http://m.example/debian-security",
+        "http://m.example/debian",
+        "http://m.example/debian",
+        "http://m.example/debian-security",
         "cdrom:[Debian]/",
     ]
     assert entries[0].components == ("main",)
@@ -67,8 +69,7 @@ def test_mirrors_pick_archive_and_security() -> None:
 
 def test_entries_of_other_repositories_are_not_taken_for_debian() -> None:
     entries = aptsources.parse_one_line(
-        "deb https://deb.example.com/node_20.x nodistro main\n"
-        "deb http://m.example/debian/ bookworm main\n"
+        "deb https://deb.example.com/node_20.x nodistro main\ndeb http://m.example/debian/ bookworm main\n"
     )
     m = aptsources.debian_mirrors(entries, "bookworm")
     assert m.archive == "http://m.example/debian" and m.security is None

@@ -19,8 +19,17 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_every_verb_has_a_function_and_defaults_to_the_nxlab_name() -> None:
-    for argv in (["up"], ["status"], ["inventory"], ["down"], ["kill", "h"], ["start", "h"],
-                 ["partition", "h"], ["heal", "h"], ["ssh", "h"]):
+    for argv in (
+        ["up"],
+        ["status"],
+        ["inventory"],
+        ["down"],
+        ["kill", "h"],
+        ["start", "h"],
+        ["partition", "h"],
+        ["heal", "h"],
+        ["ssh", "h"],
+    ):
         args = _parse(*argv)
         assert callable(args.func) and args.name == "nxlab"
 

@@ -45,7 +45,11 @@ def test_unknown_architecture() -> None:
 
 def _state(arch: str, layout_hosts: list[tuple[str, list[str]]]) -> LabState:
     return LabState(
-        name="unit", subnet="10.213.9.0/24", bridge_ip="10.213.9.1", architecture=arch, database="postgresql",
+        name="unit",
+        subnet="10.213.9.0/24",
+        bridge_ip="10.213.9.1",
+        architecture=arch,
+        database="postgresql",
         hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g) in enumerate(layout_hosts, start=1)],
     )
 
@@ -74,9 +78,17 @@ def test_distributed_lab_gets_a_virtual_ip_inside_the_lab() -> None:
 
 def _ansible_inventory(directory: Path) -> dict:  # type: ignore[type-arg]
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(directory), "--list",
-         "--vault-password-file", str(directory / ".vault-pass")],
-        capture_output=True, text=True, check=True,
+        [
+            str(Path(sys.executable).parent / "ansible-inventory"),
+            "-i",
+            str(directory),
+            "--list",
+            "--vault-password-file",
+            str(directory / ".vault-pass"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out)
 
@@ -99,7 +111,12 @@ def test_written_plain_inventory_has_only_the_lab_group(tmp_path: Path) -> None:
     state = _state("single", [(h, g) for h, g, _n in plan])
     manager.write_lab_inventory(state, layout, tmp_path / "inv")
     hosts_yml = yaml.safe_load((tmp_path / "inv" / "hosts.yml").read_text())
-    assert hosts_yml == {"all": {"children": {"lab": {"hosts": {
-        "host1": {"ansible_host": "10.213.9.11"}, "host2": {"ansible_host": "10.213.9.12"}}}}}}
+    assert hosts_yml == {
+        "all": {
+            "children": {
+                "lab": {"hosts": {"host1": {"ansible_host": "10.213.9.11"}, "host2": {"ansible_host": "10.213.9.12"}}}
+            }
+        }
+    }
     inv = _ansible_inventory(tmp_path / "inv")
     assert inv["lab"]["hosts"] == ["host1", "host2"]

@@ -37,8 +37,7 @@ def test_cmdline_children_and_state_of_a_real_process() -> None:
 
 def test_terminate_escalates_to_sigkill_for_processes_that_ignore_sigterm() -> None:
     code = (
-        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)"
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     )
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert p.stdout and p.stdout.readline() == b"ready\n"

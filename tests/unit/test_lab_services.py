@@ -20,7 +20,8 @@ from nxprovision.lab.naming import LabNames
 def test_acng_conf_remaps_the_machines_own_mirrors(tmp_path: Path) -> None:
     conf = services.acng_conf(
         DebianMirrors("http://mirror.example.org/debian", "http://mirror.example.org/debian-security"),
-        tmp_path / "cache", tmp_path / "log",
+        tmp_path / "cache",
+        tmp_path / "log",
     )
     assert f"CacheDir: {tmp_path / 'cache'}" in conf
     debrep = next(line for line in conf.splitlines() if line.startswith("Remap-debrep:"))
@@ -50,8 +51,19 @@ def mirror(tmp_path: Path):  # type: ignore[no-untyped-def]
     (tmp_path / "kafka" / "3.6.2" / "kafka_2.13-3.6.2.tgz").write_bytes(b"archive-bytes")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nxprovision.lab.mirror_server", "--bind", "127.0.0.1", "--port", str(port),
-         "--directory", str(tmp_path), "--lab-dir", "/nonexistent/lab"],
+        [
+            sys.executable,
+            "-m",
+            "nxprovision.lab.mirror_server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--directory",
+            str(tmp_path),
+            "--lab-dir",
+            "/nonexistent/lab",
+        ],
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 10

@@ -47,9 +47,7 @@ class Fake:
     def specs(self) -> list[ArchiveSpec]:
         return [
             ArchiveSpec("kafka", "9.9.9", lambda d: self._build("kafka", d), [self.src], ("dep==1",)),
-            ArchiveSpec(
-                "seaweedfs", "1.0", lambda d: self._build("weed", d), [self.src], standin=False, backend="b"
-            ),
+            ArchiveSpec("seaweedfs", "1.0", lambda d: self._build("weed", d), [self.src], standin=False, backend="b"),
         ]
 
     def builds(self) -> list[str]:

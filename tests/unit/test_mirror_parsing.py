@@ -173,9 +173,7 @@ def test_bootstrap_checks() -> None:
     ok = {"discovery.seed_hosts": ["a", "b"]}
     assert confparse.opensearch_bootstrap_checks(ok, 2**30, 2**30) == []
     fails = confparse.opensearch_bootstrap_checks({}, 2**29, 2**30)
-    assert any(
-        "initial heap size [536870912] not equal to maximum heap size [1073741824]" in f for f in fails
-    )
+    assert any("initial heap size [536870912] not equal to maximum heap size [1073741824]" in f for f in fails)
     assert any("default discovery settings are unsuitable" in f for f in fails)
     assert confparse.opensearch_bootstrap_checks({"discovery.type": "single-node"}, None, None) == []
     assert confparse.first_port("9200-9300", 1) == 9200 and confparse.first_port(None, 9200) == 9200

@@ -60,7 +60,10 @@ def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> No
 
     _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
     state = LabState(
-        name="unit", subnet="10.213.9.0/24", bridge_ip="10.213.9.1", architecture="distributed",
+        name="unit",
+        subnet="10.213.9.0/24",
+        bridge_ip="10.213.9.1",
+        architecture="distributed",
         database="postgresql",
         hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g, _n) in enumerate(plan, start=1)],
     )

@@ -55,8 +55,12 @@ def test_compact_front_and_worker_conf() -> None:
     assert front["nuxeo.url"] == "http://nuxeo.example.com/nuxeo"
     # everything identical except identity and processing flags
     differing = {k for k in front if front[k] != worker.get(k)}
-    assert differing == {"nuxeo.cluster.nodeid", "nuxeo.server.jvmRoute", "nuxeo.work.processing.enabled",
-                         "nuxeo.stream.processing.enabled"}
+    assert differing == {
+        "nuxeo.cluster.nodeid",
+        "nuxeo.server.jvmRoute",
+        "nuxeo.work.processing.enabled",
+        "nuxeo.stream.processing.enabled",
+    }
 
 
 def test_single_conf_processes_work_and_is_not_clustered() -> None:
@@ -71,7 +75,8 @@ def test_mongodb_conf() -> None:
     conf = conf_of(ROOT / "inventories" / "compact-mongodb", "front2")
     assert conf["nuxeo.templates"].split(",") == ["default", "mongodb", "s3binaries"]
     assert conf["nuxeo.mongodb.server"] == (
-        f"mongodb://nuxeo:{MASK}@mongo1:27017,mongo2:27017,mongo3:27017/nuxeo?replicaSet=rs0")
+        f"mongodb://nuxeo:{MASK}@mongo1:27017,mongo2:27017,mongo3:27017/nuxeo?replicaSet=rs0"
+    )
     assert conf["nuxeo.mongodb.dbname"] == "nuxeo"
     assert "nuxeo.db.host" not in conf
 
@@ -84,7 +89,8 @@ def test_distributed_kafka_quorum_and_lb() -> None:
     assert k["controller_quorum_voters"] == "1@kafka1:9093,2@kafka2:9093,3@kafka3:9093"
     assert [b["name"] for b in cluster.derived["lb"]["backends"]] == ["front1", "front2"]  # no worker
     assert conf_of(ROOT / "inventories" / "distributed", "front1")["kafka.bootstrap.servers"] == (
-        "kafka1:9092,kafka2:9092,kafka3:9092")
+        "kafka1:9092,kafka2:9092,kafka3:9092"
+    )
 
 
 def test_haproxy_cfg_lists_front_nodes_only_and_masks_stats_password() -> None:

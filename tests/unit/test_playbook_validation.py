@@ -21,10 +21,10 @@ def _run_validate_play(inv: Path, limit: str | None = None) -> subprocess.Comple
     probe.write_text(
         f"- ansible.builtin.import_playbook: {ROOT}/playbooks/validate.yml\n"
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.debug:\n        msg: \"NODE={{ nx.nodes[inventory_hostname].node_id "
-        "| default('-') }} LB={{ nx.lb.backends | map(attribute='name') | join(',') }}\"\n")
-    cmd = [str(BIN / "ansible-playbook"), "-i", str(inv), "--vault-password-file", str(inv / ".vault-pass"),
-           str(probe)]
+        '    - ansible.builtin.debug:\n        msg: "NODE={{ nx.nodes[inventory_hostname].node_id '
+        "| default('-') }} LB={{ nx.lb.backends | map(attribute='name') | join(',') }}\"\n"
+    )
+    cmd = [str(BIN / "ansible-playbook"), "-i", str(inv), "--vault-password-file", str(inv / ".vault-pass"), str(probe)]
     if limit:
         cmd += ["--limit", limit]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")

@@ -12,8 +12,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES_DIR = ROOT / "roles"
-ROLES = ("common", "haproxy", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "seaweedfs", "nuxeo",
-         "keepalived", "etcd", "patroni")
+ROLES = (
+    "common",
+    "haproxy",
+    "postgresql",
+    "mongodb",
+    "opensearch",
+    "kafka",
+    "zookeeper",
+    "seaweedfs",
+    "nuxeo",
+    "keepalived",
+    "etcd",
+    "patroni",
+)
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
 HANDLERS = {
@@ -117,8 +129,20 @@ def test_site_playbook_order():
     plays = _load(ROOT / "playbooks" / "site.yml")
     assert plays[0].get("ansible.builtin.import_playbook") == "validate.yml"
     order = [r["role"] if isinstance(r, dict) else r for p in plays for r in p.get("roles", [])]
-    assert order == ["common", "etcd", "postgresql", "patroni", "mongodb", "opensearch", "zookeeper", "seaweedfs",
-                     "kafka", "nuxeo", "haproxy", "keepalived"]
+    assert order == [
+        "common",
+        "etcd",
+        "postgresql",
+        "patroni",
+        "mongodb",
+        "opensearch",
+        "zookeeper",
+        "seaweedfs",
+        "kafka",
+        "nuxeo",
+        "haproxy",
+        "keepalived",
+    ]
     for p in plays[1:]:
         for r in p.get("roles", []):
             name = r["role"] if isinstance(r, dict) else r
@@ -135,8 +159,14 @@ def test_ansible_lint_production_profile():
     if not lint:
         pytest.skip("ansible-lint not installed")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run([lint, "--profile", "production", "--nocolor", "roles", "playbooks"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [lint, "--profile", "production", "--nocolor", "roles", "playbooks"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
@@ -144,8 +174,9 @@ def test_yamllint():
     yl = _tool("yamllint")
     if not yl:
         pytest.skip("yamllint not installed")
-    proc = subprocess.run([yl, "-c", ".yamllint", "roles", "playbooks"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [yl, "-c", ".yamllint", "roles", "playbooks"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout
 
 
@@ -154,6 +185,12 @@ def test_site_syntax_check():
     if not ap:
         pytest.skip("ansible-playbook not installed")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run([ap, "--syntax-check", "-i", "inventories/compact", "playbooks/site.yml"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [ap, "--syntax-check", "-i", "inventories/compact", "playbooks/site.yml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -21,12 +21,15 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (home / "playbooks" / "fail.yml").write_text(
         "- name: Probe\n  hosts: all\n  gather_facts: false\n  tasks:\n"
         "    - name: Works\n      ansible.builtin.command: 'true'\n      changed_when: true\n"
-        "    - name: Breaks on b\n      ansible.builtin.fail:\n        msg: \"boom {{ my_secret }}\"\n"
-        "      when: inventory_hostname == 'b'\n")
+        '    - name: Breaks on b\n      ansible.builtin.fail:\n        msg: "boom {{ my_secret }}"\n'
+        "      when: inventory_hostname == 'b'\n"
+    )
     inv = tmp_path / "inv.yml"
-    inv.write_text("all:\n  vars:\n    ansible_connection: local\n"
-                   "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-                   f"    my_secret: {SECRET}\n  hosts:\n    a:\n    b:\n")
+    inv.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        f"    my_secret: {SECRET}\n  hosts:\n    a:\n    b:\n"
+    )
     monkeypatch.setenv("NXPROVISION_HOME", str(home))
     monkeypatch.setenv("NXPROVISION_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path
@@ -34,8 +37,9 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_failure_names_host_and_task_and_masks_secrets(fake_home: Path) -> None:
     out = io.StringIO()
-    result = run_playbook("fail.yml", fake_home / "inv.yml", verb="test", vault_password_file=None,
-                          secrets=[SECRET], out=out)
+    result = run_playbook(
+        "fail.yml", fake_home / "inv.yml", verb="test", vault_password_file=None, secrets=[SECRET], out=out
+    )
     code = report(result, out)
     text = out.getvalue()
     assert code == 1 and result.rc != 0
@@ -54,6 +58,13 @@ def test_runs_are_rotated(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(runner, "KEEP_RUNS", 2)
     for _ in range(3):
-        run_playbook("fail.yml", fake_home / "inv.yml", verb="t", vault_password_file=None, secrets=[],
-                     out=io.StringIO(), limit="a")
+        run_playbook(
+            "fail.yml",
+            fake_home / "inv.yml",
+            verb="t",
+            vault_password_file=None,
+            secrets=[],
+            out=io.StringIO(),
+            limit="a",
+        )
     assert len(list((fake_home / "runs").iterdir())) <= 3
