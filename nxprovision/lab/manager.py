@@ -461,6 +461,27 @@ def start(name: str, host: str) -> None:
         state.save()
 
 
+def reboot(name: str, host: str) -> float:
+    """A clean reboot: the host's systemd stops every service in order, powers off, and boots again.
+
+    Returns the seconds until the host answered SSH again.
+    """
+    preflight.require_root()
+    state = require_state(name)
+    h = require_host(state, host)
+    names = state.names
+    with lab_lock(name):
+        if not hosts.running(names, host):
+            raise NxError(f"lab host {host} is not running", f"boot it instead: `nxprovision lab start {host}`")
+        t0 = time.monotonic()
+        hosts.poweroff_all(names, [host], timeout=90)  # what systemd gives a unit to stop
+        hosts.boot(names, h)
+        hosts.wait_ssh(names, [h])
+        state.pids = current_pids(state)
+        state.save()
+        return time.monotonic() - t0
+
+
 def add_host(name: str, host: str, groups: list[str]) -> LabHost:
     """Boot one more host in a running lab and add it to the lab inventory's groups, to rehearse add-node."""
     from nxprovision.init import render_hosts_yaml

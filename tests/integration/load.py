@@ -28,12 +28,14 @@ class Ack:
 class LoadStats:
     requests: int = 0
     failures: list[str] = field(default_factory=list)
+    failure_times: list[float] = field(default_factory=list)  # time.time() of each failure
     acked: list[Ack] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, what: str) -> None:
         with self.lock:
             self.failures.append(f"{time.strftime('%H:%M:%S')} {what}")
+            self.failure_times.append(time.time())
 
 
 class SteadyLoad:
