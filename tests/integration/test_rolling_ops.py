@@ -1,5 +1,6 @@
 """Day-2 operations under a steady load through the LB (issue 6): add a third front node, roll a restart of
-every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, remove a node. Zero failed requests,
+every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, apply a configuration change with
+`deploy` (the role restarts one drained node at a time), remove a node. Zero failed requests,
 every acknowledged write readable at the end, and add-node changes nothing on the other Nuxeo hosts."""
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from cluster_checks import Deployed, node_of, recap, wait_for
 from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 
-# In `make test-long` until a clean run after the max_connections fix is seen (then back into CI, issue #6).
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = pytest.mark.lab
 
 UPGRADE_TO = "2023.35"
 
@@ -56,6 +56,19 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         timings["rolling_upgrade_s"] = time.monotonic() - t0
         assert upgrade.returncode == 0, upgrade.stdout[-5000:] + upgrade.stderr[-2000:]
         assert str(d.client().client.server_info()["productVersion"]) == UPGRADE_TO
+
+        # (e) a configuration change applied by `deploy`: the role restarts each node in turn, drained first
+        main_yml = lab_.inventory / "group_vars" / "all" / "main.yml"
+        main_yml.write_text(main_yml.read_text() + "nuxeo_conf_extra:\n  nuxeo.rolling.note: day2\n")
+        t0 = time.monotonic()
+        changed_conf = nxprovision("deploy", "-i", inv, "--progress", "plain")
+        timings["config_change_deploy_s"] = time.monotonic() - t0
+        assert changed_conf.returncode == 0, changed_conf.stdout[-5000:] + changed_conf.stderr[-2000:]
+        restarted = changed_conf.stdout.count("Restart Nuxeo on the node")
+        assert restarted >= 1, changed_conf.stdout[-5000:]
+        for node in ("front1", "front2", "front3", "worker1"):
+            conf = lab_.ssh(node, "grep -c '^nuxeo.rolling.note=day2' /etc/nuxeo/nuxeo.conf")
+            assert conf.stdout.strip() == "1", (node, conf.stdout, conf.stderr)
 
         # (d) remove a node
         removed = nxprovision("remove-node", "-i", inv, "front3", "--progress", "plain")
