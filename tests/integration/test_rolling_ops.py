@@ -11,6 +11,7 @@ import pytest
 from cluster_checks import Deployed, node_of, recap, wait_for
 from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
+from test_deploy_compact import service_starts
 
 pytestmark = pytest.mark.lab
 
@@ -33,6 +34,8 @@ def test_day2_operations_under_load(compact_cluster) -> None:
 
         # (a) add a third front node
         lab("add-host", "--name", lab_.name, "front3", "--group", "nuxeo_front")
+        others = ["lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "kafka1", "s3-1"]
+        started_before = service_starts(lab_, others)
         t0 = time.monotonic()
         added = nxprovision("add-node", "-i", inv, "front3", "--progress", "plain")
         timings["add_node_s"] = time.monotonic() - t0
@@ -41,6 +44,8 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         assert "front3" in changed and "lb1" in changed
         for other in ("front1", "front2", "worker1"):
             assert changed.get(other, 0) == 0, f"add-node touched {other}: {changed}"
+        # nothing restarted but the new node (HAProxy reloads, it does not restart)
+        assert service_starts(lab_, others) == started_before
         d3 = Deployed.load(lab_.inventory)
         wait_for(lambda: "front3" in {node_of(d3.client()) for _ in range(12)}, 90, "front3 serving through the LB")
 
