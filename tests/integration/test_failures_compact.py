@@ -30,8 +30,8 @@ def cluster_health(inv: str) -> tuple[bool, list[str]]:
     """`nxprovision status` is the operator's view: healthy means every row ok and every front node UP."""
     out = nxprovision("status", "-i", inv, "--json", timeout=120)
     try:
-        rows = json.loads(out.stdout)
-    except json.JSONDecodeError:
+        rows = json.loads(out.stdout)["components"]
+    except (json.JSONDecodeError, KeyError, TypeError):
         return False, [out.stdout[-300:] + out.stderr[-300:]]
     bad = [f"{r['host']} {r['component']}: {r['health']} {r['detail']}" for r in rows if not r["healthy"]]
     bad += [f"{r['host']} LB {r['lb_state']}" for r in rows if r["lb_state"] not in ("", "UP")]
