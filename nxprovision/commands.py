@@ -251,13 +251,18 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nxprovision.inventory import load_inventory
+    from nxprovision.inventory import find_vault_password_file, load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.output import dump_json, table
-    from nxprovision.status import as_json, collect
+    from nxprovision.status import apply_probes, as_json, collect, probe_hosts
 
-    cluster = build_cluster(load_inventory(Path(args.inventory), args.vault_password_file))
+    view = load_inventory(Path(args.inventory), args.vault_password_file)
+    cluster = build_cluster(view)
     rows = collect(cluster)
+    if not args.quick:
+        secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
+        vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
+        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
     unhealthy = [r for r in rows if not r.healthy]
     if args.json:
         dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows)})
@@ -365,6 +370,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
     inventory_args(st)
     st.add_argument("--json", action="store_true")
+    st.add_argument(
+        "--quick",
+        action="store_true",
+        help="outside probes only (HTTP/TCP); skip the SSH probe of database roles, replica lag and "
+        "Kafka under-replicated partitions",
+    )
     st.set_defaults(func=cmd_status)
 
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
