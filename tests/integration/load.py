@@ -39,10 +39,20 @@ class LoadStats:
 
 
 class SteadyLoad:
-    def __init__(self, make_client: Any, threads: int = 4, pause_s: float = 0.05, max_seconds: float = 1800) -> None:
+    def __init__(
+        self,
+        make_client: Any,
+        threads: int = 4,
+        pause_s: float = 0.05,
+        max_seconds: float = 1800,
+        failure_pause_s: float = 1.0,
+    ) -> None:
         self.make_client = make_client
         self.threads = threads
         self.pause_s = pause_s
+        # After a failed request a thread waits, as a user or a client with back-off does: without it a thread
+        # spins on instantly refused connections and counts hundreds of "failures" for one outage second.
+        self.failure_pause_s = failure_pause_s
         self.max_seconds = max_seconds  # the load stops by itself whatever happens to the test
         self.stats = LoadStats()
         self._stop = threading.Event()
@@ -89,6 +99,8 @@ class SteadyLoad:
                     self.stats.acked.append(Ack(doc.uid, title, content))
             except Exception as exc:  # every failure is recorded, none is retried
                 self.stats.fail(f"write {title}: {type(exc).__name__}: {str(exc)[:200]}")
+                self._stop.wait(self.failure_pause_s)
+                continue
             finally:
                 path.unlink(missing_ok=True)
             with self.stats.lock:
@@ -102,6 +114,7 @@ class SteadyLoad:
                         self.stats.fail(f"read {earlier.title}: content differs")
                 except Exception as exc:  # recorded like write failures
                     self.stats.fail(f"read {earlier.title}: {type(exc).__name__}: {str(exc)[:200]}")
+                    self._stop.wait(self.failure_pause_s)
             time.sleep(self.pause_s)
 
 
