@@ -118,15 +118,10 @@ def cmd_add_node(args: argparse.Namespace) -> int:
             f"{', '.join(unknown)} not in the inventory",
             "add the new hosts to their groups in the inventory first, then run add-node",
         )
+    from nxprovision.daytwo import add_node_limit
+
     new = list(dict.fromkeys(args.hosts))
-    limit = list(new)
-    fronts = [h for h in new if (n := cluster.node(h)) is not None and n.role == "front"]
-    if fronts:
-        # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
-        limit += [h for h in cluster.lb_hosts if h not in limit]
-    if any(cluster.node(h) is not None for h in new) and cluster.database == "postgresql":
-        # pg_hba lets in the Nuxeo nodes by address: the database hosts reload it (no restart).
-        limit += [h for h in cluster.db_hosts if h not in limit]
+    limit = add_node_limit(cluster, new)
     code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
     if code == 0:
         for h in new:
@@ -135,13 +130,10 @@ def cmd_add_node(args: argparse.Namespace) -> int:
                 print(
                     f"note: {h} is a new Kafka broker. Kafka does not move existing partitions by itself: "
                     "to spread them, generate a plan with `kafka-reassign-partitions.sh --generate` on a broker "
-                    "and apply it with `--execute`. Nuxeo nodes learn the new bootstrap server at the next deploy."
+                    "and apply it with `--execute`."
                 )
             if "opensearch" in comps:
-                print(
-                    f"note: {h} joined the search cluster; shards rebalance by themselves. Nuxeo nodes list it "
-                    "in elasticsearch.addressList at the next deploy (a rolling restart)."
-                )
+                print(f"note: {h} joined the search cluster; shards rebalance by themselves.")
     return code
 
 
