@@ -57,7 +57,7 @@ def test_main_job_ends_with_the_url_a_health_table_and_a_picture(single) -> None
     assert f"Nuxeo is at {d.url}" in tail
     summary = tail.strip().splitlines()[-1]
     assert summary.endswith("healthy") and summary.split("/")[0] == summary.split("/")[1].split()[0], summary
-    picture = lab_.inventory / "cluster.svg"
+    picture = lab_.inventory.parent / "cluster.svg"
     assert picture.read_text().lstrip().startswith(("<svg", "<?xml")), picture
 
 
