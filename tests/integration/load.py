@@ -7,6 +7,8 @@ acknowledged write is recorded so that the end of a test can check that each one
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import tempfile
 import threading
@@ -128,3 +130,12 @@ def unreadable_acks(make_client: Any, acked: list[Ack]) -> list[str]:
         except Exception as exc:  # reported, not raised: the test lists every lost write
             missing.append(f"{a.title}: {type(exc).__name__}")
     return missing
+
+
+def report_figures(name: str, figures: dict[str, Any]) -> None:
+    """A failure scenario's figures: in the test output, and appended to NXPROVISION_HA_REPORT when set."""
+    print(f"\n{name}: " + json.dumps(figures, indent=1))
+    out = os.environ.get("NXPROVISION_HA_REPORT")
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps({"scenario": name, **figures}) + "\n")

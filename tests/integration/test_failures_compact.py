@@ -11,14 +11,13 @@ failure by design there; their failures are tested on the distributed architectu
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 
 import pytest
 from cluster_checks import Deployed, node_of, wait_for
 from conftest import Lab, lab, nxprovision
-from load import SteadyLoad, unreadable_acks
+from load import SteadyLoad, report_figures, unreadable_acks
 
 # In CI (lab) and in `make test-ha` with the distributed failure tests.
 pytestmark = [pytest.mark.lab, pytest.mark.ha]
@@ -39,15 +38,7 @@ def cluster_health(inv: str) -> tuple[bool, list[str]]:
     return not bad, bad
 
 
-def report(name: str, figures: dict) -> None:  # type: ignore[type-arg]
-    print(f"\n{name}: " + json.dumps(figures, indent=1))
-    out = os.environ.get("NXPROVISION_HA_REPORT")
-    if out:
-        with open(out, "a") as fh:
-            fh.write(json.dumps({"scenario": name, **figures}) + "\n")
-
-
-def under_load(lab_: Lab, name: str, fail: Callable[[], None], recover: Callable[[], None], hold_s: float) -> None:
+def under_load(lab_: Lab, name: str, fail: Callable[[], object], recover: Callable[[], object], hold_s: float) -> None:
     inv = str(lab_.inventory)
     d = Deployed.load(lab_.inventory)
     ok, bad = cluster_health(inv)
@@ -82,7 +73,7 @@ def under_load(lab_: Lab, name: str, fail: Callable[[], None], recover: Callable
     }
     lost = unreadable_acks(d.client, stats.acked)
     figures["lost_acknowledged_writes"] = len(lost)
-    report(name, figures)
+    report_figures(name, figures)
     assert healthy
     assert lost == [], lost[:20]
     assert len(stats.acked) > 50
@@ -91,37 +82,23 @@ def under_load(lab_: Lab, name: str, fail: Callable[[], None], recover: Callable
     wait_for(lambda: len({node_of(d.client()) for _ in range(12)}) >= 2, 60, "both front nodes serving")
 
 
-def test_front_node_powered_off_under_load(compact_cluster) -> None:
+# scenario -> (lab verb and host that cause the failure, lab verb that ends it, seconds the node stays away)
+SCENARIOS: dict[str, tuple[tuple[str, str], tuple[str, str] | None, float]] = {
+    "front node powered off": (("kill", "front2"), ("start", "front2"), 20),
+    "front node partitioned": (("partition", "front1"), ("heal", "front1"), 20),
+    "front host rebooted": (("reboot", "front2"), None, 0),  # a clean reboot: the host comes back by itself
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_failure_under_load(compact_cluster, scenario: str) -> None:
     lab_, first = compact_cluster
     assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    (verb, host), back, hold_s = SCENARIOS[scenario]
     under_load(
         lab_,
-        "front node powered off",
-        fail=lambda: lab("kill", "--name", lab_.name, "front2"),
-        recover=lambda: lab("start", "--name", lab_.name, "front2"),
-        hold_s=20,
-    )
-
-
-def test_front_node_partitioned_under_load(compact_cluster) -> None:
-    lab_, first = compact_cluster
-    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
-    under_load(
-        lab_,
-        "front node partitioned",
-        fail=lambda: lab("partition", "--name", lab_.name, "front1"),
-        recover=lambda: lab("heal", "--name", lab_.name, "front1"),
-        hold_s=20,
-    )
-
-
-def test_whole_host_rebooted_under_load(compact_cluster) -> None:
-    lab_, first = compact_cluster
-    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
-    under_load(
-        lab_,
-        "front host rebooted",
-        fail=lambda: lab("reboot", "--name", lab_.name, "front2", timeout=300),
-        recover=lambda: None,
-        hold_s=0,
+        scenario,
+        fail=lambda: lab(verb, "--name", lab_.name, host, timeout=300),
+        recover=lambda: back and lab(back[0], "--name", lab_.name, back[1], timeout=300),
+        hold_s=hold_s,
     )
