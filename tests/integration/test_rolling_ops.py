@@ -18,6 +18,19 @@ pytestmark = pytest.mark.lab
 UPGRADE_TO = "2023.35"
 
 
+def node_version(d: Deployed, host: str) -> str:
+    """The version a node serves, asked of the node itself (not through the load balancer)."""
+    from nuxeo.client import Nuxeo
+
+    node = d.cluster.node(host)
+    assert node is not None, host
+    nx = Nuxeo(
+        host=f"http://{node.address}:{node.port}/nuxeo/",
+        auth=("Administrator", d.secret("nx_secret_nuxeo_admin_password")),
+    )
+    return str(nx.client.server_info(force=True)["productVersion"])
+
+
 def changed_by_host(text: str) -> dict[str, int]:
     return {h: r[1] for h, r in recap(text).items()}
 
@@ -60,7 +73,9 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         upgrade = nxprovision("upgrade", "-i", inv, "--nuxeo-version", UPGRADE_TO, "--progress", "plain")
         timings["rolling_upgrade_s"] = time.monotonic() - t0
         assert upgrade.returncode == 0, upgrade.stdout[-5000:] + upgrade.stderr[-2000:]
-        assert str(d.client().client.server_info()["productVersion"]) == UPGRADE_TO
+        versions = {n: node_version(d3, n) for n in ("front1", "front2", "front3", "worker1")}
+        assert set(versions.values()) == {UPGRADE_TO}, versions
+        assert str(d.client().client.server_info(force=True)["productVersion"]) == UPGRADE_TO
 
         # (e) a configuration change applied by `deploy`: the role restarts each node in turn, drained first
         main_yml = lab_.inventory / "group_vars" / "all" / "main.yml"
