@@ -11,10 +11,8 @@ import time
 from pathlib import Path
 
 # Values of keys like these are replaced even when they are not one of the cluster's known secrets.
-_SECRET_KEY = re.compile(
-    r"(?im)^(\s*[\w.\-]*(password|secret|secretkey|token|accesskeyid|status\.key|clid)[\w.\-]*"
-    r"\s*[=:]\s*)(\S.*)$"
-)
+_SECRET_KEY = re.compile(r"(?im)^(\s*[\w.\-]*(password|secret|secretkey|token|accesskeyid|status\.key|clid)[\w.\-]*"
+                         r"\s*[=:]\s*)(\S.*)$")
 
 
 def redact(text: str, secrets: list[str]) -> str:

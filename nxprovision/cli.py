@@ -37,22 +37,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     if args.json:
-        dump_json(
-            {
-                "inventory": args.inventory,
-                "architecture": cluster.architecture,
-                "valid": not errors,
-                "errors": [f.to_dict() for f in errors],
-                "warnings": [f.to_dict() for f in warnings],
-            }
-        )
+        dump_json({"inventory": args.inventory, "architecture": cluster.architecture, "valid": not errors,
+                   "errors": [f.to_dict() for f in errors], "warnings": [f.to_dict() for f in warnings]})
     else:
         _print_findings(findings)
         verdict = "invalid" if errors else "valid"
-        print(
-            f"{args.inventory}: {verdict} ({cluster.architecture or 'no'} architecture, "
-            f"{len(cluster.hosts)} host(s)): {len(errors)} error(s), {len(warnings)} warning(s)"
-        )
+        print(f"{args.inventory}: {verdict} ({cluster.architecture or 'no'} architecture, "
+              f"{len(cluster.hosts)} host(s)): {len(errors)} error(s), {len(warnings)} warning(s)")
     return EXIT_INVALID if errors else 0
 
 
@@ -96,40 +87,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     _print_findings(findings)
     print(f"Topology ({cluster.architecture}, {len(cluster.hosts)} hosts)")
-    table(
-        ["host", "address", "components"],
-        [[t["host"], t["address"], ", ".join(t["components"])] for t in plan.topology],
-    )
+    table(["host", "address", "components"], [[t["host"], t["address"], ", ".join(t["components"])]
+                                                for t in plan.topology])
     e = plan.endpoints
     print("\nEndpoints")
     db = e["database"]
-    db_text = (
-        (
-            f"{db.get('flavour')} primary {db.get('primary')} ({db.get('address')}:{db.get('port')}), "
-            f"replicas {', '.join(db.get('replicas') or []) or 'none'}"
-        )
-        if db.get("flavour") == "postgresql"
+    db_text = (f"{db.get('flavour')} primary {db.get('primary')} ({db.get('address')}:{db.get('port')}), "
+               f"replicas {', '.join(db.get('replicas') or []) or 'none'}") if db.get("flavour") == "postgresql" \
         else f"mongodb {','.join(db.get('members') or [])} replica set {db.get('replica_set') or 'none'}"
-    )
-    table(
-        ["service", "endpoint"],
-        [
-            ["public URL", e["public_url"]],
-            ["database", db_text],
-            ["search", f"{e['search']['distribution']} {', '.join(e['search']['urls'])} index {e['search']['index']}"],
-            [
-                "kafka",
-                f"{e['kafka']['mode']} {e['kafka']['bootstrap_servers']} (replication factor "
-                f"{e['kafka']['replication_factor']}, min.insync {e['kafka']['min_insync_replicas']})",
-            ],
-            ["s3", f"{e['s3']['mode']} {e['s3']['endpoint']} bucket {e['s3']['bucket']}"],
-        ],
-    )
+    table(["service", "endpoint"], [
+        ["public URL", e["public_url"]],
+        ["database", db_text],
+        ["search", f"{e['search']['distribution']} {', '.join(e['search']['urls'])} index {e['search']['index']}"],
+        ["kafka", f"{e['kafka']['mode']} {e['kafka']['bootstrap_servers']} (replication factor "
+                  f"{e['kafka']['replication_factor']}, min.insync {e['kafka']['min_insync_replicas']})"],
+        ["s3", f"{e['s3']['mode']} {e['s3']['endpoint']} bucket {e['s3']['bucket']}"],
+    ])
     print("\nLoad balancer backends (Nuxeo front nodes only)")
-    table(
-        ["server", "host", "address", "port"],
-        [[b["name"], b["host"], b["address"], b["port"]] for b in plan.lb_backends],
-    )
+    table(["server", "host", "address", "port"], [[b["name"], b["host"], b["address"], b["port"]]
+                                                  for b in plan.lb_backends])
     for host, files in plan.files.items():
         for target, content in files.items():
             if args.files or target.endswith("nuxeo.conf"):
@@ -137,33 +113,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 print(content.rstrip())
     if plan.plays:
         print("\nOrder of plays (playbooks/site.yml)")
-        table(
-            ["#", "play", "hosts", "roles"],
-            [[i + 1, p["name"], p["hosts"], ", ".join(p["roles"])] for i, p in enumerate(plan.plays)],
-        )
+        table(["#", "play", "hosts", "roles"], [[i + 1, p["name"], p["hosts"], ", ".join(p["roles"])]
+                                                for i, p in enumerate(plan.plays)])
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from nxprovision.init import write_inventory
 
-    result = write_inventory(
-        Path(args.directory),
-        args.architecture,
-        database=args.database,
-        vault_password_file=Path(args.vault_password_file) if args.vault_password_file else None,
-    )
+    result = write_inventory(Path(args.directory), args.architecture, database=args.database,
+                             vault_password_file=Path(args.vault_password_file) if args.vault_password_file else None)
     for p in result.files_written:
         print(f"wrote {p}")
     for p in result.files_kept:
         print(f"kept  {p} (exists)")
-    print(
-        f"secrets: {len(result.secrets_added)} generated, {len(result.secrets_kept)} kept, in "
-        f"{result.directory / 'group_vars/all/secrets.yml'} (vault-encrypted with {result.vault_password_file})"
-    )
-    print(
-        f"next: edit {result.hosts_file} and group_vars/all/main.yml, then `nxprovision validate -i {result.directory}`"
-    )
+    print(f"secrets: {len(result.secrets_added)} generated, {len(result.secrets_kept)} kept, in "
+          f"{result.directory / 'group_vars/all/secrets.yml'} (vault-encrypted with {result.vault_password_file})")
+    print(f"next: edit {result.hosts_file} and group_vars/all/main.yml, then "
+          f"`nxprovision validate -i {result.directory}`")
     return 0
 
 
@@ -226,10 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("NXPROVISION_DEBUG"):
             traceback.print_exc()
-        sys.stderr.write(
-            f"nxprovision: internal error: {exc.__class__.__name__}: {exc} "
-            "(a bug: please report it; NXPROVISION_DEBUG=1 shows the traceback)\n"
-        )
+        sys.stderr.write(f"nxprovision: internal error: {exc.__class__.__name__}: {exc} "
+                         "(a bug: please report it; NXPROVISION_DEBUG=1 shows the traceback)\n")
         return 70
 
 

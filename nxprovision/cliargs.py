@@ -14,9 +14,5 @@ def run_args(p: argparse.ArgumentParser) -> None:
     """Inventory arguments plus those of a verb that runs a playbook."""
     inventory_args(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
-    p.add_argument(
-        "--progress",
-        choices=("auto", "rich", "plain", "json"),
-        default="auto",
-        help="live display on a terminal, plain lines otherwise; json = one event per line",
-    )
+    p.add_argument("--progress", choices=("auto", "rich", "plain", "json"), default="auto",
+                   help="live display on a terminal, plain lines otherwise; json = one event per line")

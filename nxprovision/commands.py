@@ -25,10 +25,8 @@ def _validated(args: argparse.Namespace):
         (sys.stderr if f.severity == "error" else sys.stdout).write(f.line() + "\n")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
-        raise NxError(
-            f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
-            "fix the lines above and run again",
-        )
+        raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
+                      "fix the lines above and run again")
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
     return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
 
@@ -61,50 +59,27 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     db = cluster.derived.get("db", {})
     if db.get("standin_single_node"):
         others = ", ".join(h for h in db.get("hosts", []) if h not in db.get("servers", []))
-        print(
-            f"note: MongoDB stand-in: single node, no replication: mongod runs on {db['primary']} only "
-            f"(replica set {db.get('replica_set')} of one member); {others} run no MongoDB"
-        )
+        print(f"note: MongoDB stand-in: single node, no replication: mongod runs on {db['primary']} only "
+              f"(replica set {db.get('replica_set')} of one member); {others} run no MongoDB")
     result = run_playbook(
-        "site.yml",
-        Path(args.inventory),
-        verb="deploy",
-        vault_password_file=vpf,
-        secrets=secrets,
-        limit=args.limit,
-        tags=args.tags,
-        skip_tags=args.skip_tags,
-        check=args.check,
-        diff=args.diff,
-        verbosity=args.verbose,
-        progress=args.progress,
+        "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
+        limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
+        verbosity=args.verbose, progress=args.progress,
     )
     return report(result)
 
 
 def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw) -> int:
-    result = run_playbook(
-        playbook,
-        Path(args.inventory),
-        verb=verb,
-        vault_password_file=vpf,
-        secrets=secrets,
-        verbosity=getattr(args, "verbose", 0),
-        progress=getattr(args, "progress", "auto"),
-        **kw,
-    )
+    result = run_playbook(playbook, Path(args.inventory), verb=verb, vault_password_file=vpf, secrets=secrets,
+                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"), **kw)
     return report(result)
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
-    groups = {
-        "nuxeo": cluster.nuxeo_nodes,
-        "opensearch": cluster.search_hosts,
-        "kafka": cluster.kafka_brokers,
-        "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
-        "haproxy": cluster.lb_hosts,
-    }
+    groups = {"nuxeo": cluster.nuxeo_nodes, "opensearch": cluster.search_hosts, "kafka": cluster.kafka_brokers,
+              "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
+              "haproxy": cluster.lb_hosts}
     if not groups[args.component]:
         raise NxError(f"this cluster has no {args.component} hosts", "pick a component the inventory has")
     return _run(args, f"restart_{args.component}.yml", f"restart-{args.component}", vpf, secrets)
@@ -114,10 +89,8 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     unknown = [h for h in args.hosts if h not in cluster.hosts]
     if unknown:
-        raise NxError(
-            f"{', '.join(unknown)} not in the inventory",
-            "add the new hosts to their groups in the inventory first, then run add-node",
-        )
+        raise NxError(f"{', '.join(unknown)} not in the inventory",
+                      "add the new hosts to their groups in the inventory first, then run add-node")
     from nxprovision.daytwo import add_node_limit
 
     new = list(dict.fromkeys(args.hosts))
@@ -127,11 +100,9 @@ def cmd_add_node(args: argparse.Namespace) -> int:
         for h in new:
             comps = cluster.hosts[h].groups
             if "kafka" in comps:
-                print(
-                    f"note: {h} is a new Kafka broker. Kafka does not move existing partitions by itself: "
-                    "to spread them, generate a plan with `kafka-reassign-partitions.sh --generate` on a broker "
-                    "and apply it with `--execute`."
-                )
+                print(f"note: {h} is a new Kafka broker. Kafka does not move existing partitions by itself: "
+                      "to spread them, generate a plan with `kafka-reassign-partitions.sh --generate` on a broker "
+                      "and apply it with `--execute`.")
             if "opensearch" in comps:
                 print(f"note: {h} joined the search cluster; shards rebalance by themselves.")
     return code
@@ -145,10 +116,8 @@ def cmd_remove_node(args: argparse.Namespace) -> int:
         print(f"WARNING --force: {line}")
     code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars={"nx_remove_host": args.host})
     if code == 0:
-        print(
-            f"{args.host} is drained, stopped and out of the load balancers. Now delete it from the inventory "
-            f"({args.inventory}); until then a deploy would add it back."
-        )
+        print(f"{args.host} is drained, stopped and out of the load balancers. Now delete it from the inventory "
+              f"({args.inventory}); until then a deploy would add it back.")
     return code
 
 
@@ -182,11 +151,9 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         try:
             urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
         except (urllib.error.URLError, OSError) as exc:
-            raise NxError(
-                f"the mirror does not serve Nuxeo {args.nuxeo_version} ({url}: "
-                f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
-                "put the distribution on the mirror first; no node was touched",
-            ) from None
+            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version} ({url}: "
+                          f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
+                          "put the distribution on the mirror first; no node was touched") from None
     extravars: dict = {"nuxeo_version": args.nuxeo_version}
     if args.packages:
         extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
@@ -213,30 +180,19 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     work = bundle.workdir()
     try:
-        result = run_playbook(
-            "support_bundle.yml",
-            Path(args.inventory),
-            verb="support-bundle",
-            vault_password_file=vpf,
-            secrets=secrets,
-            progress=args.progress,
-            extravars={"nx_bundle_dir": str(work / "hosts")},
-        )
+        result = run_playbook("support_bundle.yml", Path(args.inventory), verb="support-bundle",
+                              vault_password_file=vpf, secrets=secrets, progress=args.progress,
+                              extravars={"nx_bundle_dir": str(work / "hosts")})
         (work / "hosts").mkdir(exist_ok=True)
-        extra = {
-            "status": as_json(collect(cluster)),
-            "plan": plan_to_dict(make_plan(cluster)),
-            "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)},
-        }
+        extra = {"status": as_json(collect(cluster)), "plan": plan_to_dict(make_plan(cluster)),
+                 "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)}}
         out = Path(args.output or f"nxprovision-support-{_time.strftime('%Y%m%d-%H%M%S')}.tar.gz")
         bundle.build(work / "hosts", extra, secrets, out)
         if result.rc == 0:
             print(f"support bundle: {out} (secrets redacted)")
             return 0
-        print(
-            f"support bundle: {out} (secrets redacted), incomplete: some hosts could not be read "
-            f"(records in {result.run_dir})"
-        )
+        print(f"support bundle: {out} (secrets redacted), incomplete: some hosts could not be read "
+              f"(records in {result.run_dir})")
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -259,26 +215,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows)})
     else:
-        print(
-            f"Cluster {cluster.settings.get('nx_cluster_name')} ({cluster.architecture}) at "
-            f"{cluster.settings.get('nx_public_url')}"
-        )
-        table(
-            ["host", "component", "address", "health", "version", "LB", "stand-in", "detail"],
-            [
-                [
-                    r.host,
-                    r.component,
-                    r.address,
-                    r.health.upper(),
-                    r.version,
-                    r.lb_state,
-                    "yes" if r.standin else "",
-                    r.detail,
-                ]
-                for r in rows
-            ],
-        )
+        print(f"Cluster {cluster.settings.get('nx_cluster_name')} ({cluster.architecture}) at "
+              f"{cluster.settings.get('nx_public_url')}")
+        table(["host", "component", "address", "health", "version", "LB", "stand-in", "detail"],
+              [[r.host, r.component, r.address, r.health.upper(), r.version, r.lb_state,
+                "yes" if r.standin else "", r.detail] for r in rows])
         print(f"{len(rows) - len(unhealthy)}/{len(rows)} healthy")
     return 1 if unhealthy else 0
 
@@ -296,32 +237,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
         cmd = json.loads((run / "command.json").read_text()) if (run / "command.json").exists() else {}
         summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
         recap = summ.get("recap", {})
-        rows.append(
-            {
-                "id": run.name,
-                "verb": cmd.get("verb", ""),
-                "inventory": cmd.get("inventory", ""),
-                "limit": cmd.get("limit") or "",
-                "status": summ.get("status", "running or killed"),
-                "rc": summ.get("rc"),
-                "hosts": len(recap),
-                "changed": sum(r.get("changed", 0) for r in recap.values()),
-                "failed_hosts": sorted({f["host"] for f in summ.get("failures", [])}),
-                "path": str(run),
-            }
-        )
+        rows.append({"id": run.name, "verb": cmd.get("verb", ""), "inventory": cmd.get("inventory", ""),
+                     "limit": cmd.get("limit") or "", "status": summ.get("status", "running or killed"),
+                     "rc": summ.get("rc"), "hosts": len(recap),
+                     "changed": sum(r.get("changed", 0) for r in recap.values()),
+                     "failed_hosts": sorted({f["host"] for f in summ.get("failures", [])}), "path": str(run)})
     if args.json:
         dump_json(rows)
     elif not rows:
         print(f"no runs recorded in {base}")
     else:
-        table(
-            ["run", "verb", "status", "hosts", "changed", "failed", "inventory"],
-            [
-                [r["id"], r["verb"], r["status"], r["hosts"], r["changed"], ",".join(r["failed_hosts"]), r["inventory"]]
-                for r in rows
-            ],
-        )
+        table(["run", "verb", "status", "hosts", "changed", "failed", "inventory"],
+              [[r["id"], r["verb"], r["status"], r["hosts"], r["changed"], ",".join(r["failed_hosts"]),
+                r["inventory"]] for r in rows])
         print(f"records in {base}")
     return 0
 

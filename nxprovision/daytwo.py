@@ -19,24 +19,18 @@ def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
     if tgt.lts not in MATRIX:
         raise NxError(f"Nuxeo LTS {tgt.lts} is not supported", f"use LTS {', '.join(str(k) for k in MATRIX)}")
     if cur is None:
-        raise NxError(
-            f"the inventory's nuxeo_version '{current}' is not an LTS version",
-            "fix nuxeo_version in group_vars/all first",
-        )
+        raise NxError(f"the inventory's nuxeo_version '{current}' is not an LTS version",
+                      "fix nuxeo_version in group_vars/all first")
     if tgt < cur:
-        raise NxError(
-            f"{target} is older than the running {current}: downgrades are refused",
-            "restore from a backup taken before the upgrade to go back",
-        )
+        raise NxError(f"{target} is older than the running {current}: downgrades are refused",
+                      "restore from a backup taken before the upgrade to go back")
     if tgt == cur:
         raise NxError(f"the cluster already runs {current}", "nothing to upgrade; `deploy` converges packages")
     if tgt.lts != cur.lts:
         if not full_stop:
-            raise NxError(
-                f"{current} -> {target} crosses LTS majors: nodes of two majors must never run together",
-                "pass --full-stop (stops every node, upgrades, starts them again) after reading Nuxeo's "
-                "upgrade notes for that major",
-            )
+            raise NxError(f"{current} -> {target} crosses LTS majors: nodes of two majors must never run together",
+                          "pass --full-stop (stops every node, upgrades, starts them again) after reading Nuxeo's "
+                          "upgrade notes for that major")
         return "full-stop"
     return "full-stop" if full_stop else "rolling"
 
@@ -57,10 +51,8 @@ def check_removal(cluster: Cluster, host: str, force: bool = False) -> list[str]
     broken = [f for f in run_rules(after) if f.severity == "error" and (f.rule, f.subject) not in before_rules]
     lines = [f"{f.subject}: {f.message}" for f in broken]
     if lines and not force:
-        raise NxError(
-            f"removing {host} would break the architecture's rules: " + "; ".join(lines),
-            "add a replacement first (add-node), or pass --force to go below the minimum",
-        )
+        raise NxError(f"removing {host} would break the architecture's rules: " + "; ".join(lines),
+                      "add a replacement first (add-node), or pass --force to go below the minimum")
     return lines
 
 

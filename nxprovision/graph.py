@@ -8,17 +8,8 @@ from itertools import pairwise
 from nxprovision.model.cluster import Cluster
 
 BOX_W, BOX_H, GAP, COL_GAP, MARGIN = 190, 34, 10, 80, 30
-COLOURS = {
-    "lb": "#dbeafe",
-    "front": "#dcfce7",
-    "worker": "#fef9c3",
-    "db": "#fee2e2",
-    "search": "#ede9fe",
-    "kafka": "#ffedd5",
-    "zookeeper": "#ffedd5",
-    "s3": "#e0f2fe",
-    "etcd": "#fae8ff",
-}
+COLOURS = {"lb": "#dbeafe", "front": "#dcfce7", "worker": "#fef9c3", "db": "#fee2e2", "search": "#ede9fe",
+           "kafka": "#ffedd5", "zookeeper": "#ffedd5", "s3": "#e0f2fe", "etcd": "#fae8ff"}
 
 
 def _tiers(c: Cluster) -> list[tuple[str, list[tuple[str, str, str]]]]:
@@ -39,12 +30,8 @@ def _tiers(c: Cluster) -> list[tuple[str, list[tuple[str, str, str]]]]:
     if d["s3"]["mode"] == "external":
         backends.append(("s3", "s3", f"external S3 {d['s3']['bucket']}"))
     backends += [("s3", h, f"{h} S3 {d['s3']['bucket']}") for h in c.s3_hosts]
-    return [
-        ("Users", [("user", "users", c.settings.get("nx_public_url") or "users")]),
-        (lb_title, lbs),
-        ("Nuxeo nodes", nuxeo),
-        ("Shared services", backends),
-    ]
+    return [("Users", [("user", "users", c.settings.get("nx_public_url") or "users")]),
+            (lb_title, lbs), ("Nuxeo nodes", nuxeo), ("Shared services", backends)]
 
 
 def render_svg(c: Cluster) -> str:
@@ -52,13 +39,11 @@ def render_svg(c: Cluster) -> str:
     rows = max(len(items) for _t, items in tiers) or 1
     width = MARGIN * 2 + len(tiers) * BOX_W + (len(tiers) - 1) * COL_GAP + 60
     height = MARGIN * 2 + 30 + rows * (BOX_H + GAP)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 80}" height="{height}" '
-        f'viewBox="0 0 {width + 80} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{width + 80}" height="{height}" fill="white"/>',
-        f'<text x="{MARGIN}" y="18" font-size="14" font-weight="bold">'
-        f"{escape(str(c.settings.get('nx_cluster_name')))}: {escape(c.architecture)} architecture</text>",
-    ]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 80}" height="{height}" '
+           f'viewBox="0 0 {width + 80} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width + 80}" height="{height}" fill="white"/>',
+           f'<text x="{MARGIN}" y="18" font-size="14" font-weight="bold">'
+           f'{escape(str(c.settings.get("nx_cluster_name")))}: {escape(c.architecture)} architecture</text>']
     centers: list[list[tuple[float, float, str]]] = []
     for i, (title, items) in enumerate(tiers):
         x = MARGIN + i * (BOX_W + COL_GAP + 20)
@@ -67,9 +52,8 @@ def render_svg(c: Cluster) -> str:
         for j, (kind, _host, label) in enumerate(items):
             y = MARGIN + 30 + j * (BOX_H + GAP)
             fill = COLOURS.get(kind, "#f3f4f6")
-            out.append(
-                f'<rect x="{x}" y="{y}" width="{BOX_W + 20}" height="{BOX_H}" rx="6" fill="{fill}" stroke="#374151"/>'
-            )
+            out.append(f'<rect x="{x}" y="{y}" width="{BOX_W + 20}" height="{BOX_H}" rx="6" fill="{fill}" '
+                       'stroke="#374151"/>')
             out.append(f'<text x="{x + 8}" y="{y + 21}">{escape(label[:30])}</text>')
             col.append((x, y + BOX_H / 2, kind))
         centers.append(col)

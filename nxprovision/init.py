@@ -111,7 +111,8 @@ def render_group_vars(arch: str, database: str, overrides: dict[str, Any] | None
         if comment:
             for c in comment.split("\n"):
                 lines.append(f"# {c}")
-        dumped = yaml.dump({key: value}, Dumper=_IndentedDumper, default_flow_style=False, sort_keys=False).rstrip("\n")
+        dumped = yaml.dump({key: value}, Dumper=_IndentedDumper, default_flow_style=False,
+                           sort_keys=False).rstrip("\n")
         lines.append(dumped)
         lines.append("")
     return "\n".join(lines)

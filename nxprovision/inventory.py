@@ -98,40 +98,13 @@ def _needs_templating(value: Any) -> bool:
 
 # Variables Ansible adds on its own; they are not the operator's settings.
 _MAGIC = frozenset(
-    {
-        "inventory_file",
-        "inventory_dir",
-        "inventory_hostname",
-        "inventory_hostname_short",
-        "group_names",
-        "groups",
-        "omit",
-        "playbook_dir",
-        "ansible_playbook_python",
-        "ansible_config_file",
-        "ansible_version",
-        "ansible_check_mode",
-        "ansible_diff_mode",
-        "ansible_forks",
-        "ansible_inventory_sources",
-        "ansible_verbosity",
-        "ansible_run_tags",
-        "ansible_skip_tags",
-        "ansible_limit",
-        "ansible_play_batch",
-        "ansible_play_hosts",
-        "ansible_play_hosts_all",
-        "ansible_play_name",
-        "ansible_play_role_names",
-        "ansible_role_names",
-        "ansible_dependent_role_names",
-        "role_names",
-        "hostvars",
-        "environment",
-        "vars",
-        "ansible_collection_name",
-        "ansible_search_path",
-    }
+    {"inventory_file", "inventory_dir", "inventory_hostname", "inventory_hostname_short", "group_names",
+     "groups", "omit", "playbook_dir", "ansible_playbook_python", "ansible_config_file", "ansible_version",
+     "ansible_check_mode", "ansible_diff_mode", "ansible_forks", "ansible_inventory_sources",
+     "ansible_verbosity", "ansible_run_tags", "ansible_skip_tags", "ansible_limit", "ansible_play_batch",
+     "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_name", "ansible_play_role_names",
+     "ansible_role_names", "ansible_dependent_role_names", "role_names", "hostvars", "environment",
+     "vars", "ansible_collection_name", "ansible_search_path"}
 )
 
 
@@ -186,7 +159,8 @@ def load_inventory(path: str | Path, vault_password_file: str | None = None) -> 
                         except AnsibleError as exc:
                             loc = f"{where}: " if where else ""
                             raise NxError(
-                                f"{loc}host {host.name}: variable '{key}' cannot be resolved: {_first_line(exc)}",
+                                f"{loc}host {host.name}: variable '{key}' cannot be resolved: "
+                                f"{_first_line(exc)}",
                                 "fix the Jinja expression or provide the variables it uses "
                                 "(for vaulted values pass --vault-password-file)",
                             ) from None
@@ -216,26 +190,19 @@ _TolerantLoader.add_multi_constructor("!", _any_tag)
 
 def _precheck_yaml(inv_path: Path) -> None:
     """Name the file, line and column of a YAML syntax error (Ansible buries it in warnings)."""
-    files = (
-        [inv_path]
-        if inv_path.is_file()
-        else [
-            p
-            for p in sorted(inv_path.rglob("*"))
-            if p.is_file()
-            and (p.suffix in (".yml", ".yaml") or (p.parent == inv_path and p.suffix == ""))
-            and not p.name.startswith(".")
-        ]
-    )
+    files = [inv_path] if inv_path.is_file() else [
+        p for p in sorted(inv_path.rglob("*"))
+        if p.is_file() and (p.suffix in (".yml", ".yaml") or (p.parent == inv_path and p.suffix == ""))
+        and not p.name.startswith(".")
+    ]
     for f in files:
         if f.suffix not in (".yml", ".yaml") and not _looks_like_yaml(f):
             continue
         try:
             raw = f.read_bytes()
         except OSError as exc:
-            raise NxError(
-                f"{_display_path(str(f))}: cannot read ({exc.strerror})", "check the file's permissions"
-            ) from None
+            raise NxError(f"{_display_path(str(f))}: cannot read ({exc.strerror})", "check the file's permissions") \
+                from None
         if raw.lstrip().startswith(b"$ANSIBLE_VAULT;"):
             continue
         try:
@@ -244,10 +211,8 @@ def _precheck_yaml(inv_path: Path) -> None:
             mark = exc.problem_mark
             where = f"{_display_path(str(f))}:{mark.line + 1}:{mark.column + 1}" if mark else _display_path(str(f))
             problem = exc.problem or exc.context or "invalid YAML"
-            raise NxError(
-                f"{where}: YAML syntax error: {problem}",
-                "fix the YAML at that line (indentation, a missing colon, quote or bracket)",
-            ) from None
+            raise NxError(f"{where}: YAML syntax error: {problem}",
+                          "fix the YAML at that line (indentation, a missing colon, quote or bracket)") from None
         except yaml.YAMLError as exc:
             raise NxError(f"{_display_path(str(f))}: YAML error: {exc}", "fix the file's YAML") from None
 

@@ -40,14 +40,11 @@ def check_limit(cluster: Cluster, inventory: Path, pattern: str | None, force: b
         return []
     selected = hosts_matching(inventory, pattern)
     if not selected:
-        raise NxError(
-            f"--limit '{pattern}' matches no host of {inventory}",
-            "check the pattern against `nxprovision plan` (host names and groups)",
-        )
+        raise NxError(f"--limit '{pattern}' matches no host of {inventory}",
+                      "check the pattern against `nxprovision plan` (host names and groups)")
     problems = partial_groups(cluster, selected)
     if problems and not force:
         raise NxError(
             "--limit would converge only part of a quorum or replicated group (" + "; ".join(problems) + ")",
-            "include the whole group in the limit, use the day-2 verbs (add-node, restart), or pass --force",
-        )
+            "include the whole group in the limit, use the day-2 verbs (add-node, restart), or pass --force")
     return problems

@@ -101,7 +101,8 @@ def site_plays() -> list[dict[str, Any]]:
             out.append({"name": p.get("name", p["import_playbook"]), "hosts": "", "roles": []})
             continue
         roles = [r["role"] if isinstance(r, dict) else r for r in p.get("roles", [])]
-        out.append({"name": p.get("name", ""), "hosts": p.get("hosts", ""), "serial": p.get("serial"), "roles": roles})
+        out.append({"name": p.get("name", ""), "hosts": p.get("hosts", ""), "serial": p.get("serial"),
+                    "roles": roles})
     return out
 
 
@@ -113,27 +114,19 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
     ]
     endpoints = {
         "public_url": cluster.settings.get("nx_public_url"),
-        "database": {
-            k: d["db"].get(k)
-            for k in ("flavour", "primary", "replicas", "address", "port", "members", "replica_set", "max_connections")
-            if k in d["db"]
-        },
-        "search": {
-            "urls": d["search"]["urls"],
-            "index": d["search"]["index_name"],
-            "distribution": d["search"]["distribution"],
-        },
-        "kafka": {
-            "mode": d["kafka"]["mode"],
-            "bootstrap_servers": d["kafka"]["bootstrap_servers"],
-            "replication_factor": d["kafka"]["replication_factor"],
-            "min_insync_replicas": d["kafka"]["min_insync_replicas"],
-            "controller_quorum_voters": d["kafka"]["controller_quorum_voters"],
-            "zookeeper_connect": d["kafka"]["zookeeper_connect"],
-        },
+        "database": {k: d["db"].get(k) for k in ("flavour", "primary", "replicas", "address", "port", "members",
+                                                  "replica_set", "max_connections") if k in d["db"]},
+        "search": {"urls": d["search"]["urls"], "index": d["search"]["index_name"],
+                   "distribution": d["search"]["distribution"]},
+        "kafka": {"mode": d["kafka"]["mode"], "bootstrap_servers": d["kafka"]["bootstrap_servers"],
+                  "replication_factor": d["kafka"]["replication_factor"],
+                  "min_insync_replicas": d["kafka"]["min_insync_replicas"],
+                  "controller_quorum_voters": d["kafka"]["controller_quorum_voters"],
+                  "zookeeper_connect": d["kafka"]["zookeeper_connect"]},
         "s3": {"mode": d["s3"]["mode"], "endpoint": d["s3"]["endpoint"], "bucket": d["s3"]["bucket"]},
     }
-    plan = Plan(topology=topology, endpoints=endpoints, lb_backends=list(d["lb"]["backends"]), plays=site_plays())
+    plan = Plan(topology=topology, endpoints=endpoints, lb_backends=list(d["lb"]["backends"]),
+                plays=site_plays())
     renderer = Renderer(cluster, reveal)
     for role, template, group in RENDERED_FILES:
         if not (project_root() / "roles" / role / "templates" / template).exists():
@@ -147,13 +140,8 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    return {
-        "topology": plan.topology,
-        "endpoints": plan.endpoints,
-        "lb_backends": plan.lb_backends,
-        "files": plan.files,
-        "plays": plan.plays,
-    }
+    return {"topology": plan.topology, "endpoints": plan.endpoints, "lb_backends": plan.lb_backends,
+            "files": plan.files, "plays": plan.plays}
 
 
 def parse_properties(text: str) -> dict[str, str]:

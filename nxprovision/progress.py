@@ -101,27 +101,16 @@ class RichDisplay:
         for host in sorted(s.hosts):
             h = s.hosts[host]
             style = "red" if h.failed or h.unreachable else ("yellow" if h.changed else "")
-            table.add_row(
-                host,
-                h.role,
-                "UNREACHABLE" if h.unreachable else self.mask(h.task),
-                str(h.ok),
-                str(h.changed),
-                str(h.failed),
-                style=style,
-            )
+            table.add_row(host, h.role, "UNREACHABLE" if h.unreachable else self.mask(h.task), str(h.ok),
+                          str(h.changed), str(h.failed), style=style)
         parts: list[Any] = [head, bar, table]
         for f in s.failures[-3:]:
             parts.append(Text(f, style="red"))
         return Group(*parts)
 
 
-def make_display(
-    mode: str,
-    plays_total: int,
-    mask: Masker,
-    out: TextIO | None = None,
-) -> tuple[Callable[[dict[str, Any]], None], Any]:
+def make_display(mode: str, plays_total: int, mask: Masker, out: TextIO | None = None,
+                 ) -> tuple[Callable[[dict[str, Any]], None], Any]:
     """mode: auto | rich | plain | json. Returns (event callback, context manager or None)."""
     out = out or sys.stdout
     if mode == "auto":

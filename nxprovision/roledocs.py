@@ -29,14 +29,10 @@ def _default(value: Any) -> str:
 
 def render() -> str:
     root = project_root()
-    out = [
-        "# Role variable reference",
-        "",
-        "Generated from each role's `meta/argument_specs.yml` by `python -m nxprovision.roledocs`;",
-        "defaults are those of `defaults/main.yml`. Cluster-wide values (node ids, endpoints, quorum lists) are",
-        "not role variables: the model computes them (see `nxprovision plan`).",
-        "",
-    ]
+    out = ["# Role variable reference", "",
+           "Generated from each role's `meta/argument_specs.yml` by `python -m nxprovision.roledocs`;",
+           "defaults are those of `defaults/main.yml`. Cluster-wide values (node ids, endpoints, quorum lists) are",
+           "not role variables: the model computes them (see `nxprovision plan`).", ""]
     for spec_file in sorted(root.glob("roles/*/meta/argument_specs.yml")):
         role = spec_file.parts[-3]
         specs = (yaml.safe_load(spec_file.read_text()) or {}).get("argument_specs", {})
@@ -51,10 +47,8 @@ def render() -> str:
         out += ["| variable | type | default | description |", "|---|---|---|---|"]
         for name in sorted(options):
             o = options[name] or {}
-            out.append(
-                f"| `{name}` | {o.get('type', 'str')} | {_default(defaults.get(name))} | "
-                f"{_text(o.get('description'))} |"
-            )
+            out.append(f"| `{name}` | {o.get('type', 'str')} | {_default(defaults.get(name))} | "
+                       f"{_text(o.get('description'))} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

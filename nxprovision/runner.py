@@ -20,15 +20,8 @@ from typing import Any, TextIO
 from nxprovision.errors import NxError
 from nxprovision.model.roledefaults import project_root
 
-RECAP_KEYS = (
-    ("ok", "ok"),
-    ("changed", "changed"),
-    ("dark", "unreachable"),
-    ("failures", "failed"),
-    ("skipped", "skipped"),
-    ("rescued", "rescued"),
-    ("ignored", "ignored"),
-)
+RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("failures", "failed"),
+              ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
 KEEP_RUNS = 30
 
 
@@ -88,14 +81,8 @@ class PlainDisplay:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if self.json_lines:
-            slim = {
-                "event": kind,
-                "host": data.get("host"),
-                "task": data.get("task"),
-                "play": data.get("play"),
-                "role": data.get("role"),
-                "changed": (data.get("res") or {}).get("changed"),
-            }
+            slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
+                    "role": data.get("role"), "changed": (data.get("res") or {}).get("changed")}
             self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
             return
         if kind == "playbook_on_play_start":
@@ -215,22 +202,10 @@ def run_playbook(
         cmdline.append("--diff")
     if skip_tags:
         cmdline += ["--skip-tags", skip_tags]
-    (run_dir / "command.json").write_text(
-        json.dumps(
-            {
-                "verb": verb,
-                "playbook": str(pb),
-                "inventory": str(inventory),
-                "limit": limit,
-                "tags": tags,
-                "skip_tags": skip_tags,
-                "check": check,
-                "diff": diff,
-                "extravars": extravars or {},
-            },
-            indent=2,
-        )
-    )
+    (run_dir / "command.json").write_text(json.dumps({
+        "verb": verb, "playbook": str(pb), "inventory": str(inventory), "limit": limit, "tags": tags,
+        "skip_tags": skip_tags, "check": check, "diff": diff, "extravars": extravars or {},
+    }, indent=2))
     live = None
     if display is not None:
         show = display
@@ -262,32 +237,14 @@ def run_playbook(
                 where = f"{host} ({addr})" if addr and addr != host else host
                 cause = unreachable_cause(_message(data))
                 if progress == "json" and display is None:
-                    say(
-                        json.dumps(
-                            {
-                                "event": "host_unreachable",
-                                "host": host,
-                                "task": _task_label(data),
-                                "cause": cause,
-                                "records": str(run_dir),
-                            }
-                        )
-                    )
+                    say(json.dumps({"event": "host_unreachable", "host": host, "task": _task_label(data),
+                                    "cause": cause, "records": str(run_dir)}))
                 else:
-                    say(
-                        f"nxprovision: {where} is UNREACHABLE at task '{_task_label(data)}': {cause}; "
-                        f"records in {run_dir}"
-                    )
+                    say(f"nxprovision: {where} is UNREACHABLE at task '{_task_label(data)}': {cause}; "
+                        f"records in {run_dir}")
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-            failures.append(
-                Failure(
-                    str(data.get("host")),
-                    str(data.get("task", "")),
-                    str(data.get("role") or ""),
-                    mask(_message(data)),
-                    kind == "runner_on_unreachable",
-                )
-            )
+            failures.append(Failure(str(data.get("host")), str(data.get("task", "")), str(data.get("role") or ""),
+                                    mask(_message(data)), kind == "runner_on_unreachable"))
         if kind == "playbook_on_stats":
             hosts = set()
             for key, _label in RECAP_KEYS:
@@ -306,26 +263,17 @@ def run_playbook(
     if live is not None:
         live.__enter__()
     try:
-        r = _run(
-            ansible_runner, run_dir, root, pb, inventory, cmdline, limit, tags, extravars, envvars, verbosity, on_event
-        )
+        r = _run(ansible_runner, run_dir, root, pb, inventory, cmdline, limit, tags, extravars, envvars, verbosity,
+                 on_event)
     finally:
         if live is not None:
             live.__exit__(None, None, None)
-    result = RunResult(
-        rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir, recap=recap, failures=failures
-    )
-    (run_dir / "summary.json").write_text(
-        json.dumps(
-            {
-                "rc": result.rc,
-                "status": result.status,
-                "recap": recap,
-                "failures": [f.__dict__ for f in failures],
-            },
-            indent=2,
-        )
-    )
+    result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
+                       recap=recap, failures=failures)
+    (run_dir / "summary.json").write_text(json.dumps({
+        "rc": result.rc, "status": result.status, "recap": recap,
+        "failures": [f.__dict__ for f in failures],
+    }, indent=2))
     for leftover in ("env/extravars", "env/passwords"):
         p = run_dir / leftover
         if p.exists():
@@ -353,20 +301,9 @@ def _count_plays(pb: Path) -> int:
     return count(pb)
 
 
-def _run(
-    ansible_runner: Any,
-    run_dir: Path,
-    root: Path,
-    pb: Path,
-    inventory: Path,
-    cmdline: list[str],
-    limit: str | None,
-    tags: str | None,
-    extravars: dict[str, Any] | None,
-    envvars: dict[str, str],
-    verbosity: int,
-    on_event: Callable[[dict[str, Any]], bool],
-) -> Any:
+def _run(ansible_runner: Any, run_dir: Path, root: Path, pb: Path, inventory: Path, cmdline: list[str],
+         limit: str | None, tags: str | None, extravars: dict[str, Any] | None, envvars: dict[str, str],
+         verbosity: int, on_event: Callable[[dict[str, Any]], bool]) -> Any:
     return ansible_runner.run(
         private_data_dir=str(run_dir),
         project_dir=str(root),

@@ -47,7 +47,9 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         _token(24),
         "postgresql",
     ),
-    SecretSpec("nx_secret_db_admin_password", "MongoDB administrator password", _token(24), "mongodb"),
+    SecretSpec(
+        "nx_secret_db_admin_password", "MongoDB administrator password", _token(24), "mongodb"
+    ),
     SecretSpec(
         # mongod accepts only base64 characters in a key file (6 to 1024 of them)
         "nx_secret_mongodb_keyfile",

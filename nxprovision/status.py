@@ -72,9 +72,8 @@ def _nuxeo(c: Cluster, host: str) -> Row:
         failing = [k for k, v in data.items() if k.endswith("Status") and v != "ok"]
         row.health = "ok" if code == 200 else ("degraded" if data else "down")
         row.detail = f"probes failing: {', '.join(failing)}" if failing else f"runningstatus {code}"
-        code, body, _ = _http(
-            base + "/json/cmis", ("Administrator", str(c.settings.get("nx_secret_nuxeo_admin_password", "")))
-        )
+        code, body, _ = _http(base + "/json/cmis",
+                              ("Administrator", str(c.settings.get("nx_secret_nuxeo_admin_password", ""))))
         if code == 200:
             row.version = str(json.loads(body).get("default", {}).get("productVersion", ""))
     except (OSError, ValueError) as exc:
@@ -89,9 +88,8 @@ def _haproxy(c: Cluster, host: str) -> list[Row]:
     row = Row(host, "haproxy", addr, "unknown")
     rows = [row]
     try:
-        code, body, _ = _http(
-            f"http://{addr}:{port}/stats;csv", (user, str(c.settings.get("nx_secret_haproxy_stats_password", "")))
-        )
+        code, body, _ = _http(f"http://{addr}:{port}/stats;csv",
+                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))))
         if code != 200:
             row.health, row.detail = "down", f"stats answered {code}"
             return rows
@@ -132,13 +130,8 @@ def _search(c: Cluster, host: str) -> Row:
 def _tcp_row(c: Cluster, host: str, component: str, port: int, role: str = "") -> Row:
     addr = c.hosts[host].address
     ok = _tcp(addr, port)
-    return Row(
-        host,
-        component,
-        addr,
-        "ok" if ok else "down",
-        detail=(role + " " if role else "") + (f"port {port} open" if ok else f"port {port} refused or unreachable"),
-    )
+    return Row(host, component, addr, "ok" if ok else "down", detail=(role + " " if role else "")
+               + (f"port {port} open" if ok else f"port {port} refused or unreachable"))
 
 
 def _s3(c: Cluster, host: str) -> Row:
@@ -177,11 +170,8 @@ def collect(c: Cluster) -> list[Row]:
         for j in jobs:
             r = j.result()
             rows.extend(r if isinstance(r, list) else [r])
-    standins = (
-        set((c.settings.get("nx_lab") or {}).get("standins", []))
-        if isinstance(c.settings.get("nx_lab"), dict)
-        else set()
-    )
+    standins = set((c.settings.get("nx_lab") or {}).get("standins", [])) if isinstance(
+        c.settings.get("nx_lab"), dict) else set()
     for r in rows:
         comp = r.component.split()[0]
         if comp in standins or (comp == "kafka" and "kafka" in standins):

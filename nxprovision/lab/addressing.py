@@ -74,7 +74,9 @@ def check_no_overlap(net: ipaddress.IPv4Network, machine_nets: Iterable[ipaddres
             )
 
 
-def parse_machine_networks(addr_json: str, route_json: str, own_devices: set[str]) -> list[ipaddress.IPv4Network]:
+def parse_machine_networks(
+    addr_json: str, route_json: str, own_devices: set[str]
+) -> list[ipaddress.IPv4Network]:
     """IPv4 networks the machine uses, from `ip -j addr` and `ip -j route`, minus the labs' own devices.
 
     Default routes are left out (they overlap everything); so are the labs' own unreachable routes.
@@ -106,8 +108,5 @@ def machine_networks(own_devices: set[str]) -> list[ipaddress.IPv4Network]:
     route = subprocess.run(
         ["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True, check=True
     ).stdout
-    return [
-        n
-        for n in parse_machine_networks(addr, route, own_devices)
-        if not n.is_loopback and not n.is_link_local and not n.is_multicast
-    ]
+    return [n for n in parse_machine_networks(addr, route, own_devices) if not n.is_loopback
+            and not n.is_link_local and not n.is_multicast]

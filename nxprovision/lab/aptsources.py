@@ -90,7 +90,9 @@ def parse_one_line(text: str) -> list[SourceEntry]:
             rest = rest[1:]
         if len(rest) < 2:
             continue
-        entries.append(SourceEntry(types=(kind,), uris=(rest[0],), suites=(rest[1],), components=tuple(rest[2:])))
+        entries.append(
+            SourceEntry(types=(kind,), uris=(rest[0],), suites=(rest[1],), components=tuple(rest[2:]))
+        )
     return entries
 
 

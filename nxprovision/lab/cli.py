@@ -25,11 +25,8 @@ def register(subparsers: Any) -> None:
     p = verbs.add_parser("up", help="create and boot a lab, write its inventory")
     _name(p)
     size = p.add_mutually_exclusive_group()
-    size.add_argument(
-        "--architecture",
-        choices=sorted(manager.architectures.ARCHITECTURES),
-        help="hosts of an architecture's lab layout (default compact)",
-    )
+    size.add_argument("--architecture", choices=sorted(manager.architectures.ARCHITECTURES),
+                      help="hosts of an architecture's lab layout (default compact)")
     size.add_argument("--hosts", type=int, metavar="N", help="N plain hosts host1..hostN in group `lab`")
     p.add_argument("--database", choices=("postgresql", "mongodb"), default="postgresql")
     p.set_defaults(func=cmd_up)
@@ -102,13 +99,11 @@ def _guard(fn: Any) -> Any:
 @_guard
 def cmd_up(args: argparse.Namespace) -> int:
     state, timings = manager.up(
-        args.name,
-        architecture=args.architecture,
-        count=args.hosts,
-        database=args.database,
+        args.name, architecture=args.architecture, count=args.hosts, database=args.database,
         log=lambda m: print(m, file=sys.stderr),
     )
-    print(f"lab {state.name}: {len(state.hosts)} hosts on {state.subnet} up in {timings.total:.1f} s", file=sys.stderr)
+    print(f"lab {state.name}: {len(state.hosts)} hosts on {state.subnet} up in {timings.total:.1f} s",
+          file=sys.stderr)
     print(state.names.inventory_dir)
     return 0
 
@@ -118,23 +113,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = manager.require_state(args.name)
     rows = manager.host_status(state)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "name": state.name,
-                    "phase": state.phase,
-                    "subnet": state.subnet,
-                    "bridge_ip": state.bridge_ip,
-                    "architecture": state.architecture,
-                    "database": state.database,
-                    "inventory": str(state.names.inventory_dir),
-                    "mirror_url": manager.mirror_url(state.bridge_ip),
-                    "pids": manager.current_pids(state),
-                    "hosts": rows,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps({
+            "name": state.name, "phase": state.phase, "subnet": state.subnet, "bridge_ip": state.bridge_ip,
+            "architecture": state.architecture, "database": state.database,
+            "inventory": str(state.names.inventory_dir), "mirror_url": manager.mirror_url(state.bridge_ip),
+            "pids": manager.current_pids(state), "hosts": rows,
+        }, indent=2))
         return 0
     print(f"lab {state.name} ({state.phase}) on {state.subnet}, services at {state.bridge_ip}")
     width = max(len(r["host"]) for r in rows) if rows else 4
@@ -185,7 +169,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 @_guard
 def cmd_add_host(args: argparse.Namespace) -> int:
     h = manager.add_host(args.name, args.host, args.group)
-    print(f"lab host {h.name} ({h.ip}) booted, added to {', '.join(h.groups)} in the lab inventory", file=sys.stderr)
+    print(f"lab host {h.name} ({h.ip}) booted, added to {', '.join(h.groups)} in the lab inventory",
+          file=sys.stderr)
     return 0
 
 

@@ -29,28 +29,13 @@ POWEROFF_TIMEOUT = 10.0
 
 def ssh_options(key: Path) -> list[str]:
     return [
-        "-i",
-        str(key),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=3",
+        "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3",
     ]
 
 
 def prepare(
-    names: LabNames,
-    base: Path,
-    host: LabHost,
-    all_hosts: list[LabHost],
-    pubkey: str,
-    bridge_ip: str,
+    names: LabNames, base: Path, host: LabHost, all_hosts: list[LabHost], pubkey: str, bridge_ip: str,
     mirrors: DebianMirrors,
 ) -> None:
     """Mount the host's overlay and write what makes it this host (its disk persists until `down`)."""
@@ -80,8 +65,7 @@ def prepare(
         f.unlink(missing_ok=True)
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}", "-f", str(key)],
-        check=True,
-        capture_output=True,
+        check=True, capture_output=True,
     )
 
 
@@ -110,17 +94,9 @@ def running(names: LabNames, host: str) -> bool:
 def boot(names: LabNames, host: LabHost) -> int:
     root = names.host_root(host.name)
     cmd = [
-        NSPAWN,
-        "-D",
-        str(root),
-        "--boot",
-        "--register=no",
-        "--keep-unit",
+        NSPAWN, "-D", str(root), "--boot", "--register=no", "--keep-unit",
         f"--network-namespace-path={network.NETNS_DIR / names.netns(host.name)}",
-        f"--machine={host.name}",
-        "--link-journal=no",
-        "--resolv-conf=off",
-        "--console=read-only",
+        f"--machine={host.name}", "--link-journal=no", "--resolv-conf=off", "--console=read-only",
     ]
     if host.net_admin:
         cmd.append("--capability=CAP_NET_ADMIN")
@@ -128,11 +104,7 @@ def boot(names: LabNames, host: LabHost) -> int:
     names.log_dir.mkdir(parents=True, exist_ok=True)
     with open(names.log_dir / f"host-{host.name}.log", "ab") as log:
         proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     procs.write_pid_file(names.pid_file(f"host-{host.name}"), proc.pid)
     return proc.pid
@@ -202,8 +174,7 @@ def wait_ssh(names: LabNames, hosts: list[LabHost], timeout: float = 90) -> None
             if _ssh_banner(host.ip):
                 rc = subprocess.run(
                     ["ssh", *ssh_options(names.ssh_key), f"root@{host.ip}", "true"],
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
+                    stdin=subprocess.DEVNULL, capture_output=True,
                 ).returncode
                 if rc == 0:
                     return

@@ -24,21 +24,8 @@ SUITE = "bookworm"
 # What any Ansible-managed Debian host has, beyond minbase: systemd as PID 1, sshd, Python for modules,
 # python3-apt for ansible.builtin.apt, and the usual tools roles call.
 PACKAGES: tuple[str, ...] = (
-    "systemd",
-    "systemd-sysv",
-    "dbus",
-    "openssh-server",
-    "python3",
-    "iproute2",
-    "sudo",
-    "python3-apt",
-    "ca-certificates",
-    "curl",
-    "gnupg",
-    "unzip",
-    "procps",
-    "less",
-    "netbase",
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo",
+    "python3-apt", "ca-certificates", "curl", "gnupg", "unzip", "procps", "less", "netbase",
 )
 # Bump when the post-processing below changes, so cached images built the old way are not reused.
 RECIPE = 2
@@ -50,14 +37,8 @@ UseDNS no
 PermitRootLogin prohibit-password
 """
 # Units that would take the dpkg lock behind Ansible's back or scan disks the host does not own.
-_MASKED = (
-    "apt-daily.timer",
-    "apt-daily-upgrade.timer",
-    "e2scrub_all.timer",
-    "e2scrub_reap.service",
-    "fstrim.timer",
-    "systemd-networkd-wait-online.service",
-)
+_MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
+           "fstrim.timer", "systemd-networkd-wait-online.service")
 
 
 def image_key(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
@@ -105,13 +86,8 @@ def _debootstrap(tmp: Path, mirror: str, log: Path | None, lock_fd: int) -> None
     # debootstrap inherits the build lock: if `lab up` is killed, the orphaned debootstrap keeps the
     # lock until it ends, so the next build waits for it instead of deleting a tree still being written
     cmd = [
-        "debootstrap",
-        "--variant=minbase",
-        f"--include={','.join(PACKAGES)}",
-        "--components=main",
-        SUITE,
-        str(tmp),
-        mirror,
+        "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "--components=main",
+        SUITE, str(tmp), mirror,
     ]
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     try:

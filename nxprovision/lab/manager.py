@@ -70,7 +70,9 @@ def plan_hosts(
         return "single", {"lab": names}, [(h, ["lab"], False) for h in names]
     arch = architecture or "compact"
     if arch not in architectures.ARCHITECTURES:
-        raise NxError(f"unknown architecture '{arch}'", f"use one of: {', '.join(architectures.ARCHITECTURES)}")
+        raise NxError(
+            f"unknown architecture '{arch}'", f"use one of: {', '.join(architectures.ARCHITECTURES)}"
+        )
     layout = _sample_layout(arch, database)
     net_admin_groups = set(architectures.get(arch).lab_net_admin_groups)
     order: dict[str, list[str]] = {}
@@ -106,13 +108,8 @@ def traces(names: LabNames) -> list[str]:
 
 
 def up(
-    name: str,
-    *,
-    architecture: str | None = None,
-    count: int | None = None,
-    database: str = "postgresql",
-    force_build: bool = False,
-    log: Any = print,
+    name: str, *, architecture: str | None = None, count: int | None = None, database: str = "postgresql",
+    force_build: bool = False, log: Any = print,
 ) -> tuple[LabState, UpTimings]:
     check_name(name)
     preflight.check_all()
@@ -135,11 +132,7 @@ def up(
             net = addressing.allocate(used, addressing.machine_networks(network.lab_devices()))
             bridge = addressing.bridge_ip(net)
             state = LabState(
-                name=name,
-                subnet=str(net),
-                bridge_ip=str(bridge),
-                architecture=arch,
-                database=database,
+                name=name, subnet=str(net), bridge_ip=str(bridge), architecture=arch, database=database,
                 hosts=[
                     LabHost(name=h, index=i, ip=str(addressing.host_ip(net, i)), groups=g, net_admin=na)
                     for i, (h, g, na) in enumerate(plan, start=1)
@@ -164,12 +157,8 @@ def _phase(timings: UpTimings, label: str, t0: float) -> float:
 
 
 def _bring_up(
-    state: LabState,
-    mirrors: aptsources.DebianMirrors,
-    layout: dict[str, tuple[str, ...]],
-    force_build: bool,
-    timings: UpTimings,
-    log: Any,
+    state: LabState, mirrors: aptsources.DebianMirrors, layout: dict[str, tuple[str, ...]], force_build: bool,
+    timings: UpTimings, log: Any,
 ) -> None:
     names = state.names
     t = time.monotonic()
@@ -182,20 +171,9 @@ def _bring_up(
 
     names.ssh_key.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            f"nxprovision-lab-{state.name}",
-            "-f",
-            str(names.ssh_key),
-        ],
-        check=True,
-        capture_output=True,
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"nxprovision-lab-{state.name}",
+         "-f", str(names.ssh_key)],
+        check=True, capture_output=True,
     )
     pubkey = names.ssh_key.with_suffix(".pub").read_text()
 
@@ -321,20 +299,18 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
     }
 
 
-def write_lab_inventory(state: LabState, layout: dict[str, tuple[str, ...]], directory: Path | None = None) -> Path:
+def write_lab_inventory(
+    state: LabState, layout: dict[str, tuple[str, ...]], directory: Path | None = None
+) -> Path:
     from nxprovision.init import write_inventory
 
     directory = directory or state.names.inventory_dir
     hostvars = {h.name: {"ansible_host": h.ip} for h in state.hosts}
     plain = "lab" in layout
     write_inventory(
-        directory,
-        state.architecture,
-        database=state.database,
-        layout=None if plain else dict(layout),
-        hostvars=hostvars,
-        group_vars=lab_group_vars(state),
-        extra_group_vars_files={"lab": lab_connection_vars(state)},
+        directory, state.architecture, database=state.database,
+        layout=None if plain else dict(layout), hostvars=hostvars,
+        group_vars=lab_group_vars(state), extra_group_vars_files={"lab": lab_connection_vars(state)},
         overwrite_layout=True,
     )
     if plain:
@@ -377,9 +353,8 @@ def _teardown(names: LabNames, state: LabState | None) -> None:
     host_names = [h.name for h in state.hosts] if state else []
     # hosts found by namespace too: the state may predate them, or be gone
     host_names += [
-        ns[len(names.netns_prefix) :]
-        for ns in network.netns_names()
-        if ns.startswith(names.netns_prefix) and ns[len(names.netns_prefix) :] not in host_names
+        ns[len(names.netns_prefix):] for ns in network.netns_names()
+        if ns.startswith(names.netns_prefix) and ns[len(names.netns_prefix):] not in host_names
     ]
     hosts.poweroff_all(names, host_names)
     services.stop_daemons(names)
@@ -406,7 +381,7 @@ def all_lab_names() -> list[str]:
     for link in network.link_names():
         alias = network.link_alias(link) or ""
         if alias.startswith(network.ALIAS_PREFIX):
-            found.add(alias[len(network.ALIAS_PREFIX) :])
+            found.add(alias[len(network.ALIAS_PREFIX):])
     return sorted(n for n in found if valid_name(n))
 
 
@@ -417,9 +392,8 @@ def down_all() -> list[str]:
     in_use = {ipaddress.IPv4Network(s.subnet) for n in lab_names_on_disk() if (s := LabState.load(n))}
     for net in network.unreachable_routes():
         if net not in in_use and net.subnet_of(addressing.LAB_RANGE):
-            network.ip(
-                "route", "del", "unreachable", str(net), "metric", str(addressing.UNREACHABLE_METRIC), check=False
-            )
+            network.ip("route", "del", "unreachable", str(net), "metric", str(addressing.UNREACHABLE_METRIC),
+                       check=False)
     return removed
 
 
@@ -430,7 +404,9 @@ def require_state(name: str) -> LabState:
     check_name(name)
     state = LabState.load(name)
     if state is None:
-        raise NxError(f"no lab named '{name}' on this machine", f"start one with `nxprovision lab up --name {name}`")
+        raise NxError(
+            f"no lab named '{name}' on this machine", f"start one with `nxprovision lab up --name {name}`"
+        )
     return state
 
 
@@ -449,15 +425,11 @@ def host_status(state: LabState) -> list[dict[str, Any]]:
     rows = []
     for h in state.hosts:
         link = network.link_is_up(names, h.index)
-        rows.append(
-            {
-                "host": h.name,
-                "ip": h.ip,
-                "groups": h.groups,
-                "state": "running" if hosts.running(names, h.name) else "stopped",
-                "partitioned": link is False,
-            }
-        )
+        rows.append({
+            "host": h.name, "ip": h.ip, "groups": h.groups,
+            "state": "running" if hosts.running(names, h.name) else "stopped",
+            "partitioned": link is False,
+        })
     return rows
 
 
@@ -478,7 +450,9 @@ def start(name: str, host: str) -> None:
     names = state.names
     with lab_lock(name):
         if hosts.running(names, host):
-            raise NxError(f"lab host {host} is already running", f"power it off first: `nxprovision lab kill {host}`")
+            raise NxError(
+                f"lab host {host} is already running", f"power it off first: `nxprovision lab kill {host}`"
+            )
         # a stale nspawn whose host died on its own: clear it before a new boot takes the overlay
         hosts.hard_kill(names, host)
         hosts.boot(names, h)
@@ -517,10 +491,8 @@ def add_host(name: str, host: str, groups: list[str]) -> LabHost:
     check_host(host)
     unknown = [g for g in groups if (g not in GROUPS and g != "lab") or g == "nuxeo"]
     if not groups or unknown:
-        raise NxError(
-            f"cannot add {host} to group(s) {', '.join(unknown) or '(none)'}",
-            f"pass --group with one of: {', '.join(g for g in GROUPS if g != 'nuxeo')}",
-        )
+        raise NxError(f"cannot add {host} to group(s) {', '.join(unknown) or '(none)'}",
+                      f"pass --group with one of: {', '.join(g for g in GROUPS if g != 'nuxeo')}")
     state = require_state(name)
     if any(h.name == host for h in state.hosts):
         raise NxError(f"lab {name} already has a host {host}", "pick another host name")
@@ -531,15 +503,8 @@ def add_host(name: str, host: str, groups: list[str]) -> LabHost:
         new = LabHost(name=host, index=index, ip=str(addressing.host_ip(net, index)), groups=list(groups))
         network.add_host(names, host, index, ipaddress.IPv4Interface(f"{new.ip}/{net.prefixlen}"))
         pubkey = names.ssh_key.with_suffix(".pub").read_text()
-        hosts.prepare(
-            names,
-            Path(state.base_image),
-            new,
-            [*state.hosts, new],
-            pubkey,
-            state.bridge_ip,
-            aptsources.machine_mirrors(),
-        )
+        hosts.prepare(names, Path(state.base_image), new, [*state.hosts, new], pubkey, state.bridge_ip,
+                      aptsources.machine_mirrors())
         hosts.boot(names, new)
         hosts.wait_ssh(names, [new])
         state.hosts.append(new)
@@ -554,9 +519,8 @@ def add_host(name: str, host: str, groups: list[str]) -> LabHost:
         if set(layout) <= set(GROUPS):
             inv.write_text(render_hosts_yaml(layout, hostvars))
         else:  # a `--hosts N` lab: plain groups
-            plain = {
-                "all": {"children": {g: {"hosts": {h: hostvars[h] for h in members}} for g, members in layout.items()}}
-            }
+            plain = {"all": {"children": {g: {"hosts": {h: hostvars[h] for h in members}}
+                                          for g, members in layout.items()}}}
             inv.write_text(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False))
     return new
 

@@ -42,7 +42,7 @@ def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
     if target in mount_points():
         return
     subprocess.run(
-        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(target)],
-        check=True,
-        capture_output=True,
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}",
+         str(target)],
+        check=True, capture_output=True,
     )

@@ -22,7 +22,9 @@ TOOLS: dict[str, str] = {
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise NxError("the lab needs root (network namespaces, bridges, mounts)", "run it with sudo or as root")
+        raise NxError(
+            "the lab needs root (network namespaces, bridges, mounts)", "run it with sudo or as root"
+        )
 
 
 def require_tools() -> None:
@@ -66,10 +68,8 @@ def raise_inotify_limits(proc_sys: Path = Path("/proc/sys")) -> None:
             if int(f.read_text().strip()) < minimum:
                 f.write_text(f"{minimum}\n")
         except (OSError, ValueError):
-            raise NxError(
-                f"cannot raise {key.replace('/', '.')} to {minimum}",
-                f"run `sysctl -w {key.replace('/', '.')}={minimum}` as root",
-            ) from None
+            raise NxError(f"cannot raise {key.replace('/', '.')} to {minimum}",
+                          f"run `sysctl -w {key.replace('/', '.')}={minimum}` as root") from None
 
 
 def check_all() -> None:

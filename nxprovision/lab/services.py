@@ -39,24 +39,22 @@ def acng_conf(mirrors: DebianMirrors, cache_dir: Path, log_dir: Path) -> str:
     sec_patterns = "security.debian.org deb.debian.org/debian-security /debian-security"
     if security:
         sec_patterns += f" {security.netloc}{security.path}"
-    return "\n".join(
-        [
-            "# Written by nxprovision lab for this lab's own apt-cacher-ng instance.",
-            f"CacheDir: {cache_dir}",
-            f"LogDir: {log_dir}",
-            "SupportDir: /usr/lib/apt-cacher-ng",
-            f"Remap-debrep: {deb_patterns} ; file:backends_debian",
-            f"Remap-secdeb: {sec_patterns} ; {sec_backends}",
-            "ReportPage: acng-report.html",
-            "ExThreshold: 4",
-            "FollowIndexFileRemoval: 1",
-            # Index files checked upstream within 10 minutes are served as they are: eleven hosts asking for the
-            # same InRelease at once otherwise race inside apt-cacher-ng ("File exists") and get an error page,
-            # after which python-apt waits forever.
-            "FreshIndexMaxAge: 600",
-            "",
-        ]
-    )
+    return "\n".join([
+        "# Written by nxprovision lab for this lab's own apt-cacher-ng instance.",
+        f"CacheDir: {cache_dir}",
+        f"LogDir: {log_dir}",
+        "SupportDir: /usr/lib/apt-cacher-ng",
+        f"Remap-debrep: {deb_patterns} ; file:backends_debian",
+        f"Remap-secdeb: {sec_patterns} ; {sec_backends}",
+        "ReportPage: acng-report.html",
+        "ExThreshold: 4",
+        "FollowIndexFileRemoval: 1",
+        # Index files checked upstream within 10 minutes are served as they are: eleven hosts asking for the
+        # same InRelease at once otherwise race inside apt-cacher-ng ("File exists") and get an error page,
+        # after which python-apt waits forever.
+        "FreshIndexMaxAge: 600",
+        "",
+    ])
 
 
 def _claim_cache_slot() -> tuple[int, Path]:
@@ -81,13 +79,8 @@ def _spawn(names: LabNames, what: str, cmd: list[str], pass_fds: tuple[int, ...]
     names.log_dir.mkdir(parents=True, exist_ok=True)
     with open(names.log_dir / f"{what}.log", "ab") as log:
         proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=pass_fds,
-            close_fds=True,
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, pass_fds=pass_fds, close_fds=True,
         )
     procs.write_pid_file(names.pid_file(what), proc.pid)
     return proc.pid
@@ -104,21 +97,10 @@ def start_apt_cache(names: LabNames, bridge_ip: str, mirrors: DebianMirrors) -> 
         (conf / "acng.conf").write_text(acng_conf(mirrors, cache, log_dir))
         # apt-cacher-ng answered `503 Host not found` until this listed the machine's own mirror
         (conf / "backends_debian").write_text(mirrors.archive.rstrip("/") + "/\n")
-        _spawn(
-            names,
-            ACNG,
-            [
-                ACNG,
-                "-c",
-                str(conf),
-                "ForeGround=1",
-                f"BindAddress={bridge_ip}",
-                f"Port={APT_PORT}",
-                f"SocketPath={conf / 'socket'}",
-                f"PidFile={conf / 'acng.pid'}",
-            ],
-            pass_fds=(fd,),
-        )
+        _spawn(names, ACNG, [
+            ACNG, "-c", str(conf), "ForeGround=1", f"BindAddress={bridge_ip}", f"Port={APT_PORT}",
+            f"SocketPath={conf / 'socket'}", f"PidFile={conf / 'acng.pid'}",
+        ], pass_fds=(fd,))
     finally:
         os.close(fd)
     return cache
@@ -151,23 +133,10 @@ def prewarm_apt_cache(bridge_ip: str, mirrors: DebianMirrors, suite: str) -> Non
 
 def start_mirror(names: LabNames, bridge_ip: str) -> None:
     MIRROR_DIR.mkdir(parents=True, exist_ok=True)
-    _spawn(
-        names,
-        MIRROR,
-        [
-            sys.executable,
-            "-m",
-            "nxprovision.lab.mirror_server",
-            "--bind",
-            bridge_ip,
-            "--port",
-            str(MIRROR_PORT),
-            "--directory",
-            str(MIRROR_DIR),
-            "--lab-dir",
-            str(names.state_dir),
-        ],
-    )
+    _spawn(names, MIRROR, [
+        sys.executable, "-m", "nxprovision.lab.mirror_server", "--bind", bridge_ip, "--port",
+        str(MIRROR_PORT), "--directory", str(MIRROR_DIR), "--lab-dir", str(names.state_dir),
+    ])
 
 
 def wait_listening(names: LabNames, bridge_ip: str, timeout: float = 10) -> None:

@@ -26,22 +26,9 @@ SECRET_PLACEHOLDER = "@@SECRET@@"
 
 # Settings that must be identical on every host: they describe the cluster, not a host.
 CLUSTER_WIDE = (
-    "nx_architecture",
-    "nx_cluster_name",
-    "nx_public_url",
-    "nx_database",
-    "nuxeo_version",
-    "nuxeo_packages",
-    "search_distribution",
-    "search_version",
-    "kafka_version",
-    "kafka_mode",
-    "s3_mode",
-    "s3_bucket",
-    "s3_endpoint",
-    "s3_region",
-    "postgresql_version",
-    "mongodb_version",
+    "nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version", "nuxeo_packages",
+    "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode", "s3_bucket",
+    "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version",
 )
 
 
@@ -116,19 +103,15 @@ class Cluster:
             "architecture": self.architecture,
             "cluster_name": self.settings.get("nx_cluster_name"),
             "standins": list(self.settings.get("nx_lab", {}).get("standins", []))
-            if isinstance(self.settings.get("nx_lab"), dict)
-            else [],
+            if isinstance(self.settings.get("nx_lab"), dict) else [],
             "hosts": {
-                h.name: {"address": h.address, "components": components_of(self, h.name)} for h in self.hosts.values()
+                h.name: {"address": h.address, "components": components_of(self, h.name)}
+                for h in self.hosts.values()
             },
             "nodes": {
                 n.host: {
-                    "role": n.role,
-                    "node_id": n.node_id,
-                    "jvm_route": n.jvm_route,
-                    "address": n.address,
-                    "port": n.port,
-                    "conf": [c.to_dict() for c in n.conf],
+                    "role": n.role, "node_id": n.node_id, "jvm_route": n.jvm_route, "address": n.address,
+                    "port": n.port, "conf": [c.to_dict() for c in n.conf],
                 }
                 for n in self.nuxeo_nodes
             },
@@ -150,18 +133,8 @@ def _host_address(hostvars: dict[str, Any], name: str) -> str:
 
 def components_of(cluster: Cluster, host: str) -> list[str]:
     comps = []
-    for group in (
-        "loadbalancers",
-        "nuxeo_front",
-        "nuxeo_worker",
-        "postgresql",
-        "mongodb",
-        "opensearch",
-        "kafka",
-        "zookeeper",
-        "s3",
-        "etcd",
-    ):
+    for group in ("loadbalancers", "nuxeo_front", "nuxeo_worker", "postgresql", "mongodb", "opensearch",
+                  "kafka", "zookeeper", "s3", "etcd"):
         if host in cluster.view.groups.get(group, []):
             comps.append(group)
     return comps
@@ -186,25 +159,10 @@ def _int(value: Any, default: int) -> int:
 # Settings whose type the model relies on; a wrong type is reported and the default used instead.
 _LIST_SETTINGS = ("nuxeo_packages",)
 _DICT_SETTINGS = ("nx_compat_overrides", "nuxeo_conf_extra", "nx_lab")
-_SCALAR_SETTINGS = (
-    "nx_architecture",
-    "nx_cluster_name",
-    "nx_public_url",
-    "nx_database",
-    "nuxeo_version",
-    "search_distribution",
-    "search_version",
-    "kafka_version",
-    "kafka_mode",
-    "s3_mode",
-    "s3_endpoint",
-    "s3_bucket",
-    "s3_region",
-    "postgresql_version",
-    "mongodb_version",
-    "nx_vip",
-    "nuxeo_download_base_url",
-)
+_SCALAR_SETTINGS = ("nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version",
+                    "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode",
+                    "s3_endpoint", "s3_bucket", "s3_region", "postgresql_version", "mongodb_version", "nx_vip",
+                    "nuxeo_download_base_url")
 
 
 def _type_problems(settings: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[str, str]]:
@@ -260,12 +218,9 @@ def build_cluster(view: InventoryView) -> Cluster:
     groups = view.groups
     all_hosts = list(dict.fromkeys(groups.get("all") or list(view.hostvars)))
     hosts = {
-        h: Host(
-            h,
-            _host_address(view.hostvars.get(h, {}), h),
-            [g for g, members in groups.items() if h in members and g not in ("all", "ungrouped")],
-            view.hostvars.get(h, {}),
-        )
+        h: Host(h, _host_address(view.hostvars.get(h, {}), h),
+                [g for g, members in groups.items() if h in members and g not in ("all", "ungrouped")],
+                view.hostvars.get(h, {}))
         for h in all_hosts
     }
     db_flavour = str(settings.get("nx_database") or "")
@@ -282,39 +237,22 @@ def build_cluster(view: InventoryView) -> Cluster:
         for h in members:
             node_id = str(hs(h, "nuxeo_cluster_nodeid") or _sanitize_id(h))
             route = str(hs(h, "nuxeo_jvm_route") or node_id)
-            nodes.append(
-                NuxeoNode(
-                    h, hosts[h].address if h in hosts else h, role, node_id, route, _int(hs(h, "nuxeo_http_port"), 8080)
-                )
-            )
+            nodes.append(NuxeoNode(h, hosts[h].address if h in hosts else h, role, node_id, route,
+                                   _int(hs(h, "nuxeo_http_port"), 8080)))
 
     kafka_hosts = groups.get("kafka", [])
     brokers = []
     for i, h in enumerate(kafka_hosts):
-        brokers.append(
-            KafkaBroker(
-                h,
-                hosts[h].address if h in hosts else h,
-                _int(hs(h, "kafka_node_id"), i + 1),
-                _int(hs(h, "kafka_port"), 9092),
-                _int(hs(h, "kafka_controller_port"), 9093),
-            )
-        )
+        brokers.append(KafkaBroker(h, hosts[h].address if h in hosts else h,
+                                   _int(hs(h, "kafka_node_id"), i + 1),
+                                   _int(hs(h, "kafka_port"), 9092), _int(hs(h, "kafka_controller_port"), 9093)))
 
     cluster = Cluster(
-        view=view,
-        architecture=arch,
-        settings=settings,
-        hosts=hosts,
-        nuxeo_nodes=nodes,
-        lb_hosts=groups.get("loadbalancers", []),
-        database=db_flavour,
-        db_hosts=groups.get(db_flavour, []),
-        search_hosts=groups.get("opensearch", []),
-        kafka_brokers=brokers,
-        zookeeper_hosts=groups.get("zookeeper", []),
-        s3_hosts=groups.get("s3", []),
-        etcd_hosts=groups.get("etcd", []),
+        view=view, architecture=arch, settings=settings, hosts=hosts, nuxeo_nodes=nodes,
+        lb_hosts=groups.get("loadbalancers", []), database=db_flavour,
+        db_hosts=groups.get(db_flavour, []), search_hosts=groups.get("opensearch", []),
+        kafka_brokers=brokers, zookeeper_hosts=groups.get("zookeeper", []),
+        s3_hosts=groups.get("s3", []), etcd_hosts=groups.get("etcd", []),
     )
     cluster.derived = _derive(cluster)
     for node in cluster.nuxeo_nodes:
@@ -352,14 +290,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
         primary = explicit[0] if explicit else c.db_hosts[0]
         port = _int(s.get("postgresql_port"), 5432)
         db.update(
-            hosts=list(c.db_hosts),
-            primary=primary,
-            replicas=[h for h in c.db_hosts if h != primary],
-            port=port,
-            address=_addr(c, primary),
-            version=str(s.get("postgresql_version")),
-            name=s.get("nuxeo_db_name", "nuxeo"),
-            user=s.get("nuxeo_db_user", "nuxeo"),
+            hosts=list(c.db_hosts), primary=primary, replicas=[h for h in c.db_hosts if h != primary],
+            port=port, address=_addr(c, primary), version=str(s.get("postgresql_version")),
+            name=s.get("nuxeo_db_name", "nuxeo"), user=s.get("nuxeo_db_user", "nuxeo"),
             hba_clients=sorted({_addr(c, n.host) for n in c.nuxeo_nodes}),
             replication_clients=sorted({_addr(c, h) for h in c.db_hosts if h != primary}),
             # Sized with room for nodes added later: max_connections only changes with a server restart, and
@@ -380,31 +313,19 @@ def _derive(c: Cluster) -> dict[str, Any]:
         standin = "mongodb" in _standins(s)
         servers = list(c.db_hosts[:1]) if standin else list(c.db_hosts)
         members = [f"{_addr(c, h)}:{port}" for h in servers]
-        db.update(
-            hosts=list(c.db_hosts),
-            servers=servers,
-            primary=c.db_hosts[0],
-            replicas=servers[1:],
-            port=port,
-            standin_single_node=standin and len(c.db_hosts) > 1,
-            members=members,
-            replica_set=rs,
-            name=s.get("nuxeo_db_name", "nuxeo"),
-            user=s.get("nuxeo_db_user", "nuxeo"),
-            version=str(s.get("mongodb_version")),
-            archive_url=artifact_url(
-                str(s.get("mongodb_download_base_url") or ""), "mongodb", str(s.get("mongodb_version"))
-            ),
-            archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))),
-        )
+        db.update(hosts=list(c.db_hosts), servers=servers, primary=c.db_hosts[0], replicas=servers[1:], port=port,
+                  standin_single_node=standin and len(c.db_hosts) > 1,
+                  members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
+                  user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
+                  archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
+                                           str(s.get("mongodb_version"))),
+                  archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))))
 
     # Search
     search_port = _int(s.get("opensearch_http_port"), 9200)
     search = {
-        "distribution": s.get("search_distribution"),
-        "version": str(s.get("search_version")),
-        "hosts": list(c.search_hosts),
-        "http_port": search_port,
+        "distribution": s.get("search_distribution"), "version": str(s.get("search_version")),
+        "hosts": list(c.search_hosts), "http_port": search_port,
         "transport_port": _int(s.get("opensearch_transport_port"), 9300),
         "urls": [f"http://{_addr(c, h)}:{search_port}" for h in c.search_hosts],
         "seed_hosts": [_addr(c, h) for h in c.search_hosts],
@@ -415,9 +336,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "archive_url": _search_archive(s, "url"),
         "archive_dir": _search_archive(s, "dir"),
         # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
-        "heap_percent": 50,
-        "heap_max_mb": 31744,
-        "heap_min_mb": 512,
+        "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
     }
 
     # Kafka
@@ -425,34 +344,23 @@ def _derive(c: Cluster) -> dict[str, Any]:
     rf = min(3, n_brokers) if n_brokers else 0
     mode = kafka_mode(c)
     kafka = {
-        "mode": mode,
-        "version": str(s.get("kafka_version")),
-        "brokers": [
-            {
-                "host": b.host,
-                "address": b.address,
-                "node_id": b.node_id,
-                "port": b.port,
-                "controller_port": b.controller_port,
-            }
-            for b in c.kafka_brokers
-        ],
+        "mode": mode, "version": str(s.get("kafka_version")),
+        "brokers": [{"host": b.host, "address": b.address, "node_id": b.node_id, "port": b.port,
+                     "controller_port": b.controller_port} for b in c.kafka_brokers],
         "bootstrap_servers": ",".join(f"{b.address}:{b.port}" for b in c.kafka_brokers),
-        "controller_quorum_voters": ",".join(f"{b.node_id}@{b.address}:{b.controller_port}" for b in c.kafka_brokers)
-        if mode == "kraft"
-        else "",
+        "controller_quorum_voters": ",".join(
+            f"{b.node_id}@{b.address}:{b.controller_port}" for b in c.kafka_brokers) if mode == "kraft" else "",
         "cluster_id": _kafka_cluster_id(str(s.get("nx_cluster_name", "nuxeo"))),
         "replication_factor": rf,
         "min_insync_replicas": max(1, rf - 1) if rf else 0,
         "topic_prefix": f"{s.get('nx_cluster_name', 'nuxeo')}-",
         "zookeeper_connect": ",".join(
-            f"{_addr(c, h)}:{_int(s.get('zookeeper_client_port'), 2181)}" for h in c.zookeeper_hosts
-        ),
+            f"{_addr(c, h)}:{_int(s.get('zookeeper_client_port'), 2181)}" for h in c.zookeeper_hosts),
         "zookeeper_ids": {h: i + 1 for i, h in enumerate(c.zookeeper_hosts)},
-        "zookeeper_servers": [
-            {"id": i + 1, "host": h, "address": _addr(c, h)} for i, h in enumerate(c.zookeeper_hosts)
-        ],
-        "archive_url": artifact_url(str(s.get("kafka_download_base_url") or ""), "kafka", str(s.get("kafka_version"))),
+        "zookeeper_servers": [{"id": i + 1, "host": h, "address": _addr(c, h)}
+                              for i, h in enumerate(c.zookeeper_hosts)],
+        "archive_url": artifact_url(str(s.get("kafka_download_base_url") or ""), "kafka",
+                                    str(s.get("kafka_version"))),
         "archive_dir": archive_root_dir("kafka", str(s.get("kafka_version"))),
     }
 
@@ -464,30 +372,17 @@ def _derive(c: Cluster) -> dict[str, Any]:
         endpoint = f"http://{_addr(c, c.s3_hosts[0])}:{_int(s.get('seaweedfs_s3_port'), 8333)}"
     else:
         endpoint = ""
-    s3 = {
-        "mode": s3_mode,
-        "endpoint": endpoint,
-        "bucket": s.get("s3_bucket"),
-        "region": s.get("s3_region"),
-        "hosts": list(c.s3_hosts),
-        "version": str(s.get("seaweedfs_version") or ""),
-        "archive_url": artifact_url(
-            str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or "")
-        ),
-        "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts],
-    }
+    s3 = {"mode": s3_mode, "endpoint": endpoint, "bucket": s.get("s3_bucket"), "region": s.get("s3_region"),
+          "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
+          "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
+                                      str(s.get("seaweedfs_version") or "")),
+          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts]}
 
     lb = {
-        "hosts": list(c.lb_hosts),
-        "public_url": s.get("nx_public_url"),
-        "frontend_port": public_port,
-        "public_host": public.hostname,
-        "scheme": public.scheme,
-        "backends": [
-            {"name": n.jvm_route, "host": n.host, "address": n.address, "port": n.port}
-            for n in c.nuxeo_nodes
-            if n.role == "front"
-        ],
+        "hosts": list(c.lb_hosts), "public_url": s.get("nx_public_url"), "frontend_port": public_port,
+        "public_host": public.hostname, "scheme": public.scheme,
+        "backends": [{"name": n.jvm_route, "host": n.host, "address": n.address, "port": n.port}
+                     for n in c.nuxeo_nodes if n.role == "front"],
         "vip": str(s.get("nx_vip") or "") if len(c.lb_hosts) > 1 else "",
         "vrrp": _vrrp(c),
     }
@@ -499,15 +394,11 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "packages": list(s.get("nuxeo_packages") or []),
         "templates": nuxeo_templates(c),
         "cluster_enabled": len(c.nuxeo_nodes) > 1,
-        "distribution_url": artifact_url(
-            str(s.get("nuxeo_download_base_url") or ""), "nuxeo", str(s.get("nuxeo_version"))
-        ),
-        "package_urls": {
-            p: artifact_url(
-                str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package", str(s.get("nuxeo_version")), p
-            )
-            for p in (s.get("nuxeo_packages") or [])
-        },
+        "distribution_url": artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo",
+                                         str(s.get("nuxeo_version"))),
+        "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
+                                         str(s.get("nuxeo_version")), p)
+                         for p in (s.get("nuxeo_packages") or [])},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
@@ -538,15 +429,8 @@ def _patroni(c: Cluster, port: int, primary: str) -> dict[str, Any]:
             "scope": f"{s.get('nx_cluster_name', 'nuxeo')}-postgresql",
             "namespace": "/nxprovision/",
             "rest_port": rest_port,
-            "members": [
-                {
-                    "host": h,
-                    "name": _sanitize_id(h),
-                    "address": _addr(c, h),
-                    "rest_url": f"http://{_addr(c, h)}:{rest_port}",
-                }
-                for h in c.db_hosts
-            ],
+            "members": [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
+                         "rest_url": f"http://{_addr(c, h)}:{rest_port}"} for h in c.db_hosts],
             # nx.db.primary bootstraps the cluster alone, so the first leader is known; any host may lead later.
             "bootstrap_host": primary,
             "synchronous_mode": str(s.get("patroni_synchronous_mode", False)).lower() in ("true", "1", "yes"),
@@ -559,21 +443,11 @@ def _etcd(c: Cluster) -> dict[str, Any]:
     s = c.settings
     client_port = _int(s.get("etcd_client_port"), 2379)
     peer_port = _int(s.get("etcd_peer_port"), 2380)
-    members = [
-        {
-            "host": h,
-            "name": _sanitize_id(h),
-            "address": _addr(c, h),
-            "peer_url": f"http://{_addr(c, h)}:{peer_port}",
-            "client_url": f"http://{_addr(c, h)}:{client_port}",
-        }
-        for h in c.etcd_hosts
-    ]
+    members = [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
+                "peer_url": f"http://{_addr(c, h)}:{peer_port}", "client_url": f"http://{_addr(c, h)}:{client_port}"}
+               for h in c.etcd_hosts]
     return {
-        "hosts": list(c.etcd_hosts),
-        "members": members,
-        "client_port": client_port,
-        "peer_port": peer_port,
+        "hosts": list(c.etcd_hosts), "members": members, "client_port": client_port, "peer_port": peer_port,
         "initial_cluster": ",".join(f"{m['name']}={m['peer_url']}" for m in members),
         "endpoints": [m["client_url"] for m in members],
         "cluster_token": f"{s.get('nx_cluster_name', 'nuxeo')}-etcd",
@@ -593,9 +467,8 @@ def _vrrp(c: Cluster) -> dict[str, Any]:
         "enabled": True,
         "router_id": router_id,
         "instance": f"{_sanitize_id(cluster)}_vip",
-        "peers": [
-            {"host": h, "address": _addr(c, h), "priority": max(1, base - 10 * i)} for i, h in enumerate(c.lb_hosts)
-        ],
+        "peers": [{"host": h, "address": _addr(c, h), "priority": max(1, base - 10 * i)}
+                  for i, h in enumerate(c.lb_hosts)],
     }
 
 
@@ -603,41 +476,16 @@ def _vrrp(c: Cluster) -> dict[str, Any]:
 # last tier whose ram_mb the host reaches; the first tier (under 4 GB, lab and trial hosts) is [ours].
 # max_connections is not here: it is sized on the cluster's pools (db.max_connections).
 PG_TUNING_TIERS: list[dict[str, Any]] = [
-    {
-        "ram_mb": 0,
-        "shared_buffers": "256MB",
-        "effective_cache_size": "768MB",
-        "work_mem": "8MB",
-        "maintenance_work_mem": "128MB",
-    },
-    {
-        "ram_mb": 3584,
-        "shared_buffers": "1GB",
-        "effective_cache_size": "1536MB",
-        "work_mem": "12MB",
-        "maintenance_work_mem": "512MB",
-    },
-    {
-        "ram_mb": 7168,
-        "shared_buffers": "2GB",
-        "effective_cache_size": "4GB",
-        "work_mem": "12MB",
-        "maintenance_work_mem": "1GB",
-    },
-    {
-        "ram_mb": 14336,
-        "shared_buffers": "4GB",
-        "effective_cache_size": "8GB",
-        "work_mem": "16MB",
-        "maintenance_work_mem": "1GB",
-    },
-    {
-        "ram_mb": 28672,
-        "shared_buffers": "8GB",
-        "effective_cache_size": "16GB",
-        "work_mem": "20MB",
-        "maintenance_work_mem": "1GB",
-    },
+    {"ram_mb": 0, "shared_buffers": "256MB", "effective_cache_size": "768MB", "work_mem": "8MB",
+     "maintenance_work_mem": "128MB"},
+    {"ram_mb": 3584, "shared_buffers": "1GB", "effective_cache_size": "1536MB", "work_mem": "12MB",
+     "maintenance_work_mem": "512MB"},
+    {"ram_mb": 7168, "shared_buffers": "2GB", "effective_cache_size": "4GB", "work_mem": "12MB",
+     "maintenance_work_mem": "1GB"},
+    {"ram_mb": 14336, "shared_buffers": "4GB", "effective_cache_size": "8GB", "work_mem": "16MB",
+     "maintenance_work_mem": "1GB"},
+    {"ram_mb": 28672, "shared_buffers": "8GB", "effective_cache_size": "16GB", "work_mem": "20MB",
+     "maintenance_work_mem": "1GB"},
 ]
 
 
@@ -657,18 +505,15 @@ def nuxeo_templates(c: Cluster) -> list[str]:
         tpl.append("postgresql-quartz-cluster" if len(c.nuxeo_nodes) > 1 else "postgresql")
     # The S3 package adds s3binaries at install; a rendered nuxeo.conf must keep it or the next render drops it.
     if "amazon-s3-online-storage" in (c.settings.get("nuxeo_packages") or []) or c.derived.get("s3", {}).get(
-        "endpoint"
-    ):
+            "endpoint"):
         tpl.append("s3binaries")
     return tpl
 
 
 def _heap_opts(c: Cluster, node: NuxeoNode) -> str:
     heap = _int(host_setting(c.view, c.settings, node.host, "nuxeo_heap_mb"), 0)
-    base = (
-        "-Dfile.encoding=UTF-8 -Dmail.mime.decodeparameters=true -Dnet.sf.ehcache.skipUpdateCheck=true "
-        "-Djava.util.Arrays.useLegacyMergeSort=true -Dsun.net.http.retryPost=false"
-    )
+    base = ("-Dfile.encoding=UTF-8 -Dmail.mime.decodeparameters=true -Dnet.sf.ehcache.skipUpdateCheck=true "
+            "-Djava.util.Arrays.useLegacyMergeSort=true -Dsun.net.http.retryPost=false")
     if heap > 0:
         return f"-Xms{heap}m -Xmx{heap}m {base}"
     return f"-XX:InitialRAMPercentage=50 -XX:MaxRAMPercentage=50 {base}"
@@ -721,11 +566,9 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     else:
         members = ",".join(db.get("members", []))
         query = f"?replicaSet={db['replica_set']}" if db.get("replica_set") else ""
-        put(
-            "nuxeo.mongodb.server",
+        put("nuxeo.mongodb.server",
             f"mongodb://{db.get('user', 'nuxeo')}:{SECRET_PLACEHOLDER}@{members}/{db.get('name', 'nuxeo')}{query}",
-            "nx_secret_db_password",
-        )
+            "nx_secret_db_password")
         put("nuxeo.mongodb.dbname", db.get("name", "nuxeo"))
 
     search = d["search"]

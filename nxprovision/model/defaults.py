@@ -60,4 +60,6 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
 REQUIRED_SETTINGS: frozenset[str] = frozenset({"nx_architecture", "nx_public_url", "nuxeo_download_base_url"})
 SAMPLE_ONLY: dict[str, Any] = {"nuxeo_download_base_url": "https://mirror.example.com/nuxeo"}
 
-DEFAULTS: dict[str, Any] = {k: ("" if k in REQUIRED_SETTINGS else v) for k, (v, _c) in SAMPLE_GROUP_VARS.items()}
+DEFAULTS: dict[str, Any] = {
+    k: ("" if k in REQUIRED_SETTINGS else v) for k, (v, _c) in SAMPLE_GROUP_VARS.items()
+}

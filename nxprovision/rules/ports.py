@@ -14,17 +14,10 @@ _PORTS: dict[str, tuple[tuple[str, str], ...]] = {
     "mongodb": (("MongoDB", "mongodb_port"),),
     "opensearch": (("search HTTP", "opensearch_http_port"), ("search transport", "opensearch_transport_port")),
     "kafka": (("Kafka", "kafka_port"), ("Kafka controller", "kafka_controller_port")),
-    "zookeeper": (
-        ("ZooKeeper client", "zookeeper_client_port"),
-        ("ZooKeeper peer", "zookeeper_peer_port"),
-        ("ZooKeeper election", "zookeeper_election_port"),
-    ),
-    "s3": (
-        ("SeaweedFS master", "seaweedfs_master_port"),
-        ("SeaweedFS volume", "seaweedfs_volume_port"),
-        ("SeaweedFS filer", "seaweedfs_filer_port"),
-        ("SeaweedFS S3", "seaweedfs_s3_port"),
-    ),
+    "zookeeper": (("ZooKeeper client", "zookeeper_client_port"), ("ZooKeeper peer", "zookeeper_peer_port"),
+                  ("ZooKeeper election", "zookeeper_election_port")),
+    "s3": (("SeaweedFS master", "seaweedfs_master_port"), ("SeaweedFS volume", "seaweedfs_volume_port"),
+           ("SeaweedFS filer", "seaweedfs_filer_port"), ("SeaweedFS S3", "seaweedfs_s3_port")),
     "loadbalancers": (("HAProxy stats", "haproxy_stats_port"),),
 }
 
@@ -45,13 +38,8 @@ def check(c: Cluster) -> Iterator[Finding]:
                 try:
                     port = int(host_setting(c.view, c.settings, name, key))
                 except (TypeError, ValueError):
-                    yield error(
-                        "ports.invalid",
-                        f"host {name}",
-                        f"{key} is not a port number",
-                        f"set {key} to a number between 1 and 65535",
-                        c.view.source,
-                    )
+                    yield error("ports.invalid", f"host {name}", f"{key} is not a port number",
+                                f"set {key} to a number between 1 and 65535", c.view.source)
                     continue
                 yield from _claim(used, port, label, key, name, c.view.source)
         if "loadbalancers" in groups and lb_port:
@@ -60,20 +48,11 @@ def check(c: Cluster) -> Iterator[Finding]:
 
 def _claim(used: dict[int, str], port: int, label: str, key: str, host: str, where: str) -> Iterator[Finding]:
     if not 0 < port < 65536:
-        yield error(
-            "ports.invalid",
-            f"host {host}",
-            f"{label} port {port} is out of range",
-            f"set {key} between 1 and 65535",
-            where,
-        )
+        yield error("ports.invalid", f"host {host}", f"{label} port {port} is out of range",
+                    f"set {key} between 1 and 65535", where)
     elif port in used:
-        yield error(
-            "ports.clash",
-            f"host {host}",
-            f"{label} and {used[port]} both want port {port}",
-            f"set {key} (or the other component's port) to a free port on {host}",
-            where,
-        )
+        yield error("ports.clash", f"host {host}",
+                    f"{label} and {used[port]} both want port {port}",
+                    f"set {key} (or the other component's port) to a free port on {host}", where)
     else:
         used[port] = f"{label} ({key})"

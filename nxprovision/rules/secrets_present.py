@@ -24,15 +24,10 @@ def _needed(c: Cluster, needed_for: str) -> bool:
 def check(c: Cluster) -> Iterator[Finding]:
     if not c.hosts:
         return
-    missing = [
-        s.name for s in SECRET_SPECS if _needed(c, s.needed_for) and not str(c.settings.get(s.name) or "").strip()
-    ]
+    missing = [s.name for s in SECRET_SPECS
+               if _needed(c, s.needed_for) and not str(c.settings.get(s.name) or "").strip()]
     if missing:
-        yield error(
-            "secrets.missing",
-            "secrets",
-            f"missing or empty: {', '.join(missing)}",
-            f"run `nxprovision init --architecture {c.architecture or 'ARCH'} <inventory dir>` (adds only "
-            f"missing secrets to {SECRETS_RELPATH}), or pass --vault-password-file if they are vaulted",
-            c.view.source,
-        )
+        yield error("secrets.missing", "secrets", f"missing or empty: {', '.join(missing)}",
+                    f"run `nxprovision init --architecture {c.architecture or 'ARCH'} <inventory dir>` (adds only "
+                    f"missing secrets to {SECRETS_RELPATH}), or pass --vault-password-file if they are vaulted",
+                    c.view.source)

@@ -10,33 +10,20 @@ from nxprovision.rules._where import of_setting
 from nxprovision.rules.finding import Finding, error, warning
 
 
-def _outside(
-    c: Cluster,
-    component: str,
-    setting: str,
-    version: str,
-    accepted: tuple[str, ...],
-    lts: int,
-) -> Iterator[Finding]:
+def _outside(c: Cluster, component: str, setting: str, version: str, accepted: tuple[str, ...], lts: int,
+             ) -> Iterator[Finding]:
     overrides = c.settings.get("nx_compat_overrides") or {}
     reason = overrides.get(component) if isinstance(overrides, dict) else None
     listed = ", ".join(accepted) if accepted else "none"
     if reason:
-        yield warning(
-            f"versions.{component}",
-            f"setting {setting}",
-            f"{component} {version} is outside Nuxeo LTS {lts}'s matrix ({listed}); overridden: {reason}",
-            "keep the override only while you accept running unsupported",
-            of_setting(c, setting),
-        )
+        yield warning(f"versions.{component}", f"setting {setting}",
+                      f"{component} {version} is outside Nuxeo LTS {lts}'s matrix ({listed}); overridden: {reason}",
+                      "keep the override only while you accept running unsupported", of_setting(c, setting))
     else:
-        yield error(
-            f"versions.{component}",
-            f"setting {setting}",
-            f"{component} {version} is outside Nuxeo LTS {lts}'s compatibility matrix (supported: {listed})",
-            f"use a supported version, or accept the risk with nx_compat_overrides: {{{component}: '<reason>'}}",
-            of_setting(c, setting),
-        )
+        yield error(f"versions.{component}", f"setting {setting}",
+                    f"{component} {version} is outside Nuxeo LTS {lts}'s compatibility matrix (supported: {listed})",
+                    f"use a supported version, or accept the risk with nx_compat_overrides: {{{component}: "
+                    "'<reason>'}", of_setting(c, setting))
 
 
 def check(c: Cluster) -> Iterator[Finding]:
@@ -45,34 +32,20 @@ def check(c: Cluster) -> Iterator[Finding]:
     raw = str(c.settings.get("nuxeo_version", ""))
     v = NuxeoVersion.parse(raw)
     if v is None:
-        yield error(
-            "versions.nuxeo",
-            "setting nuxeo_version",
-            f"'{raw}' is not a Nuxeo LTS version",
-            "write it as <LTS>.<hotfix>, e.g. 2023.35 or 2021.40",
-            of_setting(c, "nuxeo_version"),
-        )
+        yield error("versions.nuxeo", "setting nuxeo_version", f"'{raw}' is not a Nuxeo LTS version",
+                    "write it as <LTS>.<hotfix>, e.g. 2023.35 or 2021.40", of_setting(c, "nuxeo_version"))
         return
     m = MATRIX.get(v.lts)
     if m is None:
-        yield error(
-            "versions.nuxeo",
-            "setting nuxeo_version",
-            f"Nuxeo LTS {v.lts} is not supported by nxprovision",
-            f"use one of LTS {', '.join(str(k) for k in MATRIX)}",
-            of_setting(c, "nuxeo_version"),
-        )
+        yield error("versions.nuxeo", "setting nuxeo_version", f"Nuxeo LTS {v.lts} is not supported by nxprovision",
+                    f"use one of LTS {', '.join(str(k) for k in MATRIX)}", of_setting(c, "nuxeo_version"))
         return
 
     java = c.settings.get("nuxeo_java_version")
     if java not in (None, "") and str(java) != m.java:
-        yield error(
-            "versions.java",
-            "setting nuxeo_java_version",
-            f"Java {java} does not run Nuxeo LTS {v.lts}, which needs JDK {m.java}",
-            f"set nuxeo_java_version: {m.java} (or remove it)",
-            of_setting(c, "nuxeo_java_version"),
-        )
+        yield error("versions.java", "setting nuxeo_java_version",
+                    f"Java {java} does not run Nuxeo LTS {v.lts}, which needs JDK {m.java}",
+                    f"set nuxeo_java_version: {m.java} (or remove it)", of_setting(c, "nuxeo_java_version"))
 
     if c.database == "postgresql" and c.db_hosts:
         pv = str(c.settings.get("postgresql_version"))
@@ -95,30 +68,18 @@ def check(c: Cluster) -> Iterator[Finding]:
             yield from _outside(c, "kafka", "kafka_version", kv, m.kafka, v.lts)
         mode = kafka_mode(c)
         if (mode == "kraft" and m.kraft_from_hotfix is None) or (
-            mode == "kraft" and m.kraft_from_hotfix is not None and v.hotfix < m.kraft_from_hotfix
-        ):
+                mode == "kraft" and m.kraft_from_hotfix is not None and v.hotfix < m.kraft_from_hotfix):
             since = f"LTS {v.lts}.{m.kraft_from_hotfix}" if m.kraft_from_hotfix else "LTS 2023.33"
-            yield error(
-                "versions.kraft",
-                "setting kafka_mode",
-                f"Kafka in KRaft mode needs Nuxeo {since} or later; this cluster runs {v}",
-                "set kafka_mode: zookeeper (with a zookeeper group) or upgrade Nuxeo",
-                of_setting(c, "kafka_mode"),
-            )
+            yield error("versions.kraft", "setting kafka_mode",
+                        f"Kafka in KRaft mode needs Nuxeo {since} or later; this cluster runs {v}",
+                        "set kafka_mode: zookeeper (with a zookeeper group) or upgrade Nuxeo",
+                        of_setting(c, "kafka_mode"))
         parsed = parse_dotted(kv)
         if mode == "kraft" and parsed is not None and parsed[:2] < KRAFT_MIN_KAFKA:
-            yield error(
-                "versions.kraft_kafka",
-                "setting kafka_version",
-                f"Kafka {kv} in KRaft mode: Nuxeo supports KRaft with Kafka 3.6 or later",
-                "use kafka_version 3.6.x or later",
-                of_setting(c, "kafka_version"),
-            )
+            yield error("versions.kraft_kafka", "setting kafka_version",
+                        f"Kafka {kv} in KRaft mode: Nuxeo supports KRaft with Kafka 3.6 or later",
+                        "use kafka_version 3.6.x or later", of_setting(c, "kafka_version"))
         if mode == "kraft" and c.zookeeper_hosts:
-            yield warning(
-                "versions.zookeeper_unused",
-                "group zookeeper",
-                "has hosts but Kafka runs in KRaft mode: ZooKeeper will not be installed",
-                "empty the zookeeper group",
-                of_setting(c, "kafka_mode"),
-            )
+            yield warning("versions.zookeeper_unused", "group zookeeper",
+                          "has hosts but Kafka runs in KRaft mode: ZooKeeper will not be installed",
+                          "empty the zookeeper group", of_setting(c, "kafka_mode"))

@@ -139,7 +139,12 @@ def ensure_archive(mirror: Path, spec: ArchiveSpec, *, force: bool = False) -> B
     stamp = spec.stamp()
     record_path = _record_path(mirror, spec)
     record = _read_record(record_path)
-    if not force and dest.is_file() and record.get("stamp") == stamp and record.get("size") == dest.stat().st_size:
+    if (
+        not force
+        and dest.is_file()
+        and record.get("stamp") == stamp
+        and record.get("size") == dest.stat().st_size
+    ):
         return Built(spec, dest, record["sha256"], record["sha512"], record["size"])
 
     dest.parent.mkdir(parents=True, exist_ok=True)

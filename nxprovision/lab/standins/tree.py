@@ -41,7 +41,9 @@ def copy_runtime(dest_dir: Path, names: Iterable[str]) -> None:
 
 def write_marker(root: Path, product: str, version: str, backend: str, notes: Iterable[str]) -> None:
     """The file every stand-in archive carries, so tools and people can tell it from the vendor's."""
-    lines = [f"# This is NOT {product} {version}: it is a stand-in archive built by nxprovision for its test lab."]
+    lines = [
+        f"# This is NOT {product} {version}: it is a stand-in archive built by nxprovision for its test lab."
+    ]
     lines += [f"# {n}" for n in notes]
     lines += ["standin=true", f"product={product}", f"version={version}", f"backend={backend}"]
     write_file(root / MARKER, "\n".join(lines) + "\n")

@@ -73,7 +73,9 @@ def _cache_lock(cache: Path) -> Iterator[None]:
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PIP_NO_INPUT": "1"})
+    return subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env={**os.environ, "PIP_NO_INPUT": "1"}
+    )
 
 
 def _download(requirements: Sequence[str], cache: Path) -> None:
@@ -140,7 +142,8 @@ def fetch_wheel(project: str, version: str, *, cache: Path | None = None) -> Pat
         res = _run(cmd)
         if res.returncode != 0:
             raise NxError(
-                f"could not download {project}=={version}: " + (res.stderr.strip().splitlines() or ["pip failed"])[-1],
+                f"could not download {project}=={version}: "
+                + (res.stderr.strip().splitlines() or ["pip failed"])[-1],
                 "check that the package registry is reachable",
             )
         for w in sorted(cache.glob("*.whl")):

@@ -129,7 +129,9 @@ def storage_main(argv: list[str]) -> int:
         print(str(e), file=sys.stderr)
         return 1
     if args.add_scram:
-        standin_common.log("kafka-storage", "--add-scram is accepted but the stand-in broker has no SASL users")
+        standin_common.log(
+            "kafka-storage", "--add-scram is accepted but the stand-in broker has no SASL users"
+        )
     todo: list[Path] = []
     for d in kraft_dirs(props):
         if (Path(d) / "meta.properties").exists():
@@ -170,10 +172,14 @@ def check_kraft(props: dict[str, str]) -> str:
     if not node_id.isdigit():
         raise StartError("Missing required configuration `node.id` which has no default value.")
     if not props.get("controller.listener.names", "").strip():
-        raise StartError("controller.listener.names must contain at least one value when running in KRaft mode")
+        raise StartError(
+            "controller.listener.names must contain at least one value when running in KRaft mode"
+        )
     voters = javaprops.parse_voters(props.get("controller.quorum.voters", ""))
     if not voters:
-        raise StartError("If using process.roles, controller.quorum.voters must contain a parseable set of voters.")
+        raise StartError(
+            "If using process.roles, controller.quorum.voters must contain a parseable set of voters."
+        )
     if "controller" in roles and int(node_id) not in voters:
         raise StartError(
             f"If process.roles contains the 'controller' role, the node id {node_id} must be included in the "
@@ -207,7 +213,9 @@ def plan_listeners(
 ) -> tuple[javaprops.Listener, javaprops.Listener, list[javaprops.Listener], list[javaprops.Listener]]:
     """(broker listener, its advertised form, other broker listeners, controller listeners)."""
     listeners = javaprops.parse_listeners(props.get("listeners", "PLAINTEXT://:9092"))
-    controller_names = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",") if n.strip()}
+    controller_names = {
+        n.strip().upper() for n in props.get("controller.listener.names", "").split(",") if n.strip()
+    }
     protocols = javaprops.parse_protocol_map(props.get("listener.security.protocol.map", ""))
     broker = [lst for lst in listeners if lst.name not in controller_names]
     controllers = [lst for lst in listeners if lst.name in controller_names]
@@ -293,7 +301,9 @@ def server_start_main(argv: list[str]) -> int:
             )
         else:
             if not props.get("zookeeper.connect", "").strip():
-                raise StartError("Missing required configuration `zookeeper.connect` which has no default value.")
+                raise StartError(
+                    "Missing required configuration `zookeeper.connect` which has no default value."
+                )
             cluster_id = props.get("standin.cluster.id", "standin-zk-cluster")
             notes.append(
                 f"ZooKeeper mode broker.id={props.get('broker.id', '-1')}: zookeeper.connect="
@@ -353,7 +363,9 @@ def server_start_main(argv: list[str]) -> int:
         ),
     )
     for o in others:
-        standin_common.log(prog, f"listener {o.url} relays to {main.url} (the stand-in advertises one listener)")
+        standin_common.log(
+            prog, f"listener {o.url} relays to {main.url} (the stand-in advertises one listener)"
+        )
 
     def ready() -> bool:
         return standin_common.port_open(bind_host, main.port)
@@ -364,7 +376,9 @@ def server_start_main(argv: list[str]) -> int:
                 (o.host or "0.0.0.0", o.port),
                 ("127.0.0.1" if bind_host == "0.0.0.0" else bind_host, main.port),
             )
-        standin_common.log(prog, f"[KafkaServer id={props.get('node.id', props.get('broker.id', '-1'))}] started")
+        standin_common.log(
+            prog, f"[KafkaServer id={props.get('node.id', props.get('broker.id', '-1'))}] started"
+        )
         d.report(True, "")
 
     def on_fail(msg: str) -> None:
@@ -395,7 +409,9 @@ def tansu_storage(props: dict[str, str]) -> tuple[str, dict[str, str]]:
     if env.get("AWS_ENDPOINT", "").startswith("http://"):
         env["AWS_ALLOW_HTTP"] = "true"
     if not engine.startswith(("memory://", "s3://")):
-        raise StartError(f"standin.tansu.storage.engine={engine}: this Tansu build supports memory:// and s3:// only")
+        raise StartError(
+            f"standin.tansu.storage.engine={engine}: this Tansu build supports memory:// and s3:// only"
+        )
     return engine, env
 
 

@@ -114,7 +114,9 @@ def main(argv: list[str]) -> int:
     version = info.get("version", "unknown")
     if args.version:
         print(f"db version v{version}")
-        print(f'Build Info: {{"standin": "nxprovision lab stand-in", "backend": "{info.get("backend", "")}"}}')
+        print(
+            f'Build Info: {{"standin": "nxprovision lab stand-in", "backend": "{info.get("backend", "")}"}}'
+        )
         return 0
     try:
         s = settings_from(args)
@@ -154,8 +156,12 @@ def main(argv: list[str]) -> int:
         os.dup2(fd, 2)
         os.close(fd)
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    standin_common.log(PROG, standin_common.banner("MongoDB", version, info.get("backend", "SecantusDB")), sys.stdout)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    standin_common.log(
+        PROG, standin_common.banner("MongoDB", version, info.get("backend", "SecantusDB")), sys.stdout
+    )
     if s["repl_set"]:
         standin_common.log(
             PROG,
@@ -194,7 +200,9 @@ def main(argv: list[str]) -> int:
     (db_path / "mongod.lock").write_text(f"{os.getpid()}\n")
     if s["pid_file"]:
         standin_common.write_pidfile(s["pid_file"])
-    standin_common.log(PROG, f"Waiting for connections on {', '.join(s['bind_ips'])} port {s['port']}", sys.stdout)
+    standin_common.log(
+        PROG, f"Waiting for connections on {', '.join(s['bind_ips'])} port {s['port']}", sys.stdout
+    )
     if d:
         d.report(True, f"forked process: {os.getpid()}\nchild process started successfully, parent exiting")
 

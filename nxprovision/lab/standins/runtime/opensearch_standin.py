@@ -95,9 +95,13 @@ def main(argv: list[str]) -> int:
     info = marker()
     version = info.get("version", "unknown")
     if args.version:
-        print(f"Version: {version}, Build: tar/standin (nxprovision lab stand-in: {info.get('backend', 'osmem')})")
+        print(
+            f"Version: {version}, Build: tar/standin (nxprovision lab stand-in: {info.get('backend', 'osmem')})"
+        )
         return 0
-    standin_common.log(PROG, standin_common.banner("OpenSearch", version, info.get("backend", "osmem-server")))
+    standin_common.log(
+        PROG, standin_common.banner("OpenSearch", version, info.get("backend", "osmem-server"))
+    )
     if os.geteuid() == 0 and os.environ.get("STANDIN_ALLOW_ROOT") != "1":
         standin_common.die(PROG, "can not run opensearch as root", 1)
     conf_dir = Path(os.environ.get("OPENSEARCH_PATH_CONF", str(BASE / "config")))

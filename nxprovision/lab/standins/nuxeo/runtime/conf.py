@@ -270,10 +270,14 @@ def refusals(cfg: NuxeoConfig) -> list[str]:
     if cfg.has_template("postgresql") or db_type == "postgresql":
         missing = [k for k in SQL_REQUIRED_KEYS if not cfg.user_set(k)]
         if missing:
-            problems.append("database template postgresql is enabled but nuxeo.conf does not set " + ", ".join(missing))
+            problems.append(
+                "database template postgresql is enabled but nuxeo.conf does not set " + ", ".join(missing)
+            )
     elif cfg.has_template(DB_TEMPLATE_MONGO) or db_type == "mongodb":
         if not cfg.user_set("nuxeo.mongodb.server"):
-            problems.append("database template mongodb is enabled but nuxeo.conf does not set nuxeo.mongodb.server")
+            problems.append(
+                "database template mongodb is enabled but nuxeo.conf does not set nuxeo.mongodb.server"
+            )
     else:
         problems.append(
             f"database type '{db_type or 'default'}' (embedded H2) is not available in the stand-in: "

@@ -101,7 +101,9 @@ class Ctl:
         log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(self.env)
         paths = [str(p) for p in (self.home / "lib" / "standin", self.home / "lib" / "python") if p.is_dir()]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*paths, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+        )
         env["NUXEO_HOME"] = str(self.home)
         env["NUXEO_CONF"] = str(self.conf_path)
         console = (log_dir / "console.log").open("ab")
@@ -233,7 +235,10 @@ class Ctl:
             piped = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
             text = piped.strip() or f"standin-offline-{uuid.uuid4().hex}--{secrets.token_hex(16)}"
         else:
-            self.err("ERROR the stand-in has no Nuxeo Online Services access: use register --offline or --clid <file>")
+            self.err(
+                "ERROR the stand-in has no Nuxeo Online Services access: "
+                "use register --offline or --clid <file>"
+            )
             return EXIT_ERROR
         clid_file.parent.mkdir(parents=True, exist_ok=True)
         clid_file.write_text(text.rstrip("\n") + "\n")

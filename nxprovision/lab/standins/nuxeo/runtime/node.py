@@ -185,7 +185,9 @@ class Node:
         log.info("Repository 'default' initialised (%s)", type(self.repo).__name__)
         self.blobs.check()
         if self.blobs.s3:
-            log.info("Registering binary manager 'default' using S3BinaryManager (bucket %s)", self.blobs.s3.bucket)
+            log.info(
+                "Registering binary manager 'default' using S3BinaryManager (bucket %s)", self.blobs.s3.bucket
+            )
         if self.search_enabled and self.search:
             shards = int(self.cfg.number("elasticsearch.indexNumberOfShards", 5))
             replicas = int(self.cfg.number("elasticsearch.indexNumberOfReplicas", 1))
@@ -357,7 +359,9 @@ class Node:
             if key in READ_ONLY or key.startswith("nxstandin:"):
                 continue
             if isinstance(value, dict) and "upload-batch" in value:
-                doc.props[key] = batches.take_blob(value["upload-batch"], str(value.get("upload-fileId", "0")), self)
+                doc.props[key] = batches.take_blob(
+                    value["upload-batch"], str(value.get("upload-fileId", "0")), self
+                )
                 changed.append(key)
             elif isinstance(value, dict) and ("digest" in value or "data" in value):
                 continue  # a descriptor echoed back by the client: unchanged
@@ -369,7 +373,9 @@ class Node:
                         items.append(
                             {
                                 **v,
-                                "file": batches.take_blob(f["upload-batch"], str(f.get("upload-fileId", "0")), self),
+                                "file": batches.take_blob(
+                                    f["upload-batch"], str(f.get("upload-fileId", "0")), self
+                                ),
                             }
                         )
                         changed.append(key)
@@ -486,7 +492,9 @@ class Node:
         }
         self.search.index(self.audit_index, uuid.uuid4().hex, entry, refresh=False)
 
-    def query(self, text: str, page_size: int, page: int, sort_by: str = "", sort_order: str = "") -> dict[str, Any]:
+    def query(
+        self, text: str, page_size: int, page: int, sort_by: str = "", sort_order: str = ""
+    ) -> dict[str, Any]:
         if not (self.search_enabled and self.search):
             raise BadRequest("search is disabled")
         try:
@@ -512,7 +520,9 @@ class Node:
             body["sort"] = sort
         res = self.search.search(self.index_name, body)
         ids = [h["_id"] for h in res["hits"]["hits"]]
-        total = res["hits"]["total"]["value"] if isinstance(res["hits"]["total"], dict) else res["hits"]["total"]
+        total = (
+            res["hits"]["total"]["value"] if isinstance(res["hits"]["total"], dict) else res["hits"]["total"]
+        )
         docs = self.repo.get_many(ids)
         pages = (total + size - 1) // size if size else 0
         return {
@@ -567,14 +577,8 @@ class Node:
 
 
 # pgjdbc targetServerType -> libpq target_session_attrs
-_TARGET_SERVER_TYPES = {
-    "any": "any",
-    "primary": "read-write",
-    "master": "read-write",
-    "secondary": "standby",
-    "preferprimary": "any",
-    "prefersecondary": "prefer-standby",
-}
+_TARGET_SERVER_TYPES = {"any": "any", "primary": "read-write", "master": "read-write", "secondary": "standby",
+                        "preferprimary": "any", "prefersecondary": "prefer-standby"}
 
 
 def pg_jdbc_multi_host(url: str) -> tuple[str, str, dict[str, str]] | None:
@@ -585,7 +589,7 @@ def pg_jdbc_multi_host(url: str) -> tuple[str, str, dict[str, str]] | None:
     prefix = "jdbc:postgresql://"
     if not url or not url.startswith(prefix):
         return None
-    rest = url[len(prefix) :]
+    rest = url[len(prefix):]
     hostpart, _, tail = rest.partition("/")
     query = tail.partition("?")[2]
     hosts = [h for h in hostpart.split(",") if h]

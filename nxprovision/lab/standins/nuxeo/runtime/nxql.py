@@ -247,7 +247,9 @@ class _Parser:
             target = fld[len(FULLTEXT_FIELD) + 1 :] or FULLTEXT_FIELD
             if target != FULLTEXT_FIELD:
                 target += ".fulltext"
-            return {"simple_query_string": {"query": str(text), "fields": [target], "default_operator": "and"}}
+            return {
+                "simple_query_string": {"query": str(text), "fields": [target], "default_operator": "and"}
+            }
         if t.kind == "op" and not negate:
             op = self.next().value
             v = _value(name, self.literal())

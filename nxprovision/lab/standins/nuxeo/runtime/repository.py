@@ -150,25 +150,14 @@ class PostgresRepository(Repository):
     ).replace("h.props", "p.props")
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        dbname: str,
-        user: str,
-        password: str,
-        pool_size: int = 10,
+        self, host: str, port: int, dbname: str, user: str, password: str, pool_size: int = 10,
         conn_extra: dict[str, str] | None = None,
     ) -> None:
         import psycopg  # vendored in lib/python on the lab hosts
 
         self._psycopg = psycopg
         self.conninfo = dict(
-            host=host,
-            port=port,
-            dbname=dbname,
-            user=user,
-            password=password,
-            connect_timeout=5,
+            host=host, port=port, dbname=dbname, user=user, password=password, connect_timeout=5,
             **(conn_extra or {}),
         )
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
@@ -234,7 +223,8 @@ class PostgresRepository(Repository):
             return []
         with self.conn() as c:
             rows = c.execute(
-                f"SELECT {self.COLS} FROM hierarchy h LEFT JOIN properties p ON p.id = h.id WHERE h.id = ANY(%s)",
+                f"SELECT {self.COLS} FROM hierarchy h LEFT JOIN properties p ON p.id = h.id "
+                "WHERE h.id = ANY(%s)",
                 (uids,),
             ).fetchall()
         by_id = {r[0]: self._doc(r) for r in rows}
@@ -257,7 +247,9 @@ class PostgresRepository(Repository):
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     (doc.id, doc.parent_id, doc.name, doc.path, doc.type, doc.created, doc.modified),
                 )
-                c.execute("INSERT INTO properties (id, props) VALUES (%s, %s)", (doc.id, json.dumps(doc.props)))
+                c.execute(
+                    "INSERT INTO properties (id, props) VALUES (%s, %s)", (doc.id, json.dumps(doc.props))
+                )
         except self._psycopg.errors.UniqueViolation as e:
             raise NameTaken(doc.path) from e
 
@@ -280,7 +272,9 @@ class PostgresRepository(Repository):
 
     def merge_props(self, uid: str, props: dict[str, Any]) -> Doc | None:
         with self.conn() as c, c.transaction():
-            c.execute("UPDATE properties SET props = props || %s::jsonb WHERE id = %s", (json.dumps(props), uid))
+            c.execute(
+                "UPDATE properties SET props = props || %s::jsonb WHERE id = %s", (json.dumps(props), uid)
+            )
             c.execute("UPDATE hierarchy SET systoken = systoken + 1 WHERE id = %s", (uid,))
         return self.get(uid)
 

@@ -58,7 +58,8 @@ class S3Client:
             path = prefix
         query = query or {}
         canonical_query = "&".join(
-            f"{urllib.parse.quote(k, safe='~')}={urllib.parse.quote(v, safe='~')}" for k, v in sorted(query.items())
+            f"{urllib.parse.quote(k, safe='~')}={urllib.parse.quote(v, safe='~')}"
+            for k, v in sorted(query.items())
         )
         now = dt.datetime.now(dt.UTC)
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
@@ -81,8 +82,12 @@ class S3Client:
             ]
         )
         scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        k = _sign(_sign(_sign(_sign(("AWS4" + self.secret_key).encode(), day), self.region), "s3"), "aws4_request")
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        k = _sign(
+            _sign(_sign(_sign(("AWS4" + self.secret_key).encode(), day), self.region), "s3"), "aws4_request"
+        )
         signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
         hdrs["authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, SignedHeaders={';'.join(signed)}, "
@@ -90,7 +95,9 @@ class S3Client:
         )
         url = origin + path + ("?" + canonical_query if canonical_query else "")
         send = {k: v for k, v in hdrs.items() if k != "host"}
-        req = urllib.request.Request(url, data=body if method in ("PUT", "POST") else None, method=method, headers=send)
+        req = urllib.request.Request(
+            url, data=body if method in ("PUT", "POST") else None, method=method, headers=send
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return resp.status, dict(resp.headers), resp.read()

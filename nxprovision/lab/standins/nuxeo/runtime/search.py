@@ -44,7 +44,9 @@ class SearchError(Exception):
 
 
 class SearchClient:
-    def __init__(self, addresses: list[str], username: str = "", password: str = "", timeout: float = 10.0) -> None:
+    def __init__(
+        self, addresses: list[str], username: str = "", password: str = "", timeout: float = 10.0
+    ) -> None:
         if not addresses:
             raise ValueError("no search address")
         self.addresses = [a.rstrip("/") if "://" in a else "http://" + a.rstrip("/") for a in addresses]

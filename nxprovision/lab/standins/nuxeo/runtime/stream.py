@@ -15,7 +15,9 @@ log = logging.getLogger("nuxeo.stream")
 
 
 class WorkStream:
-    def __init__(self, bootstrap: str, prefix: str, partitions: int, replication: int, client_cfg: dict[str, Any]):
+    def __init__(
+        self, bootstrap: str, prefix: str, partitions: int, replication: int, client_cfg: dict[str, Any]
+    ):
         self.bootstrap = [b.strip() for b in bootstrap.split(",") if b.strip()]
         self.topic = f"{prefix}work-common"
         self.group = f"{prefix}work-common"
@@ -38,7 +40,9 @@ class WorkStream:
             # replication < 1 means "broker default", as kafka.default.replication.factor=-1 does in Nuxeo
             rf = self.replication if self.replication > 0 else 1
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(self.topic, num_partitions=self.partitions, replication_factor=rf)])
+                admin.create_topics(
+                    [NewTopic(self.topic, num_partitions=self.partitions, replication_factor=rf)]
+                )
         finally:
             admin.close()
 
@@ -68,7 +72,9 @@ class WorkStream:
         key = str(work.get("docId", "")).encode()
         producer.send(self.topic, key=key, value=json.dumps(work).encode()).get(timeout=30)
 
-    def start_consumer(self, node_id: str, handler: Callable[[dict[str, Any]], None], poll_cfg: dict[str, Any]) -> None:
+    def start_consumer(
+        self, node_id: str, handler: Callable[[dict[str, Any]], None], poll_cfg: dict[str, Any]
+    ) -> None:
         def run() -> None:
             from kafka import KafkaConsumer
 
