@@ -93,7 +93,7 @@ def test_restore_into_a_fresh_lab(tmp_path: Path) -> None:
         assert {md5 for _t, md5 in written.values()} <= in_manifest
         # the search stand-in has no snapshot API: the audit index is skipped, and said so
         assert manifest["audit"]["status"] == "skipped" and "NOT in this backup" in manifest["audit"]["reason"]
-        assert "audit index skipped" in backup.stdout
+        assert "audit skipped" in backup.stdout
         for name, value in da.cluster.settings.items():
             if name.startswith("nx_secret_"):
                 assert str(value) not in backup.stdout + backup.stderr, f"{name} printed by backup"
