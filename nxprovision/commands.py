@@ -231,7 +231,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
                       "restore the leader with pgbackrest restore, then patronictl reinit the other members")
     print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, are "
           "restored; Nuxeo starts again")
-    return _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
+    code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
+    record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
+    if code == 0:
+        print(f"restore {backup_id}: done; Nuxeo serves again")
+        if record.exists():
+            import json
+
+            audit = json.loads(record.read_text()).get("audit", {})
+            if audit.get("status") != "snapshot":
+                print(f"note: the audit index was not restored: {audit.get('reason', 'not in the backup')}")
+        print("note: the search index holds what it held before the restore: reindex the repository "
+              "(Elasticsearch.BulkIndex) when searches must see the restored documents")
+    return code
 
 
 def cmd_support_bundle(args: argparse.Namespace) -> int:
