@@ -1,4 +1,4 @@
-"""Verbs that run playbooks: deploy (and, as they land, the day-2 operations)."""
+"""Verbs that run playbooks: deploy, the day-2 operations, backup and restore."""
 
 from __future__ import annotations
 
@@ -169,6 +169,77 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return code
 
 
+def backups_dir(inventory: Path) -> Path:
+    """Where `backup` keeps its manifests beside the inventory: <inventory dir>/runs/backups/<id>.json."""
+    base = inventory if inventory.is_dir() else inventory.parent
+    return base / "runs" / "backups"
+
+
+def _backup_enabled(cluster) -> dict:
+    b = cluster.derived.get("backup", {})
+    if not b.get("enabled"):
+        raise NxError("this cluster has no backups configured: they need a PostgreSQL database, an S3 endpoint and "
+                      "pgbackrest_enabled (the default)", "deploy the pgbackrest role (nxprovision deploy) first")
+    return b
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    import json
+    import time as _time
+
+    cluster, vpf, secrets = _validated(args)
+    b = _backup_enabled(cluster)
+    backup_id = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
+    records = backups_dir(Path(args.inventory))
+    records.mkdir(parents=True, exist_ok=True)
+    print(f"backup {backup_id}: database ({b['tool']} {args.type}, stanza {b['stanza']}), then binaries "
+          f"({b['source_bucket']} -> {b['bucket']}/{b['binaries_prefix']}), then the audit index")
+    code = _run(args, "backup.yml", "backup", vpf, secrets,
+                extravars={"nx_backup_id": backup_id, "nx_backup_type": args.type,
+                           "nx_backup_record_dir": str(records.resolve())})
+    record = records / f"{backup_id}.json"
+    if code == 0 and record.exists():
+        m = json.loads(record.read_text())
+        audit = m.get("audit", {})
+        print(f"backup {backup_id}: database {m['database']['type']} {m['database']['label']}; binaries "
+              f"{m['binaries']['count']} objects, {m['binaries']['bytes']} bytes; audit {audit.get('status')}"
+              + (f" ({audit.get('reason')})" if audit.get("status") == "skipped" else ""))
+        print(f"manifest: {record} (and {b['bucket']}/{b['manifests_prefix']}{backup_id}.json)")
+    return code
+
+
+def latest_backup(inventory: Path) -> str | None:
+    records = sorted(backups_dir(inventory).glob("*.json")) if backups_dir(inventory).exists() else []
+    return records[-1].stem if records else None
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    cluster, vpf, secrets = _validated(args)
+    _backup_enabled(cluster)
+    backup_id = args.backup or latest_backup(Path(args.inventory))
+    if not backup_id:
+        raise NxError(f"no backup recorded in {backups_dir(Path(args.inventory))}",
+                      "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
+    if cluster.derived["db"].get("manager") == "patroni":
+        raise NxError("restoring a Patroni cluster is not automated yet",
+                      "restore the leader with pgbackrest restore, then patronictl reinit the other members")
+    print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, are "
+          "restored; Nuxeo starts again")
+    code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
+    record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
+    if code == 0:
+        print(f"restore {backup_id}: done; Nuxeo serves again")
+        if record.exists():
+            import json
+
+            audit = json.loads(record.read_text()).get("audit", {})
+            if audit.get("status") != "snapshot":
+                print(f"note: the audit index was not restored: {audit.get('reason', 'not in the backup')}")
+        print("note: the search index holds what it held before the restore: reindex the repository "
+              "(Elasticsearch.BulkIndex) when searches must see the restored documents")
+    return code
+
+
 def cmd_support_bundle(args: argparse.Namespace) -> int:
     import shutil
     import time as _time
@@ -277,6 +348,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--packages", help="comma-separated package list to install with the new version")
     u.add_argument("--full-stop", action="store_true", help="stop every node, upgrade, start (LTS jumps)")
     u.set_defaults(func=cmd_upgrade)
+
+    bk = sub.add_parser("backup", help="back up the database, then the binaries, then the audit index")
+    run_args(bk)
+    bk.add_argument("--type", choices=["incr", "full", "diff"], default="incr",
+                    help="pgBackRest backup type (incr becomes full when there is no full backup yet)")
+    bk.set_defaults(func=cmd_backup)
+
+    rt = sub.add_parser("restore", help="stop Nuxeo, restore the database and the binaries of a backup, start")
+    run_args(rt)
+    rt.add_argument("--backup", metavar="ID", help="backup id (default: the latest recorded beside the inventory)")
+    rt.set_defaults(func=cmd_restore)
 
     sb = sub.add_parser("support-bundle", help="logs, configs and status of every host in one redacted archive")
     run_args(sb)

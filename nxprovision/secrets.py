@@ -35,7 +35,7 @@ class SecretSpec:
     name: str
     description: str
     generate: Callable[[], str]
-    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "distributed".
+    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "distributed", "backup".
     needed_for: str = "always"
 
 
@@ -68,6 +68,13 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         "S3 secret access key",
         _chars(string.ascii_letters + string.digits, 40),
         "s3",
+    ),
+    SecretSpec(
+        # pgBackRest encrypts its repository (aes-256-cbc): a copy of the bucket alone restores nothing
+        "nx_secret_backup_cipher_pass",
+        "pgBackRest repository encryption passphrase (keep it with the vault: a restore needs it)",
+        _token(48),
+        "backup",
     ),
     SecretSpec("nx_secret_nuxeo_jwt_secret", "nuxeo.jwt.secret, identical cluster-wide", _token(48)),
     SecretSpec(

@@ -402,7 +402,68 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
-    return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c)}
+    return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
+            "backup": _backup(c, db, s3, search)}
+
+
+# --------------------------------------------------------------------------- backups
+
+
+def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+    """Backups in the order Nuxeo documents: the database (pgBackRest), then the binaries, then the audit index.
+
+    The backup repository is a bucket of the cluster's S3 store (or of another endpoint): pgBackRest keeps its
+    repository under `repo_path`, the binaries go to a content pool under `binaries_prefix` (Nuxeo names a blob by
+    its digest, so a pool keeps one copy of each blob whatever the number of backups), and each backup's
+    manifest under `manifests_prefix`.
+    """
+    s = c.settings
+    endpoint = str(s.get("pgbackrest_s3_endpoint") or s3.get("endpoint") or "")
+    wanted = str(s.get("pgbackrest_enabled", True)).lower() not in ("false", "0", "no", "off")
+    enabled = wanted and c.database == "postgresql" and bool(db.get("primary")) and bool(endpoint)
+    url = urlsplit(endpoint)
+    stanza = _sanitize_id(str(s.get("pgbackrest_stanza") or s.get("nx_cluster_name") or "nuxeo"))
+    proxy_port = _int(s.get("pgbackrest_tls_proxy_port"), 8443)
+    # pgBackRest (2.45) speaks S3 over TLS only: a plain-http endpoint (the self-hosted SeaweedFS) is reached
+    # through a local TLS proxy on each database host, whose certificate pgBackRest verifies.
+    tls_proxy = url.scheme == "http"
+    default_port = 443 if url.scheme == "https" else 80
+    repo = {
+        "endpoint": "localhost" if tls_proxy else (url.hostname or ""),
+        # The proxy listens on IPv4 only: pgBackRest must not try ::1 for localhost.
+        "connect_host": "127.0.0.1" if tls_proxy else "",
+        "port": proxy_port if tls_proxy else (url.port or default_port),
+        "upstream": f"{url.hostname}:{url.port or default_port}" if tls_proxy else "",
+    }
+    return {
+        "enabled": enabled,
+        "tool": "pgbackrest",
+        "stanza": stanza,
+        "endpoint": endpoint,
+        "bucket": str(s.get("pgbackrest_s3_bucket") or f"{s3.get('bucket') or 'nuxeo'}-backup"),
+        "region": str(s.get("pgbackrest_s3_region") or s3.get("region") or "us-east-1"),
+        "repo_path": "/pgbackrest",
+        "binaries_prefix": "binaries/",
+        "manifests_prefix": "manifests/",
+        "source_bucket": s3.get("bucket"),
+        "source_endpoint": s3.get("endpoint"),
+        "hosts": list(db.get("hosts", [])) if enabled else [],
+        "primary": db.get("primary") if enabled else None,
+        # Debian's cluster `main`, or Patroni's own data directory (roles/patroni).
+        "data_dir": f"/var/lib/postgresql/{db.get('version')}/"
+                    f"{'patroni' if db.get('manager') == 'patroni' else 'main'}",
+        "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
+        "tls_proxy": tls_proxy and enabled,
+        "repo": repo,
+        "retention_full": _int(s.get("pgbackrest_retention_full"), 2),
+        # Where the binaries copy runs: a Nuxeo node always reaches the binary store, whatever the S3 mode.
+        "copy_host": c.nuxeo_nodes[0].host if c.nuxeo_nodes else None,
+        # Nuxeo's audit lives in the search cluster (audit.elasticsearch.enabled=true): `<index>-audit`.
+        "audit_index": f"{search.get('index_name', 'nuxeo')}-audit",
+        "audit_snapshot_repository": str(s.get("pgbackrest_search_repository") or ""),
+        "search_url": (search.get("urls") or [""])[0],
+        "order": ["database", "binaries", "audit"],
+    }
 
 
 # --------------------------------------------------------------------------- HA (distributed architecture)

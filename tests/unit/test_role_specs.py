@@ -25,6 +25,7 @@ ROLES = (
     "keepalived",
     "etcd",
     "patroni",
+    "pgbackrest",
 )
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
@@ -41,6 +42,7 @@ HANDLERS = {
     "keepalived": {"Reload keepalived"},
     "etcd": {"Restart etcd"},
     "patroni": {"Reload patroni"},
+    "pgbackrest": {"Restart pgbackrest-tls-proxy"},
 }
 
 
@@ -138,6 +140,7 @@ def test_site_playbook_order():
         "opensearch",
         "zookeeper",
         "seaweedfs",
+        "pgbackrest",
         "kafka",
         "nuxeo",
         "haproxy",
