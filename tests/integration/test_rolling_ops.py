@@ -14,8 +14,10 @@ from load import SteadyLoad, unreadable_acks
 from test_deploy_compact import service_starts
 
 # `make test-long`: the last run (session 2) saw every node still serving 2023.34 after a successful rolling
-# upgrade to 2023.35 (distribution unpacked and linked, fact recorded, nodes restarted). Back into CI once
-# understood and fixed (issue #6).
+# upgrade to 2023.35. Likely cause, seen on a lab host: systemd inside the lab's nspawn hosts does not hold the
+# Nuxeo server in nuxeo.service's cgroup (MainPID=0, empty cgroup), so after the daemon-reload the upgrade
+# triggers the unit can count as dead, `systemctl stop` runs no ExecStop, and the old server keeps the port.
+# Back into CI once the lab (or the unit, e.g. PIDFile= owned by root) is fixed (issue #6).
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 UPGRADE_TO = "2023.35"
