@@ -64,7 +64,7 @@ REFUSED: dict[str, str] = {
     ),
     "nx_secret_nuxeo_jwt_secret": (
         "it must be identical on every Nuxeo node: during a rolling restart nodes would reject each other's "
-        "tokens; change it with `ansible-vault edit` and a full stop (`nxprovision upgrade --full-stop` window)"
+        "tokens; change it in a maintenance window with `ansible-vault edit`, then deploy"
     ),
     "nx_secret_nuxeo_status_key": (
         "nuxeo.conf values encrypted with it would no longer decrypt; change it with `ansible-vault edit` and deploy"
