@@ -102,7 +102,7 @@ def test_a_failed_run_reports_the_service_log_fetched_from_the_host(tmp_path: Pa
     text = out.getvalue()
     assert code == 1
     assert "b failed at task 'Restart Nuxeo': nuxeo did not start" in text
-    assert f"last lines of nuxeo's logs on b (" in text and str(log) in text
+    assert "last lines of nuxeo's logs on b (" in text and str(log) in text
     assert "  | ERROR cannot connect as nuxeo with ********" in text
     assert text.index("failed at task") < text.index("last lines of") < text.index("run failed")
     assert SECRET not in text
