@@ -3,6 +3,7 @@
 (a) `nxprovision secrets rotate db_password` under a steady load through the LB: Nuxeo healthy after, the old
 password refused and the new one accepted by PostgreSQL, no acknowledged write lost, failed requests reported,
 the new value nowhere in the console output or the run records.
+(a') the same for the S3 key pair: the old pair refused by SeaweedFS at the end, every blob readable.
 (b) a deploy failing on one host (front1's nuxeo.conf broken through a host variable): the report names the
 host and the task and shows the last lines of Nuxeo's logs read from front1; then front1 is repaired.
 Both leave the cluster healthy for the other tests of the session.
@@ -79,6 +80,47 @@ def test_rotate_db_password_under_load(compact_cluster) -> None:
     assert unreadable_acks(after.client, stats.acked) == []
     assert stats.failures == [], stats.failures[:20]
     assert secret_hits(lab_.name, [new, old], (r.stdout, r.stderr)) == []
+
+
+def s3_accepts(d: Deployed, access: str, secret: str) -> bool:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    s3 = d.cluster.derived["s3"]
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], region_name=s3["region"], aws_access_key_id=access,
+                          aws_secret_access_key=secret)
+    try:
+        client.head_bucket(Bucket=s3["bucket"])
+    except ClientError:
+        return False
+    return True
+
+
+def test_rotate_s3_keys_under_load(compact_cluster) -> None:
+    lab_, first = compact_cluster
+    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    d = Deployed.load(lab_.inventory)
+    old = (d.secret("nx_secret_s3_access_key"), d.secret("nx_secret_s3_secret_key"))
+    assert s3_accepts(d, *old)
+
+    with SteadyLoad(d.client, threads=4) as load:
+        wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+        r = nxprovision("secrets", "rotate", "-i", str(lab_.inventory), "s3_keys", "--progress", "plain")
+        time.sleep(5)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+
+    after = Deployed.load(lab_.inventory)
+    new = (after.secret("nx_secret_s3_access_key"), after.secret("nx_secret_s3_secret_key"))
+    assert new[0] != old[0] and new[1] != old[1]
+    assert s3_accepts(after, *new) and not s3_accepts(after, *old)
+    healthy_through_lb(after)
+    stats = load.stats
+    print(f"S3 rotation under load: {stats.requests} requests, {len(stats.failures)} failed, "
+          f"{len(stats.acked)} acknowledged writes; failures: {stats.failures[:10]}")
+    assert unreadable_acks(after.client, stats.acked) == []  # blobs written with either key stay readable
+    assert stats.failures == [], stats.failures[:20]
+    assert secret_hits(lab_.name, [*new, *old], (r.stdout, r.stderr)) == []
 
 
 def test_failure_report_shows_the_service_log_of_the_failing_host(compact_cluster, tmp_path: Path) -> None:
