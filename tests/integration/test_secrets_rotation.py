@@ -49,7 +49,7 @@ def test_rotate_db_password_under_load(compact_cluster) -> None:
     old = d.secret("nx_secret_db_password")
     assert psql_login(lab_, db["primary"], old, db)[0]
 
-    with SteadyLoad(d.client, threads=4) as load:
+    with SteadyLoad(d.client, threads=2, pause_s=0.25) as load:
         wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
         t0 = time.monotonic()
         r = nxprovision("secrets", "rotate", "-i", str(lab_.inventory), "db_password", "--progress", "plain")
@@ -76,7 +76,7 @@ def test_rotate_db_password_under_load(compact_cluster) -> None:
     stats = load.stats
     print(f"rotation under load: {took:.0f}s, {stats.requests} requests, {len(stats.failures)} failed, "
           f"{len(stats.acked)} acknowledged writes; failures: {stats.failures[:10]}")
-    assert len(stats.acked) > 20
+    assert len(stats.acked) > 10
     assert unreadable_acks(after.client, stats.acked) == []
     assert stats.failures == [], stats.failures[:20]
     assert secret_hits(lab_.name, [new, old], (r.stdout, r.stderr)) == []
@@ -96,6 +96,7 @@ def s3_accepts(d: Deployed, access: str, secret: str) -> bool:
     return True
 
 
+@pytest.mark.slow  # make test-long: CI time; the database rotation covers the same rolling path
 def test_rotate_s3_keys_under_load(compact_cluster) -> None:
     lab_, first = compact_cluster
     assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
@@ -103,7 +104,7 @@ def test_rotate_s3_keys_under_load(compact_cluster) -> None:
     old = (d.secret("nx_secret_s3_access_key"), d.secret("nx_secret_s3_secret_key"))
     assert s3_accepts(d, *old)
 
-    with SteadyLoad(d.client, threads=4) as load:
+    with SteadyLoad(d.client, threads=2, pause_s=0.25) as load:
         wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
         r = nxprovision("secrets", "rotate", "-i", str(lab_.inventory), "s3_keys", "--progress", "plain")
         time.sleep(5)
