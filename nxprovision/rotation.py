@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 PREVIOUS_SUFFIX = "_previous"
 PLAYBOOK = "rotate_secret.yml"
+SETTLE_S = 10  # nx_rotate_settle_s default in playbooks/tasks/db_password_set.yml
 
 
 @dataclass(frozen=True)
@@ -202,9 +203,10 @@ def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
     if rotation.key == "db_password":
         db = tuple(cluster.db_hosts)
         steps += [
-            Step("apply", db, f"ALTER ROLE {cluster.derived['db']['user']} PASSWORD on the PostgreSQL primary (found "
-                 "by asking each server): from here on new connections need the new password; open ones go on"),
-            Step("apply", db, "log in with the new password on the primary"),
+            Step("apply", db, "find the PostgreSQL primary (ask each server)"),
+            Step("apply", db, f"once the first node is out of the pool and the others had {SETTLE_S} s to open their "
+                 f"connections: ALTER ROLE {cluster.derived['db']['user']} PASSWORD on the primary, then a login "
+                 "with it; from here on new connections need the new password, open ones go on"),
             roll,
         ]
     else:
