@@ -8,8 +8,8 @@ from pathlib import Path
 
 from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
+from nxprovision.rotation import masked_names
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
-from nxprovision.secrets import SECRET_NAMES
 
 
 def _validated(args: argparse.Namespace):
@@ -27,7 +27,7 @@ def _validated(args: argparse.Namespace):
     if errors:
         raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
                       "fix the lines above and run again")
-    secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
+    secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
     return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
 
 
@@ -44,6 +44,8 @@ def report(result, out=sys.stdout) -> int:
             role = f"{f.role} : " if f.role else ""
             first = unreachable_cause(f.message) if f.unreachable else (f.message.splitlines() or [""])[0]
             out.write(f"nxprovision: {f.host} {what} at task '{role}{f.task}': {first}\n")
+        for tail in result.logs:
+            out.write("\n".join(tail.lines()) + "\n")
         out.write(f"nxprovision: run failed (rc={result.rc}); records in {result.run_dir}\n")
         return 1
     out.write(f"nxprovision: run ok, {result.changed_total} change(s); records in {result.run_dir}\n")
@@ -325,7 +327,65 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    from nxprovision import rotation as rot
+    from nxprovision.secrets import load_secrets_file, read_vault_password
+
+    cluster, vpf, secrets = _validated(args)
+    rotation = rot.resolve(args.name, cluster)
+    inv = Path(args.inventory)
+    if vpf is None:
+        raise NxError(f"{inv}: no vault password file", "pass --vault-password-file (the vault is rewritten)")
+    path = rot.secrets_path(inv)
+    password = read_vault_password(vpf)
+    was_pending = rot.pending(load_secrets_file(path, password), rotation)
+    steps = rot.plan(rotation, cluster)
+    if args.plan:
+        print(f"rotation of {rotation.title}" + (" (pending: a run resumes it)" if was_pending else ""))
+        for i, s in enumerate(steps, 1):
+            print(f"{i}. [{s.where}{': ' + ', '.join(s.hosts) if s.hosts else ''}] {s.what}")
+        return 0
+    if args.rollback:
+        rot.rollback(path, password, rotation)
+        print(f"rollback of {rotation.title}: the previous value is current again in {path}; applying it")
+    else:
+        state = rot.begin(path, password, rotation)
+        if state == "resumed":
+            print(f"resuming the pending rotation of {rotation.title} with the new value already in {path}")
+        else:
+            print(f"new {', '.join(rotation.names)} written to {path} (vault-encrypted); the previous value is kept "
+                  "until the rotation is applied")
+    # the mask learns the values written just now
+    values = load_secrets_file(path, password)
+    names = rot.masked_names()
+    secrets = secrets + [str(v) for k, v in values.items() if k in names]
+    for step in rotation.steps:
+        code = _run(args, rot.PLAYBOOK, f"rotate-{rotation.key}", vpf, secrets,
+                    extravars={"nx_rotate_secret": rotation.key, "nx_rotate_step": step})
+        if code != 0:
+            kept = ", ".join(rot.previous_name(n) for n in rotation.names)
+            print(f"nxprovision: the rotation of {rotation.title} is PENDING: the vault holds the new value and the "
+                  f"previous one ({kept}). Fix the cause above, then run the same command again to resume with the "
+                  f"same new value, or add --rollback to go back to the previous value.")
+            return code
+    rot.finish(path, password, rotation)
+    print(f"rotation of {rotation.title} done: every Nuxeo node runs the new value; the previous value is no longer "
+          f"accepted and left the vault")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    sec = sub.add_parser("secrets", help="secret operations (rotate)")
+    sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    rt = sec_sub.add_parser("rotate", help="new value for a secret, applied with a rolling restart (db_password, "
+                                           "s3_keys)")
+    run_args(rt)
+    rt.add_argument("name", metavar="NAME", help="db_password | s3_keys (or nx_secret_db_password, "
+                                                 "nx_secret_s3_access_key, nx_secret_s3_secret_key)")
+    rt.add_argument("--rollback", action="store_true", help="go back to the previous value of a pending rotation")
+    rt.add_argument("--plan", action="store_true", help="print the steps only; touch nothing")
+    rt.set_defaults(func=cmd_secrets_rotate)
+
     r = sub.add_parser("restart", help="rolling restart of one component, one node at a time, health-gated")
     run_args(r)
     r.add_argument("--component", default="nuxeo", choices=["nuxeo", "opensearch", "kafka", "postgresql", "haproxy"])

@@ -15,7 +15,7 @@ import yaml
 
 from nxprovision.model.cluster import Cluster, components_of
 from nxprovision.model.roledefaults import project_root
-from nxprovision.secrets import SECRET_NAMES
+from nxprovision.rotation import masked_names
 
 MASK = "********"
 
@@ -39,7 +39,7 @@ def _lookup_factory(values: dict[str, Any], reveal: bool) -> Any:
     def lookup(plugin: str, name: str, *args: Any, **kwargs: Any) -> Any:
         if plugin not in ("vars", "ansible.builtin.vars"):
             raise jinja2.TemplateError(f"lookup plugin {plugin!r} is not available to plan")
-        if name in SECRET_NAMES and not reveal:
+        if name in masked_names() and not reveal:
             return MASK
         if name not in values:
             raise jinja2.UndefinedError(f"'{name}' is undefined")
@@ -67,7 +67,7 @@ class Renderer:
         self.reveal = reveal
         self.env = _environment()
         self.facts = cluster.to_facts()
-        self.secrets = [str(cluster.settings.get(n) or "") for n in SECRET_NAMES]
+        self.secrets = [str(cluster.settings.get(n) or "") for n in masked_names()]
         self.secrets = [s for s in self.secrets if len(s) >= 6]
 
     def render(self, host: str, role: str, template: str) -> str:

@@ -41,6 +41,7 @@ class Failure:
     role: str
     message: str
     unreachable: bool = False
+    play: str = ""
 
 
 @dataclass
@@ -50,6 +51,7 @@ class RunResult:
     run_dir: Path
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    logs: list[Any] = field(default_factory=list)  # servicelogs.LogTail of the failed hosts, masked
 
     @property
     def changed_total(self) -> int:
@@ -244,7 +246,8 @@ def run_playbook(
                         f"records in {run_dir}")
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             failures.append(Failure(str(data.get("host")), str(data.get("task", "")), str(data.get("role") or ""),
-                                    mask(_message(data)), kind == "runner_on_unreachable"))
+                                    mask(_message(data)), kind == "runner_on_unreachable",
+                                    str(data.get("play") or "")))
         if kind == "playbook_on_stats":
             hosts = set()
             for key, _label in RECAP_KEYS:
@@ -270,6 +273,14 @@ def run_playbook(
             live.__exit__(None, None, None)
     result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
                        recap=recap, failures=failures)
+    if result.rc != 0 and failures and not check:
+        from nxprovision import servicelogs
+
+        if progress != "json":
+            say("nxprovision: reading the failed service's log on "
+                + ", ".join(dict.fromkeys(f.host for f in failures)) + " ...")
+        vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
+        result.logs = servicelogs.fetch(failures, inventory, vault, envvars, mask, run_dir / "failure-logs")
     (run_dir / "summary.json").write_text(json.dumps({
         "rc": result.rc, "status": result.status, "recap": recap,
         "failures": [f.__dict__ for f in failures],

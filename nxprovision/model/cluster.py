@@ -20,7 +20,7 @@ from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_root_dir, arti
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
-from nxprovision.secrets import SECRET_NAMES
+from nxprovision.rotation import masked_names
 
 SECRET_PLACEHOLDER = "@@SECRET@@"
 
@@ -670,7 +670,7 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     extra = hs("nuxeo_conf_extra") or {}
     if isinstance(extra, dict):
         # A value that is a secret (an operator wrote "{{ nx_secret_... }}") stays a reference to it.
-        by_value = {str(s.get(name)): name for name in SECRET_NAMES if len(str(s.get(name) or "")) >= 6}
+        by_value = {str(s.get(name)): name for name in masked_names() if len(str(s.get(name) or "")) >= 6}
         for k, v in extra.items():
             name = by_value.get(str(v))
             if name:

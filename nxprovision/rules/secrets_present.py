@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from nxprovision.model.cluster import Cluster
-from nxprovision.rules.finding import Finding, error
+from nxprovision.rules.finding import Finding, error, warning
 from nxprovision.secrets import SECRET_SPECS, SECRETS_RELPATH
 
 
@@ -33,3 +33,10 @@ def check(c: Cluster) -> Iterator[Finding]:
                     f"run `nxprovision init --architecture {c.architecture or 'ARCH'} <inventory dir>` (adds only "
                     f"missing secrets to {SECRETS_RELPATH}), or pass --vault-password-file if they are vaulted",
                     c.view.source)
+    from nxprovision.rotation import pending_rotations
+
+    for r in pending_rotations(c.settings):
+        yield warning("secrets.rotation_pending", "secrets",
+                      f"a rotation of {r.title} is pending: the vault keeps the previous value beside the new one",
+                      f"finish it with `nxprovision secrets rotate -i INVENTORY {r.key}` (or --rollback)",
+                      c.view.source)

@@ -119,3 +119,21 @@ def s3_keys(d: Deployed) -> list[str]:
     )
     out = client.list_objects_v2(Bucket=s3["bucket"])
     return [o["Key"] for o in out.get("Contents", [])]
+
+
+RUNS_DIR = Path("/var/lib/nxprovision/runs")
+
+
+def secret_hits(lab_name: str, secrets: list[str], texts: tuple[str, ...] = ()) -> list[str]:
+    """Where any of `secrets` appears: in `texts` (console output) or in any file of this lab's run records."""
+    values = [s for s in secrets if s]
+    hits = [f"console output #{i}: {s[:3]}..." for i, t in enumerate(texts) for s in values if s in t]
+    for run in RUNS_DIR.iterdir() if RUNS_DIR.exists() else []:
+        command = run / "command.json"
+        if not command.exists() or lab_name not in command.read_text(errors="replace"):
+            continue
+        for f in run.rglob("*"):
+            if f.is_file():
+                data = f.read_bytes()
+                hits += [f"{s[:3]}... in {f}" for s in values if s.encode() in data]
+    return hits

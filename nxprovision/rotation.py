@@ -1,0 +1,221 @@
+"""Secret rotation: which secrets rotate, the order of the steps, and the pending state in the vault file.
+
+A rotation is pending while the vault file holds `<name>_previous` beside `<name>`: the new value is the
+current one (what every template renders from now on) and the previous one is kept, so that a failed run can be
+resumed with the same new value, or rolled back to the previous one. The previous value leaves the vault only
+once the new one is applied everywhere (`finish`). The values never leave this module's callers: the CLI prints
+secret names only; the playbook reads the values from the vault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nxprovision.errors import NxError
+from nxprovision.secrets import SECRET_NAMES, SECRETS_RELPATH, load_secrets_file, spec, write_secrets_file
+
+if TYPE_CHECKING:
+    from nxprovision.model.cluster import Cluster
+
+PREVIOUS_SUFFIX = "_previous"
+PLAYBOOK = "rotate_secret.yml"
+SETTLE_S = 10  # nx_rotate_settle_s default in playbooks/tasks/db_password_set.yml
+
+
+@dataclass(frozen=True)
+class Rotation:
+    key: str  # what the playbook is told (nx_rotate_secret)
+    names: tuple[str, ...]  # the secrets that change together
+    title: str
+    steps: tuple[str, ...]  # playbook steps, in order (nx_rotate_step)
+
+
+ROTATIONS: dict[str, Rotation] = {
+    "db_password": Rotation("db_password", ("nx_secret_db_password",), "the Nuxeo database password", ("apply",)),
+    "s3_keys": Rotation(
+        "s3_keys", ("nx_secret_s3_access_key", "nx_secret_s3_secret_key"), "the S3 key pair", ("apply", "retire")
+    ),
+}
+
+ALIASES: dict[str, str] = {
+    "nx_secret_db_password": "db_password",
+    "db_password": "db_password",
+    "db-password": "db_password",
+    "nx_secret_s3_access_key": "s3_keys",
+    "nx_secret_s3_secret_key": "s3_keys",
+    "s3_keys": "s3_keys",
+    "s3-keys": "s3_keys",
+}
+
+# Every other secret, and why `rotate` does not do it (a unit test keeps this list complete).
+REFUSED: dict[str, str] = {
+    "nx_secret_db_replication_password": (
+        "the replicas read it from primary_conninfo, which PostgreSQL applies only at a restart of each replica; "
+        "change it with `ansible-vault edit`, deploy, then `nxprovision restart --component postgresql`"
+    ),
+    "nx_secret_db_admin_password": (
+        "MongoDB administrator password: not rotated by nxprovision yet; change it with db.updateUser() and "
+        "`ansible-vault edit`"
+    ),
+    "nx_secret_mongodb_keyfile": (
+        "a new replica set key file needs MongoDB's transitionToAuth procedure across every member, not a rolling "
+        "restart"
+    ),
+    "nx_secret_nuxeo_jwt_secret": (
+        "it must be identical on every Nuxeo node: during a rolling restart nodes would reject each other's "
+        "tokens; change it in a maintenance window with `ansible-vault edit`, then deploy"
+    ),
+    "nx_secret_nuxeo_status_key": (
+        "nuxeo.conf values encrypted with it would no longer decrypt; change it with `ansible-vault edit` and deploy"
+    ),
+    "nx_secret_nuxeo_admin_password": (
+        "Nuxeo keeps the Administrator password in its user directory (nuxeo.conf only seeds it at the first "
+        "start): change it in Nuxeo, then with `ansible-vault edit`"
+    ),
+    "nx_secret_haproxy_stats_password": (
+        "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (HAProxy reloads)"
+    ),
+    "nx_secret_keepalived_password": (
+        "both load balancers must change it at the same moment (VRRP rejects a peer with another password and "
+        "both would take the virtual IP); change it with `ansible-vault edit` and deploy the load balancers together"
+    ),
+}
+
+
+def previous_name(name: str) -> str:
+    return name + PREVIOUS_SUFFIX
+
+
+def masked_names() -> frozenset[str]:
+    """Every variable name whose value is a secret: the secrets and their kept previous values."""
+    return SECRET_NAMES | {previous_name(n) for r in ROTATIONS.values() for n in r.names}
+
+
+def resolve(name: str, cluster: Cluster | None = None) -> Rotation:
+    """The rotation NAME asks for, or an NxError saying why not."""
+    key = ALIASES.get(name)
+    if key is None:
+        if name in REFUSED:
+            raise NxError(f"{name} is not rotated by `secrets rotate`: {REFUSED[name]}",
+                          "rotate one of: " + ", ".join(sorted(ROTATIONS)))
+        raise NxError(f"unknown secret '{name}'",
+                      "name one of: " + ", ".join(sorted(ROTATIONS)) + " (or a nx_secret_... name)")
+    rotation = ROTATIONS[key]
+    if cluster is not None:
+        if key == "db_password" and cluster.database != "postgresql":
+            raise NxError(f"this cluster's database is {cluster.database or 'none'}: `secrets rotate db_password` "
+                          "changes a PostgreSQL role's password only",
+                          "change the MongoDB user's password with db.updateUser(), then in the vault")
+        if key == "s3_keys":
+            mode = cluster.derived.get("s3", {}).get("mode")
+            if mode != "seaweedfs":
+                raise NxError(f"the S3 store is {mode or 'not used'}: only the SeaweedFS store deployed by nxprovision "
+                              "can hold two keys during the rotation",
+                              "create a second key at your S3 provider, put it in the vault, deploy (rolling restart "
+                              "with `nxprovision restart`), then delete the old key there")
+    return rotation
+
+
+def secrets_path(inventory: Path) -> Path:
+    base = inventory if inventory.is_dir() else inventory.parent
+    return base / SECRETS_RELPATH
+
+
+def pending(values: dict[str, object], rotation: Rotation) -> bool:
+    """True while the vault keeps the previous value(s); an incomplete set is an error the operator must see."""
+    kept = [n for n in rotation.names if values.get(previous_name(n)) not in (None, "")]
+    if kept and len(kept) != len(rotation.names):
+        missing = [previous_name(n) for n in rotation.names if n not in kept]
+        raise NxError(f"the vault keeps only part of a pending rotation of {rotation.title} "
+                      f"({', '.join(missing)} missing)",
+                      "restore the missing value with `ansible-vault edit` (or remove every *_previous of this "
+                      "rotation if the old values are no longer in use)")
+    return bool(kept)
+
+
+def pending_rotations(values: dict[str, object]) -> list[Rotation]:
+    out = []
+    for r in ROTATIONS.values():
+        if any(values.get(previous_name(n)) not in (None, "") for n in r.names):
+            out.append(r)
+    return out
+
+
+def begin(path: Path, password: bytes, rotation: Rotation) -> str:
+    """Write the new value(s), keeping the current ones as *_previous. 'started', or 'resumed' when a rotation
+    was already pending (its new value is kept: a resumed run applies the same value)."""
+    values = load_secrets_file(path, password)
+    missing = [n for n in rotation.names if values.get(n) in (None, "")]
+    if missing:
+        raise NxError(f"{path} holds no {', '.join(missing)}",
+                      "secrets rotate changes the vault file written by `nxprovision init`; run init first")
+    if pending(values, rotation):
+        return "resumed"
+    for n in rotation.names:
+        new = spec(n).generate()
+        while new == values[n]:  # a CSPRNG value equal to the old one: never in practice, but never accepted
+            new = spec(n).generate()
+        values[previous_name(n)] = values[n]
+        values[n] = new
+    write_secrets_file(path, values, password)
+    return "started"
+
+
+def finish(path: Path, password: bytes, rotation: Rotation) -> None:
+    """The new value is applied everywhere: the previous one leaves the vault."""
+    values = load_secrets_file(path, password)
+    for n in rotation.names:
+        values.pop(previous_name(n), None)
+    write_secrets_file(path, values, password)
+
+
+def rollback(path: Path, password: bytes, rotation: Rotation) -> None:
+    """Make the previous value current again; the abandoned new value becomes the kept one until the rollback is
+    applied (a node already running it keeps working until it restarts with the previous value)."""
+    values = load_secrets_file(path, password)
+    if not pending(values, rotation):
+        raise NxError(f"no rotation of {rotation.title} is pending: nothing to roll back",
+                      "rotate again to get a new value")
+    for n in rotation.names:
+        values[n], values[previous_name(n)] = values[previous_name(n)], values[n]
+    write_secrets_file(path, values, password)
+
+
+@dataclass(frozen=True)
+class Step:
+    where: str  # "vault" or a playbook step name
+    hosts: tuple[str, ...]
+    what: str
+
+
+def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
+    """What a rotation does, in order, on which hosts (printed before it runs, and tested)."""
+    nodes = tuple(n.host for n in cluster.nuxeo_nodes)
+    fronts = [n.host for n in cluster.nuxeo_nodes if n.role == "front"]
+    roll = Step("apply", nodes, "rolling restart of the Nuxeo nodes with the new value, one at a time: drained from "
+                f"the load balancers ({', '.join(fronts) or 'no front node'}), nuxeo.conf rewritten, restarted, "
+                "health gate, back in the pool")
+    names = ", ".join(rotation.names)
+    kept = ", ".join(previous_name(n) for n in rotation.names)
+    steps = [Step("vault", (), f"new {names} from the CSPRNG into the vault; the current value kept as {kept}")]
+    if rotation.key == "db_password":
+        db = tuple(cluster.db_hosts)
+        steps += [
+            Step("apply", db, "find the PostgreSQL primary (ask each server)"),
+            Step("apply", db, f"once the first node is out of the pool and the others had {SETTLE_S} s to open their "
+                 f"connections: ALTER ROLE {cluster.derived['db']['user']} PASSWORD on the primary, then a login "
+                 "with it; from here on new connections need the new password, open ones go on"),
+            roll,
+        ]
+    else:
+        s3 = tuple(cluster.s3_hosts)
+        steps += [
+            Step("apply", s3, "SeaweedFS accepts both key pairs (s3.json, reload without restart); the bucket is "
+                 "checked with the new pair"),
+            roll,
+            Step("retire", s3, "SeaweedFS accepts the new key pair only (s3.json, reload)"),
+        ]
+    steps.append(Step("vault", (), f"{kept} removed from the vault"))
+    return steps

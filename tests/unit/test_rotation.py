@@ -1,0 +1,141 @@
+"""`secrets rotate`: what rotates and what is refused (and why), the pending state in the real vault file,
+resume and rollback, the plan of steps, and masking of the kept previous values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nxprovision import rotation as rot
+from nxprovision import secrets
+from nxprovision.errors import NxError
+from nxprovision.inventory import load_inventory
+from nxprovision.model.cluster import build_cluster
+from nxprovision.plan import make_plan
+
+
+def _vault(inv: Path) -> tuple[Path, bytes]:
+    return inv / secrets.SECRETS_RELPATH, secrets.read_vault_password(inv / ".vault-pass")
+
+
+def test_every_secret_is_either_rotated_or_refused_with_a_reason() -> None:
+    rotated = {n for r in rot.ROTATIONS.values() for n in r.names}
+    assert rotated | set(rot.REFUSED) == secrets.SECRET_NAMES
+    assert not rotated & set(rot.REFUSED)
+    assert {"nx_secret_db_password", "nx_secret_s3_access_key", "nx_secret_s3_secret_key"} <= rotated
+    for name, why in rot.REFUSED.items():
+        with pytest.raises(NxError) as exc:
+            rot.resolve(name)
+        assert why in str(exc.value) and "db_password" in str(exc.value)
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("db_password", "db_password"), ("nx_secret_db_password", "db_password"), ("db-password", "db_password"),
+    ("s3_keys", "s3_keys"), ("nx_secret_s3_access_key", "s3_keys"), ("nx_secret_s3_secret_key", "s3_keys"),
+])
+def test_names_and_aliases(name: str, key: str) -> None:
+    assert rot.resolve(name).key == key
+
+
+def test_refused_where_the_cluster_cannot_hold_two_values(make_inv) -> None:
+    mongo = build_cluster(load_inventory(make_inv("compact", database="mongodb")))
+    with pytest.raises(NxError, match="MongoDB"):
+        rot.resolve("db_password", mongo)
+    external = build_cluster(load_inventory(make_inv("compact", set={"s3_mode": "external",
+                                                                     "s3_endpoint": "https://s3.example.test"})))
+    with pytest.raises(NxError, match="external"):
+        rot.resolve("s3_keys", external)
+
+
+@pytest.mark.parametrize("key", sorted(rot.ROTATIONS))
+def test_begin_resume_finish_keep_the_previous_value_until_applied(make_inv, key: str) -> None:
+    inv = make_inv()
+    path, pw = _vault(inv)
+    r = rot.ROTATIONS[key]
+    before = secrets.load_secrets_file(path, pw)
+    assert rot.begin(path, pw, r) == "started"
+    mid = secrets.load_secrets_file(path, pw)
+    for n in r.names:
+        assert mid[rot.previous_name(n)] == before[n]
+        assert mid[n] != before[n] and len(mid[n]) == len(before[n])
+    assert path.read_bytes().startswith(b"$ANSIBLE_VAULT;")
+    assert all(str(mid[n]).encode() not in path.read_bytes() for n in r.names)
+    untouched = set(before) - set(r.names)
+    assert all(mid[n] == before[n] for n in untouched)
+    # a failed run is resumed with the same new value, never a third one
+    assert rot.begin(path, pw, r) == "resumed"
+    assert secrets.load_secrets_file(path, pw) == mid
+    assert rot.pending(mid, r) and rot.pending_rotations(mid) == [r]
+    rot.finish(path, pw, r)
+    done = secrets.load_secrets_file(path, pw)
+    assert set(done) == set(before) and all(done[n] == mid[n] for n in r.names)
+
+
+def test_rollback_makes_the_previous_value_current(make_inv) -> None:
+    inv = make_inv()
+    path, pw = _vault(inv)
+    r = rot.ROTATIONS["s3_keys"]
+    with pytest.raises(NxError, match="nothing to roll back"):
+        rot.rollback(path, pw, r)
+    before = secrets.load_secrets_file(path, pw)
+    rot.begin(path, pw, r)
+    new = secrets.load_secrets_file(path, pw)
+    rot.rollback(path, pw, r)
+    back = secrets.load_secrets_file(path, pw)
+    for n in r.names:
+        assert back[n] == before[n] and back[rot.previous_name(n)] == new[n]
+    rot.finish(path, pw, r)
+    assert secrets.load_secrets_file(path, pw) == before
+
+
+def test_a_half_kept_pair_is_an_error(make_inv) -> None:
+    inv = make_inv()
+    path, pw = _vault(inv)
+    values = secrets.load_secrets_file(path, pw)
+    values["nx_secret_s3_access_key_previous"] = "OLDKEYOLDKEY"
+    secrets.write_secrets_file(path, values, pw)
+    with pytest.raises(NxError, match="nx_secret_s3_secret_key_previous missing"):
+        rot.begin(path, pw, rot.ROTATIONS["s3_keys"])
+
+
+def test_plan_orders_the_steps(make_inv) -> None:
+    cluster = build_cluster(load_inventory(make_inv()))
+    db = rot.plan(rot.ROTATIONS["db_password"], cluster)
+    assert [s.where for s in db] == ["vault", "apply", "apply", "apply", "vault"]
+    assert "ALTER ROLE nuxeo" in db[2].what and "first node is out of the pool" in db[2].what
+    assert set(db[1].hosts) == set(cluster.db_hosts)
+    assert db[3].hosts == ("front1", "front2", "worker1") and "drained" in db[3].what
+    s3 = rot.plan(rot.ROTATIONS["s3_keys"], cluster)
+    assert [s.where for s in s3] == ["vault", "apply", "apply", "retire", "vault"]
+    # both keys are accepted before any node moves to the new one, the old one is retired only after the roll
+    assert "both key pairs" in s3[1].what and "new key pair only" in s3[3].what
+    assert s3[1].hosts == s3[3].hosts == tuple(cluster.s3_hosts)
+
+
+def test_pending_rotation_is_a_warning_and_previous_values_are_masked(make_inv, run_cli) -> None:
+    inv = make_inv()
+    path, pw = _vault(inv)
+    before = secrets.load_secrets_file(path, pw)
+    rot.begin(path, pw, rot.ROTATIONS["db_password"])
+    code, out, _ = run_cli("validate", "-i", str(inv))
+    assert code == 0 and "[secrets.rotation_pending]" in out and "db_password" in out
+    assert "nx_secret_db_password_previous" in rot.masked_names()
+    # an operator's nuxeo.conf extra that names the kept value stays a reference, and plan masks it
+    import yaml
+
+    main_yml = inv / "group_vars" / "all" / "main.yml"
+    data = yaml.safe_load(main_yml.read_text())
+    data["nuxeo_conf_extra"] = {"my.old.password": "{{ nx_secret_db_password_previous }}"}
+    main_yml.write_text(yaml.safe_dump(data))
+    plan = make_plan(build_cluster(load_inventory(inv)))
+    text = "".join(c for files in plan.files.values() for c in files.values())
+    assert "my.old.password=********" in text
+    assert before["nx_secret_db_password"] not in text
+
+
+def test_rotate_verb_refuses_with_the_reason(make_inv, run_cli) -> None:
+    code, _, err = run_cli("secrets", "rotate", "-i", str(make_inv()), "nx_secret_keepalived_password")
+    assert code == 2 and "VRRP" in err and "Traceback" not in err
+    code, out, _ = run_cli("secrets", "rotate", "-i", str(make_inv()), "s3_keys", "--plan")
+    assert code == 0 and "retire" in out
