@@ -281,7 +281,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     cluster = build_cluster(view)
     rows = collect(cluster)
     if not args.quick:
-        secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
+        secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
         apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
     unhealthy = [r for r in rows if not r.healthy]

@@ -77,6 +77,10 @@ REFUSED: dict[str, str] = {
     "nx_secret_haproxy_stats_password": (
         "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (HAProxy reloads)"
     ),
+    "nx_secret_backup_cipher_pass": (
+        "it encrypts the pgBackRest repository: the backups taken so far can only be read with it; a new pass "
+        "means a new repository (a new stanza and a full backup), not a rotation"
+    ),
     "nx_secret_keepalived_password": (
         "both load balancers must change it at the same moment (VRRP rejects a peer with another password and "
         "both would take the virtual IP); change it with `ansible-vault edit` and deploy the load balancers together"
