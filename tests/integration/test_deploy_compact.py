@@ -124,9 +124,11 @@ def test_status_reports_every_component(compact) -> None:
     out = subprocess.run(
         [*NXP, "status", "-i", str(lab_.inventory), "--json"], capture_output=True, text=True, timeout=300
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     report = json.loads(out.stdout)
-    assert report["healthy"] is True
+    # every real component ok; a stand-in may report "degraded" for its own limits (one-node search stand-ins)
+    unhealthy = [r for r in report["components"] if not r["healthy"]]
+    assert all(r["standin"] and r["health"] == "degraded" for r in unhealthy), unhealthy
+    assert out.returncode == (1 if unhealthy else 0), out.stderr[-2000:]
     rows = {(r["host"], r["component"].split()[0]): r for r in report["components"]}
     for key in [("lb1", "haproxy"), ("db1", "postgresql"), ("db2", "postgresql"), ("kafka1", "kafka"), ("s3-1", "s3")]:
         assert key in rows, sorted(rows)
