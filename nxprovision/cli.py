@@ -114,6 +114,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"kept  {p} (exists)")
     print(f"secrets: {len(result.secrets_added)} generated, {len(result.secrets_kept)} kept, in "
           f"{result.directory / 'group_vars/all/secrets.yml'} (vault-encrypted with {result.vault_password_file})")
+    if result.ca_created:
+        print(f"TLS: created the cluster CA in {result.directory / '.pki'} (ca.key vault-encrypted)")
     print(f"next: edit {result.hosts_file} and group_vars/all/main.yml, then "
           f"`nxprovision validate -i {result.directory}`")
     return 0
@@ -150,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_lab(sub)
+    from nxprovision.certs import register as register_certs
+
+    register_certs(sub)
     try:
         from nxprovision.commands import register as register_ops
     except ImportError:
