@@ -88,6 +88,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   f"{e['kafka']['replication_factor']}, min.insync {e['kafka']['min_insync_replicas']})"],
         ["s3", f"{e['s3']['mode']} {e['s3']['endpoint']} bucket {e['s3']['bucket']}"],
     ])
+    tls = e["tls"]
+    if tls["enabled"]:
+        print(f"\nTLS (CA {tls['ca']}): HTTPS on the load balancers "
+              f"{'yes, http:' + str(tls['http_redirect_port']) + ' redirects, HSTS' if tls['https'] else 'no'}; "
+              f"Nuxeo -> database {'verify-full TLS' if tls['database'] else 'plain'}")
+        table(["host", "certificate for", "names (SANs)", "issued by"],
+              [[c["host"], ", ".join(c["services"]), ", ".join(c["names"]), c["source"]]
+               for c in tls["certificates"]])
+    else:
+        print("\nTLS: off (nx_tls_enabled: false)")
     print("\nLoad balancer backends (Nuxeo front nodes only)")
     table(["server", "host", "address", "port"], [[b["name"], b["host"], b["address"], b["port"]]
                                                   for b in plan.lb_backends])

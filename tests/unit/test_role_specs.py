@@ -25,6 +25,7 @@ ROLES = (
     "keepalived",
     "etcd",
     "patroni",
+    "tls",
 )
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
@@ -41,6 +42,7 @@ HANDLERS = {
     "keepalived": {"Reload keepalived"},
     "etcd": {"Restart etcd"},
     "patroni": {"Reload patroni"},
+    "tls": set(),  # no service: each component role reloads its own
 }
 
 
@@ -131,6 +133,7 @@ def test_site_playbook_order():
     order = [r["role"] if isinstance(r, dict) else r for p in plays for r in p.get("roles", [])]
     assert order == [
         "common",
+        "tls",
         "etcd",
         "postgresql",
         "patroni",
