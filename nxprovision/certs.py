@@ -112,6 +112,9 @@ def cmd_check(args: argparse.Namespace) -> int:
               [[i.where, i.kind, i.subject, ",".join(i.sans), i.not_after, "" if i.error else i.days_left,
                 i.error or ("EXPIRES SOON" if i.days_left < days else "ok")] for i in infos])
         print(f"{len(infos)} certificate(s); {len(expiring)} expire within {days} days; {len(broken)} unreadable")
+        operator = sorted({i.kind.split(":", 1)[1] for i in expiring if i.kind.startswith("operator:")})
+        if operator:
+            print(f"replace the files of {', '.join(operator)} (nx_tls_cert_file / nx_tls_key_file), then:")
         if expiring:
             print(f"renew with: nxprovision certs renew -i {args.inventory}")
     return 1 if expiring or broken or rc != 0 else 0

@@ -59,5 +59,6 @@ def check(c: Cluster) -> Iterator[Finding]:
                 p = Path(cert[k]) if Path(cert[k]).is_absolute() else base / cert[k]
                 if not p.exists():
                     yield error("tls.operator_cert_missing", f"host {host}", f"{p} does not exist",
-                                "fix the path (relative to the inventory folder)",
+                                "fix the path (relative to the inventory folder; keep the files in .pki/ or "
+                                "outside the folder, Ansible reads every other file there as inventory)",
                                 of_setting(c, "nx_tls_cert_file", host))
