@@ -129,7 +129,7 @@ def test_https_through_the_lb_with_the_cluster_ca(compact) -> None:
     assert d.url == f"https://{lb}/nuxeo" and d.ca_file and Path(d.ca_file).exists()
     ok = curl("--cacert", d.ca_file, "-D", "-", f"https://{lb}/nuxeo/runningstatus")
     assert ok.returncode == 0, ok.stderr
-    head, _, body = ok.stdout.partition("\r\n\r\n")
+    head, _, body = ok.stdout.partition("\n\n")  # text mode: \r\n reads as \n
     assert head.startswith("HTTP/1.1 200"), head
     assert re.search(r"(?im)^strict-transport-security: max-age=31536000", head), head
     assert '"runtimeStatus":"ok"' in body.replace(" ", "")
@@ -155,6 +155,10 @@ def test_nuxeo_talks_to_postgresql_over_tls_only(compact) -> None:
     assert conns and all(ssl == "t" for _addr, ssl in conns), conns
     nodes = {d.address(h) for h in ("front1", "front2", "worker1")}
     assert {addr.split("/")[0] for addr, _ in conns} == nodes, conns
+    # the replica streams over TLS too
+    repl = lab_.ssh("db1", 'runuser -u postgres -- psql -tAc "select ssl from pg_stat_ssl join pg_stat_replication '
+                           'using (pid)"')
+    assert repl.stdout.split() == ["t"], repl.stdout + repl.stderr
     # pg_hba lets the Nuxeo user in over TLS only
     hba = lab_.ssh("db1", "grep -E '^host[a-z]* +nuxeo +nuxeo ' /etc/postgresql/15/main/pg_hba.conf").stdout
     lines = [line.split() for line in hba.splitlines() if line.strip()]

@@ -175,6 +175,20 @@ def test_pg_hba_requires_tls_for_nuxeo_and_server_has_ssl_on() -> None:
     assert "ssl_key_file = '/etc/postgresql/15/main/tls/server.key'" in conf
 
 
+def test_replication_uses_verified_tls() -> None:
+    c = _cluster(ROOT / "inventories" / "compact")
+    hba = _render_pg(c, "etc/postgresql/pg_hba.conf.j2", "db1")
+    repl = [ln for ln in hba.splitlines() if " replication " in ln and not ln.startswith("#")]
+    assert repl and all(ln.startswith("hostssl") for ln in repl), repl
+    values = {"postgresql_replication_user": "replicator", "nx_secret_db_replication_password": "pw"}
+    env = _environment()
+    env.globals["lookup"] = lambda _plugin, name: values[name]
+    env.filters["regex_replace"] = lambda v, pat, rep: re.sub(pat, rep, v)
+    standby = env.get_template("postgresql/templates/etc/postgresql/conf.d/91-nxprovision-standby.conf.j2").render(
+        {**role_defaults(), "nx": c.to_facts(), "inventory_hostname": "db2"})
+    assert "sslmode=verify-full sslrootcert=/etc/nxprovision/tls/ca.crt'" in standby
+
+
 def test_plan_shows_tls(run_cli) -> None:
     code, out, err = run_cli("plan", "-i", str(ROOT / "inventories" / "compact"))
     assert code == 0, err
