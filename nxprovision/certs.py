@@ -53,11 +53,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _host_certs(args: argparse.Namespace, cluster: Any) -> tuple[list[Any], int]:
     """Fetch every host and service certificate with an ad-hoc playbook and read them here."""
+    import contextlib
+
     from nxprovision import pki
     from nxprovision.commands import _validated
     from nxprovision.runner import run_playbook
 
-    _c, vpf, secrets = _validated(args)
+    # --json: stdout carries the JSON document only (validation warnings go to stderr)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        _c, vpf, secrets = _validated(args)
     work = Path(tempfile.mkdtemp(prefix="nxprovision-certs-"))
     try:
         result = run_playbook("certs_check.yml", Path(args.inventory), verb="certs-check", vault_password_file=vpf,
