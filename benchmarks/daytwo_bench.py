@@ -36,8 +36,7 @@ def task_durations(run_dir: Path) -> list[tuple[str, str, float]]:
     """(host, task, seconds) of every task result of a run."""
     starts: dict[tuple[str, str], datetime.datetime] = {}
     out = []
-    events = sorted(run_dir.glob("artifacts/*/job_events/*.json"),
-                    key=lambda p: int(p.name.split("-", 1)[0]))
+    events = sorted(run_dir.glob("artifacts/*/job_events/*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
     for f in events:
         e = json.loads(f.read_text())
         data = e.get("event_data") or {}
@@ -80,13 +79,22 @@ def main() -> int:
         total = time.monotonic() - t0
         assert r.returncode == 0, r.stdout[-3000:]
         tasks = task_durations(last_run_dir("restart-nuxeo"))
-        work = sum(s for _h, t, s in tasks if t in ("Restart Nuxeo", "Wait until the node serves again "
-                                                                     "(runningstatus?info=reload)")
-                   or t.startswith("Drain the node"))
+        work = sum(
+            s
+            for _h, t, s in tasks
+            if t in ("Restart Nuxeo", "Wait until the node serves again (runningstatus?info=reload)")
+            or t.startswith("Drain the node")
+        )
         nodes = len({h for h, t, _s in tasks if t == "Restart Nuxeo"})
-        result.update({"rolling_restart_s": round(total, 1), "rolling_restart_nodes": nodes,
-                       "node_start_plus_drain_s": round(work, 1), "rolling_restart_overhead_s": round(total - work, 1),
-                       "targets": {"add_node_s": 120, "rolling_restart_overhead_s": 20}})
+        result.update(
+            {
+                "rolling_restart_s": round(total, 1),
+                "rolling_restart_nodes": nodes,
+                "node_start_plus_drain_s": round(work, 1),
+                "rolling_restart_overhead_s": round(total - work, 1),
+                "targets": {"add_node_s": 120, "rolling_restart_overhead_s": 20},
+            }
+        )
         result["met"] = result["add_node_s"] < 120 and result["rolling_restart_overhead_s"] < 20
     finally:
         if own:

@@ -42,8 +42,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 1800
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
     took = round(time.monotonic() - t0, 2)
     if p.returncode != 0:
-        raise SystemExit(f"deploy_bench: {' '.join(cmd[:4])} ... failed ({p.returncode}):\n"
-                         f"{p.stdout[-3000:]}\n{p.stderr[-2000:]}")
+        raise SystemExit(
+            f"deploy_bench: {' '.join(cmd[:4])} ... failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-2000:]}"
+        )
     return took, p.stdout
 
 
@@ -67,8 +68,13 @@ def main() -> int:
     figures: dict[str, Any] = {"architecture": "compact", "targets": TARGETS, "load_start": loadavg()}
     subprocess.run([*LAB, "down", "--name", NAME], check=True, stderr=subprocess.DEVNULL)
     try:
-        up = subprocess.run([*LAB, "up", "--name", NAME, "--architecture", "compact"], capture_output=True,
-                            text=True, check=True, timeout=600)
+        up = subprocess.run(
+            [*LAB, "up", "--name", NAME, "--architecture", "compact"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
         inventory = Path(up.stdout.strip().splitlines()[-1])
         deploy = [*NXP, "deploy", "-i", str(inventory), "--progress", "plain"]
         figures["first_deploy_s"], out = run(deploy)
@@ -76,8 +82,14 @@ def main() -> int:
         figures["hosts"] = len(RECAP_RE.findall(out))
 
         plain_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-        plain = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--vault-password-file",
-                 str(inventory / ".vault-pass"), str(REPO / "playbooks" / "site.yml")]
+        plain = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "--vault-password-file",
+            str(inventory / ".vault-pass"),
+            str(REPO / "playbooks" / "site.yml"),
+        ]
         wrapper_s: list[float] = []
         plain_s: list[float] = []
         noop_changed: list[int] = []
@@ -85,7 +97,7 @@ def main() -> int:
             # alternate, and start with a different kind each round, so that neither always pays for a cold
             # SSH control connection or a busier moment
             order = [("wrapper", deploy, None), ("plain", plain, plain_env)]
-            for kind, cmd, env in (order if i % 2 == 0 else order[::-1]):
+            for kind, cmd, env in order if i % 2 == 0 else order[::-1]:
                 took, out = run(cmd, env)
                 (wrapper_s if kind == "wrapper" else plain_s).append(took)
                 noop_changed.append(changed(out))
@@ -95,7 +107,8 @@ def main() -> int:
         # closest to its own cost (the medians are recorded beside it)
         figures["wrapper_overhead_pct"] = round((min(wrapper_s) - min(plain_s)) / min(plain_s) * 100, 2)
         figures["wrapper_overhead_median_pct"] = round(
-            (statistics.median(wrapper_s) - statistics.median(plain_s)) / statistics.median(plain_s) * 100, 2)
+            (statistics.median(wrapper_s) - statistics.median(plain_s)) / statistics.median(plain_s) * 100, 2
+        )
     finally:
         if not args.keep:
             subprocess.run([*LAB, "down", "--name", NAME], stderr=subprocess.DEVNULL)

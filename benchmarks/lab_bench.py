@@ -74,8 +74,9 @@ def main() -> int:
         _path, took = image.ensure_base(aptsources.machine_mirrors().archive, force=True)
         figures["base_build_s"] = round(took or 0.0, 2)
     figures["base_image_mib"] = round(
-        int(subprocess.run(["du", "-sk", str(image.image_path())], capture_output=True, text=True)
-            .stdout.split()[0]) / 1024, 1
+        int(subprocess.run(["du", "-sk", str(image.image_path())], capture_output=True, text=True).stdout.split()[0])
+        / 1024,
+        1,
     )
 
     try:
@@ -87,9 +88,7 @@ def main() -> int:
     finally:
         figures["down_10_hosts_s"] = timed([*LAB, "down", "--name", NAME])
 
-    figures["pass"] = {
-        k: (figures[k] is None or figures[k] < target) for k, target in TARGETS.items()
-    }
+    figures["pass"] = {k: (figures[k] is None or figures[k] < target) for k, target in TARGETS.items()}
     figures["machine"] = {"cpus": os.cpu_count(), "kernel": os.uname().release}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")

@@ -21,8 +21,10 @@ sys.path.insert(0, str(ROOT))
 from nxprovision.init import render_hosts_yaml, write_inventory  # noqa: E402
 
 TARGET_S = 2.0
-NOTE = ("wall time of one CLI process, best of 3; `plan` runs every rule before rendering, "
-        "so total_s = plan_s; validate_s is validation alone")
+NOTE = (
+    "wall time of one CLI process, best of 3; `plan` runs every rule before rendering, "
+    "so total_s = plan_s; validate_s is validation alone"
+)
 
 
 def generate(directory: Path, total: int = 1000) -> dict[str, list[str]]:
@@ -74,8 +76,13 @@ def main() -> int:
         total = runs["plan"]
         result = {
             "benchmark": "validate+plan, generated distributed inventory",
-            "hosts": hosts, "validate_s": runs["validate"], "plan_s": runs["plan"], "total_s": total,
-            "target_s": TARGET_S, "met": total < TARGET_S, "note": NOTE,
+            "hosts": hosts,
+            "validate_s": runs["validate"],
+            "plan_s": runs["plan"],
+            "total_s": total,
+            "target_s": TARGET_S,
+            "met": total < TARGET_S,
+            "note": NOTE,
             "machine": f"{platform.machine()} {platform.python_version()}",
             "date": time.strftime("%Y-%m-%d"),
         }

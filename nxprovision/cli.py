@@ -47,9 +47,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if errors else 0
 
 
+def _outside_inventory(path: str, inventory: str, what: str) -> None:
+    inv = Path(inventory).resolve()
+    target = Path(path).resolve()
+    if inv.is_dir() and (target == inv or inv in target.parents):
+        raise NxError(
+            f"{what} {path} would be inside the inventory folder {inventory}: Ansible reads every file there "
+            "as an inventory source",
+            f"write it outside, e.g. {inv.parent / Path(path).name}",
+        )
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from nxprovision.plan import make_plan, plan_to_dict, write_plan_files
 
+    if args.graph:
+        _outside_inventory(args.graph, args.inventory, "the picture")
+    if args.output_dir:
+        _outside_inventory(args.output_dir, args.inventory, "the plan folder")
     _view, cluster, findings = _load(args)
     errors = [f for f in findings if f.severity == "error"]
     if errors:

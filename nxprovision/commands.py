@@ -91,15 +91,10 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     if unknown:
         raise NxError(f"{', '.join(unknown)} not in the inventory",
                       "add the new hosts to their groups in the inventory first, then run add-node")
+    from nxprovision.daytwo import add_node_limit
+
     new = list(dict.fromkeys(args.hosts))
-    limit = list(new)
-    fronts = [h for h in new if (n := cluster.node(h)) is not None and n.role == "front"]
-    if fronts:
-        # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
-        limit += [h for h in cluster.lb_hosts if h not in limit]
-    if any(cluster.node(h) is not None for h in new) and cluster.database == "postgresql":
-        # pg_hba lets in the Nuxeo nodes by address: the database hosts reload it (no restart).
-        limit += [h for h in cluster.db_hosts if h not in limit]
+    limit = add_node_limit(cluster, new)
     code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
     if code == 0:
         for h in new:
@@ -107,10 +102,9 @@ def cmd_add_node(args: argparse.Namespace) -> int:
             if "kafka" in comps:
                 print(f"note: {h} is a new Kafka broker. Kafka does not move existing partitions by itself: "
                       "to spread them, generate a plan with `kafka-reassign-partitions.sh --generate` on a broker "
-                      "and apply it with `--execute`. Nuxeo nodes learn the new bootstrap server at the next deploy.")
+                      "and apply it with `--execute`.")
             if "opensearch" in comps:
-                print(f"note: {h} joined the search cluster; shards rebalance by themselves. Nuxeo nodes list it "
-                      "in elasticsearch.addressList at the next deploy (a rolling restart).")
+                print(f"note: {h} joined the search cluster; shards rebalance by themselves.")
     return code
 
 
@@ -205,13 +199,18 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nxprovision.inventory import load_inventory
+    from nxprovision.inventory import find_vault_password_file, load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.output import dump_json, table
-    from nxprovision.status import as_json, collect
+    from nxprovision.status import apply_probes, as_json, collect, probe_hosts
 
-    cluster = build_cluster(load_inventory(Path(args.inventory), args.vault_password_file))
+    view = load_inventory(Path(args.inventory), args.vault_password_file)
+    cluster = build_cluster(view)
     rows = collect(cluster)
+    if not args.quick:
+        secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in SECRET_NAMES]
+        vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
+        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
     unhealthy = [r for r in rows if not r.healthy]
     if args.json:
         dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows)})
@@ -291,6 +290,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
     inventory_args(st)
     st.add_argument("--json", action="store_true")
+    st.add_argument(
+        "--quick",
+        action="store_true",
+        help="outside probes only (HTTP/TCP); skip the SSH probe of database roles, replica lag and "
+        "Kafka under-replicated partitions",
+    )
     st.set_defaults(func=cmd_status)
 
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")

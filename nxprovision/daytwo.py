@@ -54,3 +54,19 @@ def check_removal(cluster: Cluster, host: str, force: bool = False) -> list[str]
         raise NxError(f"removing {host} would break the architecture's rules: " + "; ".join(lines),
                       "add a replacement first (add-node), or pass --force to go below the minimum")
     return lines
+
+
+def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
+    """The hosts an add-node run converges: the new ones, and those whose configuration lists them."""
+    limit = list(new)
+    if any((n := cluster.node(h)) is not None and n.role == "front" for h in new):
+        # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
+        limit += [h for h in cluster.lb_hosts if h not in limit]
+    if any(cluster.node(h) is not None for h in new) and cluster.database == "postgresql":
+        # pg_hba lets in the Nuxeo nodes by address: the database hosts reload it (no restart).
+        limit += [h for h in cluster.db_hosts if h not in limit]
+    if any({"kafka", "opensearch"} & set(cluster.hosts[h].groups) for h in new):
+        # Nuxeo nodes list every broker and search node in nuxeo.conf: they take the new ones in the same run,
+        # restarted one at a time and drained from the load balancers (the nuxeo role's handler).
+        limit += [n.host for n in cluster.nuxeo_nodes if n.host not in limit]
+    return limit

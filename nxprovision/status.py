@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nxprovision.model.cluster import Cluster, host_setting
@@ -190,3 +191,80 @@ def collect(c: Cluster) -> list[Row]:
 
 def as_json(rows: list[Row]) -> list[dict[str, Any]]:
     return [asdict(r) | {"healthy": r.healthy} for r in rows]
+
+
+# -- what only the hosts themselves can tell (over SSH, through playbooks/status_probe.yml) -------------------
+
+PROBE_TASKS = {
+    "Read the server's role and replication state": "postgresql",
+    "List the under-replicated partitions this broker sees": "kafka",
+}
+
+
+def probe_hosts(
+    c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str]
+) -> dict[tuple[str, str], Any]:
+    """Run the read-only probe playbook; returns {(host, 'postgresql'|'kafka'): result} for hosts that answered."""
+    import io
+
+    from nxprovision.runner import run_playbook
+
+    found: dict[tuple[str, str], Any] = {}
+
+    def collect_event(event: dict[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        what = PROBE_TASKS.get(str(data.get("task", "")))
+        if event.get("event") == "runner_on_ok" and what:
+            found[(str(data.get("host")), what)] = data.get("res") or {}
+
+    run_playbook(
+        "status_probe.yml",
+        inventory,
+        verb="status-probe",
+        vault_password_file=vault_password_file,
+        secrets=secrets,
+        extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers}},
+        display=collect_event,
+        out=io.StringIO(),
+    )
+    return found
+
+
+def apply_probes(c: Cluster, rows: list[Row], found: dict[tuple[str, str], Any]) -> None:
+    """Fold the hosts' own answers into the rows: database roles and lag, Kafka under-replicated partitions."""
+    replicas_expected = len((c.derived.get("db") or {}).get("replicas") or [])
+    for r in rows:
+        comp = r.component.split()[0]
+        res = found.get((r.host, comp))
+        if res is None or r.health == "down":
+            continue
+        if comp == "postgresql":
+            try:
+                info = json.loads(str(res.get("stdout") or "").strip())
+            except ValueError:
+                r.health, r.detail = "degraded", f"psql failed: {str(res.get('stderr') or '')[:120]}"
+                continue
+            r.extra["postgresql"] = info
+            pending = info.get("pending_restart") or []
+            if info.get("role") == "primary":
+                r.detail = (
+                    f"primary, {info['streaming_replicas']} streaming replica(s), "
+                    f"max replay lag {info['max_lag_bytes']} B"
+                )
+                if info["streaming_replicas"] < replicas_expected and "patroni" not in (c.derived.get("db") or {}):
+                    r.health = "degraded"
+            else:
+                r.detail = f"replica, {info.get('receiving') or 'not receiving'}, replay lag {info['replay_lag_s']} s"
+                if info.get("receiving") != "streaming":
+                    r.health = "degraded"
+            if pending:
+                r.detail += f"; pending restart: {', '.join(pending)}"
+        elif comp == "kafka":
+            if res.get("rc") != 0:
+                r.health, r.detail = "degraded", f"kafka-topics failed: {str(res.get('stderr') or '')[-120:]}"
+                continue
+            urp = [line for line in str(res.get("stdout") or "").splitlines() if line.strip()]
+            r.extra["under_replicated_partitions"] = len(urp)
+            r.detail += f", {len(urp)} under-replicated partition(s)"
+            if urp:
+                r.health = "degraded"

@@ -15,7 +15,8 @@ else
 fi
 INV=$($NXP lab inventory --name "$NAME")
 $NXP validate -i "$INV"
-$NXP plan -i "$INV" >/dev/null
+PICTURE="$(dirname "$INV")/cluster.svg"
+$NXP plan -i "$INV" --graph "$PICTURE" >/dev/null
 $NXP deploy -i "$INV"
 URL=$(.venv/bin/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['nx_public_url'])" \
       "$INV/group_vars/all/main.yml")
@@ -23,5 +24,6 @@ echo
 echo "Nuxeo is at $URL  (user Administrator; password: ansible-vault view --vault-password-file" \
      "$INV/.vault-pass $INV/group_vars/all/secrets.yml, key nx_secret_nuxeo_admin_password)"
 echo "Stand-ins in this lab: Nuxeo server, Kafka, OpenSearch, MongoDB (see README, 'The lab')."
+echo "A picture of the cluster: $PICTURE"
 echo
 $NXP status -i "$INV"

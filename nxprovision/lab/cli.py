@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
     for verb, func, text in (
         ("kill", cmd_kill, "hard power-off of one host (its disk is kept)"),
         ("start", cmd_start, "boot a powered-off host again"),
+        ("reboot", cmd_reboot, "clean reboot of one host (services stop in order, then it boots again)"),
         ("partition", cmd_partition, "cut one host off the lab network"),
         ("heal", cmd_heal, "reconnect a partitioned host"),
     ):
@@ -177,6 +178,13 @@ def cmd_add_host(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     manager.start(args.name, args.host)
     print(f"lab host {args.host} booted and answering SSH", file=sys.stderr)
+    return 0
+
+
+@_guard
+def cmd_reboot(args: argparse.Namespace) -> int:
+    took = manager.reboot(args.name, args.host)
+    print(f"lab host {args.host} rebooted, answering SSH again after {took:.1f} s", file=sys.stderr)
     return 0
 
 

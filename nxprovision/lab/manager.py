@@ -290,6 +290,9 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
         ),
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_pipelining": True,
+        # The lab's search stand-ins are independent one-node servers (no cluster): a replica could never be
+        # assigned and every index would stay yellow.
+        "nuxeo_search_index_replicas": 0,
         "nx_lab": {
             "name": state.name,
             "bridge_ip": state.bridge_ip,
@@ -459,6 +462,27 @@ def start(name: str, host: str) -> None:
         hosts.wait_ssh(names, [h])
         state.pids = current_pids(state)
         state.save()
+
+
+def reboot(name: str, host: str) -> float:
+    """A clean reboot: the host's systemd stops every service in order, powers off, and boots again.
+
+    Returns the seconds until the host answered SSH again.
+    """
+    preflight.require_root()
+    state = require_state(name)
+    h = require_host(state, host)
+    names = state.names
+    with lab_lock(name):
+        if not hosts.running(names, host):
+            raise NxError(f"lab host {host} is not running", f"boot it instead: `nxprovision lab start {host}`")
+        t0 = time.monotonic()
+        hosts.poweroff_all(names, [host], timeout=90)  # what systemd gives a unit to stop
+        hosts.boot(names, h)
+        hosts.wait_ssh(names, [h])
+        state.pids = current_pids(state)
+        state.save()
+        return time.monotonic() - t0
 
 
 def add_host(name: str, host: str, groups: list[str]) -> LabHost:

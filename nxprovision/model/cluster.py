@@ -332,7 +332,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "seed_hosts": [_addr(c, h) for h in c.search_hosts],
         "initial_cluster_managers": list(c.search_hosts),
         "index_name": s.get("nuxeo_search_index_name", "nuxeo"),
-        "replicas": min(1, max(0, len(c.search_hosts) - 1)),
+        # -1 (the default): one replica of each shard once there are two search nodes.
+        "replicas": (r if (r := _int(s.get("nuxeo_search_index_replicas"), -1)) >= 0
+                     else min(1, max(0, len(c.search_hosts) - 1))),
         "cluster_name": f"{s.get('nx_cluster_name', 'nuxeo')}-search",
         "archive_url": _search_archive(s, "url"),
         "archive_dir": _search_archive(s, "dir"),

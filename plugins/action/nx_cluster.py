@@ -30,8 +30,11 @@ class ActionModule(ActionBase):
             from nxprovision.model.cluster import build_cluster
             from nxprovision.rules import run_rules
         except ImportError as exc:
-            result.update(failed=True, msg=f"nxprovision package not importable: {exc}; install it "
-                                           "(pip install -e .) in the Python that runs ansible-playbook")
+            result.update(
+                failed=True,
+                msg=f"nxprovision package not importable: {exc}; install it "
+                "(pip install -e .) in the Python that runs ansible-playbook",
+            )
             return result
         view = view_from_ansible_vars(task_vars.get("groups", {}), task_vars.get("hostvars", {}))
         # remove-node computes the cluster as it will be without the host being removed
@@ -52,8 +55,7 @@ class ActionModule(ActionBase):
             result["warnings"] = warnings
         if errors and not ignore:
             result["failed"] = True
-            result["msg"] = (f"the inventory breaks {len(errors)} rule(s); nothing was changed:\n"
-                             + "\n".join(errors))
+            result["msg"] = f"the inventory breaks {len(errors)} rule(s); nothing was changed:\n" + "\n".join(errors)
             return result
         result["ansible_facts"] = {"nx": cluster.to_facts()}
         result["msg"] = f"{cluster.architecture}: {len(cluster.hosts)} hosts valid, {len(warnings)} warning(s)"

@@ -7,6 +7,8 @@ acknowledged write is recorded so that the end of a test can check that each one
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import tempfile
 import threading
@@ -28,19 +30,31 @@ class Ack:
 class LoadStats:
     requests: int = 0
     failures: list[str] = field(default_factory=list)
+    failure_times: list[float] = field(default_factory=list)  # time.time() of each failure
     acked: list[Ack] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, what: str) -> None:
         with self.lock:
             self.failures.append(f"{time.strftime('%H:%M:%S')} {what}")
+            self.failure_times.append(time.time())
 
 
 class SteadyLoad:
-    def __init__(self, make_client: Any, threads: int = 4, pause_s: float = 0.05, max_seconds: float = 1800) -> None:
+    def __init__(
+        self,
+        make_client: Any,
+        threads: int = 4,
+        pause_s: float = 0.05,
+        max_seconds: float = 1800,
+        failure_pause_s: float = 1.0,
+    ) -> None:
         self.make_client = make_client
         self.threads = threads
         self.pause_s = pause_s
+        # After a failed request a thread waits, as a user or a client with back-off does: without it a thread
+        # spins on instantly refused connections and counts hundreds of "failures" for one outage second.
+        self.failure_pause_s = failure_pause_s
         self.max_seconds = max_seconds  # the load stops by itself whatever happens to the test
         self.stats = LoadStats()
         self._stop = threading.Event()
@@ -87,6 +101,8 @@ class SteadyLoad:
                     self.stats.acked.append(Ack(doc.uid, title, content))
             except Exception as exc:  # every failure is recorded, none is retried
                 self.stats.fail(f"write {title}: {type(exc).__name__}: {str(exc)[:200]}")
+                self._stop.wait(self.failure_pause_s)
+                continue
             finally:
                 path.unlink(missing_ok=True)
             with self.stats.lock:
@@ -100,6 +116,7 @@ class SteadyLoad:
                         self.stats.fail(f"read {earlier.title}: content differs")
                 except Exception as exc:  # recorded like write failures
                     self.stats.fail(f"read {earlier.title}: {type(exc).__name__}: {str(exc)[:200]}")
+                    self._stop.wait(self.failure_pause_s)
             time.sleep(self.pause_s)
 
 
@@ -113,3 +130,12 @@ def unreadable_acks(make_client: Any, acked: list[Ack]) -> list[str]:
         except Exception as exc:  # reported, not raised: the test lists every lost write
             missing.append(f"{a.title}: {type(exc).__name__}")
     return missing
+
+
+def report_figures(name: str, figures: dict[str, Any]) -> None:
+    """A failure scenario's figures: in the test output, and appended to NXPROVISION_HA_REPORT when set."""
+    print(f"\n{name}: " + json.dumps(figures, indent=1))
+    out = os.environ.get("NXPROVISION_HA_REPORT")
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps({"scenario": name, **figures}) + "\n")

@@ -184,6 +184,30 @@ def test_certs_check_lists_every_certificate(compact) -> None:
     assert soon.returncode == 1 and "EXPIRES SOON" in soon.stdout, soon.stdout[-3000:]
 
 
+def test_status_reports_every_component(compact) -> None:
+    import json
+
+    lab_, _ = compact
+    out = subprocess.run(
+        [*NXP, "status", "-i", str(lab_.inventory), "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["healthy"] is True
+    rows = {(r["host"], r["component"].split()[0]): r for r in report["components"]}
+    for key in [("lb1", "haproxy"), ("db1", "postgresql"), ("db2", "postgresql"), ("kafka1", "kafka"), ("s3-1", "s3")]:
+        assert key in rows, sorted(rows)
+    fronts = [r for r in report["components"] if r["component"].startswith("nuxeo") and r["lb_state"]]
+    assert sorted(r["host"] for r in fronts) == ["front1", "front2"] and {r["lb_state"] for r in fronts} == {"UP"}
+    # what only the hosts can tell, read over SSH: the database roles, replication and Kafka's partitions
+    assert rows[("db1", "postgresql")]["detail"].startswith("primary, 1 streaming replica(s)"), rows
+    assert rows[("db2", "postgresql")]["detail"].startswith("replica, streaming, replay lag"), rows
+    assert rows[("kafka1", "kafka")]["extra"]["under_replicated_partitions"] == 0
+    # stand-ins are reported as such, real components are not
+    assert all(r["standin"] for r in report["components"] if r["component"].split()[0] in ("kafka", "opensearch"))
+    assert not any(r["standin"] for r in report["components"] if r["component"].split()[0] in ("postgresql", "haproxy"))
+
+
 def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
     lab_, first = compact
     assert first.returncode == 0

@@ -6,6 +6,7 @@ the search node, the Kafka broker and the S3 store (issue 5).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, node_of, nxql, runningstatus, s3_keys, wait_for
-from conftest import Lab, bring_up, lab, lab_name, lab_traces, require_lab_machine
+from conftest import Lab, lab, lab_name, lab_traces, require_lab_machine
 from test_deploy_compact import deploy, recap, service_starts
 
 pytestmark = pytest.mark.lab
@@ -24,15 +25,40 @@ NAME = lab_name("nxsingle")
 HOST = "nuxeo1"
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture(scope="module")
 def single() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
+    """Built by the README's main job (`make lab-demo`, here with ARCH=single): lab, validate, plan, deploy."""
     require_lab_machine()
     try:
-        lab_ = bring_up(NAME, "--architecture", "single")
-        first = deploy(lab_.inventory, timeout=900)
-        yield lab_, first
+        lab("down", "--name", NAME)  # leftovers of an earlier, interrupted run
+        first = subprocess.run(
+            ["bash", "scripts/lab-demo.sh", "single"],
+            cwd=ROOT,
+            env={**os.environ, "NXLAB_NAME": NAME},
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        inventory = Path(lab("inventory", "--name", NAME).stdout.strip())
+        status = json.loads(lab("status", "--json", "--name", NAME).stdout)
+        yield Lab(name=NAME, inventory=inventory, status=status), first
     finally:
         lab("down", "--name", NAME, check=False)
+
+
+def test_main_job_ends_with_the_url_a_health_table_and_a_picture(single) -> None:
+    lab_, first = single
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    d = Deployed.load(lab_.inventory)
+    tail = first.stdout[-3000:]
+    assert f"Nuxeo is at {d.url}" in tail
+    summary = tail.strip().splitlines()[-1]
+    assert summary.endswith("healthy") and summary.split("/")[0] == summary.split("/")[1].split()[0], summary
+    picture = lab_.inventory.parent / "cluster.svg"
+    assert picture.read_text().lstrip().startswith(("<svg", "<?xml")), picture
 
 
 def test_first_deploy_converges(single) -> None:

@@ -440,6 +440,23 @@ def test_two_nodes_share_one_repository(
     blob2 = batch2.upload(FileBlob(str(big), mimetype="application/octet-stream"), chunked=True, chunk_size=100_000)
     nx_a.operations.execute(command="Blob.AttachOnDocument", input_obj=blob2, params={"document": other.path})
 
+    # a batch begun on A is finished on B (the client's node went away): the transient store is shared
+    batch3 = nx_a.uploads.batch()
+    src3 = workdir / "moved.txt"
+    src3.write_bytes(b"uploaded through A, used through B\n")
+    blob3 = batch3.upload(FileBlob(str(src3), mimetype="text/plain"))
+    moved = nx_b.documents.create(
+        Document(name="moved", type="File", properties={"dc:title": "Moved", "file:content": blob3}),
+        parent_path=folder.path,
+    )
+    assert nx_a.documents.fetch_blob(uid=moved.uid) == src3.read_bytes()
+    s3 = boto3.client(
+        "s3", endpoint_url=seaweed, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
+    )
+    transient = s3.list_objects_v2(Bucket=BUCKET, Prefix="binaries/transient_BatchManagerCache/").get("Contents", [])
+    # in the bucket under the transient prefix, as Nuxeo's transient store on S3 keeps it until its TTL
+    assert [o["Key"] for o in transient if batch3.uid in o["Key"]], transient
+
     # node B sees what node A wrote: same database, bucket and index
     via_b = nx_b.documents.get(path=doc.path)
     assert via_b.uid == doc.uid and via_b.properties["dc:title"] == "Hello Standin"
@@ -450,7 +467,7 @@ def test_two_nodes_share_one_repository(
     by_text = nx_b.documents.query({"query": "SELECT * FROM File WHERE ecm:fulltext = 'needle'"})
     assert [d.uid for d in by_text["entries"]] == [doc.uid]
     children = nx_b.documents.get_children(path=folder.path)
-    assert {c.uid for c in children} == {doc.uid, other.uid}
+    assert {c.uid for c in children} == {doc.uid, other.uid, moved.uid}
 
     # the work runs on B only (A has work processing disabled) and records its node
     def rendition() -> str:
@@ -458,9 +475,6 @@ def test_two_nodes_share_one_repository(
 
     assert wait_until(rendition, 40, "rendition work") == "B"
     done = nx_a.documents.get(uid=doc.uid).properties
-    s3 = boto3.client(
-        "s3", endpoint_url=seaweed, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
-    )
     digest = hashlib.md5(payload).hexdigest()
     assert s3.get_object(Bucket=BUCKET, Key=f"binaries/{digest}")["Body"].read() == payload
     rendered = s3.get_object(Bucket=BUCKET, Key=f"binaries/{done['nxstandin:renditionDigest']}")["Body"].read()

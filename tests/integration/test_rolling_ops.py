@@ -1,5 +1,6 @@
 """Day-2 operations under a steady load through the LB (issue 6): add a third front node, roll a restart of
-every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, remove a node. Zero failed requests,
+every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, apply a configuration change with
+`deploy` (the role restarts one drained node at a time), remove a node. Zero failed requests,
 every acknowledged write readable at the end, and add-node changes nothing on the other Nuxeo hosts."""
 
 from __future__ import annotations
@@ -10,11 +11,29 @@ import pytest
 from cluster_checks import Deployed, node_of, recap, wait_for
 from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
+from test_deploy_compact import service_starts
 
-# In `make test-long` until a clean run after the max_connections fix is seen (then back into CI, issue #6).
+# `make test-long`: the last run (session 2) saw every node still serving 2023.34 after a successful rolling
+# upgrade to 2023.35. Likely cause, seen on a lab host: systemd inside the lab's nspawn hosts does not hold the
+# Nuxeo server in nuxeo.service's cgroup (MainPID=0, empty cgroup), so after the daemon-reload the upgrade
+# triggers the unit can count as dead, `systemctl stop` runs no ExecStop, and the old server keeps the port.
+# Back into CI once the lab (or the unit, e.g. PIDFile= owned by root) is fixed (issue #6).
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 UPGRADE_TO = "2023.35"
+
+
+def node_version(d: Deployed, host: str) -> str:
+    """The version a node serves, asked of the node itself (not through the load balancer)."""
+    from nuxeo.client import Nuxeo
+
+    node = d.cluster.node(host)
+    assert node is not None, host
+    nx = Nuxeo(
+        host=f"http://{node.address}:{node.port}/nuxeo/",
+        auth=("Administrator", d.secret("nx_secret_nuxeo_admin_password")),
+    )
+    return str(nx.client.server_info(force=True)["productVersion"])
 
 
 def changed_by_host(text: str) -> dict[str, int]:
@@ -33,6 +52,8 @@ def test_day2_operations_under_load(compact_cluster) -> None:
 
         # (a) add a third front node
         lab("add-host", "--name", lab_.name, "front3", "--group", "nuxeo_front")
+        others = ["lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "kafka1", "s3-1"]
+        started_before = service_starts(lab_, others)
         t0 = time.monotonic()
         added = nxprovision("add-node", "-i", inv, "front3", "--progress", "plain")
         timings["add_node_s"] = time.monotonic() - t0
@@ -41,6 +62,8 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         assert "front3" in changed and "lb1" in changed
         for other in ("front1", "front2", "worker1"):
             assert changed.get(other, 0) == 0, f"add-node touched {other}: {changed}"
+        # nothing restarted but the new node (HAProxy reloads, it does not restart)
+        assert service_starts(lab_, others) == started_before
         d3 = Deployed.load(lab_.inventory)
         wait_for(lambda: "front3" in {node_of(d3.client()) for _ in range(12)}, 90, "front3 serving through the LB")
 
@@ -55,7 +78,22 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         upgrade = nxprovision("upgrade", "-i", inv, "--nuxeo-version", UPGRADE_TO, "--progress", "plain")
         timings["rolling_upgrade_s"] = time.monotonic() - t0
         assert upgrade.returncode == 0, upgrade.stdout[-5000:] + upgrade.stderr[-2000:]
-        assert str(d.client().client.server_info()["productVersion"]) == UPGRADE_TO
+        versions = {n: node_version(d3, n) for n in ("front1", "front2", "front3", "worker1")}
+        assert set(versions.values()) == {UPGRADE_TO}, versions
+        assert str(d.client().client.server_info(force=True)["productVersion"]) == UPGRADE_TO
+
+        # (e) a configuration change applied by `deploy`: the role restarts each node in turn, drained first
+        main_yml = lab_.inventory / "group_vars" / "all" / "main.yml"
+        main_yml.write_text(main_yml.read_text() + "nuxeo_conf_extra:\n  nuxeo.rolling.note: day2\n")
+        t0 = time.monotonic()
+        changed_conf = nxprovision("deploy", "-i", inv, "--progress", "plain")
+        timings["config_change_deploy_s"] = time.monotonic() - t0
+        assert changed_conf.returncode == 0, changed_conf.stdout[-5000:] + changed_conf.stderr[-2000:]
+        restarted = changed_conf.stdout.count("Restart Nuxeo on the node")
+        assert restarted >= 1, changed_conf.stdout[-5000:]
+        for node in ("front1", "front2", "front3", "worker1"):
+            conf = lab_.ssh(node, "grep -c '^nuxeo.rolling.note=day2' /etc/nuxeo/nuxeo.conf")
+            assert conf.stdout.strip() == "1", (node, conf.stdout, conf.stderr)
 
         # (d) remove a node
         removed = nxprovision("remove-node", "-i", inv, "front3", "--progress", "plain")

@@ -56,3 +56,21 @@ def test_removal_below_minimum_is_refused() -> None:
 def test_removing_a_worker_is_fine() -> None:
     cluster = build_cluster(load_inventory(ROOT / "inventories" / "compact"))
     assert check_removal(cluster, "worker1") == []
+
+
+def test_add_node_limits() -> None:
+    from nxprovision.daytwo import add_node_limit
+
+    cluster = build_cluster(load_inventory(ROOT / "inventories" / "compact"))
+    fronts = [n.host for n in cluster.nuxeo_nodes if n.role == "front"]
+    workers = [n.host for n in cluster.nuxeo_nodes if n.role == "worker"]
+    # a front node: it, the load balancers (backend list) and the database hosts (pg_hba); no other Nuxeo node
+    limit = add_node_limit(cluster, [fronts[-1]])
+    assert set(limit) == {fronts[-1], *cluster.lb_hosts, *cluster.db_hosts}
+    # a worker: not in the load balancers
+    assert set(add_node_limit(cluster, [workers[0]])) == {workers[0], *cluster.db_hosts}
+    # a search node or a broker: every Nuxeo node learns it in the same run (rolling, drained restarts)
+    search = cluster.search_hosts[-1]
+    assert set(add_node_limit(cluster, [search])) == {search, *(n.host for n in cluster.nuxeo_nodes)}
+    broker = cluster.kafka_brokers[-1].host
+    assert set(add_node_limit(cluster, [broker])) == {broker, *(n.host for n in cluster.nuxeo_nodes)}

@@ -24,6 +24,14 @@ def test_graph_shows_every_host(sample: str, run_cli, tmp_path: Path) -> None:
         assert f">{host} " in svg
 
 
+def test_graph_is_never_written_into_the_inventory_folder(make_inv, run_cli) -> None:
+    inv = make_inv("compact")
+    code, _o, err = run_cli("plan", "-i", str(inv), "--graph", str(inv / "cluster.svg"))
+    assert code != 0 and "inside the inventory folder" in err and "write it outside" in err
+    assert not (inv / "cluster.svg").exists()
+    assert "Traceback" not in err
+
+
 def test_role_reference_is_up_to_date() -> None:
     from nxprovision.roledocs import render
 

@@ -93,9 +93,16 @@ def signed_request(method, endpoint, bucket, region, access_key, secret_key, bod
     payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     headers = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
     signed_headers = ";".join(sorted(headers))
-    canonical = "\n".join([
-        method, path, "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), signed_headers, payload_hash,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            path,
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed_headers,
+            payload_hash,
+        ]
+    )
     scope = f"{day}/{region}/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     k = _sign(("AWS4" + secret_key).encode(), day)
@@ -107,10 +114,9 @@ def signed_request(method, endpoint, bucket, region, access_key, secret_key, bod
         "x-amz-content-sha256": payload_hash,
         "x-amz-date": amz_date,
         "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed_headers}, "
-                         f"Signature={signature}",
+        f"Signature={signature}",
     }
-    req = urllib.request.Request(f"{url.scheme}://{host}{path}", data=body or None, method=method,
-                                 headers=req_headers)
+    req = urllib.request.Request(f"{url.scheme}://{host}{path}", data=body or None, method=method, headers=req_headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -140,21 +146,28 @@ def main():
     if status == 200:
         module.exit_json(changed=False, status=status)
     if status in (401, 403):
-        module.fail_json(msg=f"bucket {p['bucket']} at {p['endpoint']}: access denied ({status}) with the "
-                             "configured credentials (nx_secret_s3_access_key / nx_secret_s3_secret_key)",
-                         status=status)
+        module.fail_json(
+            msg=f"bucket {p['bucket']} at {p['endpoint']}: access denied ({status}) with the "
+            "configured credentials (nx_secret_s3_access_key / nx_secret_s3_secret_key)",
+            status=status,
+        )
     if status != 404 or p["state"] == "reachable":
         module.fail_json(msg=f"bucket {p['bucket']} at {p['endpoint']}: HTTP {status}", status=status)
     if module.check_mode:
         module.exit_json(changed=True, status=status)
     body = b""
     if p["region"] != "us-east-1":
-        body = (f'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-                f"<LocationConstraint>{p['region']}</LocationConstraint></CreateBucketConfiguration>").encode()
+        body = (
+            f'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<LocationConstraint>{p['region']}</LocationConstraint></CreateBucketConfiguration>"
+        ).encode()
     status, text = signed_request("PUT", *args, body=body, timeout=p["timeout"])
     if status not in (200, 204):
-        module.fail_json(msg=f"creating bucket {p['bucket']} at {p['endpoint']}: HTTP {status} "
-                             f"{text[:300].decode(errors='replace')}", status=status)
+        module.fail_json(
+            msg=f"creating bucket {p['bucket']} at {p['endpoint']}: HTTP {status} "
+            f"{text[:300].decode(errors='replace')}",
+            status=status,
+        )
     status, _ = signed_request("HEAD", *args, timeout=p["timeout"])
     if status != 200:
         module.fail_json(msg=f"bucket {p['bucket']} created but HEAD answers {status}", status=status)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import conf
 from .node import Node
-from .web import Batches, StandinHTTPServer
+from .web import S3KV, Batches, LocalKV, StandinHTTPServer
 
 BANNER = "STAND-IN: nxprovision Nuxeo stand-in (Python, no Java, no Nuxeo code) for lab use only"
 log = logging.getLogger("nuxeo.server")
@@ -24,9 +24,7 @@ log = logging.getLogger("nuxeo.server")
 def setup_logging(log_dir: Path) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_dir / "server.log")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-5s [%(threadName)s] [%(name)s] %(message)s")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s [%(threadName)s] [%(name)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -62,16 +60,19 @@ def run(home: Path, conf_path: Path) -> int:
         node = Node(cfg)
         bind = cfg.get("nuxeo.bind.address") or "0.0.0.0"
         port = int(cfg.get("nuxeo.server.http.port"))
-        httpd = StandinHTTPServer((bind, port), node, Batches(tmp / "upload"))
+        transient = (
+            S3KV(node.blobs.s3, node.blobs.prefix + "transient_BatchManagerCache/")
+            if node.blobs.s3
+            else LocalKV(tmp / "upload")
+        )
+        httpd = StandinHTTPServer((bind, port), node, Batches(transient))
     except Exception as e:
         log.error("Server not started: %s", e)
         pid.unlink(missing_ok=True)
         return 1
     serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="http-acceptor")
     serve.start()
-    log.info(
-        "HTTP connector listening on %s:%s (node %s, jvmRoute %s)", bind, port, node.node_id, node.jvm_route
-    )
+    log.info("HTTP connector listening on %s:%s (node %s, jvmRoute %s)", bind, port, node.node_id, node.jvm_route)
     delay = cfg.number("nuxeo.standin.startup.delay", 8)
     init_deadline = time.monotonic() + cfg.number("launcher.start.max.wait", 300)
     started_at = time.monotonic()

@@ -11,7 +11,6 @@ import http.server
 import json
 import logging
 import mimetypes
-import shutil
 import socket
 import threading
 import time
@@ -33,48 +32,123 @@ class UploadError(Exception):
     pass
 
 
-class Batches:
-    """Batch uploads, kept on this node's disk under ${nuxeo.tmp.dir}/upload (sticky sessions keep a
-    client on one node, as with Nuxeo's transient store)."""
+class LocalKV:
+    """Transient objects on this node's disk (no S3: a single node, or a shared filesystem as Nuxeo asks)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        f = self._path(key)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f".{f.name}.{uuid.uuid4().hex}")
+        tmp.write_bytes(data)
+        tmp.replace(f)
+
+    def get(self, key: str) -> bytes | None:
+        f = self._path(key)
+        return f.read_bytes() if f.is_file() else None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3KV:
+    """Transient objects in the binary store's bucket, under Nuxeo's transient prefix: every node of the
+    cluster sees every batch, as with Nuxeo's KeyValueBlobTransientStore on S3 (a client whose node went
+    away finishes its upload on another node)."""
+
+    def __init__(self, s3: Any, prefix: str) -> None:
+        self.s3, self.prefix = s3, prefix
+
+    def put(self, key: str, data: bytes) -> None:
+        self.s3.put(self.prefix + key, data)
+
+    def get(self, key: str) -> bytes | None:
+        from .s3 import S3Error
+
+        try:
+            return bytes(self.s3.get(self.prefix + key))
+        except S3Error as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self.s3.delete(self.prefix + key)
+
+
+class Batches:
+    """Batch uploads in the transient store: `<batch>/index` lists the file indexes, `<batch>/<idx>.json`
+    holds a file's metadata, `<batch>/<idx>.data` its content and `<batch>/<idx>.chunk<n>` its chunks."""
+
+    def __init__(self, kv: LocalKV | S3KV) -> None:
+        self.kv = kv
         self.lock = threading.Lock()
 
-    def _dir(self, batch_id: str) -> Path:
-        if "/" in batch_id or batch_id.startswith("."):
+    @staticmethod
+    def _key(batch_id: str, name: str) -> str:
+        if "/" in batch_id or batch_id.startswith(".") or not batch_id.startswith("batchId-"):
             raise NotFound(batch_id)
-        return self.root / batch_id
+        return f"{batch_id}/{name}"
+
+    def _index(self, batch_id: str) -> list[str] | None:
+        raw = self.kv.get(self._key(batch_id, "index"))
+        return None if raw is None else list(json.loads(raw))
 
     def new(self) -> str:
         batch_id = "batchId-" + str(uuid.uuid4())
-        self._dir(batch_id).mkdir(parents=True)
+        self.kv.put(self._key(batch_id, "index"), b"[]")
         return batch_id
 
     def exists(self, batch_id: str) -> bool:
-        return self._dir(batch_id).is_dir()
+        return self._index(batch_id) is not None
 
     def meta(self, batch_id: str, idx: str) -> dict[str, Any] | None:
-        f = self._dir(batch_id) / f"{idx}.json"
-        return json.loads(f.read_text()) if f.exists() else None
+        raw = self.kv.get(self._key(batch_id, f"{idx}.json"))
+        return None if raw is None else dict(json.loads(raw))
 
     def save_meta(self, batch_id: str, idx: str, meta: dict[str, Any]) -> None:
-        (self._dir(batch_id) / f"{idx}.json").write_text(json.dumps(meta))
+        self.kv.put(self._key(batch_id, f"{idx}.json"), json.dumps(meta).encode())
+        index = self._index(batch_id) or []
+        if idx not in index:
+            self.kv.put(self._key(batch_id, "index"), json.dumps([*index, idx]).encode())
 
     def files(self, batch_id: str) -> list[tuple[str, dict[str, Any]]]:
-        d = self._dir(batch_id)
         out = []
-        for f in sorted(d.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
-            meta = json.loads(f.read_text())
-            if meta.get("complete"):
-                out.append((f.stem, meta))
+        for idx in sorted(self._index(batch_id) or [], key=lambda i: int(i) if i.isdigit() else 0):
+            meta = self.meta(batch_id, idx)
+            if meta and meta.get("complete"):
+                out.append((idx, meta))
         return out
 
-    def data_path(self, batch_id: str, idx: str) -> Path:
-        return self._dir(batch_id) / f"{idx}.data"
+    def put_data(self, batch_id: str, idx: str, data: bytes) -> None:
+        self.kv.put(self._key(batch_id, f"{idx}.data"), data)
+
+    def data(self, batch_id: str, idx: str) -> bytes:
+        raw = self.kv.get(self._key(batch_id, f"{idx}.data"))
+        if raw is None:
+            raise BadRequest(f"No file {idx} in batch {batch_id}")
+        return raw
+
+    def put_chunk(self, batch_id: str, idx: str, chunk: int, data: bytes) -> None:
+        self.kv.put(self._key(batch_id, f"{idx}.chunk{chunk}"), data)
+
+    def chunk(self, batch_id: str, idx: str, chunk: int) -> bytes:
+        return self.kv.get(self._key(batch_id, f"{idx}.chunk{chunk}")) or b""
+
+    def drop_file(self, batch_id: str, idx: str, chunks: int = 0) -> None:
+        for name in (f"{idx}.json", f"{idx}.data", *(f"{idx}.chunk{i}" for i in range(chunks))):
+            self.kv.delete(self._key(batch_id, name))
 
     def drop(self, batch_id: str) -> None:
-        shutil.rmtree(self._dir(batch_id), ignore_errors=True)
+        for idx in self._index(batch_id) or []:
+            meta = self.meta(batch_id, idx) or {}
+            self.drop_file(batch_id, idx, int(meta.get("chunkCount") or 0))
+        self.kv.delete(self._key(batch_id, "index"))
 
     def take_blob(self, batch_id: str, idx: str, node: Node) -> dict[str, Any]:
         if not self.exists(batch_id):
@@ -82,8 +156,7 @@ class Batches:
         meta = self.meta(batch_id, idx)
         if not meta or not meta.get("complete"):
             raise BadRequest(f"No file {idx} in batch {batch_id}")
-        data = self.data_path(batch_id, idx).read_bytes()
-        return node.make_blob(data, meta["name"], meta["mimetype"])
+        return node.make_blob(self.data(batch_id, idx), meta["name"], meta["mimetype"])
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -214,9 +287,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         node = self.server.node
         split = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(split.path)  # keeps '+' as is, like Tomcat
-        self.query_params = {
-            k: v[-1] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()
-        }
+        self.query_params = {k: v[-1] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
         sid = self.session()
         self.new_session = None
         if not sid or not self.server.session_known(sid):
@@ -358,9 +429,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         base = self.base_url()
         if adapter == "children" and m == "GET":
             kids = node.repo.children(doc.id)
-            return self.json(
-                200, self.page([node.render(d, base) for d in kids], len(kids), len(kids) or 1, 0, 1)
-            )
+            return self.json(200, self.page([node.render(d, base) for d in kids], len(kids), len(kids) or 1, 0, 1))
         if adapter.startswith("blob/") and m == "GET":
             return self.send_blob(doc, adapter[len("blob/") :])
         if adapter:
@@ -492,8 +561,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise NotFound(f"File {idx} not found in batch {batch_id}")
             return self.json(200, self.file_info(batch_id, idx, meta))
         if m == "DELETE":
-            for suffix in (".json", ".data"):
-                (batches._dir(batch_id) / f"{idx}{suffix}").unlink(missing_ok=True)
+            meta = batches.meta(batch_id, idx) or {}
+            batches.drop_file(batch_id, idx, int(meta.get("chunkCount") or 0))
             return self.respond(204)
         if m == "POST":
             return self.upload_file(batch_id, idx)
@@ -521,7 +590,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         mimetype = h.get("X-File-Type") or h.get("Content-Type") or "application/octet-stream"
         data = self.body
         if (h.get("X-Upload-Type") or "normal").lower() != "chunked":
-            batches.data_path(batch_id, idx).write_bytes(data)
+            batches.put_data(batch_id, idx, data)
             meta = {
                 "name": name,
                 "mimetype": mimetype,
@@ -547,20 +616,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "complete": False,
             }
             # the client may send a chunk twice (after 3xx answers): storing it again is harmless
-            (batches._dir(batch_id) / f"{idx}.chunk{chunk}").write_bytes(data)
+            batches.put_chunk(batch_id, idx, chunk, data)
             meta["chunks"] = sorted({*meta["chunks"], chunk})
             if len(meta["chunks"]) >= count:
-                with batches.data_path(batch_id, idx).open("wb") as out:
-                    for i in range(count):
-                        part = batches._dir(batch_id) / f"{idx}.chunk{i}"
-                        out.write(part.read_bytes())
-                        part.unlink()
+                whole = b"".join(batches.chunk(batch_id, idx, i) for i in range(count))
+                batches.put_data(batch_id, idx, whole)
                 meta["complete"] = True
-                meta["size"] = batches.data_path(batch_id, idx).stat().st_size
+                meta["size"] = len(whole)
             else:
-                meta["size"] = sum(
-                    (batches._dir(batch_id) / f"{idx}.chunk{i}").stat().st_size for i in meta["chunks"]
-                )
+                meta["size"] = sum(len(batches.chunk(batch_id, idx, i)) for i in meta["chunks"])
             batches.save_meta(batch_id, idx, meta)
         self.json(201 if meta["complete"] else 202, self.file_info(batch_id, idx, meta))
 
@@ -632,9 +696,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             results = node.probes()
             if key not in results:
                 return self.error(404, f"unknown probe {key}")
-            return self.json(
-                200 if results[key] else 500, {key: "ok" if results[key] else "failed", "standin": True}
-            )
+            return self.json(200 if results[key] else 500, {key: "ok" if results[key] else "failed", "standin": True})
         results = node.probes()
         body = {k: "ok" if v else "failed" for k, v in results.items()}
         body["standin"] = True  # type: ignore[assignment]
@@ -646,11 +708,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         target = (war / rel.lstrip("/")).resolve()
         if target.is_dir():
             target = target / "index.html"
-        if (
-            not str(target).startswith(str(war) + "/")
-            or not target.is_file()
-            or self.command not in ("GET", "HEAD")
-        ):
+        if not str(target).startswith(str(war) + "/") or not target.is_file() or self.command not in ("GET", "HEAD"):
             raise NotFound(rel)
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self.respond(200, target.read_bytes(), ctype)
