@@ -103,6 +103,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   f"{e['kafka']['replication_factor']}, min.insync {e['kafka']['min_insync_replicas']})"],
         ["s3", f"{e['s3']['mode']} {e['s3']['endpoint']} bucket {e['s3']['bucket']}"],
     ])
+    tls = e["tls"]
+    if tls["enabled"]:
+        print(f"\nTLS (CA {tls['ca']}): HTTPS on the load balancers "
+              f"{'yes, http:' + str(tls['http_redirect_port']) + ' redirects, HSTS' if tls['https'] else 'no'}; "
+              f"Nuxeo -> database {'verify-full TLS' if tls['database'] else 'plain'}")
+        table(["host", "certificate for", "names (SANs)", "issued by"],
+              [[c["host"], ", ".join(c["services"]), ", ".join(c["names"]), c["source"]]
+               for c in tls["certificates"]])
+    else:
+        print("\nTLS: off (nx_tls_enabled: false)")
     print("\nLoad balancer backends (Nuxeo front nodes only)")
     table(["server", "host", "address", "port"], [[b["name"], b["host"], b["address"], b["port"]]
                                                   for b in plan.lb_backends])
@@ -129,6 +139,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"kept  {p} (exists)")
     print(f"secrets: {len(result.secrets_added)} generated, {len(result.secrets_kept)} kept, in "
           f"{result.directory / 'group_vars/all/secrets.yml'} (vault-encrypted with {result.vault_password_file})")
+    if result.ca_created:
+        print(f"TLS: created the cluster CA in {result.directory / '.pki'} (ca.key vault-encrypted)")
     print(f"next: edit {result.hosts_file} and group_vars/all/main.yml, then "
           f"`nxprovision validate -i {result.directory}`")
     return 0
@@ -165,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_lab(sub)
+    from nxprovision.certs import register as register_certs
+
+    register_certs(sub)
     try:
         from nxprovision.commands import register as register_ops
     except ImportError:

@@ -35,6 +35,7 @@ class InitResult:
     secrets_kept: list[str] = field(default_factory=list)
     files_written: list[Path] = field(default_factory=list)
     files_kept: list[Path] = field(default_factory=list)
+    ca_created: bool = False
 
 
 def _sample_layout(arch: str, database: str) -> dict[str, tuple[str, ...]]:
@@ -95,7 +96,7 @@ def render_group_vars(arch: str, database: str, overrides: dict[str, Any] | None
     values["nx_database"] = database
     if arch == "distributed":
         values["nx_vip"] = "10.20.0.100"
-        values["nx_public_url"] = "http://10.20.0.100/nuxeo"
+        values["nx_public_url"] = "https://10.20.0.100/nuxeo"
     else:
         values.pop("nx_vip", None)
     if overrides:
@@ -171,4 +172,10 @@ def write_inventory(
         result.files_written.append(result.vault_password_file)
     password = secrets.read_vault_password(result.vault_password_file)
     result.secrets_added, result.secrets_kept = secrets.ensure_secrets(directory, password)
+    merged = {k: v for k, (v, _c) in SAMPLE_GROUP_VARS.items()}
+    merged.update(group_vars or {})
+    if str(merged.get("nx_tls_enabled")).lower() in ("true", "1", "yes"):
+        from nxprovision import pki
+
+        result.ca_created = pki.ensure_ca(directory, password, str(merged.get("nx_cluster_name") or "nuxeo"))
     return result

@@ -124,6 +124,11 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
                   "controller_quorum_voters": d["kafka"]["controller_quorum_voters"],
                   "zookeeper_connect": d["kafka"]["zookeeper_connect"]},
         "s3": {"mode": d["s3"]["mode"], "endpoint": d["s3"]["endpoint"], "bucket": d["s3"]["bucket"]},
+        "tls": {"enabled": d["tls"]["enabled"], "https": d["tls"]["lb"], "database": d["db"].get("ssl", False),
+                "http_redirect_port": d["lb"].get("redirect_port", 0), "ca": d["tls"]["ca_cert_file"],
+                "certificates": [{"host": h, "names": c["dns"] + c["ips"], "services": c["services"],
+                                  "source": "operator" if c["source_cert"] else "cluster CA"}
+                                 for h, c in d["tls"]["certs"].items()]},
     }
     plan = Plan(topology=topology, endpoints=endpoints, lb_backends=list(d["lb"]["backends"]),
                 plays=site_plays())

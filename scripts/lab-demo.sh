@@ -23,6 +23,7 @@ URL=$(.venv/bin/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1
 echo
 echo "Nuxeo is at $URL  (user Administrator; password: ansible-vault view --vault-password-file" \
      "$INV/.vault-pass $INV/group_vars/all/secrets.yml, key nx_secret_nuxeo_admin_password)"
+echo "HTTPS with the lab's own CA: curl --cacert $INV/.pki/ca.crt $URL/runningstatus (http:// redirects to it)"
 echo "Stand-ins in this lab: Nuxeo server, Kafka, OpenSearch, MongoDB (see README, 'The lab')."
 echo "A picture of the cluster: $PICTURE"
 echo

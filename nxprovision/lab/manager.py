@@ -247,13 +247,13 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
     }
     lbs = [h for h in state.hosts if "loadbalancers" in h.groups]
     if lbs:
-        values = {"nx_public_url": f"http://{lbs[0].ip}/nuxeo", **values}
+        values = {"nx_public_url": f"https://{lbs[0].ip}/nuxeo", **values}
     if len(lbs) > 1:
         # the sample's virtual IP lies outside the lab: give keepalived a free lab address instead, and
         # send users to it (keepalived moves it to the surviving load balancer)
         vip = str(addressing.vip(ipaddress.IPv4Network(state.subnet)))
         values["nx_vip"] = vip
-        values["nx_public_url"] = f"http://{vip}/nuxeo"
+        values["nx_public_url"] = f"https://{vip}/nuxeo"
     if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
         # Lab only: the Kafka stand-in (Tansu) keeps topics in memory per broker; the three brokers share one
         # log through a bucket of the lab's SeaweedFS instead (stand-in-only keys, ignored by Apache Kafka).

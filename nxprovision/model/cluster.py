@@ -28,7 +28,8 @@ SECRET_PLACEHOLDER = "@@SECRET@@"
 CLUSTER_WIDE = (
     "nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version", "nuxeo_packages",
     "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode", "s3_bucket",
-    "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version",
+    "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version", "nx_tls_enabled", "nx_tls_ca_cert_file",
+    "nx_tls_ca_key_file",
 )
 
 
@@ -162,7 +163,7 @@ _DICT_SETTINGS = ("nx_compat_overrides", "nuxeo_conf_extra", "nx_lab")
 _SCALAR_SETTINGS = ("nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version",
                     "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode",
                     "s3_endpoint", "s3_bucket", "s3_region", "postgresql_version", "mongodb_version", "nx_vip",
-                    "nuxeo_download_base_url")
+                    "nuxeo_download_base_url", "nx_tls_ca_cert_file", "nx_tls_ca_key_file")
 
 
 def _type_problems(settings: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[str, str]]:
@@ -404,8 +405,21 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
+    tls = _tls(c, public.hostname or "")
+    if tls["postgresql"] and c.database == "postgresql" and c.db_hosts:
+        db["ssl"] = True
+        db["jdbc_url"] = _jdbc_with_tls(db.get("jdbc_url") or (
+            f"jdbc:postgresql://{db['address']}:{db['port']}/{db['name']}"), tls["ca_path"])
+    else:
+        db["ssl"] = False
+    if tls["lb"]:
+        lb["redirect_port"] = _int(s.get("haproxy_http_port"), 80)
+        lb["cert_path"] = tls["certs"].get(c.lb_hosts[0], {}).get("paths", {}).get("haproxy", {}).get("cert", "") \
+            if c.lb_hosts else ""
+    else:
+        lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
-            "backup": _backup(c, db, s3, search)}
+            "tls": tls, "backup": _backup(c, db, s3, search)}
 
 
 # --------------------------------------------------------------------------- backups
@@ -466,6 +480,102 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
         "search_url": (search.get("urls") or [""])[0],
         "order": ["database", "binaries", "audit"],
     }
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _bool(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def _jdbc_with_tls(url: str, ca_path: str) -> str:
+    """pgjdbc's own TLS parameters: encrypt, check the chain against the cluster CA and the host name."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}ssl=true&sslmode=verify-full&sslrootcert={ca_path}"
+
+
+def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
+    """Which hosts get which certificate, with which names, and where every file goes.
+
+    Internal CA (default): `nxprovision certs init` keeps ca.crt and the vault-encrypted ca.key in the inventory
+    folder, the tls role issues one certificate per server host with it. Operator certificates: a host's
+    `nx_tls_cert_file` / `nx_tls_key_file` (paths on the controller) are installed as they are, and
+    `nx_tls_ca_cert_file` is the CA that signed them."""
+    s = c.settings
+    enabled = _bool(s.get("nx_tls_enabled", False))
+    tls_dir = str(s.get("tls_dir") or "/etc/nxprovision/tls")
+    pg_conf_dir = f"/etc/postgresql/{s.get('postgresql_version')}/main"
+    lb_https = enabled and str(s.get("nx_public_url") or "").startswith("https://")
+    # Patroni (distributed) writes PostgreSQL's settings itself: TLS to the database is not wired there yet.
+    pg = enabled and c.database == "postgresql" and not _patroni_managed(c)
+    certs: dict[str, Any] = {}
+    for name, host in c.hosts.items():
+        services = []
+        if lb_https and name in c.lb_hosts:
+            services.append("haproxy")
+        if pg and name in c.db_hosts:
+            services.append("postgresql")
+        if not services:
+            continue
+        dns = [name]
+        ips: list[str] = []
+        if _is_ip(host.address):
+            ips.append(host.address)
+        elif host.address not in dns:
+            dns.append(host.address)
+        if "haproxy" in services and public_host:
+            if _is_ip(public_host):
+                ips.append(public_host)
+            else:
+                dns.append(public_host)
+        vip = str(s.get("nx_vip") or "")
+        if "haproxy" in services and vip and len(c.lb_hosts) > 1:
+            ips.append(vip)
+        paths: dict[str, dict[str, str]] = {}
+        if "haproxy" in services:
+            # HAProxy loads <crt>.key beside the certificate by itself (ssl-load-extra-files).
+            paths["haproxy"] = {"cert": "/etc/haproxy/tls/nuxeo.pem", "key": "/etc/haproxy/tls/nuxeo.pem.key"}
+        if "postgresql" in services:
+            paths["postgresql"] = {"cert": f"{pg_conf_dir}/tls/server.crt", "key": f"{pg_conf_dir}/tls/server.key"}
+        hv = host.vars
+        certs[name] = {
+            "common_name": name,
+            "dns": list(dict.fromkeys(dns)),
+            "ips": list(dict.fromkeys(ips)),
+            "services": services,
+            "cert": f"{tls_dir}/{_sanitize_id(name)}.crt",
+            "key": f"{tls_dir}/{_sanitize_id(name)}.key",
+            # operator-provided certificate and key (controller paths); empty = issued by the internal CA
+            "source_cert": str(hv.get("nx_tls_cert_file") or ""),
+            "source_key": str(hv.get("nx_tls_key_file") or ""),
+            "paths": paths,
+        }
+    return {
+        "enabled": enabled,
+        "lb": lb_https,
+        "postgresql": pg,
+        "dir": tls_dir,
+        "ca_path": f"{tls_dir}/ca.crt",
+        # inventory-relative unless absolute; the tls role resolves them against inventory_dir
+        "ca_cert_file": str(s.get("nx_tls_ca_cert_file") or ".pki/ca.crt"),
+        "ca_key_file": str(s.get("nx_tls_ca_key_file") or ".pki/ca.key"),
+        "cert_days": _int(s.get("nx_tls_cert_days"), 365),
+        "renew_days": _int(s.get("nx_tls_renew_days"), 30),
+        "hosts": sorted(c.hosts) if enabled else [],
+        "certs": certs,
+        "internal_ca": any(not v["source_cert"] for v in certs.values()),
+    }
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- HA (distributed architecture)
@@ -619,7 +729,8 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         put("nuxeo.db.host", db.get("address", ""))
         put("nuxeo.db.port", db.get("port", 5432))
         if db.get("jdbc_url"):
-            # Patroni: every database host, the driver picks the one that is primary (read-write).
+            # Patroni: every database host, the driver picks the one that is primary (read-write). With TLS the
+            # URL also carries sslmode=verify-full and the cluster CA (pgjdbc's own parameters).
             put("nuxeo.db.jdbc.url", db["jdbc_url"])
         put("nuxeo.db.name", db.get("name", "nuxeo"))
         put("nuxeo.db.user", db.get("user", "nuxeo"))

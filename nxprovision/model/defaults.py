@@ -13,8 +13,9 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     "nx_architecture": ("compact", "Reference architecture: single | compact | distributed."),
     "nx_cluster_name": ("nuxeo", "A short name for this cluster (letters, digits, dashes)."),
     "nx_public_url": (
-        "http://nuxeo.example.com/nuxeo",
-        "URL users reach Nuxeo at: the load balancer (or its virtual IP) with the /nuxeo path.",
+        "https://nuxeo.example.com/nuxeo",
+        "URL users reach Nuxeo at: the load balancer (or its virtual IP) with the /nuxeo path.\n"
+        "https:// ends TLS on the load balancer (nx_tls_enabled), which redirects http:// to it.",
     ),
     "nx_vip": (
         "",
@@ -50,6 +51,20 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     "s3_endpoint": ("", "External S3 endpoint URL (only with s3_mode: external)."),
     "s3_bucket": ("nuxeo-binaries", "Bucket holding Nuxeo's binaries, shared by every node."),
     "s3_region": ("us-east-1", "S3 region name."),
+    "nx_tls_enabled": (
+        True,
+        "TLS: HTTPS on the load balancers (with an https nx_public_url) and Nuxeo -> PostgreSQL over verified TLS.\n"
+        "Certificates come from the cluster's CA (`nxprovision certs init` puts it in .pki/, the key vault-encrypted)\n"
+        "or from your files: per host nx_tls_cert_file / nx_tls_key_file, and nx_tls_ca_cert_file for their CA.",
+    ),
+    "nx_tls_ca_cert_file": (".pki/ca.crt", "The CA certificate every component trusts (relative to this inventory)."),
+    "nx_tls_ca_key_file": (".pki/ca.key", "The CA's private key, vault-encrypted (only to issue certificates)."),
+    "nx_tls_cert_days": (365, "Validity of the certificates the CA issues, in days."),
+    "nx_tls_renew_days": (
+        30,
+        "Certificates expiring within this many days are re-issued by deploy and `nxprovision certs renew`,\n"
+        "and reported by `nxprovision certs check`.",
+    ),
     "nx_compat_overrides": (
         {"postgresql": "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."},
         "Components knowingly run outside Nuxeo's compatibility matrix, each with the reason.",
@@ -63,3 +78,5 @@ SAMPLE_ONLY: dict[str, Any] = {"nuxeo_download_base_url": "https://mirror.exampl
 DEFAULTS: dict[str, Any] = {
     k: ("" if k in REQUIRED_SETTINGS else v) for k, (v, _c) in SAMPLE_GROUP_VARS.items()
 }
+# New inventories say `nx_tls_enabled: true`; one written before TLS existed keeps running without it.
+DEFAULTS["nx_tls_enabled"] = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from nxprovision.model.cluster import Cluster
-from nxprovision.rules import counts, placement, ports, secrets_present, settings, topology, versions
+from nxprovision.rules import counts, placement, ports, secrets_present, settings, tls, topology, versions
 from nxprovision.rules.finding import Finding
 
 RuleFn = Callable[[Cluster], Iterable[Finding]]
@@ -22,6 +22,7 @@ RULES: tuple[RuleFn, ...] = (
     versions.check,
     ports.check,
     secrets_present.check,
+    tls.check,
 )
 
 

@@ -44,6 +44,10 @@ def check(c: Cluster) -> Iterator[Finding]:
                 yield from _claim(used, port, label, key, name, c.view.source)
         if "loadbalancers" in groups and lb_port:
             yield from _claim(used, int(lb_port), "HAProxy frontend", "nx_public_url", name, c.view.source)
+            redirect = c.derived.get("lb", {}).get("redirect_port")
+            if redirect:
+                yield from _claim(used, int(redirect), "HAProxy http->https redirect", "haproxy_http_port", name,
+                                  c.view.source)
 
 
 def _claim(used: dict[int, str], port: int, label: str, key: str, host: str, where: str) -> Iterator[Finding]:

@@ -42,6 +42,26 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
 
 
+# The CA each deployed public URL is checked against (TLS-enabled inventories), filled by Deployed.load.
+_CA_OF_URL: dict[str, str] = {}
+
+
+def ssl_context(url: str) -> Any:
+    import ssl
+
+    ca = _CA_OF_URL.get(url.split("/nuxeo")[0])
+    return ssl.create_default_context(cafile=ca) if ca and url.startswith("https://") else None
+
+
+def _trust_for_requests() -> None:
+    """The Nuxeo client (requests) verifies with REQUESTS_CA_BUNDLE: every lab CA of this session in one bundle."""
+    import os
+
+    bundle = Path(tempfile.gettempdir()) / f"nxprovision-test-cas-{os.getpid()}.pem"
+    bundle.write_text("".join(Path(p).read_text() for p in sorted(set(_CA_OF_URL.values()))))
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+
+
 @dataclass
 class Deployed:
     inventory: Path
@@ -49,7 +69,19 @@ class Deployed:
 
     @classmethod
     def load(cls, inventory: Path) -> Deployed:
-        return cls(inventory, build_cluster(load_inventory(inventory)))
+        d = cls(inventory, build_cluster(load_inventory(inventory)))
+        if d.ca_file:
+            _CA_OF_URL[d.url.split("/nuxeo")[0]] = d.ca_file
+            _trust_for_requests()
+        return d
+
+    @property
+    def ca_file(self) -> str | None:
+        tls = self.cluster.derived["tls"]
+        if not tls["lb"]:
+            return None
+        p = Path(tls["ca_cert_file"])
+        return str(p if p.is_absolute() else self.inventory / p)
 
     @property
     def url(self) -> str:
@@ -69,7 +101,7 @@ class Deployed:
 
 def runningstatus(base_url: str) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(base_url + "/runningstatus", timeout=10) as r:
+        with urllib.request.urlopen(base_url + "/runningstatus", timeout=10, context=ssl_context(base_url)) as r:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")

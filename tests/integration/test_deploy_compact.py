@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import uuid
@@ -117,6 +119,72 @@ def test_database_rows_and_streaming_replica(compact) -> None:
     assert state.stdout.strip() == "streaming", state.stdout + state.stderr
 
 
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", "--max-time", "15", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_https_through_the_lb_with_the_cluster_ca(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    lb = d.address("lb1")
+    assert d.url == f"https://{lb}/nuxeo" and d.ca_file and Path(d.ca_file).exists()
+    ok = curl("--cacert", d.ca_file, "-D", "-", f"https://{lb}/nuxeo/runningstatus")
+    assert ok.returncode == 0, ok.stderr
+    head, _, body = ok.stdout.partition("\n\n")  # text mode: \r\n reads as \n
+    assert head.startswith("HTTP/1.1 200"), head
+    assert re.search(r"(?im)^strict-transport-security: max-age=31536000", head), head
+    assert '"runtimeStatus":"ok"' in body.replace(" ", "")
+    # the certificate is checked against the cluster CA, not accepted blindly
+    assert curl("-o", "/dev/null", f"https://{lb}/nuxeo/runningstatus").returncode == 60
+    # plain HTTP only redirects to HTTPS
+    redirect = curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{lb}/nuxeo/runningstatus")
+    assert redirect.stdout == f"301 https://{lb}/nuxeo/runningstatus", redirect.stdout + redirect.stderr
+    # Nuxeo's own URL is the https one
+    conf = lab_.ssh("front1", "grep -E '^nuxeo.url=|^nuxeo.db.jdbc.url=' /etc/nuxeo/nuxeo.conf").stdout
+    assert f"nuxeo.url=https://{lb}/nuxeo" in conf
+    assert "sslmode=verify-full&sslrootcert=/etc/nxprovision/tls/ca.crt" in conf
+
+
+def test_nuxeo_talks_to_postgresql_over_tls_only(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    q = ("select client_addr, ssl from pg_stat_ssl join pg_stat_activity using (pid) "
+         "where usename = 'nuxeo' and datname = 'nuxeo'")
+    rows = lab_.ssh("db1", f'runuser -u postgres -- psql -tA -F " " -c "{q}"')
+    assert rows.returncode == 0, rows.stderr
+    conns = [line.split() for line in rows.stdout.split("\n") if line.strip()]
+    assert conns and all(ssl == "t" for _addr, ssl in conns), conns
+    nodes = {d.address(h) for h in ("front1", "front2", "worker1")}
+    assert {addr.split("/")[0] for addr, _ in conns} == nodes, conns
+    # the replica streams over TLS too
+    repl = lab_.ssh("db1", 'runuser -u postgres -- psql -tAc "select ssl from pg_stat_ssl join pg_stat_replication '
+                           'using (pid)"')
+    assert repl.stdout.split() == ["t"], repl.stdout + repl.stderr
+    # pg_hba lets the Nuxeo user in over TLS only
+    hba = lab_.ssh("db1", "grep -E '^host[a-z]* +nuxeo +nuxeo ' /etc/postgresql/15/main/pg_hba.conf").stdout
+    lines = [line.split() for line in hba.splitlines() if line.strip()]
+    assert len(lines) == 3 and all(line[0] == "hostssl" for line in lines), hba
+
+
+def test_certs_check_lists_every_certificate(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    ok = subprocess.run([*NXP, "certs", "check", "-i", str(lab_.inventory), "--json"], capture_output=True,
+                        text=True, timeout=600)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    data = json.loads(ok.stdout)
+    certs = {(c["where"], c["kind"]): c for c in data["certificates"]}
+    assert {("inventory", "ca"), ("lb1", "host"), ("lb1", "haproxy"), ("db1", "host"), ("db1", "postgresql"),
+            ("db2", "host"), ("db2", "postgresql")} == set(certs), sorted(certs)
+    lb = certs[("lb1", "haproxy")]
+    assert lb["subject"] == "CN=lb1" and f"IP:{d.address('lb1')}" in lb["sans"] and "DNS:lb1" in lb["sans"]
+    assert 360 <= lb["days_left"] <= 365 and lb["issuer"] == certs[("inventory", "ca")]["subject"]
+    assert f"IP:{d.address('db2')}" in certs[("db2", "postgresql")]["sans"]
+    soon = subprocess.run([*NXP, "certs", "check", "-i", str(lab_.inventory), "--days", "400", "--progress", "plain"],
+                          capture_output=True, text=True, timeout=600)
+    assert soon.returncode == 1 and "EXPIRES SOON" in soon.stdout, soon.stdout[-3000:]
+
+
 def test_status_reports_every_component(compact) -> None:
     import json
 
@@ -179,3 +247,32 @@ def test_support_bundle_holds_no_secret(compact, tmp_path: Path) -> None:
         assert s.encode() not in blob
     # every run record and everything deploy printed: no secret either
     assert secret_hits(lab_.name, secrets) == []
+
+
+def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    hosts = ["lb1", "db1", "db2", "front1", "front2", "worker1"]
+    before_starts = service_starts(lab_, hosts)
+
+    def serial(host: str, path: str) -> str:
+        return lab_.ssh(host, f"openssl x509 -noout -serial -in {path}").stdout.strip()
+
+    lb_pem, pg_crt = "/etc/haproxy/tls/nuxeo.pem", "/etc/postgresql/15/main/tls/server.crt"
+    before = {"lb1": serial("lb1", lb_pem), "db1": serial("db1", pg_crt)}
+    renew = subprocess.run([*NXP, "certs", "renew", "-i", str(lab_.inventory), "--all", "--progress", "plain"],
+                           capture_output=True, text=True, timeout=900)
+    assert renew.returncode == 0, renew.stdout[-4000:] + renew.stderr[-2000:]
+    assert serial("lb1", lb_pem) != before["lb1"]
+    assert serial("db1", pg_crt) != before["db1"]
+    # the new certificates are served: HAProxy and PostgreSQL reloaded, nothing restarted
+    served = subprocess.run(
+        f"openssl s_client -connect {d.address('lb1')}:443 -CAfile {d.ca_file} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -serial", shell=True, capture_output=True, text=True, timeout=30)
+    assert served.stdout.strip() == serial("lb1", lb_pem)
+    pg = lab_.ssh("db1", "openssl s_client -starttls postgres -connect 127.0.0.1:5432 </dev/null 2>/dev/null"
+                         " | openssl x509 -noout -serial")
+    assert pg.stdout.strip() == serial("db1", pg_crt), pg.stdout + pg.stderr
+    assert service_starts(lab_, hosts) == before_starts
+    assert curl("--cacert", d.ca_file, "-o", "/dev/null", "-w", "%{http_code}",
+                f"https://{d.address('lb1')}/nuxeo/runningstatus").stdout == "200"

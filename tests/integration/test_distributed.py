@@ -196,7 +196,7 @@ def test_runningstatus_through_the_virtual_ip(distributed) -> None:
     lab_, _ = distributed
     d = Deployed.load(lab_.inventory)
     vip = str(d.cluster.settings["nx_vip"])
-    assert d.url == f"http://{vip}/nuxeo"
+    assert d.url == f"https://{vip}/nuxeo"
     _code, body = wait_for(
         lambda: (lambda r: r if r[0] == 200 else None)(runningstatus(d.url)),
         120,

@@ -59,7 +59,7 @@ def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
     state = _state("compact", [(h, g) for h, g, _n in plan])
     values = manager.lab_group_vars(state)
     lb = state.host("lb1")
-    assert lb is not None and values["nx_public_url"] == f"http://{lb.ip}/nuxeo"
+    assert lb is not None and values["nx_public_url"] == f"https://{lb.ip}/nuxeo"
     assert values["kafka_download_base_url"] == "http://10.213.9.1:8090/kafka"
     assert values["seaweedfs_download_base_url"] == "http://10.213.9.1:8090/seaweedfs"
     conn = manager.lab_connection_vars(state)

@@ -40,10 +40,12 @@ def test_distributed_nuxeo_conf_uses_the_multi_host_url() -> None:
 def test_compact_keeps_plain_streaming_and_no_vip() -> None:
     c = build_cluster(load_inventory(ROOT / "inventories" / "compact"))
     nx = c.to_facts()
-    assert nx["db"]["manager"] == "streaming" and "patroni" not in nx["db"] and "jdbc_url" not in nx["db"]
+    assert nx["db"]["manager"] == "streaming" and "patroni" not in nx["db"]
+    # one host in the JDBC URL (TLS parameters only), no targetServerType
+    assert nx["db"]["jdbc_url"].startswith("jdbc:postgresql://db1:5432/nuxeo?ssl=true")
     assert nx["lb"]["vip"] == "" and nx["lb"]["vrrp"]["enabled"] is False
     conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
-    assert "nuxeo.db.jdbc.url" not in conf
+    assert "targetServerType" not in conf["nuxeo.db.jdbc.url"]
 
 
 def test_router_id_is_stable_and_overridable(make_inv) -> None:
@@ -68,7 +70,7 @@ def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> No
         hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g, _n) in enumerate(plan, start=1)],
     )
     values = manager.lab_group_vars(state)
-    assert values["nx_public_url"] == f"http://{values['nx_vip']}/nuxeo"
+    assert values["nx_public_url"] == f"https://{values['nx_vip']}/nuxeo"
     props = values["kafka_standin_properties"]
     assert props["standin.tansu.storage.engine"] == "s3://kafka/" and values["seaweedfs_extra_buckets"] == ["kafka"]
     assert props["standin.tansu.s3.secret.key"] == "{{ nx_secret_s3_secret_key }}"  # a reference, never a value

@@ -52,7 +52,7 @@ def test_compact_front_and_worker_conf() -> None:
     assert worker["nuxeo.work.processing.enabled"] == "true" and worker["nuxeo.stream.processing.enabled"] == "true"
     # per-node, never shared dirs; the public URL
     assert front["nuxeo.tmp.dir"] == "/var/lib/nuxeo/tmp"
-    assert front["nuxeo.url"] == "http://nuxeo.example.com/nuxeo"
+    assert front["nuxeo.url"] == "https://nuxeo.example.com/nuxeo"
     # everything identical except identity and processing flags
     differing = {k for k in front if front[k] != worker.get(k)}
     assert differing == {

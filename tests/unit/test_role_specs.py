@@ -26,6 +26,7 @@ ROLES = (
     "etcd",
     "patroni",
     "pgbackrest",
+    "tls",
 )
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
@@ -43,6 +44,7 @@ HANDLERS = {
     "etcd": {"Restart etcd"},
     "patroni": {"Reload patroni"},
     "pgbackrest": {"Restart pgbackrest-tls-proxy"},
+    "tls": set(),  # no service: each component role reloads its own
 }
 
 
@@ -133,6 +135,7 @@ def test_site_playbook_order():
     order = [r["role"] if isinstance(r, dict) else r for p in plays for r in p.get("roles", [])]
     assert order == [
         "common",
+        "tls",
         "etcd",
         "postgresql",
         "patroni",

@@ -165,10 +165,13 @@ class Node:
         host: str = c.get("nuxeo.db.host")
         port: int | str = int(c.number("nuxeo.db.port", 5432))
         extra: dict[str, str] = {}
-        multi = pg_jdbc_multi_host(c.get("nuxeo.db.jdbc.url"))
+        url = c.get("nuxeo.db.jdbc.url")
+        multi = pg_jdbc_multi_host(url)
         if multi:
             # a multi-host JDBC URL (PostgreSQL HA): libpq takes the same host list and picks the primary
             host, port, extra = multi
+        # pgjdbc's TLS parameters (ssl, sslmode, sslrootcert, ...), honoured as the driver does
+        extra = {**extra, **pg_jdbc_ssl(url)}
         return PostgresRepository(
             host,
             port,  # type: ignore[arg-type]
@@ -574,6 +577,41 @@ class Node:
             self.index(doc)
             self.audit("renditionCompleted", doc)
         log.info("work %s for document %s processed on node %s", work["id"], work["docId"], self.node_id)
+
+
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def pg_jdbc_ssl(url: str) -> dict[str, str]:
+    """The TLS parameters of a pgjdbc URL as libpq connection parameters, with pgjdbc's semantics:
+    `ssl=true` alone means verify-full; no ssl parameter means prefer (encrypt when the server offers it, no
+    verification); `sslfactory=org.postgresql.ssl.NonValidatingFactory` encrypts without verifying;
+    sslrootcert/sslcert/sslkey name PEM files. An unknown sslmode is refused, as pgjdbc refuses it."""
+    from urllib.parse import parse_qs
+
+    if not url or not url.startswith("jdbc:postgresql:"):
+        return {}
+    query = url.partition("?")[2]
+    params = {k.lower(): v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    mode = params.get("sslmode", "").lower()
+    ssl = params.get("ssl", "").lower()
+    if mode and mode not in _SSLMODES:
+        raise ValueError(f"Invalid sslmode value: {mode}")
+    if not mode:
+        if ssl in ("true", ""):
+            mode = "verify-full" if "ssl" in params else "prefer"
+        else:
+            mode = "disable" if ssl == "false" else "prefer"
+    if params.get("sslfactory", "").endswith("NonValidatingFactory") and mode.startswith("verify"):
+        mode = "require"
+    out = {"sslmode": mode}
+    for key in ("sslrootcert", "sslcert", "sslkey"):
+        if params.get(key):
+            out[key] = params[key]
+    if mode.startswith("verify") and "sslrootcert" not in out:
+        # pgjdbc's default root certificate file, as libpq's
+        out["sslrootcert"] = str(Path.home() / ".postgresql" / "root.crt")
+    return out
 
 
 # pgjdbc targetServerType -> libpq target_session_attrs
