@@ -42,6 +42,8 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     "haproxy": ServiceLog(("haproxy",)),
     "keepalived": ServiceLog(("keepalived",)),
     "etcd": ServiceLog(("etcd",)),
+    # pgBackRest itself logs per command under /var/log/pgbackrest; its TLS proxy to the S3 store is a unit
+    "pgbackrest": ServiceLog(("pgbackrest-tls-proxy",), ("/var/log/pgbackrest/*.log",)),
 }
 
 # Tasks of the day-2 playbooks run outside a role: the component is named in the task or play.
