@@ -58,6 +58,10 @@ def _trust_for_requests() -> None:
     import os
 
     bundle = Path(tempfile.gettempdir()) / f"nxprovision-test-cas-{os.getpid()}.pem"
+    # a lab torn down earlier in the session took its CA with it
+    for url, ca in list(_CA_OF_URL.items()):
+        if not Path(ca).exists():
+            del _CA_OF_URL[url]
     bundle.write_text("".join(Path(p).read_text() for p in sorted(set(_CA_OF_URL.values()))))
     os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
 

@@ -24,7 +24,8 @@ from load import SteadyLoad, unreadable_acks
 
 from nxprovision import secrets
 
-pytestmark = pytest.mark.lab
+# `make test-long`; in CI once a full run has passed them.
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def psql_login(lab_: Lab, host: str, password: str, db: dict) -> tuple[bool, str]:
