@@ -139,6 +139,17 @@ def all_nspawns(names: LabNames) -> list[int]:
     return procs.find(lambda c: is_host_nspawn(c, names))
 
 
+def poweroff(names: LabNames, host: str, timeout: float = POWEROFF_TIMEOUT) -> None:
+    """A clean poweroff of one host (SIGTERM to its nspawn); hard-killed if it takes longer than timeout."""
+    pid = nspawn_pid(names, host)
+    if pid:
+        procs.signal_pid(pid, signal.SIGTERM)
+        procs.wait_gone([pid], timeout)
+    hard_kill(names, host)
+    if pid:
+        procs.wait_reaped([pid], 10)
+
+
 def poweroff_all(names: LabNames, hosts: list[str], timeout: float = POWEROFF_TIMEOUT) -> None:
     """SIGTERM every host's nspawn (a clean poweroff, ~4 s); hard-kill those that take too long."""
     pids = {h: p for h in hosts if (p := nspawn_pid(names, h))}

@@ -477,7 +477,7 @@ def reboot(name: str, host: str) -> float:
         if not hosts.running(names, host):
             raise NxError(f"lab host {host} is not running", f"boot it instead: `nxprovision lab start {host}`")
         t0 = time.monotonic()
-        hosts.poweroff_all(names, [host], timeout=90)  # what systemd gives a unit to stop
+        hosts.poweroff(names, host, timeout=90)  # what systemd gives a unit to stop
         hosts.boot(names, h)
         hosts.wait_ssh(names, [h])
         state.pids = current_pids(state)
