@@ -19,8 +19,8 @@ from cluster_checks import Deployed, node_of, wait_for
 from conftest import Lab, lab, nxprovision
 from load import SteadyLoad, report_figures, unreadable_acks
 
-# `make test-ha` (with the distributed failure tests); in CI once a full run has passed them.
-pytestmark = [pytest.mark.lab, pytest.mark.ha, pytest.mark.slow]
+# In CI (lab) and in `make test-ha` with the distributed failure tests.
+pytestmark = [pytest.mark.lab, pytest.mark.ha]
 
 FAILED_SHARE_MAX = 0.01  # the target: only requests in flight, under 1 % of the load
 HEALTHY_WITHIN_S = 180  # from the host being back (boot included) to a healthy cluster
