@@ -96,6 +96,13 @@ def patroni_members(lab_: Lab, host: str) -> list[dict]:  # type: ignore[type-ar
     return json.loads(out.stdout)
 
 
+def leader_and_other(lab_: Lab, d: Deployed) -> tuple[str, str]:
+    """The current Patroni leader, and another database host to ask while the leader is away."""
+    members = patroni_members(lab_, d.cluster.db_hosts[0])
+    leader = next(m["Member"] for m in members if m["Role"] == "Leader")
+    return leader, next(h for h in d.cluster.db_hosts if h != leader)
+
+
 def wait_back_as_replica(lab_: Lab, member: str, ask: str) -> None:
     """Wait until Patroni (asked on `ask`) lists `member` as a streaming replica again."""
     wait_for(
@@ -358,9 +365,7 @@ def test_lb_failover_under_load(distributed) -> None:
 def test_database_leader_failover_under_load(distributed) -> None:
     lab_, _ = distributed
     d = Deployed.load(lab_.inventory)
-    members = patroni_members(lab_, d.cluster.db_hosts[0])
-    leader = next(m["Member"] for m in members if m["Role"] == "Leader")
-    survivor = next(h for h in d.cluster.db_hosts if h != leader)
+    leader, survivor = leader_and_other(lab_, d)
     with Prober(d.url) as probe, SteadyLoad(d.client, threads=LOAD_THREADS) as load:
         time.sleep(15)
         before = (load.stats.requests, len(load.stats.failures))
@@ -419,9 +424,7 @@ def test_database_leader_host_rebooted_under_load(distributed) -> None:
     """A clean reboot of the Patroni leader's host: Patroni hands the leadership over while it stops."""
     lab_, _ = distributed
     d = Deployed.load(lab_.inventory)
-    members = patroni_members(lab_, d.cluster.db_hosts[0])
-    leader = next(m["Member"] for m in members if m["Role"] == "Leader")
-    survivor = next(h for h in d.cluster.db_hosts if h != leader)
+    leader, survivor = leader_and_other(lab_, d)
     with SteadyLoad(d.client, threads=LOAD_THREADS) as load:
         time.sleep(15)
         wall_reboot = time.time()
