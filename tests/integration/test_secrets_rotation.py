@@ -24,8 +24,7 @@ from load import SteadyLoad, unreadable_acks
 
 from nxprovision import secrets
 
-# `make test-long`; in CI once a full run has passed them.
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = pytest.mark.lab
 
 
 def psql_login(lab_: Lab, host: str, password: str, db: dict) -> tuple[bool, str]:
