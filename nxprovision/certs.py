@@ -11,6 +11,7 @@ from typing import Any
 
 from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
+from nxprovision.runlock import exclusive
 
 
 def _inventory_dir(inventory: str) -> Path:
@@ -124,6 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if expiring or broken or rc != 0 else 0
 
 
+@exclusive("certs renew")
 def cmd_renew(args: argparse.Namespace) -> int:
     from nxprovision.commands import _validated, report
     from nxprovision.runner import run_playbook

@@ -9,6 +9,7 @@ from pathlib import Path
 from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.rotation import masked_names
+from nxprovision.runlock import exclusive
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
 
 
@@ -29,6 +30,19 @@ def _validated(args: argparse.Namespace):
                       "fix the lines above and run again")
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
     return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
+
+
+def refuse_pending_rotation(cluster, verb: str) -> None:
+    """A run in the middle of a rotation would put the new value on every node at once, without drains."""
+    from nxprovision.rotation import pending_rotations
+
+    pending = pending_rotations(cluster.settings)
+    if pending:
+        r = pending[0]
+        raise NxError(f"a rotation of {r.title} is pending (the vault holds the new and the previous value): "
+                      f"`{verb}` would apply it to every node at once, without draining them; nothing was done",
+                      f"finish it first with `nxprovision secrets rotate -i INVENTORY {r.key}` "
+                      "(or go back with --rollback), then run this again")
 
 
 def report(result, out=sys.stdout) -> int:
@@ -52,10 +66,12 @@ def report(result, out=sys.stdout) -> int:
     return 0
 
 
+@exclusive("deploy")
 def cmd_deploy(args: argparse.Namespace) -> int:
     from nxprovision.limits import check_limit
 
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "deploy")
     for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
         print(f"WARNING --force: {problem}")
     db = cluster.derived.get("db", {})
@@ -77,8 +93,10 @@ def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw)
     return report(result)
 
 
+@exclusive("restart")
 def cmd_restart(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "restart")
     groups = {"nuxeo": cluster.nuxeo_nodes, "opensearch": cluster.search_hosts, "kafka": cluster.kafka_brokers,
               "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
               "haproxy": cluster.lb_hosts}
@@ -87,8 +105,10 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return _run(args, f"restart_{args.component}.yml", f"restart-{args.component}", vpf, secrets)
 
 
+@exclusive("add-node")
 def cmd_add_node(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "add-node")
     unknown = [h for h in args.hosts if h not in cluster.hosts]
     if unknown:
         raise NxError(f"{', '.join(unknown)} not in the inventory",
@@ -110,10 +130,12 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     return code
 
 
+@exclusive("remove-node")
 def cmd_remove_node(args: argparse.Namespace) -> int:
     from nxprovision.daytwo import check_removal
 
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "remove-node")
     for line in check_removal(cluster, args.host, args.force):
         print(f"WARNING --force: {line}")
     code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars={"nx_remove_host": args.host})
@@ -137,6 +159,7 @@ def _set_inventory_version(inventory: Path, version: str) -> Path | None:
     return None
 
 
+@exclusive("upgrade")
 def cmd_upgrade(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
@@ -145,6 +168,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     from nxprovision.model.artifacts import artifact_url
 
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "upgrade")
     current = str(cluster.settings.get("nuxeo_version"))
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
     base = str(cluster.settings.get("nuxeo_download_base_url") or "")
@@ -185,6 +209,7 @@ def _backup_enabled(cluster) -> dict:
     return b
 
 
+@exclusive("backup")
 def cmd_backup(args: argparse.Namespace) -> int:
     import json
     import time as _time
@@ -215,8 +240,10 @@ def latest_backup(inventory: Path) -> str | None:
     return records[-1].stem if records else None
 
 
+@exclusive("restore")
 def cmd_restore(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "restore")
     _backup_enabled(cluster)
     backup_id = args.backup or latest_backup(Path(args.inventory))
     if not backup_id:
@@ -327,6 +354,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+@exclusive("secrets rotate")
 def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     from nxprovision import rotation as rot
     from nxprovision.secrets import load_secrets_file, read_vault_password
