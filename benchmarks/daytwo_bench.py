@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,7 +56,8 @@ def main() -> int:
     ap.add_argument("--lab", default="nxbenchday")
     args = ap.parse_args()
     own = not args.inventory
-    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d")}
+    # figures taken while other work loads the machine say little: record how busy it was
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "load_avg_1m_start": os.getloadavg()[0]}
     try:
         if own:
             run("lab", "down", "--name", args.lab)
@@ -99,6 +101,7 @@ def main() -> int:
     finally:
         if own:
             run("lab", "down", "--name", args.lab)
+    result["load_avg_1m_end"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
