@@ -23,6 +23,8 @@ from nxprovision.model.roledefaults import project_root
 RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("failures", "failed"),
               ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
 KEEP_RUNS = 30
+KEEP_READ_ONLY_RUNS = 10
+READ_ONLY_VERBS = frozenset({"status-probe", "certs-check", "support-bundle"})
 
 
 def runs_dir() -> Path:
@@ -151,9 +153,21 @@ def format_recap(recap: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-def _rotate(base: Path, keep: int = KEEP_RUNS) -> None:
+def run_verb(run_dir_name: str) -> str:
+    """The verb of a run folder named <date>-<time>-<verb>-<pid>-<id> (verbs may hold dashes)."""
+    parts = run_dir_name.split("-")
+    return "-".join(parts[2:-2]) if len(parts) >= 5 else ""
+
+
+def _rotate(base: Path, keep: int | None = None, keep_read_only: int | None = None) -> None:
+    """Keep the newest runs of each kind: read-only runs (a `status` every minute from a monitor) must not push
+    the records of the last deploy or restart out."""
+    keep = KEEP_RUNS if keep is None else keep
+    keep_read_only = KEEP_READ_ONLY_RUNS if keep_read_only is None else keep_read_only
     runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name)
-    for old in runs[:-keep]:
+    read_only = [p for p in runs if run_verb(p.name) in READ_ONLY_VERBS]
+    changing = [p for p in runs if run_verb(p.name) not in READ_ONLY_VERBS]
+    for old in changing[: max(0, len(changing) - keep)] + read_only[: max(0, len(read_only) - keep_read_only)]:
         shutil.rmtree(old, ignore_errors=True)
 
 

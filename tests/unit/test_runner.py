@@ -67,4 +67,22 @@ def test_runs_are_rotated(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
             out=io.StringIO(),
             limit="a",
         )
-    assert len(list((fake_home / "runs").iterdir())) <= 3
+    # the new run's folder is made before the rotation: two kept, plus the one being written
+    assert len(list((fake_home / "runs").iterdir())) == 2
+
+
+def test_read_only_runs_never_push_out_the_last_deploy(tmp_path: Path) -> None:
+    from nxprovision.runner import _rotate, run_verb
+
+    base = tmp_path / "runs"
+    names = ["20261126-010000-deploy-1-aaaaaa", "20261126-010100-restart-nuxeo-2-bbbbbb"]
+    names += [f"20261126-02{i:02d}00-status-probe-{i}-cccccc" for i in range(15)]
+    for n in names:
+        (base / n).mkdir(parents=True)
+    assert run_verb(names[1]) == "restart-nuxeo" and run_verb(names[2]) == "status-probe"
+    _rotate(base, keep=30, keep_read_only=10)
+    left = sorted(p.name for p in base.iterdir())
+    assert names[0] in left and names[1] in left
+    assert [n for n in left if "status-probe" in n] == names[-10:]
+    _rotate(base, keep=1, keep_read_only=10)
+    assert names[0] not in {p.name for p in base.iterdir()} and names[1] in {p.name for p in base.iterdir()}
