@@ -20,7 +20,7 @@ import yaml
 
 from nxprovision.errors import NxError
 from nxprovision.lab import addressing, aptsources, hosts, image, mounts, network, preflight, procs, services
-from nxprovision.lab.naming import MIRROR_DIR, STATE_ROOT, LabNames, check_host, check_name, valid_name
+from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
 
@@ -197,7 +197,7 @@ def _bring_up(
     state.apt_cache_dir = str(services.start_apt_cache(names, state.bridge_ip, mirrors))
     services.start_mirror(names, state.bridge_ip)
     mirror_error: list[BaseException] = []
-    builder = threading.Thread(target=_build_mirror, args=(mirror_error,), daemon=True)
+    builder = threading.Thread(target=_build_mirror, args=(names.mirror_dir, mirror_error), daemon=True)
     builder.start()
     services.wait_listening(names, state.bridge_ip)
     services.prewarm_apt_cache(state.bridge_ip, mirrors, hosts.SUITE)
@@ -216,7 +216,7 @@ def _bring_up(
     state.save()
 
 
-def _build_mirror(errors: list[BaseException]) -> None:
+def _build_mirror(mirror_dir: Path, errors: list[BaseException]) -> None:
     try:
         from nxprovision.lab import standins  # another part of the lab, optional until it lands
     except ImportError:
@@ -225,8 +225,8 @@ def _build_mirror(errors: list[BaseException]) -> None:
     if build is None:
         return
     try:
-        MIRROR_DIR.mkdir(parents=True, exist_ok=True)
-        build(MIRROR_DIR)
+        mirror_dir.mkdir(parents=True, exist_ok=True)
+        build(mirror_dir)
     except BaseException as exc:  # re-raised in the main thread
         errors.append(exc)
 

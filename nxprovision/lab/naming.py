@@ -17,7 +17,6 @@ from nxprovision.errors import NxError
 DEFAULT_NAME = "nxlab"
 STATE_ROOT = Path("/var/lib/nxprovision/labs")
 CACHE_ROOT = Path("/var/cache/nxprovision")
-MIRROR_DIR = CACHE_ROOT / "mirror"
 APT_CACHE_ROOT = CACHE_ROOT / "apt-cacher-ng"
 
 # Lab names are plain words: netns names join lab and host names with '-', and host names may hold
@@ -84,6 +83,13 @@ class LabNames:
     @property
     def state_dir(self) -> Path:
         return STATE_ROOT / self.name
+
+    @property
+    def mirror_dir(self) -> Path:
+        """The lab's own download mirror: archives built from this checkout's stand-ins, hard-linked from the
+        machine-wide archive cache. One folder shared by every lab let one checkout's `lab up` replace the
+        archives another lab's deploy was about to download."""
+        return self.state_dir / "mirror"
 
     @property
     def state_file(self) -> Path:

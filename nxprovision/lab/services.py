@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from nxprovision.errors import NxError
 from nxprovision.lab import procs
 from nxprovision.lab.aptsources import DebianMirrors
-from nxprovision.lab.naming import APT_CACHE_ROOT, MIRROR_DIR, LabNames
+from nxprovision.lab.naming import APT_CACHE_ROOT, LabNames
 
 APT_PORT = 3142
 MIRROR_PORT = 8090
@@ -132,10 +132,10 @@ def prewarm_apt_cache(bridge_ip: str, mirrors: DebianMirrors, suite: str) -> Non
 
 
 def start_mirror(names: LabNames, bridge_ip: str) -> None:
-    MIRROR_DIR.mkdir(parents=True, exist_ok=True)
+    names.mirror_dir.mkdir(parents=True, exist_ok=True)
     _spawn(names, MIRROR, [
         sys.executable, "-m", "nxprovision.lab.mirror_server", "--bind", bridge_ip, "--port",
-        str(MIRROR_PORT), "--directory", str(MIRROR_DIR), "--lab-dir", str(names.state_dir),
+        str(MIRROR_PORT), "--directory", str(names.mirror_dir), "--lab-dir", str(names.state_dir),
     ])
 
 
