@@ -191,6 +191,7 @@ class PostgresRepository(Repository):
                 c = self._psycopg.connect(**{**self.conninfo, "host": h, "port": port}, autocommit=True)
             except self._psycopg.OperationalError as e:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                msg = msg.removeprefix("connection failed: ")
                 alive = any(w in msg for w in ("read-only", "hot standby", "the database system is"))
                 self._host_status[h] = (self._STANDBY if alive else self._DOWN, time.monotonic())
                 errors.append(msg)
