@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -109,6 +111,29 @@ def runningstatus(base_url: str) -> tuple[int, dict[str, Any]]:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+def cluster_health(inv: str) -> tuple[bool, list[str]]:
+    """`nxprovision status` is the operator's view: healthy means every row ok and every front node UP."""
+    out = subprocess.run(
+        [sys.executable, "-m", "nxprovision.cli", "status", "-i", inv, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        rows = json.loads(out.stdout)["components"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return False, [out.stdout[-300:] + out.stderr[-300:]]
+    # A stand-in may stay "degraded" for its own limits (the lab's one-node search stand-ins can report yellow):
+    # serving is what counts for it; every real component must be ok.
+    bad = [
+        f"{r['host']} {r['component']}: {r['health']} {r['detail']}"
+        for r in rows
+        if not r["healthy"] and not (r["standin"] and r["health"] == "degraded")
+    ]
+    bad += [f"{r['host']} LB {r['lb_state']}" for r in rows if r["lb_state"] not in ("", "UP")]
+    return not bad, bad
 
 
 def create_document_with_blob(nx: Any, title: str, text: str) -> tuple[Any, bytes]:

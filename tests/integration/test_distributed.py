@@ -3,9 +3,10 @@
 2 load balancers sharing a virtual IP (keepalived); 2 Nuxeo front nodes and 1 worker; 3 search; 3 PostgreSQL
 under Patroni with a 3-member etcd (on the database hosts); 3 Kafka brokers; 1 S3 host (issue 7).
 
-Then failures under a steady load of the official client through the virtual IP: the active load balancer
-is powered off (test_lb_failover_under_load), and, marked slow and ha, the database leader
-(test_database_leader_failover_under_load).
+Then, marked ha (`make test-ha`), failures under a steady load of the official client through the virtual IP
+(test_failure_under_load, one case per scenario): a front node powered off, the database primary's host powered
+off, the active load balancer powered off, a front node cut off the network, a front host and the database
+primary's host rebooted.
 
 NXPROVISION_TEST_LAB=<name> runs the tests against an existing, already deployed distributed lab of that
 name and leaves it up (a development shortcut: the first deploy is then the one already done).
@@ -20,11 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cluster_checks import Deployed, recap, runningstatus, wait_for
+from cluster_checks import Deployed, cluster_health, node_of, recap, runningstatus, wait_for
 from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
 from load import SteadyLoad, report_figures, unreadable_acks
 
@@ -270,19 +272,54 @@ def test_kafka_brokers_share_one_log(distributed) -> None:
 
 
 # --------------------------------------------------------------------------- failures under load
+#
+# Each scenario: a steady load of the official client through the virtual IP; one failure (a host powered off,
+# cut off the network, or rebooted); the host back after a while (as an operator's hardware would come back);
+# then the cluster must be healthy again without any other action. The figures of every scenario go to the
+# test output and to NXPROVISION_HA_REPORT when set (one JSON line each).
+
+FAILED_SHARE_MAX = 0.01  # the issue's target: only the requests in flight fail, under 1 % of the load
+SERVING_WITHIN_S = 30  # the issue's target: serving without errors again within 30 s, database failover included
+HEALTHY_WITHIN_S = 240  # from the host being back (boot, Nuxeo start, pg_rewind included) to a healthy cluster
 
 
-@pytest.mark.ha
+def patroni_state(d: Deployed) -> tuple[str | None, int]:
+    """(leader, number of replicas streaming or running) as Patroni's REST API of any reachable member says."""
+    import urllib.request
+
+    port = d.cluster.derived["db"]["patroni"]["rest_port"]
+    for h in d.cluster.db_hosts:
+        try:
+            with urllib.request.urlopen(f"http://{d.address(h)}:{port}/cluster", timeout=2) as r:
+                members = json.loads(r.read())["members"]
+        except Exception:  # a dead or busy member: ask the next one
+            continue
+        leader = next((m["name"] for m in members if m["role"] == "leader" and m["state"] == "running"), None)
+        replicas = sum(
+            m["role"] in ("replica", "sync_standby") and m["state"] in ("streaming", "running") for m in members
+        )
+        return leader, replicas
+    return None, 0
+
+
+def distributed_health(lab_: Lab, d: Deployed) -> tuple[bool, list[str]]:
+    """The operator's view (`nxprovision status`), plus what only the distributed architecture has: the
+    virtual IP on exactly one load balancer, a Patroni leader with every other member replicating."""
+    _ok, bad = cluster_health(str(lab_.inventory))
+    holders = vip_holders(lab_, d)
+    if len(holders) != 1:
+        bad.append(f"virtual IP held by {holders or 'no load balancer'}")
+    leader, replicas = patroni_state(d)
+    if leader is None or replicas != len(d.cluster.db_hosts) - 1:
+        bad.append(f"Patroni: leader {leader}, {replicas} replica(s) replicating")
+    return not bad, bad
+
+
 def _failure_time(line: str, ref: float) -> float:
     """load.py stamps failures with the wall clock's HH:MM:SS: place it on ref's day."""
     hh, mm, ss = (int(x) for x in line.split()[0].split(":"))
     day = time.localtime(ref)
     return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, hh, mm, ss, 0, 0, -1))
-
-
-def _outside_window(failures: list[str], start: float, end: float) -> list[str]:
-    # one second of slack each side: the stamps have a resolution of one second
-    return [f for f in failures if not start - 1 <= _failure_time(f, start) <= end + 1]
 
 
 def _per_thread(failures: list[str]) -> dict[str, int]:
@@ -302,151 +339,150 @@ def _kinds(failures: list[str]) -> dict[str, int]:
     return out
 
 
-def test_lb_failover_under_load(distributed) -> None:
-    lab_, _ = distributed
-    d = Deployed.load(lab_.inventory)
+def active_lb(lab_: Lab, d: Deployed) -> str:
     holders = vip_holders(lab_, d)
     assert len(holders) == 1, holders
-    active = holders[0]
-    standby = next(h for h in d.cluster.lb_hosts if h != active)
-    with Prober(d.url) as probe, SteadyLoad(d.client, threads=LOAD_THREADS) as load:
-        time.sleep(15)
-        before = (load.stats.requests, len(load.stats.failures))
-        t_kill, wall_kill = time.monotonic(), time.time()
-        lab("kill", "--name", lab_.name, active)
-        wait_for(lambda: vip_holders(lab_, d) == [standby], 30, f"the virtual IP on {standby}", interval=0.5)
-        t_moved = time.monotonic() - t_kill
-        wait_for(lambda: probe.recovered_after(t_kill) is not None, 60, "answers through the virtual IP again")
-        time.sleep(15)
-        load.stop()
-    recovered = probe.recovered_after(t_kill)
-    lost = unreadable_acks(d.client, load.stats.acked)
-    figures = {
-        "killed": active,
-        "new_holder": standby,
-        "requests_before_kill": before[0],
-        "requests_total": load.stats.requests,
-        "failed_before_kill": before[1],
-        "failed_total": len(load.stats.failures),
-        "failures": load.stats.failures,
-        "acknowledged_writes": len(load.stats.acked),
-        "lost_writes": len(lost),
-        "vip_moved_seen_by_ssh_s": round(t_moved, 1),
-        "time_to_recover_s": round(recovered or -1, 1),
-        "failed_per_thread": _per_thread(load.stats.failures),
-        "failure_kinds": _kinds(load.stats.failures),
-    }
-    attempts = load.stats.requests + len(load.stats.failures)
-    figures["failed_share"] = round(len(load.stats.failures) / max(attempts, 1), 5)
-    report_figures("lb_failover", figures)
-    try:
-        assert before[1] == 0, load.stats.failures
-        assert lost == [], lost
-        assert figures["failed_share"] < 0.01, figures  # the issue's target: under 1 % of the load
-        assert recovered is not None and recovered < 15, figures
-        # Requests fail only while no load balancer answers on the address: those in flight on the dead one,
-        # and (retries being off) those the clients send before the survivor announces it (gratuitous ARP).
-        outside = _outside_window(load.stats.failures, wall_kill, wall_kill + recovered + 2)
-        assert outside == [], outside
-    finally:
-        lab("start", "--name", lab_.name, active, timeout=300)
-    # Back up, the recovered balancer does not take the address back (nopreempt): no second interruption.
+    return holders[0]
+
+
+def db_leader(lab_: Lab, d: Deployed) -> str:
+    return leader_and_other(lab_, d)[0]
+
+
+def watch_vip(lab_: Lab, d: Deployed, victim: str, t_fail: float) -> dict[str, object]:
+    """How long the virtual IP took to reach the other load balancer (seen over SSH, 0.5 s resolution; only the
+    survivor is asked: SSH to the powered-off one would wait for its timeout at every poll)."""
+    other = next(h for h in d.cluster.lb_hosts if h != victim)
+    vip = str(d.cluster.settings["nx_vip"])
     wait_for(
-        lambda: lab_.ssh(active, "systemctl is-active keepalived haproxy").returncode == 0,
-        120,
-        f"keepalived and haproxy on {active}",
+        lambda: f" {vip}/" in lab_.ssh(other, "ip -4 -o addr show", timeout=20).stdout,
+        30,
+        f"the virtual IP on {other}",
+        interval=0.5,
     )
-    time.sleep(8)
-    assert vip_holders(lab_, d) == [standby]
+    return {"new_vip_holder": other, "vip_moved_after_s": round(time.monotonic() - t_fail, 1)}
 
 
-@pytest.mark.slow
+def watch_leader(lab_: Lab, d: Deployed, victim: str, t_fail: float) -> dict[str, object]:
+    """How long Patroni took to elect a new leader (its REST API asked from here, 0.5 s resolution)."""
+    others = [h for h in d.cluster.db_hosts if h != victim]
+    new = wait_for(
+        lambda: (lambda x: x if x not in (None, victim) else None)(patroni_rest_leader(d, others)),
+        90,
+        "a new Patroni leader",
+        interval=0.5,
+    )
+    return {"new_leader": new, "new_leader_after_s": round(time.monotonic() - t_fail, 1)}
+
+
+Pick = Callable[[Lab, Deployed], str]
+Watch = Callable[[Lab, Deployed, str, float], dict[str, object]]
+
+
+@dataclass
+class Scenario:
+    host: str | Pick  # the host that fails, or how to find it when the failure starts (leader, VIP holder)
+    fail: str  # the lab verb that causes the failure: kill | partition | reboot
+    back: str | None  # the lab verb that ends it (None: a reboot comes back by itself)
+    hold_s: float  # seconds from the failure to the host coming back
+    watch: Watch | None = None  # what to time while the host is away
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "front node powered off": Scenario("front2", "kill", "start", 20),
+    "database primary powered off": Scenario(db_leader, "kill", "start", 45, watch_leader),
+    "active load balancer powered off": Scenario(active_lb, "kill", "start", 20, watch_vip),
+    "front node partitioned": Scenario("front1", "partition", "heal", 20),
+    "front host rebooted": Scenario("front2", "reboot", None, 0),
+    "database primary host rebooted": Scenario(db_leader, "reboot", None, 0, watch_leader),
+}
+
+
 @pytest.mark.ha
-def test_database_leader_failover_under_load(distributed) -> None:
-    lab_, _ = distributed
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_failure_under_load(distributed, scenario: str) -> None:
+    lab_, first = distributed
+    if first is not None:
+        assert first.returncode == 0, "the distributed deploy failed; see test_first_deploy_converges"
+    s = SCENARIOS[scenario]
     d = Deployed.load(lab_.inventory)
-    leader, survivor = leader_and_other(lab_, d)
+    ok, bad = distributed_health(lab_, d)
+    assert ok, f"the cluster is not healthy before the failure: {bad}"
+    host = s.host if isinstance(s.host, str) else s.host(lab_, d)
+    extra: dict[str, object] = {}
+    back_done = s.back is None
     with Prober(d.url) as probe, SteadyLoad(d.client, threads=LOAD_THREADS) as load:
-        time.sleep(15)
-        before = (load.stats.requests, len(load.stats.failures))
-        t_kill, wall_kill = time.monotonic(), time.time()
-        lab("kill", "--name", lab_.name, leader)
-
-        others = [h for h in d.cluster.db_hosts if h != leader]
-        promoted = wait_for(
-            lambda: (lambda x: x if x not in (None, leader) else None)(patroni_rest_leader(d, others)),
-            90,
-            "a new Patroni leader",
-            interval=0.5,
-        )
-        t_promoted = time.monotonic() - t_kill
-        wait_for(lambda: probe.recovered_after(t_kill) is not None, 90, "runningstatus 200 again")
-        time.sleep(25)
-        load.stop()
-    # runningstatus caches its probes (about 20 s): it is reported, the load decides when writes work again
-    recovered = probe.recovered_after(t_kill)
-    last_failure = max((_failure_time(f, wall_kill) - wall_kill for f in load.stats.failures), default=0.0)
-    healthy = last_failure + 1  # the stamps have a one-second resolution
-    lost = unreadable_acks(d.client, load.stats.acked)
-    figures = {
-        "killed": leader,
-        "new_leader": promoted,
-        "promoted_after_s": round(t_promoted, 1),
-        "time_to_recover_s": round(recovered or -1, 1),
-        "requests_total": load.stats.requests,
-        "failed_before_kill": before[1],
-        "failed_total": len(load.stats.failures),
-        "failures": load.stats.failures,
-        "acknowledged_writes": len(load.stats.acked),
-        "lost_writes": len(lost),
-        "lost": lost,
-        "failed_per_thread": _per_thread(load.stats.failures),
-        "failure_kinds": _kinds(load.stats.failures),
-        "last_failure_after_s": round(last_failure, 1),
-        "time_to_healthy_s": round(healthy, 1),
-    }
-    report_figures("database_leader_failover", figures)
-    try:
-        assert lost == [], lost
-        assert t_promoted < 30, figures
-        # healthy: writes succeed again (no failure after that, the load ran 25 s more) within 30 s
-        assert healthy < 30, figures
-        assert recovered is not None, figures
-    finally:
-        lab("start", "--name", lab_.name, leader, timeout=300)
-    # The old leader comes back as a replica of the new one (pg_rewind), streaming.
-    wait_back_as_replica(lab_, leader, survivor)
-
-
-@pytest.mark.slow
-@pytest.mark.ha
-def test_database_leader_host_rebooted_under_load(distributed) -> None:
-    """A clean reboot of the Patroni leader's host: Patroni hands the leadership over while it stops."""
-    lab_, _ = distributed
-    d = Deployed.load(lab_.inventory)
-    leader, survivor = leader_and_other(lab_, d)
-    with SteadyLoad(d.client, threads=LOAD_THREADS) as load:
-        time.sleep(15)
-        wall_reboot = time.time()
-        t0 = time.monotonic()
-        lab("reboot", "--name", lab_.name, leader, timeout=300)
-        t_back = time.monotonic() - t0
-        wait_back_as_replica(lab_, leader, survivor)
-        time.sleep(15)
+        try:
+            wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+            time.sleep(10)  # a steady state before the failure
+            failed_before = len(load.stats.failures)
+            t_fail, wall_fail = time.monotonic(), time.time()
+            if s.fail == "reboot":
+                # a clean reboot comes back by itself: the lab verb returns once the host answers SSH again
+                rebooted: list[subprocess.CompletedProcess[str]] = []
+                t_reboot = threading.Thread(
+                    target=lambda: rebooted.append(lab(s.fail, "--name", lab_.name, host, check=False, timeout=400)),
+                    daemon=True,
+                )
+                t_reboot.start()
+            else:
+                lab(s.fail, "--name", lab_.name, host, timeout=300)
+            if s.watch:
+                extra |= s.watch(lab_, d, host, t_fail)
+            if s.fail == "reboot":
+                t_reboot.join(timeout=400)
+                assert rebooted and rebooted[0].returncode == 0, f"{host} did not come back from a reboot: {rebooted}"
+            else:
+                time.sleep(max(0.0, s.hold_s - (time.monotonic() - t_fail)))
+                back_done = True
+                lab(s.back, "--name", lab_.name, host, timeout=300)
+            t_back = time.monotonic()
+            healthy = wait_for(
+                lambda: (lambda h: h if h[0] else None)(distributed_health(lab_, d)),
+                HEALTHY_WITHIN_S,
+                "the cluster to be healthy again",
+                interval=2,
+            )
+            t_healthy = time.monotonic()
+            time.sleep(10)  # load on the recovered cluster: failures must have stopped
+        finally:
+            if not back_done:  # the test failed while the host was away: bring it back for the next scenario
+                lab(s.back, "--name", lab_.name, host, check=False, timeout=300)
     stats = load.stats
-    lost = unreadable_acks(d.client, stats.acked)
-    last_failure = max((t - wall_reboot for t in stats.failure_times), default=0.0)
-    figures = {
-        "rebooted": leader,
-        "host_back_after_s": round(t_back, 1),
-        "requests_total": stats.requests,
-        "failed_total": len(stats.failures),
-        "failed_share": round(len(stats.failures) / max(stats.requests + len(stats.failures), 1), 5),
-        "failures": stats.failures[:20],
+    total = stats.requests + len(stats.failures)
+    last_failure = max((t - wall_fail for t in stats.failure_times), default=None)
+    recovered = probe.recovered_after(t_fail)
+    figures: dict[str, object] = {
+        "host": host,
+        "requests": total,
+        "failed": len(stats.failures),
+        "failed_share": round(len(stats.failures) / max(total, 1), 5),
+        "failed_before_failure": failed_before,
         "acknowledged_writes": len(stats.acked),
-        "lost_writes": len(lost),
-        "last_failure_after_s": round(last_failure, 1),
+        # serving again: no failed request after this (1 s stamp resolution); 0 when nothing failed
+        "serving_again_after_s": round(last_failure + 1, 1) if last_failure is not None else 0.0,
+        "runningstatus_back_after_s": round(recovered, 1) if recovered is not None else None,
+        **extra,
+        "host_away_s": round(t_back - t_fail, 1),
+        "healthy_after_host_back_s": round(t_healthy - t_back, 1),
+        "healthy_after_failure_s": round(t_healthy - t_fail, 1),
+        "failed_per_thread": _per_thread(stats.failures),
+        "failure_kinds": _kinds(stats.failures),
+        # the first ones and the last ones: when the failures stopped matters as much as how they started
+        "failures": stats.failures if len(stats.failures) <= 12 else [*stats.failures[:8], "...", *stats.failures[-4:]],
     }
-    report_figures("database_leader_host_reboot", figures)
-    assert lost == [], lost
-    assert last_failure < 30, figures  # healthy again within 30 s of the reboot
+    lost = unreadable_acks(d.client, stats.acked)
+    figures["lost_acknowledged_writes"] = len(lost)
+    report_figures(f"distributed: {scenario}", figures)
+    assert healthy
+    assert failed_before == 0, stats.failures
+    assert lost == [], lost[:20]
+    assert len(stats.acked) > 50, figures
+    assert figures["serving_again_after_s"] < SERVING_WITHIN_S, figures  # type: ignore[operator]
+    assert figures["failed_share"] < FAILED_SHARE_MAX, figures  # type: ignore[operator]
+    if s.watch is watch_vip:
+        # back up, the recovered balancer does not take the address back (nopreempt): no second interruption
+        time.sleep(8)
+        assert vip_holders(lab_, d) == [extra["new_vip_holder"]]
+    # every front node takes its share of the traffic again
+    wait_for(lambda: len({node_of(d.client()) for _ in range(12)}) >= 2, 60, "both front nodes serving")

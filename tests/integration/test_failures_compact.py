@@ -10,13 +10,12 @@ failure by design there; their failures are tested on the distributed architectu
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
 import pytest
-from cluster_checks import Deployed, node_of, wait_for
-from conftest import Lab, lab, nxprovision
+from cluster_checks import Deployed, cluster_health, node_of, wait_for
+from conftest import Lab, lab
 from load import SteadyLoad, report_figures, unreadable_acks
 
 # In CI (lab) and in `make test-ha` with the distributed failure tests.
@@ -24,24 +23,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.ha]
 
 FAILED_SHARE_MAX = 0.01  # the issue's target: only requests in flight, under 1 % of the load
 HEALTHY_WITHIN_S = 180  # from the host being back (boot included) to a healthy cluster
-
-
-def cluster_health(inv: str) -> tuple[bool, list[str]]:
-    """`nxprovision status` is the operator's view: healthy means every row ok and every front node UP."""
-    out = nxprovision("status", "-i", inv, "--json", timeout=120)
-    try:
-        rows = json.loads(out.stdout)["components"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return False, [out.stdout[-300:] + out.stderr[-300:]]
-    # A stand-in may stay "degraded" for its own limits (the lab's one-node search stand-ins can report yellow):
-    # serving is what counts for it; every real component must be ok.
-    bad = [
-        f"{r['host']} {r['component']}: {r['health']} {r['detail']}"
-        for r in rows
-        if not r["healthy"] and not (r["standin"] and r["health"] == "degraded")
-    ]
-    bad += [f"{r['host']} LB {r['lb_state']}" for r in rows if r["lb_state"] not in ("", "UP")]
-    return not bad, bad
 
 
 def under_load(lab_: Lab, name: str, fail: Callable[[], object], recover: Callable[[], object], hold_s: float) -> None:

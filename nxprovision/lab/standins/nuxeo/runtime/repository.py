@@ -10,6 +10,7 @@ import json
 import queue
 import re
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,6 +163,44 @@ class PostgresRepository(Repository):
         )
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(pool_size)
+        # a multi-host URL: host -> (rank, when); see _connect
+        self._host_status: dict[str, tuple[int, float]] = {}
+
+    # pgjdbc's host status tracking (hostRecheckSeconds, 10 s by default): a host that just failed is tried after
+    # the others, so that a powered-off database host does not cost a connect timeout to every new connection.
+    HOST_RECHECK_S = 10.0
+    _STANDBY = 1  # answered, but not a primary (or starting, or stopping): alive, not what a writer wants
+    _DOWN = 2  # refused or timed out
+
+    def _connect(self) -> Any:
+        hosts = str(self.conninfo["host"]).split(",")
+        if len(hosts) < 2:
+            return self._psycopg.connect(**self.conninfo, autocommit=True)
+        ports = str(self.conninfo["port"]).split(",")
+        ports += ports[-1:] * (len(hosts) - len(ports))
+        now = time.monotonic()
+
+        def rank(h: str) -> int:
+            r, when = self._host_status.get(h, (0, 0.0))
+            return r if now - when < self.HOST_RECHECK_S else 0
+
+        order = sorted(zip(hosts, ports, strict=True), key=lambda hp: rank(hp[0]))  # stable: URL order otherwise
+        errors = []
+        for h, port in order:
+            try:
+                c = self._psycopg.connect(**{**self.conninfo, "host": h, "port": port}, autocommit=True)
+            except self._psycopg.OperationalError as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                msg = msg.removeprefix("connection failed: ")
+                alive = any(w in msg for w in ("read-only", "hot standby", "the database system is"))
+                self._host_status[h] = (self._STANDBY if alive else self._DOWN, time.monotonic())
+                errors.append(msg)
+                continue
+            self._host_status.pop(h, None)
+            return c
+        raise self._psycopg.OperationalError(
+            "connection failed: " + "\n".join(errors) + "\nMultiple connection attempts failed."
+        )
 
     @contextmanager
     def conn(self):  # type: ignore[no-untyped-def]
@@ -170,7 +209,7 @@ class PostgresRepository(Repository):
             try:
                 c = self._pool.get_nowait()
             except queue.Empty:
-                c = self._psycopg.connect(**self.conninfo, autocommit=True)
+                c = self._connect()
             try:
                 yield c
             except (self._psycopg.OperationalError, self._psycopg.InterfaceError):
