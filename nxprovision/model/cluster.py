@@ -579,9 +579,10 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # OpenSearch reads its PEM files inside its config directory, the key in PKCS#8.
         if "opensearch" in services:
             paths["opensearch"] = {"cert": f"{os_tls}/node.crt", "key": f"{os_tls}/node.key", "ca": f"{os_tls}/ca.crt"}
-        # Kafka: a PEM key store (PKCS#8 key + certificate) and a PEM trust store (ssl.*.type=PEM).
+        # Kafka: a PEM key store (PKCS#8 key + certificate, assembled from keystore.d) and a PEM trust store
+        # (ssl.keystore.type=PEM, ssl.truststore.type=PEM).
         if "kafka" in services:
-            paths["kafka"] = {"cert": f"{kafka_tls}/server.crt", "key": f"{kafka_tls}/server.key",
+            paths["kafka"] = {"cert": f"{kafka_tls}/keystore.d/2-cert.pem", "key": f"{kafka_tls}/keystore.d/1-key.pem",
                               "keystore": f"{kafka_tls}/keystore.pem", "ca": f"{kafka_tls}/ca.crt"}
         if "seaweedfs" in services:
             paths["seaweedfs"] = {"cert": f"{sw_tls}/s3.crt", "key": f"{sw_tls}/s3.key"}

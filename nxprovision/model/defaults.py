@@ -57,7 +57,10 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "Certificates come from the cluster's CA (`nxprovision certs init` puts it in .pki/, the key vault-encrypted)\n"
         "or from your files: per host nx_tls_cert_file / nx_tls_key_file, and nx_tls_ca_cert_file for their CA.",
     ),
-    "nx_tls_search": (True, "With nx_tls_enabled: Nuxeo -> search cluster over https (node certificates on the REST port)."),
+    "nx_tls_search": (
+        True,
+        "With nx_tls_enabled: Nuxeo -> search cluster over https (node certificates on the REST port).",
+    ),
     "nx_tls_kafka": (True, "With nx_tls_enabled: Nuxeo -> Kafka over an SSL listener (broker certificates)."),
     "nx_tls_s3": (
         True,

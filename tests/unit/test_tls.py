@@ -280,7 +280,7 @@ def test_backend_links_certificates_and_paths() -> None:
                                              "key": "/opt/opensearch/config/tls/node.key",
                                              "ca": "/opt/opensearch/config/tls/ca.crt"}
     assert tls["certs"]["kafka1"]["paths"]["kafka"] == {
-        "cert": "/etc/kafka/tls/server.crt", "key": "/etc/kafka/tls/server.key",
+        "cert": "/etc/kafka/tls/keystore.d/2-cert.pem", "key": "/etc/kafka/tls/keystore.d/1-key.pem",
         "keystore": "/etc/kafka/tls/keystore.pem", "ca": "/etc/kafka/tls/ca.crt"}
     assert tls["certs"]["s3-1"]["paths"]["seaweedfs"] == {"cert": "/etc/seaweedfs/tls/s3.crt",
                                                          "key": "/etc/seaweedfs/tls/s3.key"}
