@@ -389,8 +389,6 @@ def _derive(c: Cluster) -> dict[str, Any]:
     s3 = {"mode": s3_mode, "endpoint": endpoint, "bucket": s.get("s3_bucket"), "region": s.get("s3_region"),
           # the self-hosted store serves its S3 API over https only; every client verifies it with the CA
           "tls": tls["s3"], "ca_file": tls["ca_path"] if tls["s3"] else "",
-          # the name its certificate carries (clients that match DNS names only, e.g. pgBackRest, use it)
-          "tls_name": c.s3_hosts[0] if tls["s3"] else "",
           "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
           "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
                                       str(s.get("seaweedfs_version") or "")),
@@ -459,13 +457,12 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
     tls_proxy = url.scheme == "http"
     default_port = 443 if url.scheme == "https" else 80
     # The cluster's own store over TLS (nx.s3.tls): pgBackRest talks to it directly and verifies it with the cluster
-    # CA. pgBackRest 2.45 matches the endpoint against the certificate's DNS names only (never an IP address): the
-    # endpoint is the S3 host's name and repo1-storage-host its address.
+    # CA (its certificate carries the address as a DNS name too: pgBackRest 2.45 checks DNS names only).
     own_tls = bool(s3.get("tls")) and endpoint == s3.get("endpoint")
     repo = {
-        "endpoint": "localhost" if tls_proxy else (s3["tls_name"] if own_tls else (url.hostname or "")),
+        "endpoint": "localhost" if tls_proxy else (url.hostname or ""),
         # The proxy listens on IPv4 only: pgBackRest must not try ::1 for localhost.
-        "connect_host": "127.0.0.1" if tls_proxy else ((url.hostname or "") if own_tls else ""),
+        "connect_host": "127.0.0.1" if tls_proxy else "",
         "port": proxy_port if tls_proxy else (url.port or default_port),
         "upstream": f"{url.hostname}:{url.port or default_port}" if tls_proxy else "",
         # '' = the system's CA certificates (an external https endpoint)
@@ -567,6 +564,10 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
                 ips.append(public_host)
             else:
                 dns.append(public_host)
+        if "seaweedfs" in services and _is_ip(host.address) and host.address not in dns:
+            # pgBackRest 2.45 matches the host it connects to against the certificate's DNS names only (never an
+            # IP address entry): the S3 host's address is also written as a DNS name for it.
+            dns.append(host.address)
         vip = str(s.get("nx_vip") or "")
         if "haproxy" in services and vip and len(c.lb_hosts) > 1:
             ips.append(vip)

@@ -65,12 +65,11 @@ def test_compact_backup_model(make_inv):
     assert b["hosts"] == c.derived["db"]["hosts"] and b["primary"] == c.derived["db"]["primary"]
     assert b["archive_command"] == "pgbackrest --stanza=nuxeo archive-push %p"
     assert b["data_dir"] == "/var/lib/postgresql/15/main"
-    # the self-hosted store serves https (nx_tls_s3, on with the cluster's TLS): pgBackRest talks to it directly,
-    # verifying the S3 host's name (DNS names only in pgBackRest 2.45) with the cluster CA, at its address
-    s3_name = c.s3_hosts[0]
-    s3_host = c.hosts[s3_name].address
+    # the self-hosted store serves https (nx_tls_s3, on with the cluster's TLS): pgBackRest talks to it directly
+    # and verifies it with the cluster CA
+    s3_host = c.hosts[c.s3_hosts[0]].address
     assert b["tls_proxy"] is False
-    assert b["repo"] == {"endpoint": s3_name, "connect_host": s3_host, "port": 8333, "upstream": "",
+    assert b["repo"] == {"endpoint": s3_host, "connect_host": "", "port": 8333, "upstream": "",
                          "ca_file": "/etc/nxprovision/tls/ca.crt"}
     assert b["ca_file"] == "/etc/nxprovision/tls/ca.crt"
     assert b["source_bucket"] == "nuxeo-binaries" and b["endpoint"] == c.derived["s3"]["endpoint"]
@@ -135,12 +134,13 @@ def test_patroni_archiving_rendered(make_inv):
 def test_pgbackrest_conf_rendered(make_inv):
     c = cluster(make_inv("compact"))
     text = render_pg(c, "pgbackrest", "etc/pgbackrest/pgbackrest.conf.j2")
-    s3_name = c.s3_hosts[0]
-    for line in ("repo1-type=s3", "repo1-s3-bucket=nuxeo-binaries-backup", f"repo1-s3-endpoint={s3_name}",
-                 f"repo1-storage-host={c.hosts[s3_name].address}", "repo1-storage-port=8333",
+    s3_host = c.hosts[c.s3_hosts[0]].address
+    for line in ("repo1-type=s3", "repo1-s3-bucket=nuxeo-binaries-backup", f"repo1-s3-endpoint={s3_host}",
+                 "repo1-storage-port=8333",
                  "repo1-storage-ca-file=/etc/nxprovision/tls/ca.crt", "repo1-cipher-type=aes-256-cbc",
                  "[nuxeo]", "pg1-path=/var/lib/postgresql/15/main"):
         assert line in text.splitlines(), line
+    assert not any(line.startswith("repo1-storage-host=") for line in text.splitlines())
     # the keys and the passphrase come from the vault (the task writing the file has no_log)
     assert f"repo1-s3-key-secret={c.settings['nx_secret_s3_secret_key']}" in text.splitlines()
     assert f"repo1-cipher-pass={c.settings['nx_secret_backup_cipher_pass']}" in text.splitlines()

@@ -113,8 +113,11 @@ def test_model_certificates_names_and_paths() -> None:
 
 def test_model_ip_sans_from_ansible_host(make_inv) -> None:
     inv = make_inv("compact", set={"nx_public_url": "https://10.9.9.9/nuxeo"},
-                   hostvars={"lb1": {"ansible_host": "10.0.0.5"}, "db1": {"ansible_host": "10.0.0.6"}})
+                   hostvars={"lb1": {"ansible_host": "10.0.0.5"}, "db1": {"ansible_host": "10.0.0.6"},
+                             "s3-1": {"ansible_host": "10.0.0.7"}})
     tls = _cluster(inv).derived["tls"]
+    # the S3 host's address is a DNS name too: pgBackRest 2.45 checks DNS names only
+    assert tls["certs"]["s3-1"]["ips"] == ["10.0.0.7"] and tls["certs"]["s3-1"]["dns"] == ["s3-1", "10.0.0.7"]
     assert tls["certs"]["lb1"]["ips"] == ["10.0.0.5", "10.9.9.9"]
     assert tls["certs"]["db1"]["ips"] == ["10.0.0.6"] and tls["certs"]["db1"]["dns"] == ["db1"]
 
@@ -293,7 +296,7 @@ def test_backend_links_certificates_and_paths() -> None:
     assert all(u.startswith("https://") for u in d["search"]["urls"]) and d["search"]["tls"] is True
     assert d["kafka"]["protocol"] == "SSL" and d["kafka"]["ca_file"] == tls["ca_path"]
     assert d["s3"]["endpoint"] == "https://s3-1:8333" and d["s3"]["ca_file"] == tls["ca_path"]
-    assert d["s3"]["tls_name"] == "s3-1"
+    assert tls["certs"]["s3-1"]["dns"] == ["s3-1"]  # no IP address here (sample inventory)
     assert d["backup"]["search_url"].startswith("https://")
 
 
