@@ -196,3 +196,26 @@ def test_kafka_tools_command_config(tmp_path) -> None:
     assert sec["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     conf.write_text("security.protocol=PLAINTEXT\n")
     assert kafka_standin.client_security(str(conf)) == {}
+
+
+def test_tansu_reaches_an_https_store_through_a_verifying_relay(tls_search) -> None:
+    # distributed lab: the brokers keep their log in the store's bucket; Tansu speaks plain http to a local relay
+    # that does the TLS, verified with the cluster CA
+    import urllib.request
+
+    t = tls_search
+    env = {"AWS_ENDPOINT": f"https://127.0.0.1:{t['port']}"}
+    engine, env = kafka_standin.tansu_storage({"standin.tansu.storage.engine": "s3://kafka/",
+                                               "standin.tansu.s3.endpoint": f"https://127.0.0.1:{t['port']}",
+                                               "standin.tansu.s3.ca.file": str(t["ca"])})
+    assert engine == "s3://kafka/" and env["STANDIN_S3_TLS_CA"] == str(t["ca"]) and env["AWS_ALLOW_HTTP"] == "true"
+    kafka_standin.s3_tls_relay(env)
+    assert env["AWS_ENDPOINT"].startswith("http://127.0.0.1:") and "STANDIN_S3_TLS_CA" not in env
+    with urllib.request.urlopen(env["AWS_ENDPOINT"] + "/", timeout=5) as r:
+        assert json.loads(r.read())["status"] == "green"
+    # a relay trusting another CA gets nothing through
+    other = _server_cert(_ca("someone else"), t["tmp"], name="other")[2]
+    env = {"AWS_ENDPOINT": f"https://127.0.0.1:{t['port']}", "STANDIN_S3_TLS_CA": str(other)}
+    kafka_standin.s3_tls_relay(env)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(env["AWS_ENDPOINT"] + "/", timeout=5).read()

@@ -174,6 +174,18 @@ class Relay:
                 src.close()
 
 
+def _tls_read(tls: ssl.SSLSocket) -> bytes | None:
+    """Application data the TLS socket has now; None when the readable record was not data (a TLS 1.3 session
+    ticket, a key update): a blocking recv() would wait for data the peer only sends after our next request."""
+    tls.setblocking(False)
+    try:
+        return tls.recv(65536)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    finally:
+        tls.setblocking(True)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel says is free now (for a backend that only listens behind a relay)."""
     with socket.socket() as s:
@@ -277,7 +289,9 @@ class TlsRelay:
             while True:
                 for key, _ in sel.select():
                     if key.data == "client":
-                        data = tls.recv(65536)
+                        data = _tls_read(tls)
+                        if data is None:
+                            continue
                         if not data:
                             return
                         upstream.sendall(data)
@@ -336,7 +350,9 @@ class TlsClientRelay:
             while True:
                 for key, _ in sel.select():
                     if key.data == "tls":
-                        data = tls.recv(65536)
+                        data = _tls_read(tls)
+                        if data is None:
+                            continue
                         if not data:
                             return
                         client.sendall(data)
