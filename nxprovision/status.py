@@ -262,7 +262,10 @@ def probe_hosts(
         verb="status-probe",
         vault_password_file=vault_password_file,
         secrets=secrets,
-        extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers}},
+        extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers},
+                   # TLS brokers: the tools' client settings the kafka role wrote (SSL, the cluster CA)
+                   "status_kafka_command_config": f"{c.settings.get('kafka_config_dir') or '/etc/kafka'}"
+                                                  "/client.properties" if c.derived["kafka"].get("tls") else ""},
         display=collect_event,
         out=io.StringIO(),
     )
