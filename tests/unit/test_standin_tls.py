@@ -219,3 +219,22 @@ def test_tansu_reaches_an_https_store_through_a_verifying_relay(tls_search) -> N
     kafka_standin.s3_tls_relay(env)
     with pytest.raises(OSError):
         urllib.request.urlopen(env["AWS_ENDPOINT"] + "/", timeout=5).read()
+
+
+def test_kafka_configs_alters_only_ssl_stores(capsys, monkeypatch, tmp_path) -> None:
+    class Admin:
+        def describe_cluster(self):
+            return {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(kafka_standin, "admin", lambda *a: Admin())
+    args = ["--bootstrap-server", "127.0.0.1:1", "--alter", "--entity-type", "brokers", "--entity-name", "1"]
+    assert kafka_standin.configs_main([*args, "--add-config", "log.retention.ms=1"]) == 1
+    assert "only alters" in capsys.readouterr().err
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_text("x")
+    assert kafka_standin.configs_main(
+        [*args, "--add-config", f"listener.name.ssl.ssl.keystore.location={keystore}"]) == 0
+    assert "Completed updating config for broker 1." in capsys.readouterr().out

@@ -699,7 +699,7 @@ def configs_main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     keys = dict(kv.split("=", 1) for kv in args.add_config.split(",") if "=" in kv)
     if not args.alter or args.entity_type != "brokers" or not keys or not all(
-            k.split(".ssl.", 1)[-1].startswith(("keystore.", "truststore.")) for k in keys):
+            k.rsplit("ssl.", 1)[-1].startswith(("keystore.", "truststore.")) for k in keys):
         print("The Kafka stand-in's kafka-configs.sh only alters a broker's SSL key and trust stores", file=sys.stderr)
         return 1
     try:
