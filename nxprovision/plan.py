@@ -125,6 +125,8 @@ def make_plan(cluster: Cluster, reveal: bool = False) -> Plan:
                   "zookeeper_connect": d["kafka"]["zookeeper_connect"]},
         "s3": {"mode": d["s3"]["mode"], "endpoint": d["s3"]["endpoint"], "bucket": d["s3"]["bucket"]},
         "tls": {"enabled": d["tls"]["enabled"], "https": d["tls"]["lb"], "database": d["db"].get("ssl", False),
+                "search": d["tls"]["search"], "kafka": d["tls"]["kafka"], "s3": d["tls"]["s3"],
+                "truststore": d["tls"]["truststore"]["path"],
                 "http_redirect_port": d["lb"].get("redirect_port", 0), "ca": d["tls"]["ca_cert_file"],
                 "certificates": [{"host": h, "names": c["dns"] + c["ips"], "services": c["services"],
                                   "source": "operator" if c["source_cert"] else "cluster CA"}

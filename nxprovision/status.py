@@ -1,7 +1,8 @@
 """`nxprovision status`: a live health table of every component, probed from where the operator runs it.
 
 Probes speak each component's own protocol over the network (Nuxeo's runningstatus, HAProxy's stats
-CSV, the search cluster's health API, TCP for the database and Kafka, HTTP for S3), in parallel.
+CSV, the search cluster's health API, TCP for the database and Kafka, HTTP for S3), in parallel. The links the
+cluster runs over TLS (search, Kafka, S3) are probed with TLS, verified with the cluster CA of the inventory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import io
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -40,13 +42,30 @@ class Row:
         return self.health == "ok"
 
 
-def _http(url: str, auth: tuple[str, str] | None = None, timeout: float = TIMEOUT) -> tuple[int, bytes, dict]:
+def tls_context(c: Cluster) -> ssl.SSLContext | None:
+    """A client context trusting the inventory's CA certificate (nx_tls_ca_cert_file), names checked; None when
+    the cluster has no TLS or the certificate is not on this machine."""
+    tls = c.derived.get("tls") or {}
+    if not tls.get("enabled"):
+        return None
+    src = Path(str(c.view.source))
+    if c.view.source in ("", "ansible") or not src.exists():
+        return None
+    base = src if src.is_dir() else src.parent
+    ca = Path(tls["ca_cert_file"]) if Path(tls["ca_cert_file"]).is_absolute() else base / tls["ca_cert_file"]
+    if not ca.is_file():
+        return None
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def _http(url: str, auth: tuple[str, str] | None = None, timeout: float = TIMEOUT,
+          context: ssl.SSLContext | None = None) -> tuple[int, bytes, dict]:
     req = urllib.request.Request(url)
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context if url.startswith("https:") else None) as r:
             return r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read(), dict(e.headers or {})
@@ -110,17 +129,18 @@ def _haproxy(c: Cluster, host: str) -> list[Row]:
     return rows
 
 
-def _search(c: Cluster, host: str) -> Row:
+def _search(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
     addr = c.hosts[host].address
     port = c.derived["search"]["http_port"]
+    scheme = "https" if c.derived["search"].get("tls") else "http"
     row = Row(host, "opensearch", addr, "unknown")
     try:
-        _code, body, _ = _http(f"http://{addr}:{port}/_cluster/health")
+        _code, body, _ = _http(f"{scheme}://{addr}:{port}/_cluster/health", context=ctx)
         data = json.loads(body or b"{}")
         status = data.get("status", "?")
         row.health = {"green": "ok", "yellow": "degraded"}.get(status, "down")
-        row.detail = f"cluster {status}, {data.get('number_of_nodes', '?')} node(s)"
-        _code, body, _ = _http(f"http://{addr}:{port}/")
+        row.detail = f"cluster {status}, {data.get('number_of_nodes', '?')} node(s)" + (", https" if ctx else "")
+        _code, body, _ = _http(f"{scheme}://{addr}:{port}/", context=ctx)
         row.version = str(json.loads(body or b"{}").get("version", {}).get("number", ""))
     except (OSError, ValueError) as exc:
         row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
@@ -134,14 +154,32 @@ def _tcp_row(c: Cluster, host: str, component: str, port: int, role: str = "") -
                + (f"port {port} open" if ok else f"port {port} refused or unreachable"))
 
 
-def _s3(c: Cluster, host: str) -> Row:
+def _tls_handshake(addr: str, port: int, ctx: ssl.SSLContext) -> str:
+    """The TLS version a server negotiates with a client that verifies it against the cluster CA."""
+    with socket.create_connection((addr, port), timeout=TIMEOUT) as raw, \
+            ctx.wrap_socket(raw, server_hostname=addr) as tls:
+        return str(tls.version())
+
+
+def _kafka(c: Cluster, host: str, port: int, role: str, ctx: ssl.SSLContext | None) -> Row:
+    row = _tcp_row(c, host, "kafka", port, role)
+    if row.health == "ok" and ctx is not None and c.derived["kafka"].get("tls"):
+        try:
+            row.detail = f"{role} SSL listener, {_tls_handshake(row.address, port, ctx)} verified with the CA"
+        except (OSError, ValueError) as exc:
+            row.health, row.detail = "down", f"{role} TLS handshake failed: {exc}"
+    return row
+
+
+def _s3(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
     addr = c.hosts[host].address
     port = int(host_setting(c.view, c.settings, host, "seaweedfs_s3_port") or 8333)
+    scheme = "https" if c.derived["s3"].get("tls") else "http"
     row = Row(host, "s3 (seaweedfs)", addr, "unknown")
     try:
-        code, _body, _ = _http(f"http://{addr}:{port}/")
+        code, _body, _ = _http(f"{scheme}://{addr}:{port}/", context=ctx)
         row.health = "ok" if code < 500 else "down"
-        row.detail = f"S3 API answered {code}"
+        row.detail = f"S3 API answered {code}" + (" over https" if scheme == "https" else "")
     except (OSError, ValueError) as exc:
         row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
     return row
@@ -159,13 +197,14 @@ def collect(c: Cluster) -> list[Row]:
         for h in db.get("servers") or c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"
             jobs.append(pool.submit(_tcp_row, c, h, c.database, int(db.get("port", 5432)), role))
+        ctx = tls_context(c)
         for h in c.search_hosts:
-            jobs.append(pool.submit(_search, c, h))
+            jobs.append(pool.submit(_search, c, h, ctx))
         for b in c.kafka_brokers:
-            jobs.append(pool.submit(_tcp_row, c, b.host, "kafka", b.port, f"broker {b.node_id}"))
+            jobs.append(pool.submit(_kafka, c, b.host, b.port, f"broker {b.node_id}", ctx))
         if c.settings.get("s3_mode") == "seaweedfs":
             for h in c.s3_hosts:
-                jobs.append(pool.submit(_s3, c, h))
+                jobs.append(pool.submit(_s3, c, h, ctx))
         rows: list[Row] = []
         for j in jobs:
             r = j.result()
@@ -223,7 +262,10 @@ def probe_hosts(
         verb="status-probe",
         vault_password_file=vault_password_file,
         secrets=secrets,
-        extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers}},
+        extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers},
+                   # TLS brokers: the tools' client settings the kafka role wrote (SSL, the cluster CA)
+                   "status_kafka_command_config": f"{c.settings.get('kafka_config_dir') or '/etc/kafka'}"
+                                                  "/client.properties" if c.derived["kafka"].get("tls") else ""},
         display=collect_event,
         out=io.StringIO(),
     )

@@ -262,7 +262,9 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
         values["seaweedfs_extra_buckets"] = [LAB_KAFKA_BUCKET]
         values["kafka_standin_properties"] = {
             "standin.tansu.storage.engine": f"s3://{LAB_KAFKA_BUCKET}/",
-            "standin.tansu.s3.endpoint": f"http://{s3.ip}:8333",
+            # the store serves https with the cluster CA's certificate (nx_tls_s3): the stand-in verifies it
+            "standin.tansu.s3.endpoint": f"https://{s3.ip}:8333",
+            "standin.tansu.s3.ca.file": "/etc/nxprovision/tls/ca.crt",
             "standin.tansu.s3.access.key": "{{ nx_secret_s3_access_key }}",
             "standin.tansu.s3.secret.key": "{{ nx_secret_s3_secret_key }}",
             "standin.tansu.s3.region": "{{ s3_region }}",

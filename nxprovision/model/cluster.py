@@ -29,7 +29,7 @@ CLUSTER_WIDE = (
     "nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version", "nuxeo_packages",
     "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode", "s3_bucket",
     "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version", "nx_tls_enabled", "nx_tls_ca_cert_file",
-    "nx_tls_ca_key_file",
+    "nx_tls_ca_key_file", "nx_tls_search", "nx_tls_kafka", "nx_tls_s3",
 )
 
 
@@ -283,6 +283,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
     s = c.settings
     public = urlsplit(str(s.get("nx_public_url") or ""))
     public_port = public.port or (443 if public.scheme == "https" else 80)
+    # First: which links use TLS decides the scheme of the search URLs, the S3 endpoint and Kafka's listener.
+    tls = _tls(c, public.hostname or "")
 
     # Database
     db: dict[str, Any] = {"flavour": c.database, "hosts": [], "primary": None, "replicas": []}
@@ -324,11 +326,15 @@ def _derive(c: Cluster) -> dict[str, Any]:
 
     # Search
     search_port = _int(s.get("opensearch_http_port"), 9200)
+    search_scheme = "https" if tls["search"] else "http"
     search = {
         "distribution": s.get("search_distribution"), "version": str(s.get("search_version")),
         "hosts": list(c.search_hosts), "http_port": search_port,
         "transport_port": _int(s.get("opensearch_transport_port"), 9300),
-        "urls": [f"http://{_addr(c, h)}:{search_port}" for h in c.search_hosts],
+        "urls": [f"{search_scheme}://{_addr(c, h)}:{search_port}" for h in c.search_hosts],
+        # REST over https with the node certificates (and TLS between the nodes); clients verify with the CA
+        "tls": tls["search"],
+        "ca_file": tls["ca_path"] if tls["search"] else "",
         "seed_hosts": [_addr(c, h) for h in c.search_hosts],
         "initial_cluster_managers": list(c.search_hosts),
         "index_name": s.get("nuxeo_search_index_name", "nuxeo"),
@@ -351,6 +357,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "brokers": [{"host": b.host, "address": b.address, "node_id": b.node_id, "port": b.port,
                      "controller_port": b.controller_port} for b in c.kafka_brokers],
         "bootstrap_servers": ",".join(f"{b.address}:{b.port}" for b in c.kafka_brokers),
+        # The client (and inter-broker) listener: SSL with the broker certificates when Kafka TLS is on.
+        "tls": tls["kafka"],
+        "protocol": "SSL" if tls["kafka"] else "PLAINTEXT",
+        "ca_file": tls["ca_path"] if tls["kafka"] else "",
         "controller_quorum_voters": ",".join(
             f"{b.node_id}@{b.address}:{b.controller_port}" for b in c.kafka_brokers) if mode == "kraft" else "",
         "cluster_id": _kafka_cluster_id(str(s.get("nx_cluster_name", "nuxeo"))),
@@ -372,10 +382,13 @@ def _derive(c: Cluster) -> dict[str, Any]:
     if s3_mode == "external":
         endpoint = str(s.get("s3_endpoint") or "")
     elif c.s3_hosts:
-        endpoint = f"http://{_addr(c, c.s3_hosts[0])}:{_int(s.get('seaweedfs_s3_port'), 8333)}"
+        scheme = "https" if tls["s3"] else "http"
+        endpoint = f"{scheme}://{_addr(c, c.s3_hosts[0])}:{_int(s.get('seaweedfs_s3_port'), 8333)}"
     else:
         endpoint = ""
     s3 = {"mode": s3_mode, "endpoint": endpoint, "bucket": s.get("s3_bucket"), "region": s.get("s3_region"),
+          # the self-hosted store serves its S3 API over https only; every client verifies it with the CA
+          "tls": tls["s3"], "ca_file": tls["ca_path"] if tls["s3"] else "",
           "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
           "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
                                       str(s.get("seaweedfs_version") or "")),
@@ -405,7 +418,6 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
-    tls = _tls(c, public.hostname or "")
     if tls["postgresql"] and c.database == "postgresql" and c.db_hosts:
         db["ssl"] = True
         db["jdbc_url"] = _jdbc_with_tls(db.get("jdbc_url") or (
@@ -444,12 +456,17 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
     # through a local TLS proxy on each database host, whose certificate pgBackRest verifies.
     tls_proxy = url.scheme == "http"
     default_port = 443 if url.scheme == "https" else 80
+    # The cluster's own store over TLS (nx.s3.tls): pgBackRest talks to it directly and verifies it with the cluster
+    # CA (its certificate carries the address as a DNS name too: pgBackRest 2.45 checks DNS names only).
+    own_tls = bool(s3.get("tls")) and endpoint == s3.get("endpoint")
     repo = {
         "endpoint": "localhost" if tls_proxy else (url.hostname or ""),
         # The proxy listens on IPv4 only: pgBackRest must not try ::1 for localhost.
         "connect_host": "127.0.0.1" if tls_proxy else "",
         "port": proxy_port if tls_proxy else (url.port or default_port),
         "upstream": f"{url.hostname}:{url.port or default_port}" if tls_proxy else "",
+        # '' = the system's CA certificates (an external https endpoint)
+        "ca_file": s3["ca_file"] if own_tls else "",
     }
     return {
         "enabled": enabled,
@@ -463,6 +480,8 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
         "manifests_prefix": "manifests/",
         "source_bucket": s3.get("bucket"),
         "source_endpoint": s3.get("endpoint"),
+        # CA certificate the S3 clients on the hosts verify the cluster's store with ('' = the system's)
+        "ca_file": s3.get("ca_file") or "",
         "hosts": list(db.get("hosts", [])) if enabled else [],
         "primary": db.get("primary") if enabled else None,
         # Debian's cluster `main`, or Patroni's own data directory (roles/patroni).
@@ -509,6 +528,16 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     lb_https = enabled and str(s.get("nx_public_url") or "").startswith("https://")
     # Patroni (distributed) writes PostgreSQL's settings itself: TLS to the database is not wired there yet.
     pg = enabled and c.database == "postgresql" and not _patroni_managed(c)
+    # One switch per link, on by default with the cluster's TLS (nx_tls_search / nx_tls_kafka / nx_tls_s3: false
+    # keeps that link plain). S3: only the self-hosted store; an external endpoint keeps its own certificate.
+    search = enabled and _bool(s.get("nx_tls_search", True)) and bool(c.search_hosts)
+    kafka = enabled and _bool(s.get("nx_tls_kafka", True)) and bool(c.kafka_brokers)
+    s3 = (enabled and _bool(s.get("nx_tls_s3", True)) and str(s.get("s3_mode", "seaweedfs")) == "seaweedfs"
+          and bool(c.s3_hosts))
+    broker_hosts = {b.host for b in c.kafka_brokers}
+    os_tls = f"{s.get('opensearch_home') or '/opt/opensearch'}/config/tls"
+    kafka_tls = f"{s.get('kafka_config_dir') or '/etc/kafka'}/tls"
+    sw_tls = f"{s.get('seaweedfs_config_dir') or '/etc/seaweedfs'}/tls"
     certs: dict[str, Any] = {}
     for name, host in c.hosts.items():
         services = []
@@ -516,6 +545,12 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             services.append("haproxy")
         if pg and name in c.db_hosts:
             services.append("postgresql")
+        if search and name in c.search_hosts:
+            services.append("opensearch")
+        if kafka and name in broker_hosts:
+            services.append("kafka")
+        if s3 and name in c.s3_hosts:
+            services.append("seaweedfs")
         if not services:
             continue
         dns = [name]
@@ -529,6 +564,10 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
                 ips.append(public_host)
             else:
                 dns.append(public_host)
+        if "seaweedfs" in services and _is_ip(host.address) and host.address not in dns:
+            # pgBackRest 2.45 matches the host it connects to against the certificate's DNS names only (never an
+            # IP address entry): the S3 host's address is also written as a DNS name for it.
+            dns.append(host.address)
         vip = str(s.get("nx_vip") or "")
         if "haproxy" in services and vip and len(c.lb_hosts) > 1:
             ips.append(vip)
@@ -538,6 +577,16 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             paths["haproxy"] = {"cert": "/etc/haproxy/tls/nuxeo.pem", "key": "/etc/haproxy/tls/nuxeo.pem.key"}
         if "postgresql" in services:
             paths["postgresql"] = {"cert": f"{pg_conf_dir}/tls/server.crt", "key": f"{pg_conf_dir}/tls/server.key"}
+        # OpenSearch reads its PEM files inside its config directory, the key in PKCS#8.
+        if "opensearch" in services:
+            paths["opensearch"] = {"cert": f"{os_tls}/node.crt", "key": f"{os_tls}/node.key", "ca": f"{os_tls}/ca.crt"}
+        # Kafka: a PEM key store (PKCS#8 key + certificate, assembled from keystore.d) and a PEM trust store
+        # (ssl.keystore.type=PEM, ssl.truststore.type=PEM).
+        if "kafka" in services:
+            paths["kafka"] = {"cert": f"{kafka_tls}/keystore.d/2-cert.pem", "key": f"{kafka_tls}/keystore.d/1-key.pem",
+                              "keystore": f"{kafka_tls}/keystore.pem", "ca": f"{kafka_tls}/ca.crt"}
+        if "seaweedfs" in services:
+            paths["seaweedfs"] = {"cert": f"{sw_tls}/s3.crt", "key": f"{sw_tls}/s3.key"}
         hv = host.vars
         certs[name] = {
             "common_name": name,
@@ -551,10 +600,24 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             "source_key": str(hv.get("nx_tls_key_file") or ""),
             "paths": paths,
         }
+    # The Nuxeo nodes' trust store (Java clients: the search REST client, Kafka, the AWS SDK): the cluster CA in a
+    # JKS file the tls role writes itself (no keytool needed on the hosts). JKS because each of the three reads
+    # it (KeyStore JKS; PKCS12 made by openssl without Java's trust attribute loads empty, and Nuxeo's search and
+    # S3 clients take no PEM). Its password only guards the integrity of public data: a setting, not a secret.
+    uses_truststore = search or kafka or s3
     return {
         "enabled": enabled,
         "lb": lb_https,
         "postgresql": pg,
+        "search": search,
+        "kafka": kafka,
+        "s3": s3,
+        "truststore": {
+            "path": f"{tls_dir}/truststore.jks" if uses_truststore else "",
+            "type": "JKS",
+            "password": str(s.get("nx_tls_truststore_password") or "changeit"),
+            "hosts": [n.host for n in c.nuxeo_nodes] if uses_truststore else [],
+        },
         "dir": tls_dir,
         "ca_path": f"{tls_dir}/ca.crt",
         # inventory-relative unless absolute; the tls role resolves them against inventory_dir
@@ -748,6 +811,11 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     search = d["search"]
     put("elasticsearch.client", "RestClient")
     put("elasticsearch.addressList", ",".join(search["urls"]))
+    truststore = d["tls"]["truststore"]
+    if search.get("tls"):
+        put("elasticsearch.restClient.truststore.path", truststore["path"])
+        put("elasticsearch.restClient.truststore.password", truststore["password"])
+        put("elasticsearch.restClient.truststore.type", truststore["type"])
     put("elasticsearch.indexName", search["index_name"])
     put("elasticsearch.indexNumberOfReplicas", search["replicas"])
     put("audit.elasticsearch.enabled", True)
@@ -757,6 +825,11 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         put("kafka.enabled", True)
         put("kafka.bootstrap.servers", kafka["bootstrap_servers"])
         put("kafka.topicPrefix", kafka["topic_prefix"])
+        if kafka.get("tls"):
+            put("kafka.ssl", True)
+            put("kafka.truststore.path", truststore["path"])
+            put("kafka.truststore.password", truststore["password"])
+            put("kafka.truststore.type", truststore["type"])
         put("nuxeo.stream.work.enabled", True)
         put("nuxeo.pubsub.provider", "stream")
 
@@ -766,6 +839,10 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         if s3["endpoint"]:
             put("nuxeo.s3storage.endpoint", s3["endpoint"])
             put("nuxeo.s3storage.pathstyleaccess", True)
+        if s3.get("tls"):
+            put("nuxeo.aws.trustStorePath", truststore["path"])
+            put("nuxeo.aws.trustStorePassword", truststore["password"])
+            put("nuxeo.aws.trustStoreType", truststore["type"])
         put("nuxeo.aws.region", s3["region"])
         put("nuxeo.aws.accessKeyId", SECRET_PLACEHOLDER, "nx_secret_s3_access_key")
         put("nuxeo.aws.secretKey", SECRET_PLACEHOLDER, "nx_secret_s3_secret_key")

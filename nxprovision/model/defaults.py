@@ -57,8 +57,22 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "Certificates come from the cluster's CA (`nxprovision certs init` puts it in .pki/, the key vault-encrypted)\n"
         "or from your files: per host nx_tls_cert_file / nx_tls_key_file, and nx_tls_ca_cert_file for their CA.",
     ),
+    "nx_tls_search": (
+        True,
+        "With nx_tls_enabled: Nuxeo -> search cluster over https (node certificates on the REST port).",
+    ),
+    "nx_tls_kafka": (True, "With nx_tls_enabled: Nuxeo -> Kafka over an SSL listener (broker certificates)."),
+    "nx_tls_s3": (
+        True,
+        "With nx_tls_enabled: the self-hosted S3 store (s3_mode: seaweedfs) serves its API over https only.",
+    ),
     "nx_tls_ca_cert_file": (".pki/ca.crt", "The CA certificate every component trusts (relative to this inventory)."),
     "nx_tls_ca_key_file": (".pki/ca.key", "The CA's private key, vault-encrypted (only to issue certificates)."),
+    "nx_tls_truststore_password": (
+        "changeit",
+        "Password of the Nuxeo nodes' trust store (JKS holding the CA certificate only: it guards integrity,\n"
+        "not secrecy).",
+    ),
     "nx_tls_cert_days": (365, "Validity of the certificates the CA issues, in days."),
     "nx_tls_renew_days": (
         30,

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import hmac
 import re
+import ssl
 import tempfile
 import urllib.error
 import urllib.parse
@@ -79,10 +80,17 @@ def parse_list(xml: bytes) -> tuple[list[dict[str, object]], str | None]:
 
 
 class S3:
-    def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str, timeout: float = 60) -> None:
+    def __init__(self, endpoint: str, region: str, access_key: str, secret_key: str, timeout: float = 60,
+                 ca_file: str = "") -> None:
         url = urllib.parse.urlsplit(endpoint.rstrip("/"))
         self.scheme, self.host, self.base = url.scheme, url.netloc, url.path or ""
         self.region, self.access_key, self.secret_key, self.timeout = region, access_key, secret_key, timeout
+        # https: the system's CAs plus ca_file (the cluster CA of a self-hosted store), host names checked
+        self.context = None
+        if self.scheme == "https":
+            self.context = ssl.create_default_context()
+            if ca_file:
+                self.context.load_verify_locations(cafile=ca_file)
 
     def _open(self, method: str, bucket: str, key: str = "", query: dict[str, str] | None = None,
               body=None, payload_hash: str = EMPTY_SHA256, length: int | None = None):
@@ -94,7 +102,7 @@ class S3:
         req = urllib.request.Request(f"{self.scheme}://{self.host}{path}" + (f"?{q}" if q else ""), data=body,
                                      method=method, headers=headers)
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
+            return urllib.request.urlopen(req, timeout=self.timeout, context=self.context)
         except urllib.error.HTTPError as exc:
             return exc
 

@@ -43,6 +43,12 @@ options:
     type: str
     choices: [present, reachable]
     default: present
+  ca_file:
+    description:
+      - CA certificate (PEM, on the host) trusted for an https endpoint, besides the system's CAs (the cluster CA
+        of a self-hosted store). Empty = the system's CAs only.
+    type: path
+    default: ""
   timeout:
     description: Seconds to wait for each request.
     type: int
@@ -70,6 +76,7 @@ status:
 import datetime
 import hashlib
 import hmac
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -83,7 +90,15 @@ def _sign(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def signed_request(method, endpoint, bucket, region, access_key, secret_key, body=b"", timeout=20):
+def tls_context(ca_file=""):
+    """The system's CAs plus ca_file; host names are checked (the endpoint's name or IP must be in the cert)."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx
+
+
+def signed_request(method, endpoint, bucket, region, access_key, secret_key, body=b"", timeout=20, ca_file=""):
     url = urllib.parse.urlsplit(endpoint.rstrip("/"))
     host = url.netloc
     path = (url.path or "") + "/" + urllib.parse.quote(bucket, safe="")
@@ -118,7 +133,8 @@ def signed_request(method, endpoint, bucket, region, access_key, secret_key, bod
     }
     req = urllib.request.Request(f"{url.scheme}://{host}{path}", data=body or None, method=method, headers=req_headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        context = tls_context(ca_file) if url.scheme == "https" else None
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -133,6 +149,7 @@ def main():
             "access_key": {"type": "str", "required": True, "no_log": True},
             "secret_key": {"type": "str", "required": True, "no_log": True},
             "state": {"type": "str", "default": "present", "choices": ["present", "reachable"]},
+            "ca_file": {"type": "path", "default": ""},
             "timeout": {"type": "int", "default": 20},
         },
         supports_check_mode=True,
@@ -140,7 +157,7 @@ def main():
     p = module.params
     args = (p["endpoint"], p["bucket"], p["region"], p["access_key"], p["secret_key"])
     try:
-        status, body = signed_request("HEAD", *args, timeout=p["timeout"])
+        status, body = signed_request("HEAD", *args, timeout=p["timeout"], ca_file=p["ca_file"])
     except OSError as exc:
         module.fail_json(msg=f"cannot reach the S3 endpoint {p['endpoint']}: {exc}")
     if status == 200:
@@ -161,14 +178,14 @@ def main():
             f'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
             f"<LocationConstraint>{p['region']}</LocationConstraint></CreateBucketConfiguration>"
         ).encode()
-    status, text = signed_request("PUT", *args, body=body, timeout=p["timeout"])
+    status, text = signed_request("PUT", *args, body=body, timeout=p["timeout"], ca_file=p["ca_file"])
     if status not in (200, 204):
         module.fail_json(
             msg=f"creating bucket {p['bucket']} at {p['endpoint']}: HTTP {status} "
             f"{text[:300].decode(errors='replace')}",
             status=status,
         )
-    status, _ = signed_request("HEAD", *args, timeout=p["timeout"])
+    status, _ = signed_request("HEAD", *args, timeout=p["timeout"], ca_file=p["ca_file"])
     if status != 200:
         module.fail_json(msg=f"bucket {p['bucket']} created but HEAD answers {status}", status=status)
     module.exit_json(changed=True, status=status)

@@ -33,6 +33,10 @@ options:
   manifest: {description: More manifest fields written with a backup., type: dict, default: {}}
   state: {description: What to do., type: str, choices: [backup, restore, manifest, record], default: backup}
   timeout: {description: Seconds per request., type: int, default: 120}
+  ca_file:
+    description: CA certificate (PEM, on the host) trusted for https endpoints besides the system's CAs.
+    type: path
+    default: ""
 author: nxprovision
 """
 
@@ -140,11 +144,12 @@ def main():
             "manifest": {"type": "dict", "default": {}},
             "state": {"type": "str", "default": "backup", "choices": ["backup", "restore", "manifest", "record"]},
             "timeout": {"type": "int", "default": 120},
+            "ca_file": {"type": "path", "default": ""},
         },
         supports_check_mode=True,
     )
     p = module.params
-    keys = (p["region"], p["access_key"], p["secret_key"], p["timeout"])
+    keys = (p["region"], p["access_key"], p["secret_key"], p["timeout"], p["ca_file"])
     src = S3(p["source_endpoint"], *keys)
     dst = S3(p["backup_endpoint"], *keys)
     try:

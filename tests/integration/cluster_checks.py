@@ -104,6 +104,29 @@ class Deployed:
     def address(self, host: str) -> str:
         return self.cluster.hosts[host].address
 
+    @property
+    def backend_ca(self) -> str | None:
+        """The CA the search, Kafka and S3 endpoints are verified with (None: those links are plain)."""
+        tls = self.cluster.derived["tls"]
+        if not (tls["search"] or tls["kafka"] or tls["s3"]):
+            return None
+        p = Path(tls["ca_cert_file"])
+        return str(p if p.is_absolute() else self.inventory / p)
+
+    def s3_client(self) -> Any:
+        """boto3 on the S3 endpoint, verifying an https store with the cluster CA."""
+        import boto3
+
+        s3 = self.cluster.derived["s3"]
+        return boto3.client(
+            "s3",
+            endpoint_url=s3["endpoint"],
+            region_name=s3["region"],
+            aws_access_key_id=self.secret("nx_secret_s3_access_key"),
+            aws_secret_access_key=self.secret("nx_secret_s3_secret_key"),
+            verify=(self.backend_ca or True) if s3["endpoint"].startswith("https://") else None,
+        )
+
 
 def runningstatus(base_url: str) -> tuple[int, dict[str, Any]]:
     try:
@@ -168,17 +191,8 @@ def md5_hex(content: bytes) -> str:
 
 
 def s3_keys(d: Deployed) -> list[str]:
-    import boto3
-
     s3 = d.cluster.derived["s3"]
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3["endpoint"],
-        region_name=s3["region"],
-        aws_access_key_id=d.secret("nx_secret_s3_access_key"),
-        aws_secret_access_key=d.secret("nx_secret_s3_secret_key"),
-    )
-    out = client.list_objects_v2(Bucket=s3["bucket"])
+    out = d.s3_client().list_objects_v2(Bucket=s3["bucket"])
     return [o["Key"] for o in out.get("Contents", [])]
 
 

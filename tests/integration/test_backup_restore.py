@@ -39,12 +39,7 @@ def ok(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.Complete
 
 
 def s3_client(d: Deployed):
-    import boto3
-
-    s3 = d.cluster.derived["s3"]
-    return boto3.client("s3", endpoint_url=s3["endpoint"], region_name=s3["region"],
-                        aws_access_key_id=d.secret("nx_secret_s3_access_key"),
-                        aws_secret_access_key=d.secret("nx_secret_s3_secret_key"))
+    return d.s3_client()  # https with the cluster CA when the store serves TLS
 
 
 def keys(client, bucket: str) -> list[str]:

@@ -166,6 +166,99 @@ def test_nuxeo_talks_to_postgresql_over_tls_only(compact) -> None:
     assert len(lines) == 3 and all(line[0] == "hostssl" for line in lines), hba
 
 
+BACKENDS = (("search1", 9200), ("search2", 9200), ("search3", 9200), ("kafka1", 9092), ("s3-1", 8333))
+NODE_CA = "/etc/nxprovision/tls/ca.crt"
+KAFKA_PLAIN_PROBE = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
+req = bytes([0, 18, 0, 0, 0, 0, 0, 1, 0, 5]) + b"probe"  # ApiVersions v0 in plaintext, correlation id 1
+s.sendall(len(req).to_bytes(4, "big") + req)
+try:
+    data = s.recv(64)
+except ConnectionResetError:
+    data = b""
+print(data[:8].hex())
+"""
+BAD_TRUST_PROBE = """
+import sys
+sys.path[:0] = ["/opt/nuxeo/lib/standin", "/opt/nuxeo/lib/python"]
+from nuxeo_standin.search import SearchClient, SearchError
+from nuxeo_standin.truststore import client_context
+url = sys.argv[1]
+good = client_context("/etc/nxprovision/tls/truststore.jks", "changeit", "JKS")
+print("jks", SearchClient([url], context=good, timeout=10).health())
+try:
+    SearchClient([url], context=client_context(sys.argv[2], "", "PEM"), timeout=10).health()
+    print("other-ca ACCEPTED")
+except SearchError as e:
+    print("other-ca refused:", "CERTIFICATE_VERIFY_FAILED" in str(e))
+"""
+
+
+def test_backends_serve_tls_only_with_the_cluster_ca(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    for host, port in BACKENDS:
+        addr = d.address(host)
+        # from a Nuxeo node: a TLS handshake verified with the cluster CA, the certificate naming the host's IP
+        ok = lab_.ssh("front1", f"openssl s_client -connect {addr}:{port} -CAfile {NODE_CA} -verify_return_error "
+                                f"-verify_ip {addr} -brief </dev/null 2>&1")
+        assert ok.returncode == 0 and "Verification: OK" in ok.stdout, (host, ok.stdout[-1500:])
+        subject = lab_.ssh("front1", f"openssl s_client -connect {addr}:{port} </dev/null 2>/dev/null"
+                                     " | openssl x509 -noout -subject")
+        assert subject.stdout.strip().replace(" ", "") == f"subject=CN={host}", subject.stdout
+        # without the cluster CA the chain does not verify
+        bad = lab_.ssh("front1", f"openssl s_client -connect {addr}:{port} -CAfile /dev/null -verify_return_error "
+                                 "</dev/null 2>&1")
+        assert bad.returncode != 0, (host, bad.stdout[-800:])
+        # plain connections are not served
+        if host == "kafka1":
+            plain = lab_.ssh("front1", f"python3 -c '{KAFKA_PLAIN_PROBE}' {addr} {port}")
+            answer = plain.stdout.strip()
+            # no Kafka response (length + correlation id 1): a close, or a TLS alert record (0x15)
+            assert plain.returncode == 0 and (answer == "" or answer.startswith("15")), answer + plain.stderr
+        else:
+            fetch = f'import urllib.request; urllib.request.urlopen("http://{addr}:{port}/", timeout=5)'
+            plain = lab_.ssh("front1", f"python3 -c '{fetch}'")
+            assert plain.returncode != 0, (host, plain.stdout, plain.stderr[-500:])
+    # the search and Kafka listeners log who spoke TLS and who was refused
+    front1 = d.address("front1")
+    search_log = lab_.ssh("search1", "journalctl -u opensearch --no-pager -o cat").stdout
+    assert f"TLS connection, TLSv1.3 TLS_AES_256_GCM_SHA384 (client {front1})" in search_log, search_log[-2000:]
+    kafka_log = lab_.ssh("kafka1", "journalctl -u kafka --no-pager -o cat").stdout
+    assert "refused a connection without a TLS handshake" in kafka_log and f"(client {front1})" in kafka_log
+
+
+def test_nuxeo_uses_tls_to_search_kafka_and_s3(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    conf = lab_.ssh("front1", "cat /etc/nuxeo/nuxeo.conf").stdout
+    jks = "/etc/nxprovision/tls/truststore.jks"
+    search = ",".join(f"https://{d.address(h)}:9200" for h in ("search1", "search2", "search3"))
+    for line in (f"elasticsearch.addressList={search}", f"elasticsearch.restClient.truststore.path={jks}",
+                 "elasticsearch.restClient.truststore.type=JKS", "kafka.ssl=true", f"kafka.truststore.path={jks}",
+                 f"nuxeo.s3storage.endpoint=https://{d.address('s3-1')}:8333", f"nuxeo.aws.trustStorePath={jks}"):
+        assert line in conf.splitlines(), line
+    # the trust store is a JKS file holding the cluster CA (what a JVM's keytool lists)
+    magic = lab_.ssh("front1", f"head -c 4 {jks} | od -An -tx1").stdout.split()
+    assert magic == ["fe", "ed", "fe", "ed"], magic
+    # the stand-in says which links it opened over TLS, and with which trust store
+    log = lab_.ssh("front1", "cat /var/log/nuxeo/server.log").stdout
+    for what in ("search cluster https://", "Kafka ", "S3 binary store https://"):
+        assert re.search(re.escape(what) + rf".* over TLS.*verified with trust store {jks} \(JKS\)", log), what
+    # every probe is ok, so the three links work over TLS (their servers serve nothing else)
+    _code, status = runningstatus(d.url)
+    assert all(status.get(p) == "ok" for p in ("elasticSearchStatus", "streamStatus", "s3BinaryManagerStatus")), status
+    # the stand-in's client really verifies: the trust store passes, another CA is refused
+    other = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=other -days 1 " \
+            "-keyout /tmp/other.key -out /tmp/other.crt 2>/dev/null"
+    assert lab_.ssh("front1", other).returncode == 0
+    probe = lab_.ssh("front1", f"python3 -c '{BAD_TRUST_PROBE}' https://{d.address('search1')}:9200 /tmp/other.crt")
+    assert probe.returncode == 0, probe.stderr[-1500:]
+    assert probe.stdout.split("\n")[:2] == ["jks green", "other-ca refused: True"] or \
+        probe.stdout.split("\n")[:2] == ["jks yellow", "other-ca refused: True"], probe.stdout
+
+
 def test_certs_check_lists_every_certificate(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
@@ -175,7 +268,14 @@ def test_certs_check_lists_every_certificate(compact) -> None:
     data = json.loads(ok.stdout)
     certs = {(c["where"], c["kind"]): c for c in data["certificates"]}
     assert {("inventory", "ca"), ("lb1", "host"), ("lb1", "haproxy"), ("db1", "host"), ("db1", "postgresql"),
-            ("db2", "host"), ("db2", "postgresql")} == set(certs), sorted(certs)
+            ("db2", "host"), ("db2", "postgresql"), ("search1", "host"), ("search1", "opensearch"),
+            ("search2", "host"), ("search2", "opensearch"), ("search3", "host"), ("search3", "opensearch"),
+            ("kafka1", "host"), ("kafka1", "kafka"), ("s3-1", "host"), ("s3-1", "seaweedfs")} == set(certs), \
+        sorted(certs)
+    for host, kind in (("search2", "opensearch"), ("kafka1", "kafka"), ("s3-1", "seaweedfs")):
+        c = certs[(host, kind)]
+        assert c["subject"] == f"CN={host}" and f"IP:{d.address(host)}" in c["sans"], c
+        assert c["issuer"] == certs[("inventory", "ca")]["subject"], c
     lb = certs[("lb1", "haproxy")]
     assert lb["subject"] == "CN=lb1" and f"IP:{d.address('lb1')}" in lb["sans"] and "DNS:lb1" in lb["sans"]
     assert 360 <= lb["days_left"] <= 365 and lb["issuer"] == certs[("inventory", "ca")]["subject"]
@@ -206,6 +306,10 @@ def test_status_reports_every_component(compact) -> None:
     assert rows[("db1", "postgresql")]["detail"].startswith("primary, 1 streaming replica(s)"), rows
     assert rows[("db2", "postgresql")]["detail"].startswith("replica, streaming, replay lag"), rows
     assert rows[("kafka1", "kafka")]["extra"]["under_replicated_partitions"] == 0
+    # the TLS links are probed with TLS, verified with the inventory's CA
+    assert "SSL listener, TLSv1." in rows[("kafka1", "kafka")]["detail"], rows[("kafka1", "kafka")]
+    assert rows[("s3-1", "s3")]["detail"].endswith("over https") and rows[("s3-1", "s3")]["healthy"]
+    assert rows[("search1", "opensearch")]["detail"].endswith(", https"), rows[("search1", "opensearch")]
     # stand-ins are reported as such, real components are not
     assert all(r["standin"] for r in report["components"] if r["component"].split()[0] in ("kafka", "opensearch"))
     assert not any(r["standin"] for r in report["components"] if r["component"].split()[0] in ("postgresql", "haproxy"))
@@ -276,3 +380,13 @@ def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
     assert service_starts(lab_, hosts) == before_starts
     assert curl("--cacert", d.ca_file, "-o", "/dev/null", "-w", "%{http_code}",
                 f"https://{d.address('lb1')}/nuxeo/runningstatus").stdout == "200"
+    # search, Kafka and S3 serve their new certificates too (Kafka's key store updated in place)
+    for host, port, path in (("search1", 9200, "/opt/opensearch/config/tls/node.crt"),
+                             ("kafka1", 9092, "/etc/kafka/tls/keystore.d/2-cert.pem"),
+                             ("s3-1", 8333, "/etc/seaweedfs/tls/s3.crt")):
+        new_serial = serial(host, path)
+        seen = wait_for(lambda host=host, port=port, new_serial=new_serial: (lambda out: out if out == new_serial
+                        else None)(lab_.ssh("front1", f"openssl s_client -connect {d.address(host)}:{port} "
+                                                     "</dev/null 2>/dev/null | openssl x509 -noout -serial")
+                                   .stdout.strip()), 120, f"{host} serving its new certificate")
+        assert seen == new_serial

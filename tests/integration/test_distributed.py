@@ -259,10 +259,12 @@ def test_kafka_brokers_share_one_log(distributed) -> None:
     lab_, _ = distributed
     d = Deployed.load(lab_.inventory)
     listed = {}
+    # with Kafka TLS the tools speak SSL with the client settings the kafka role wrote
+    tls = " --command-config /etc/kafka/client.properties" if d.cluster.derived["kafka"]["tls"] else ""
     for b in d.cluster.derived["kafka"]["brokers"]:
         out = lab_.ssh(
             b["host"],
-            f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {b['address']}:{b['port']} --list",
+            f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {b['address']}:{b['port']} --list{tls}",
             timeout=60,
         )
         assert out.returncode == 0, out.stderr

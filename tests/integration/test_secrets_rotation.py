@@ -89,7 +89,8 @@ def s3_accepts(d: Deployed, access: str, secret: str) -> bool:
 
     s3 = d.cluster.derived["s3"]
     client = boto3.client("s3", endpoint_url=s3["endpoint"], region_name=s3["region"], aws_access_key_id=access,
-                          aws_secret_access_key=secret)
+                          aws_secret_access_key=secret,
+                          verify=(d.backend_ca or True) if s3["endpoint"].startswith("https://") else None)
     try:
         client.head_bucket(Bucket=s3["bucket"])
     except ClientError:

@@ -65,14 +65,32 @@ def test_compact_backup_model(make_inv):
     assert b["hosts"] == c.derived["db"]["hosts"] and b["primary"] == c.derived["db"]["primary"]
     assert b["archive_command"] == "pgbackrest --stanza=nuxeo archive-push %p"
     assert b["data_dir"] == "/var/lib/postgresql/15/main"
-    # the self-hosted store answers plain http: pgBackRest goes through the local TLS proxy
+    # the self-hosted store serves https (nx_tls_s3, on with the cluster's TLS): pgBackRest talks to it directly
+    # and verifies it with the cluster CA
     s3_host = c.hosts[c.s3_hosts[0]].address
-    assert b["tls_proxy"] is True
-    assert b["repo"] == {"endpoint": "localhost", "connect_host": "127.0.0.1", "port": 8443,
-                         "upstream": f"{s3_host}:8333"}
+    assert b["tls_proxy"] is False
+    assert b["repo"] == {"endpoint": s3_host, "connect_host": "", "port": 8333, "upstream": "",
+                         "ca_file": "/etc/nxprovision/tls/ca.crt"}
+    assert b["ca_file"] == "/etc/nxprovision/tls/ca.crt"
     assert b["source_bucket"] == "nuxeo-binaries" and b["endpoint"] == c.derived["s3"]["endpoint"]
     assert b["copy_host"] == c.nuxeo_nodes[0].host
     assert b["audit_index"] == "nuxeo-audit"
+
+
+def test_plain_http_store_goes_through_the_tls_proxy(make_inv):
+    # nx_tls_s3: false keeps the store on plain http: pgBackRest (TLS only) goes through the local TLS proxy
+    c = cluster(make_inv("compact", set={"nx_tls_s3": False}))
+    b = c.derived["backup"]
+    s3_host = c.hosts[c.s3_hosts[0]].address
+    assert c.derived["s3"]["endpoint"] == f"http://{s3_host}:8333" and c.derived["s3"]["ca_file"] == ""
+    assert b["tls_proxy"] is True
+    assert b["repo"] == {"endpoint": "localhost", "connect_host": "127.0.0.1", "port": 8443,
+                         "upstream": f"{s3_host}:8333", "ca_file": ""}
+    text = render_pg(c, "pgbackrest", "etc/pgbackrest/pgbackrest.conf.j2")
+    for line in ("repo1-s3-endpoint=localhost", "repo1-storage-host=127.0.0.1", "repo1-storage-port=8443"):
+        assert line in text.splitlines(), line
+    proxy = render_pg(c, "pgbackrest", "etc/pgbackrest/tls-proxy.conf.j2")
+    assert "accept = 127.0.0.1:8443" in proxy and f"connect = {b['repo']['upstream']}" in proxy
 
 
 def test_backup_settings_override(make_inv):
@@ -81,7 +99,9 @@ def test_backup_settings_override(make_inv):
         "pgbackrest_stanza": "prod main", "pgbackrest_retention_full": 4}))
     b = c.derived["backup"]
     assert b["tls_proxy"] is False
-    assert b["repo"] == {"endpoint": "s3.example.com", "connect_host": "", "port": 443, "upstream": ""}
+    assert b["repo"] == {"endpoint": "s3.example.com", "connect_host": "", "port": 443, "upstream": "",
+                         "ca_file": ""}
+    assert b["ca_file"] == ""  # an external store: the system's CAs
     assert b["bucket"] == "bk" and b["stanza"] == "prod-main" and b["retention_full"] == 4
 
 
@@ -114,15 +134,16 @@ def test_patroni_archiving_rendered(make_inv):
 def test_pgbackrest_conf_rendered(make_inv):
     c = cluster(make_inv("compact"))
     text = render_pg(c, "pgbackrest", "etc/pgbackrest/pgbackrest.conf.j2")
-    for line in ("repo1-type=s3", "repo1-s3-bucket=nuxeo-binaries-backup", "repo1-s3-endpoint=localhost",
-                 "repo1-storage-host=127.0.0.1", "repo1-storage-port=8443", "repo1-cipher-type=aes-256-cbc",
+    s3_host = c.hosts[c.s3_hosts[0]].address
+    for line in ("repo1-type=s3", "repo1-s3-bucket=nuxeo-binaries-backup", f"repo1-s3-endpoint={s3_host}",
+                 "repo1-storage-port=8333",
+                 "repo1-storage-ca-file=/etc/nxprovision/tls/ca.crt", "repo1-cipher-type=aes-256-cbc",
                  "[nuxeo]", "pg1-path=/var/lib/postgresql/15/main"):
         assert line in text.splitlines(), line
+    assert not any(line.startswith("repo1-storage-host=") for line in text.splitlines())
     # the keys and the passphrase come from the vault (the task writing the file has no_log)
     assert f"repo1-s3-key-secret={c.settings['nx_secret_s3_secret_key']}" in text.splitlines()
     assert f"repo1-cipher-pass={c.settings['nx_secret_backup_cipher_pass']}" in text.splitlines()
-    proxy = render_pg(c, "pgbackrest", "etc/pgbackrest/tls-proxy.conf.j2")
-    assert "accept = 127.0.0.1:8443" in proxy and f"connect = {c.derived['backup']['repo']['upstream']}" in proxy
 
 
 def test_cipher_secret_needed_only_with_backups(make_inv):

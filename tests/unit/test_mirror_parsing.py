@@ -130,9 +130,10 @@ def test_listener_plan(tmp_path) -> None:
     assert [c.port for c in controllers] == [9093]
 
 
-def test_listener_plan_refuses_tls(tmp_path) -> None:
-    props = _kraft(tmp_path, **{"listener.security.protocol.map": "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"})
-    with pytest.raises(kafka_standin.StartError, match="PLAINTEXT only"):
+def test_listener_plan_refuses_sasl(tmp_path) -> None:
+    # SSL listeners are served (TLS in front of the broker); SASL is not
+    props = _kraft(tmp_path, **{"listener.security.protocol.map": "PLAINTEXT:SASL_SSL,CONTROLLER:PLAINTEXT"})
+    with pytest.raises(kafka_standin.StartError, match="PLAINTEXT and SSL only"):
         kafka_standin.plan_listeners(props)
 
 

@@ -32,7 +32,11 @@ def test_compact_front_and_worker_conf() -> None:
     assert front["nuxeo.db.name"] == "nuxeo" and front["nuxeo.db.user"] == "nuxeo"
     assert front["nuxeo.db.password"] == MASK
     # search (2.4): every search node, one replica with 3 nodes
-    assert front["elasticsearch.addressList"] == "http://search1:9200,http://search2:9200,http://search3:9200"
+    # over https with the node certificates (nx_tls_search), verified with the trust store holding the cluster CA
+    assert front["elasticsearch.addressList"] == "https://search1:9200,https://search2:9200,https://search3:9200"
+    assert front["elasticsearch.restClient.truststore.path"] == "/etc/nxprovision/tls/truststore.jks"
+    assert front["elasticsearch.restClient.truststore.type"] == "JKS"
+    assert front["elasticsearch.restClient.truststore.password"] == "changeit"
     assert front["elasticsearch.indexName"] == "nuxeo"
     assert front["elasticsearch.indexNumberOfReplicas"] == "1"
     assert front["elasticsearch.client"] == "RestClient"
@@ -40,9 +44,13 @@ def test_compact_front_and_worker_conf() -> None:
     assert front["kafka.enabled"] == "true" and front["kafka.bootstrap.servers"] == "kafka1:9092"
     assert front["nuxeo.stream.work.enabled"] == "true" and front["nuxeo.pubsub.provider"] == "stream"
     assert front["kafka.topicPrefix"] == "nuxeo-"
+    assert front["kafka.ssl"] == "true" and front["kafka.truststore.path"] == "/etc/nxprovision/tls/truststore.jks"
+    assert front["kafka.truststore.type"] == "JKS" and front["kafka.truststore.password"] == "changeit"
     # S3 (2.6)
     assert front["nuxeo.s3storage.bucket"] == "nuxeo-binaries"
-    assert front["nuxeo.s3storage.endpoint"] == "http://s3-1:8333"
+    assert front["nuxeo.s3storage.endpoint"] == "https://s3-1:8333"
+    assert front["nuxeo.aws.trustStorePath"] == "/etc/nxprovision/tls/truststore.jks"
+    assert front["nuxeo.aws.trustStoreType"] == "JKS" and front["nuxeo.aws.trustStorePassword"] == "changeit"
     assert front["nuxeo.s3storage.pathstyleaccess"] == "true"
     assert front["nuxeo.aws.accessKeyId"] == MASK and front["nuxeo.aws.secretKey"] == MASK
     # identical cluster-wide secret, masked (4.3)

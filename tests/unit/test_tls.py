@@ -98,7 +98,9 @@ def test_model_certificates_names_and_paths() -> None:
     c = _cluster(ROOT / "inventories" / "compact")
     tls = c.derived["tls"]
     assert tls["enabled"] and tls["lb"] and tls["postgresql"]
-    assert set(tls["certs"]) == {"lb1", "db1", "db2"}  # servers only; every host gets the CA
+    # servers only; every host gets the CA
+    assert set(tls["certs"]) == {"lb1", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1"}
+    assert tls["search"] and tls["kafka"] and tls["s3"]
     lb = tls["certs"]["lb1"]
     assert lb["services"] == ["haproxy"] and lb["dns"] == ["lb1", "nuxeo.example.com"]
     assert lb["paths"]["haproxy"] == {"cert": "/etc/haproxy/tls/nuxeo.pem", "key": "/etc/haproxy/tls/nuxeo.pem.key"}
@@ -111,8 +113,11 @@ def test_model_certificates_names_and_paths() -> None:
 
 def test_model_ip_sans_from_ansible_host(make_inv) -> None:
     inv = make_inv("compact", set={"nx_public_url": "https://10.9.9.9/nuxeo"},
-                   hostvars={"lb1": {"ansible_host": "10.0.0.5"}, "db1": {"ansible_host": "10.0.0.6"}})
+                   hostvars={"lb1": {"ansible_host": "10.0.0.5"}, "db1": {"ansible_host": "10.0.0.6"},
+                             "s3-1": {"ansible_host": "10.0.0.7"}})
     tls = _cluster(inv).derived["tls"]
+    # the S3 host's address is a DNS name too: pgBackRest 2.45 checks DNS names only
+    assert tls["certs"]["s3-1"]["ips"] == ["10.0.0.7"] and tls["certs"]["s3-1"]["dns"] == ["s3-1", "10.0.0.7"]
     assert tls["certs"]["lb1"]["ips"] == ["10.0.0.5", "10.9.9.9"]
     assert tls["certs"]["db1"]["ips"] == ["10.0.0.6"] and tls["certs"]["db1"]["dns"] == ["db1"]
 
@@ -264,3 +269,76 @@ def test_standin_honours_pgjdbc_ssl_parameters(url: str, expected: dict[str, str
 def test_standin_refuses_an_unknown_sslmode() -> None:
     with pytest.raises(ValueError, match="Invalid sslmode"):
         pg_jdbc_ssl("jdbc:postgresql://h/nuxeo?sslmode=sometimes")
+
+
+# ---------------------------------------------------------------- search, Kafka and S3 over TLS
+
+
+def test_backend_links_certificates_and_paths() -> None:
+    c = _cluster(ROOT / "inventories" / "compact")
+    tls = c.derived["tls"]
+    search = tls["certs"]["search1"]
+    assert search["services"] == ["opensearch"] and search["dns"] == ["search1"]
+    assert search["paths"]["opensearch"] == {"cert": "/opt/opensearch/config/tls/node.crt",
+                                             "key": "/opt/opensearch/config/tls/node.key",
+                                             "ca": "/opt/opensearch/config/tls/ca.crt"}
+    assert tls["certs"]["kafka1"]["paths"]["kafka"] == {
+        "cert": "/etc/kafka/tls/keystore.d/2-cert.pem", "key": "/etc/kafka/tls/keystore.d/1-key.pem",
+        "keystore": "/etc/kafka/tls/keystore.pem", "ca": "/etc/kafka/tls/ca.crt"}
+    assert tls["certs"]["s3-1"]["paths"]["seaweedfs"] == {"cert": "/etc/seaweedfs/tls/s3.crt",
+                                                         "key": "/etc/seaweedfs/tls/s3.key"}
+    # the Nuxeo nodes (and only they) get the Java trust store
+    assert tls["truststore"]["path"] == "/etc/nxprovision/tls/truststore.jks"
+    assert tls["truststore"]["type"] == "JKS" and tls["truststore"]["password"] == "changeit"
+    assert sorted(tls["truststore"]["hosts"]) == ["front1", "front2", "worker1"]
+    # derived once: every consumer reads the same scheme and CA
+    d = c.derived
+    assert all(u.startswith("https://") for u in d["search"]["urls"]) and d["search"]["tls"] is True
+    assert d["kafka"]["protocol"] == "SSL" and d["kafka"]["ca_file"] == tls["ca_path"]
+    assert d["s3"]["endpoint"] == "https://s3-1:8333" and d["s3"]["ca_file"] == tls["ca_path"]
+    assert tls["certs"]["s3-1"]["dns"] == ["s3-1"]  # no IP address here (sample inventory)
+    assert d["backup"]["search_url"].startswith("https://")
+
+
+def test_each_backend_link_has_its_switch(make_inv) -> None:
+    c = _cluster(make_inv("compact", set={"nx_tls_search": False, "nx_tls_kafka": False, "nx_tls_s3": False}))
+    tls = c.derived["tls"]
+    assert tls["enabled"] and tls["postgresql"] and not (tls["search"] or tls["kafka"] or tls["s3"])
+    assert set(tls["certs"]) == {"lb1", "db1", "db2"} and tls["truststore"]["hosts"] == []
+    conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
+    assert conf["elasticsearch.addressList"].startswith("http://") and "kafka.ssl" not in conf
+    assert conf["nuxeo.s3storage.endpoint"] == "http://s3-1:8333"
+    assert not any(k.startswith(("nuxeo.aws.trustStore", "elasticsearch.restClient.truststore", "kafka.truststore"))
+                   for k in conf)
+    # only Kafka over TLS
+    c = _cluster(make_inv("compact", set={"nx_tls_search": False, "nx_tls_s3": False}))
+    conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
+    assert conf["kafka.ssl"] == "true" and "nuxeo.aws.trustStorePath" not in conf
+    assert c.derived["tls"]["truststore"]["hosts"]
+
+
+def test_backend_tls_off_without_the_cluster_tls(make_inv) -> None:
+    inv = make_inv("compact", set={"nx_tls_enabled": False, "nx_public_url": "http://nuxeo.example.com/nuxeo"})
+    tls = _cluster(inv).derived["tls"]
+    assert not (tls["search"] or tls["kafka"] or tls["s3"])
+
+
+def test_external_s3_keeps_its_own_trust(make_inv) -> None:
+    c = _cluster(make_inv("compact", set={"s3_mode": "external", "s3_endpoint": "https://s3.example.com"}))
+    assert c.derived["tls"]["s3"] is False and c.derived["s3"]["ca_file"] == ""
+    conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
+    assert "nuxeo.aws.trustStorePath" not in conf  # the JVM's own CAs verify an external endpoint
+
+
+
+def test_rules_for_backend_links(make_inv) -> None:
+    from nxprovision.rules import run_rules
+
+    def rules(**settings):
+        return {f.rule for f in run_rules(_cluster(make_inv("compact", set=settings)))}
+
+    assert "tls.plain_backends" in rules(nx_tls_kafka=False)
+    assert "tls.plain_backends" not in rules()
+    assert "tls.search_elasticsearch" in rules(search_distribution="elasticsearch", search_version="7.17.9")
+    assert "tls.s3_external_http" in rules(s3_mode="external", s3_endpoint="http://s3.example.com")
+    assert "tls.truststore_password" in rules(nx_tls_truststore_password="abc")

@@ -18,6 +18,7 @@ SCRIPTS = {
     "kafka-storage.sh": "storage",
     "kafka-topics.sh": "topics",
     "kafka-broker-api-versions.sh": "broker-api-versions",
+    "kafka-configs.sh": "configs",
 }
 
 # The defaults Kafka 3.6 ships, trimmed of comments: ZooKeeper mode in config/, KRaft in config/kraft/.

@@ -227,14 +227,60 @@ def plan_listeners(
         proto = protocols.get(lst.name)
         if proto is None:
             raise StartError(f"No security protocol defined for listener {lst.name}")
-        if proto != "PLAINTEXT":
-            raise StartError(f"listener {lst.name} uses {proto}: the Kafka stand-in serves PLAINTEXT only")
+        if proto not in ("PLAINTEXT", "SSL"):
+            raise StartError(f"listener {lst.name} uses {proto}: the Kafka stand-in serves PLAINTEXT and SSL only")
     advertised = {a.name: a for a in javaprops.parse_listeners(props.get("advertised.listeners", ""))}
     adv = advertised.get(main.name, main)
     if not adv.host or adv.host == "0.0.0.0":
         # Kafka advertises the canonical host name when the listener names no host
         adv = javaprops.Listener(adv.name, socket.getfqdn(), adv.port)
     return main, adv, [lst for lst in broker if lst is not main], controllers
+
+
+def listener_protocol(props: dict[str, str], name: str) -> str:
+    return javaprops.parse_protocol_map(props.get("listener.security.protocol.map", "")).get(name, "PLAINTEXT")
+
+
+def ssl_server_context(props: dict[str, str], listener: str):  # -> ssl.SSLContext
+    """The SSL listener's key store as Kafka reads it: ssl.keystore.type=PEM (the PKCS#8 key and the certificate
+    chain in ssl.keystore.location, or inline in ssl.keystore.key / ssl.keystore.certificate.chain). The
+    listener-prefixed form (listener.name.<name>.ssl.*) wins, as in Kafka."""
+    import ssl
+    import tempfile
+
+    prefix = f"listener.name.{listener.lower()}."
+
+    def get(key: str) -> str:
+        return props.get(prefix + key, props.get(key, "")).strip()
+
+    kind = (get("ssl.keystore.type") or "JKS").upper()
+    if kind != "PEM":
+        raise StartError(f"ssl.keystore.type={kind}: the Kafka stand-in reads PEM key stores only")
+    location = get("ssl.keystore.location")
+    if location:
+        try:
+            text = Path(location).read_text()
+        except OSError as e:
+            raise StartError(f"Failed to load SSL keystore {location} of type PEM: {e}") from None
+    else:
+        inline = (get("ssl.keystore.key"), get("ssl.keystore.certificate.chain"))
+        text = "\n".join(v.replace("\\n", "\n") for v in inline)
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise StartError(f"Failed to load SSL keystore {location or '(inline)'} of type PEM: no certificate")
+    if "-----BEGIN PRIVATE KEY-----" not in text and "-----BEGIN ENCRYPTED PRIVATE KEY-----" not in text:
+        # Kafka's PEM key stores take PKCS#8 keys only
+        raise StartError(f"Failed to load SSL keystore {location or '(inline)'} of type PEM: no PKCS#8 private key")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+        if not location:
+            f.write(text)
+            f.flush()
+        try:
+            ctx.load_cert_chain(location or f.name, password=get("ssl.key.password") or None)
+        except (ssl.SSLError, OSError) as e:
+            raise StartError(f"Failed to load SSL keystore {location or '(inline)'} of type PEM: {e}") from None
+    return ctx
 
 
 def hold_port(host: str, port: int) -> socket.socket:
@@ -310,6 +356,8 @@ def server_start_main(argv: list[str]) -> int:
                 f"{props['zookeeper.connect']} is not contacted by the stand-in"
             )
         main, adv, others, controllers = plan_listeners(props)
+        tls = {lst.name: ssl_server_context(props, lst.name) for lst in [main, *others]
+               if lst is not None and listener_protocol(props, lst.name) == "SSL"}
         engine, env = tansu_storage(props)
     except (StartError, ValueError) as e:
         standin_common.die(prog, str(e))
@@ -324,6 +372,7 @@ def server_start_main(argv: list[str]) -> int:
         standin_common.log(prog, standin_common.banner("Apache Kafka", version(), backend))
     for n in notes:
         standin_common.log(prog, n)
+    s3_tls_relay(env)
 
     try:
         held = [hold_port(c.host, c.port) for c in controllers]
@@ -341,13 +390,16 @@ def server_start_main(argv: list[str]) -> int:
         return 0
 
     bind_host = main.host or "0.0.0.0"
+    # An SSL listener: Tansu listens on loopback only, the listener's port serves TLS only (clients are sent to
+    # the advertised TLS listener by the metadata Tansu returns).
+    backend = ("127.0.0.1", standin_common.free_port()) if main.name in tls else (bind_host, main.port)
     cmd = [
         str(TANSU),
         "broker",
         "--cluster-id",
         cluster_id,
         "--listener-url",
-        f"tcp://{bind_host}:{main.port}",
+        f"tcp://{backend[0]}:{backend[1]}",
         "--advertised-listener-url",
         f"tcp://{adv.host}:{adv.port}",
         "--storage-engine",
@@ -367,15 +419,30 @@ def server_start_main(argv: list[str]) -> int:
             prog, f"listener {o.url} relays to {main.url} (the stand-in advertises one listener)"
         )
 
+    if main.name in tls:
+        keystore = props.get("ssl.keystore.location", "(inline)")
+        standin_common.log(prog, f"listener {main.url} is SSL: TLS only, key store {keystore}")
+
     def ready() -> bool:
-        return standin_common.port_open(bind_host, main.port)
+        return standin_common.port_open(*backend)
 
     def on_ready() -> None:
+        target = ("127.0.0.1" if backend[0] == "0.0.0.0" else backend[0], backend[1])
+        def relay(listen: tuple[str, int], name: str) -> None:
+            # kafka-configs.sh --alter ... ssl.keystore.location (Kafka's dynamic key store update) after the
+            # file changed: the stand-in's listener re-reads the key store when the file changes
+            prefixed = props.get(f"listener.name.{name.lower()}.ssl.keystore.location")
+            watch = [w for w in (prefixed or props.get("ssl.keystore.location", ""),) if w]
+            standin_common.TlsRelay(prog, listen, target, tls[name],
+                                    reload=lambda: ssl_server_context(props, name), watch=watch)
+
+        if main.name in tls:
+            relay((bind_host, main.port), main.name)
         for o in others:
-            standin_common.Relay(
-                (o.host or "0.0.0.0", o.port),
-                ("127.0.0.1" if bind_host == "0.0.0.0" else bind_host, main.port),
-            )
+            if o.name in tls:
+                relay((o.host or "0.0.0.0", o.port), o.name)
+            else:
+                standin_common.Relay((o.host or "0.0.0.0", o.port), target)
         standin_common.log(
             prog, f"[KafkaServer id={props.get('node.id', props.get('broker.id', '-1'))}] started"
         )
@@ -406,13 +473,35 @@ def tansu_storage(props: dict[str, str]) -> tuple[str, dict[str, str]]:
     for prop, var in keys.items():
         if props.get(prop, "").strip():
             env[var] = props[prop].strip()
-    if env.get("AWS_ENDPOINT", "").startswith("http://"):
+    ca = props.get("standin.tansu.s3.ca.file", "").strip()
+    endpoint = env.get("AWS_ENDPOINT", "")
+    if endpoint.startswith("https://") and ca and engine.startswith("s3://"):
+        # This Tansu build trusts only public CAs: a local relay (started by s3_tls_relay once the broker runs)
+        # does the TLS to the store, verifying it with the CA and the endpoint's name, as pgBackRest's stunnel
+        # proxy did; Tansu speaks plain http to the relay.
+        env["STANDIN_S3_TLS_CA"] = ca
+        env["AWS_ALLOW_HTTP"] = "true"
+    elif endpoint.startswith("http://"):
         env["AWS_ALLOW_HTTP"] = "true"
     if not engine.startswith(("memory://", "s3://")):
         raise StartError(
             f"standin.tansu.storage.engine={engine}: this Tansu build supports memory:// and s3:// only"
         )
     return engine, env
+
+
+def s3_tls_relay(env: dict[str, str]) -> None:
+    """Start the relay tansu_storage asked for (after the daemon forked: threads do not survive a fork)."""
+    ca = env.pop("STANDIN_S3_TLS_CA", "")
+    if not ca:
+        return
+    import ssl
+    from urllib.parse import urlsplit
+
+    u = urlsplit(env["AWS_ENDPOINT"])
+    relay = standin_common.TlsClientRelay("kafka", (u.hostname or "", u.port or 443),
+                                          ssl.create_default_context(cafile=ca))
+    env["AWS_ENDPOINT"] = f"http://127.0.0.1:{relay.port}"
 
 
 def server_stop_main(argv: list[str]) -> int:
@@ -432,11 +521,38 @@ def server_stop_main(argv: list[str]) -> int:
 # --- kafka-topics.sh -------------------------------------------------------------------------------
 
 
-def admin(bootstrap: str):  # -> KafkaAdminClient
+def client_security(command_config: str | None) -> dict:
+    """--command-config as the Kafka tools read it: security.protocol and the ssl.truststore.* of an SSL client
+    (PEM trust store, or none: the system's CAs), the broker's name checked unless
+    ssl.endpoint.identification.algorithm is empty."""
+    if not command_config:
+        return {}
+    props = load_config(command_config)
+    protocol = props.get("security.protocol", "PLAINTEXT").strip().upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    if protocol != "SSL":
+        raise ValueError(f"security.protocol={protocol}: the stand-in's tools speak PLAINTEXT and SSL only")
+    import ssl
+
+    kind = props.get("ssl.truststore.type", "JKS").strip().upper()
+    location = props.get("ssl.truststore.location", "").strip()
+    ctx = ssl.create_default_context()
+    if location:
+        if kind != "PEM":
+            raise ValueError(f"ssl.truststore.type={kind}: the stand-in's tools read PEM trust stores only")
+        ctx = ssl.create_default_context(cafile=location)
+    check = props.get("ssl.endpoint.identification.algorithm", "https").strip() != ""
+    ctx.check_hostname = check
+    return {"security_protocol": "SSL", "ssl_context": ctx, "ssl_check_hostname": check}
+
+
+def admin(bootstrap: str, command_config: str | None = None):  # -> KafkaAdminClient
     from kafka import KafkaAdminClient
 
     return KafkaAdminClient(
-        bootstrap_servers=bootstrap.split(","), client_id="kafka-topics-standin", request_timeout_ms=30000
+        bootstrap_servers=bootstrap.split(","), client_id="kafka-topics-standin", request_timeout_ms=30000,
+        **client_security(command_config),
     )
 
 
@@ -487,8 +603,6 @@ def topics_main(argv: list[str]) -> int:
     if not args.bootstrap_server:
         print("Exactly one of --bootstrap-server or --zookeeper must be specified", file=sys.stderr)
         return 1
-    if args.command_config:
-        standin_common.log("kafka-topics", "--command-config is ignored: the stand-in broker has no security")
     try:
         return _topics(args)
     except Exception as e:  # the real tool prints one line and exits 1 on any broker-side failure
@@ -500,7 +614,7 @@ def _topics(args: argparse.Namespace) -> int:
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-    client = admin(args.bootstrap_server)
+    client = admin(args.bootstrap_server, args.command_config)
     try:
         if args.create:
             if not args.topic:
@@ -557,7 +671,7 @@ def api_versions_main(argv: list[str]) -> int:
     ap.add_argument("--command-config")
     args = ap.parse_args(argv)
     try:
-        client = admin(args.bootstrap_server)
+        client = admin(args.bootstrap_server, args.command_config)
         cluster = client.describe_cluster()
         versions = client.api_versions()
         client.close()
@@ -572,12 +686,45 @@ def api_versions_main(argv: list[str]) -> int:
     return 0
 
 
+def configs_main(argv: list[str]) -> int:
+    """kafka-configs.sh for the one use the roles make of it: a broker's dynamic SSL key store update
+    (--alter --entity-type brokers --entity-name ID --add-config listener.name.<l>.ssl.keystore.location=PATH)."""
+    ap = argparse.ArgumentParser(prog="kafka-configs.sh")
+    ap.add_argument("--bootstrap-server", required=True)
+    ap.add_argument("--command-config")
+    ap.add_argument("--alter", action="store_true")
+    ap.add_argument("--entity-type", required=True)
+    ap.add_argument("--entity-name")
+    ap.add_argument("--add-config", default="")
+    args = ap.parse_args(argv)
+    keys = dict(kv.split("=", 1) for kv in args.add_config.split(",") if "=" in kv)
+    if not args.alter or args.entity_type != "brokers" or not keys or not all(
+            k.rsplit("ssl.", 1)[-1].startswith(("keystore.", "truststore.")) for k in keys):
+        print("The Kafka stand-in's kafka-configs.sh only alters a broker's SSL key and trust stores", file=sys.stderr)
+        return 1
+    try:
+        client = admin(args.bootstrap_server, args.command_config)
+        client.describe_cluster()
+        client.close()
+    except Exception as e:
+        print(f"Error while executing config command : {e}", file=sys.stderr)
+        return 1
+    for k, v in keys.items():
+        if not Path(v).is_file():
+            print(f"Error while executing config command : {k}={v}: no such file", file=sys.stderr)
+            return 1
+    # the stand-in's SSL listener re-reads its key store when the file changes (Kafka re-reads it on this alter)
+    print(f"Completed updating config for broker {args.entity_name}.")
+    return 0
+
+
 COMMANDS = {
     "server-start": server_start_main,
     "server-stop": server_stop_main,
     "storage": storage_main,
     "topics": topics_main,
     "broker-api-versions": api_versions_main,
+    "configs": configs_main,
 }
 
 

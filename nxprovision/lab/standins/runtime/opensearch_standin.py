@@ -84,6 +84,45 @@ def resolve_hosts(values: list[str]) -> list[str]:
     return out
 
 
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() == "true"
+
+
+def http_tls(s: dict[str, Any], conf_dir: Path) -> tuple[str, str] | None:
+    """The security plugin's settings as OpenSearch reads them: (certificate, PKCS#8 key) of the https REST
+    layer, or None when the REST layer is plain http. PEM paths are relative to the config directory."""
+    if _truthy(s.get("plugins.security.disabled", "false")):
+        return None
+    if not _truthy(s.get("plugins.security.ssl_only", "false")):
+        raise ValueError(
+            "the security plugin is enabled without plugins.security.ssl_only: the stand-in has no security index, "
+            "users or roles (set plugins.security.ssl_only: true, or plugins.security.disabled: true)"
+        )
+
+    def pem(key: str) -> str:
+        value = str(s.get(key) or "")
+        if not value:
+            raise ValueError(f"{key} must be set when the security plugin is enabled")
+        path = Path(value) if Path(value).is_absolute() else conf_dir / value
+        if not path.is_file():
+            raise ValueError(f"Unable to read {path} ({key}). Please make sure this file exists and is readable")
+        return str(path)
+
+    for layer in ("transport", "http"):
+        if layer == "http" and not _truthy(s.get("plugins.security.ssl.http.enabled", "false")):
+            return None
+        cert = pem(f"plugins.security.ssl.{layer}.pemcert_filepath")
+        key = pem(f"plugins.security.ssl.{layer}.pemkey_filepath")
+        pem(f"plugins.security.ssl.{layer}.pemtrustedcas_filepath")
+        text = Path(key).read_text(errors="replace")
+        if "-----BEGIN PRIVATE KEY-----" not in text and "-----BEGIN ENCRYPTED PRIVATE KEY-----" not in text:
+            # OpenSearch reads PKCS#8 keys only
+            raise ValueError(f"{key}: the private key is not in PKCS#8 format")
+        if layer == "http":
+            return cert, key
+    return None
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="opensearch")
     ap.add_argument("-d", "--daemonize", action="store_true")
@@ -113,6 +152,7 @@ def main(argv: list[str]) -> int:
             confparse.as_list(s.get("http.bind_host") or s.get("http.host") or s.get("network.host"))
         )
         port = confparse.first_port(s.get("http.port"), 9200)
+        tls = http_tls(s, conf_dir)
     except ValueError as e:
         standin_common.die(PROG, str(e), 1)
         return 1
@@ -150,14 +190,23 @@ def main(argv: list[str]) -> int:
         standin_common.write_pidfile(args.pidfile)
 
     main_host, extra = http_hosts[0], http_hosts[1:]
-    cmd = [str(OSMEM), "-addr", f"{main_host}:{port}", "-no-stdin-watch", "-no-ja"]
+    # https (security plugin, ssl_only): the backend listens on loopback only, the REST port serves TLS only
+    backend = ("127.0.0.1", standin_common.free_port()) if tls else (main_host, port)
+    cmd = [str(OSMEM), "-addr", f"{backend[0]}:{backend[1]}", "-no-stdin-watch", "-no-ja"]
+    if tls:
+        standin_common.log(PROG, f"REST layer over https only (plugins.security.ssl.http): certificate {tls[0]}")
 
     def ready() -> bool:
-        return standin_common.port_open(main_host, port)
+        return standin_common.port_open(*backend)
 
     def on_ready() -> None:
-        for h in extra:
-            standin_common.Relay((h, port), (main_host, port))
+        if tls:
+            ctx = standin_common.server_tls_context(*tls)
+            for h in http_hosts:
+                standin_common.TlsRelay(PROG, (h, port), backend, ctx)
+        else:
+            for h in extra:
+                standin_common.Relay((h, port), (main_host, port))
         addrs = ", ".join(f"{h}:{port}" for h in http_hosts)
         standin_common.log(PROG, f"publish_address {{{main_host}:{port}}}, bound_addresses {{{addrs}}}")
         standin_common.log(PROG, f"[{node}] started")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import selectors
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -170,6 +172,204 @@ class Relay:
                 dst.shutdown(socket.SHUT_WR)
             with contextlib.suppress(OSError):
                 src.close()
+
+
+def _tls_read(tls: ssl.SSLSocket) -> bytes | None:
+    """Application data the TLS socket has now; None when the readable record was not data (a TLS 1.3 session
+    ticket, a key update): a blocking recv() would wait for data the peer only sends after our next request."""
+    tls.setblocking(False)
+    try:
+        return tls.recv(65536)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    finally:
+        tls.setblocking(True)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free now (for a backend that only listens behind a relay)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS >= 1.2 with the product's certificate (chain) and key, as the product configures its listener."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key or None)
+    return ctx
+
+
+class TlsRelay:
+    """The product's TLS listener in front of a backend that speaks only plain TCP on loopback.
+
+    Every connection must complete a TLS handshake with the configured certificate before one byte reaches the
+    backend: a plain client is refused. One line per client address and outcome goes to the log (at most once a
+    minute), so the log shows who connected with TLS and who was refused.
+    """
+
+    def __init__(self, prog: str, listen: tuple[str, int], target: tuple[str, int], ctx: ssl.SSLContext,
+                 reload: Callable[[], ssl.SSLContext] | None = None, watch: list[str] | None = None) -> None:
+        self.prog, self.target, self.ctx = prog, target, ctx
+        # files whose change makes the next connection use a context built again by reload()
+        self.reload, self.watch = reload, list(watch or [])
+        self._mtimes = self._stat()
+        self._logged: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in listen[0] else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(listen)
+        self.sock.listen(128)
+        self.listen = listen
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _note(self, peer: str, kind: str, text: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._logged.get((peer, kind), -120.0) < 60:
+                return
+            self._logged[(peer, kind)] = now
+        log(self.prog, f"{self.listen[0]}:{self.listen[1]} {text} (client {peer})")
+
+    def _stat(self) -> list[float]:
+        out = []
+        for f in self.watch:
+            try:
+                out.append(os.stat(f).st_mtime)
+            except OSError:
+                out.append(0.0)
+        return out
+
+    def _maybe_reload(self) -> None:
+        if not self.reload or not self.watch:
+            return
+        now = self._stat()
+        if now == self._mtimes:
+            return
+        self._mtimes = now
+        try:
+            self.ctx = self.reload()
+            log(self.prog, f"{self.listen[0]}:{self.listen[1]} certificate files changed: new connections use them")
+        except Exception as e:  # keep serving with the previous certificate
+            log(self.prog, f"{self.listen[0]}:{self.listen[1]} certificate files changed but cannot be loaded: {e}")
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, addr = self.sock.accept()
+            except OSError:
+                return
+            self._maybe_reload()
+            threading.Thread(target=self._serve, args=(client, str(addr[0])), daemon=True).start()
+
+    def _serve(self, client: socket.socket, peer: str) -> None:
+        client.settimeout(15)
+        try:
+            tls = self.ctx.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self._note(peer, "refused", f"refused a connection without a TLS handshake: {e}")
+            with contextlib.suppress(OSError):
+                client.close()
+            return
+        self._note(peer, "tls", f"TLS connection, {tls.version()} {(tls.cipher() or ('?',))[0]}")
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tls.close()
+            return
+        tls.settimeout(None)
+        upstream.settimeout(None)
+        # one thread per connection touches the TLS object: reads and writes never run concurrently on it
+        sel = selectors.DefaultSelector()
+        sel.register(tls, selectors.EVENT_READ, "client")
+        sel.register(upstream, selectors.EVENT_READ, "upstream")
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "client":
+                        data = _tls_read(tls)
+                        if data is None:
+                            continue
+                        if not data:
+                            return
+                        upstream.sendall(data)
+                        while tls.pending():
+                            upstream.sendall(tls.recv(65536))
+                    else:
+                        data = upstream.recv(65536)
+                        if not data:
+                            return
+                        tls.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            for s in (tls, upstream):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+class TlsClientRelay:
+    """Plain TCP on a loopback port, TLS to a server verified with ctx (its name checked): for a backend that
+    cannot be given the CA to trust."""
+
+    def __init__(self, prog: str, target: tuple[str, int], ctx: ssl.SSLContext) -> None:
+        self.prog, self.target, self.ctx = prog, target, ctx
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        log(prog, f"127.0.0.1:{self.port} relays to {target[0]}:{target[1]} over verified TLS")
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            raw = socket.create_connection(self.target, timeout=10)
+            tls = self.ctx.wrap_socket(raw, server_hostname=self.target[0])
+        except (ssl.SSLError, OSError) as e:
+            log(self.prog, f"TLS to {self.target[0]}:{self.target[1]} failed: {e}")
+            with contextlib.suppress(OSError):
+                client.close()
+            return
+        tls.settimeout(None)
+        sel = selectors.DefaultSelector()
+        sel.register(tls, selectors.EVENT_READ, "tls")
+        sel.register(client, selectors.EVENT_READ, "plain")
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "tls":
+                        data = _tls_read(tls)
+                        if data is None:
+                            continue
+                        if not data:
+                            return
+                        client.sendall(data)
+                        while tls.pending():
+                            client.sendall(tls.recv(65536))
+                    else:
+                        data = client.recv(65536)
+                        if not data:
+                            return
+                        tls.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            for s in (tls, client):
+                with contextlib.suppress(OSError):
+                    s.close()
 
 
 def supervise(

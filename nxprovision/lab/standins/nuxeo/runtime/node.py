@@ -7,6 +7,7 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from .repository import Doc, MongoRepository, PostgresRepository, Repository
 from .s3 import S3Client
 from .search import AUDIT_MAPPING, DOC_MAPPING, SearchClient
 from .stream import WorkStream
+from .truststore import client_context, describe
 
 log = logging.getLogger("nuxeo.node")
 
@@ -72,6 +74,14 @@ class BlobStore:
                 path_style=cfg.flag("nuxeo.s3storage.pathstyleaccess"),
                 timeout=cfg.number("nuxeo.s3storage.socket.timeout", 50000) / 1000,
             )
+            endpoint = cfg.get("nuxeo.s3storage.endpoint")
+            if not endpoint or "://" not in endpoint or endpoint.startswith("https://"):
+                # the aws template's trust store (nuxeo.aws.trustStore*), else the JVM's default CAs
+                store = (cfg.get("nuxeo.aws.trustStorePath"), cfg.get("nuxeo.aws.trustStorePassword"),
+                         cfg.get("nuxeo.aws.trustStoreType"))
+                self.s3.context = client_context(*store)
+                log.info("S3 binary store %s over TLS, verified with %s", endpoint or "(AWS)",
+                         describe(store[0], store[2]))
             self.prefix = cfg.get("nuxeo.s3storage.bucket_prefix")
         self.root = cfg.path("nuxeo.binarystores.root", "nxserver/data") / "binaries" / "data"
 
@@ -132,12 +142,26 @@ class Node:
         self.blobs = BlobStore(cfg)
         self.search_enabled = cfg.flag("elasticsearch.enabled", True)
         addresses = split_list(cfg.get("elasticsearch.addressList"))
+        search_ctx = None
+        if any(a.startswith("https://") for a in addresses):
+            store = (cfg.get("elasticsearch.restClient.truststore.path"),
+                     cfg.get("elasticsearch.restClient.truststore.password"),
+                     cfg.get("elasticsearch.restClient.truststore.type"))
+            search_ctx = client_context(*store)
+            if not cfg.flag("elasticsearch.restClient.ssl.certificate.verification", True):
+                search_ctx.check_hostname = False
+                search_ctx.verify_mode = ssl.CERT_NONE
+                log.warning("elasticsearch.restClient.ssl.certificate.verification=false: search certificates "
+                            "are NOT verified")
+            log.info("search cluster %s over TLS, verified with %s", ",".join(addresses),
+                     describe(store[0], store[2]))
         self.search = (
             SearchClient(
                 addresses,
                 cfg.get("elasticsearch.restClient.username"),
                 cfg.get("elasticsearch.restClient.password"),
                 timeout=cfg.number("elasticsearch.restClient.socketTimeoutMs", 121000) / 1000,
+                context=search_ctx,
             )
             if addresses
             else None
@@ -154,7 +178,7 @@ class Node:
                 cfg.get("kafka.topicPrefix"),
                 threads * factor,
                 int(cfg.number("kafka.default.replication.factor", -1)),
-                {},
+                kafka_client_config(cfg),
             )
         self._local_work = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="work")
 
@@ -577,6 +601,22 @@ class Node:
             self.index(doc)
             self.audit("renditionCompleted", doc)
         log.info("work %s for document %s processed on node %s", work["id"], work["docId"], self.node_id)
+
+
+def kafka_client_config(cfg: NuxeoConfig) -> dict[str, Any]:
+    """Nuxeo's kafka.ssl / kafka.truststore.* (and kafka.security.protocol) as the Kafka client's settings:
+    SSL with the trust store's certificates, the broker's name checked (Kafka's default endpoint
+    identification, https)."""
+    protocol = cfg.get("kafka.security.protocol") or ("SSL" if cfg.flag("kafka.ssl") else "PLAINTEXT")
+    if cfg.flag("kafka.sasl.enabled"):
+        raise ValueError("kafka.sasl.enabled: the stand-in's Kafka client has no SASL")
+    if protocol.upper() != "SSL" and not cfg.flag("kafka.ssl"):
+        return {}
+    store = (cfg.get("kafka.truststore.path"), cfg.get("kafka.truststore.password"), cfg.get("kafka.truststore.type"))
+    ctx = client_context(*store)
+    log.info("Kafka %s over TLS (security.protocol=SSL), verified with %s", cfg.get("kafka.bootstrap.servers"),
+             describe(store[0], store[2]))
+    return {"security_protocol": "SSL", "ssl_context": ctx, "ssl_check_hostname": True}
 
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

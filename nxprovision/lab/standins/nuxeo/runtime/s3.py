@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +34,7 @@ class S3Client:
     region: str = "us-east-1"
     path_style: bool = False
     timeout: float = 30.0
+    context: ssl.SSLContext | None = None  # https: nuxeo.aws.trustStore* (default: the JVM's CAs)
 
     def _base(self) -> tuple[str, str]:
         """(scheme://host[:port], path prefix before the key)."""
@@ -99,7 +101,8 @@ class S3Client:
             url, data=body if method in ("PUT", "POST") else None, method=method, headers=send
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            context = self.context if url.startswith("https:") else None
+            with urllib.request.urlopen(req, timeout=self.timeout, context=context) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()

@@ -6,11 +6,15 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
+import ssl
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+log = logging.getLogger("nuxeo.search")
 
 # Nuxeo keeps every string as a keyword (exact NXQL `=`) with a text sub-field for full text;
 # `ecm:fulltext` is the text Nuxeo copies title, description and extracted blob text into.
@@ -45,7 +49,12 @@ class SearchError(Exception):
 
 class SearchClient:
     def __init__(
-        self, addresses: list[str], username: str = "", password: str = "", timeout: float = 10.0
+        self,
+        addresses: list[str],
+        username: str = "",
+        password: str = "",
+        timeout: float = 10.0,
+        context: ssl.SSLContext | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("no search address")
@@ -53,6 +62,8 @@ class SearchClient:
         self._next = itertools.cycle(range(len(self.addresses)))
         self._lock = threading.Lock()
         self.timeout = timeout
+        # https addresses: elasticsearch.restClient.truststore.* (default: the JVM's CAs), names checked
+        self.context = context
         self.auth = ""
         if username:
             self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -71,12 +82,15 @@ class SearchClient:
         for base in self._order():
             req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                context = self.context if base.startswith("https:") else None
+                with urllib.request.urlopen(req, timeout=self.timeout, context=context) as resp:
                     text = resp.read()
                     status = resp.status
             except urllib.error.HTTPError as e:
                 text, status = e.read(), e.code
             except (urllib.error.URLError, OSError) as e:
+                if isinstance(getattr(e, "reason", e), ssl.SSLCertVerificationError):
+                    log.error("search node %s: TLS certificate refused: %s", base, getattr(e, "reason", e))
                 last = e  # unreachable node: try the next address
                 continue
             payload = json.loads(text) if text else {}
