@@ -240,6 +240,15 @@ def latest_backup(inventory: Path) -> str | None:
     return records[-1].stem if records else None
 
 
+def restore_database_steps(cluster) -> str:
+    """How playbooks/restore.yml restores this cluster's database, in one line for the operator."""
+    db = cluster.derived["db"]
+    if db.get("manager") == "patroni":
+        return (f"Patroni stops on every database host, the cluster leaves etcd, {db['patroni']['bootstrap_host']} "
+                "bootstraps it again from the backup (pgBackRest) and the other members clone it")
+    return f"the database is restored on {db['primary']} (pgBackRest) and the replicas are cloned again"
+
+
 @exclusive("restore")
 def cmd_restore(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
@@ -249,11 +258,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not backup_id:
         raise NxError(f"no backup recorded in {backups_dir(Path(args.inventory))}",
                       "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
-    if cluster.derived["db"].get("manager") == "patroni":
-        raise NxError("restoring a Patroni cluster is not automated yet",
-                      "restore the leader with pgbackrest restore, then patronictl reinit the other members")
-    print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, are "
-          "restored; Nuxeo starts again")
+    print(f"restore {backup_id}: every Nuxeo node stops (drained first); {restore_database_steps(cluster)}; "
+          "then the binaries are restored and Nuxeo starts again")
     code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
     record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
     if code == 0:
