@@ -129,7 +129,8 @@ def test_patroni_restore_order():
     play = next(p for p in _plays() if p.get("name", "").startswith("Restore the database (Patroni"))
     names = _names(play["tasks"])
     order = ["Find out which member is the leader", "Stop Patroni and PostgreSQL on the replicas",
-             "Stop Patroni and PostgreSQL on the leader", "Remove the cluster from etcd",
+             "Stop Patroni and PostgreSQL on the leader", "Wait until PostgreSQL has stopped",
+             "Remove the cluster from etcd",
              "Empty the data directories", "Bootstrap the cluster again from the backup on one member",
              "Start the other members", "Check that WAL archiving works on the new timeline"]
     positions = [next(i for i, n in enumerate(names) if n.startswith(o)) for o in order]
