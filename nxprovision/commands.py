@@ -246,7 +246,8 @@ def restore_database_steps(cluster) -> str:
     if db.get("manager") == "patroni":
         return (f"Patroni stops on every database host, the cluster leaves etcd, {db['patroni']['bootstrap_host']} "
                 "bootstraps it again from the backup (pgBackRest) and the other members clone it")
-    return f"the database is restored on {db['primary']} (pgBackRest) and the replicas are cloned again"
+    replicas = " and the replicas are cloned again" if db.get("replicas") else ""
+    return f"the database is restored on {db['primary']} (pgBackRest){replicas}"
 
 
 @exclusive("restore")
