@@ -196,3 +196,11 @@ def test_cli_restores_both_architectures(make_inv, run_cli, monkeypatch, arch):
     else:
         assert f"the database is restored on {c.derived['db']['primary']} (pgBackRest)" in out
     assert "restore 20261126T033000Z: done" in out
+
+
+def test_restore_set_refused_in_an_inventory(make_inv):
+    from nxprovision.rules import run_rules
+
+    found = run_rules(cluster(make_inv("distributed", set={"patroni_restore_set": "20261126-033000F"})))
+    assert [f.rule for f in found if f.severity == "error"] == ["settings.restore_only"]
+    assert not [f for f in run_rules(cluster(make_inv("distributed"))) if f.rule == "settings.restore_only"]
