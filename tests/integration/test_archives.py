@@ -293,7 +293,8 @@ def test_kafka_daemon_mode_reports_start_failures(mirror: Path, tmp_path: Path) 
     conf = tmp_path / "server.properties"
     conf.write_text(f"broker.id=0\nlisteners=SSL://127.0.0.1:{port}\nzookeeper.connect=127.0.0.1:2181\n")
     res = run([str(home / "bin" / "kafka-server-start.sh"), "-daemon", str(conf)], env)
-    assert res.returncode == 1 and "PLAINTEXT only" in res.stderr
+    # an SSL listener with Kafka's default key store type (JKS): the stand-in serves TLS from PEM stores only
+    assert res.returncode == 1 and "PEM key stores only" in res.stderr
 
 
 # --- OpenSearch -------------------------------------------------------------------------------------
@@ -310,11 +311,16 @@ def test_opensearch_daemon_serves_rest_api(mirror: Path, tmp_path: Path, procs: 
     home = unpack(mirror, "opensearch", OPENSEARCH_V, tmp_path / "opt")
     env = system_env(tmp_path)
     (port,) = free_ports(1)
-    (home / "config" / "opensearch.yml").write_text(
+    plain = (
         "cluster.name: nuxeo-search\nnode.name: search1\nnetwork.host: 127.0.0.1\n"
         f"http.port: {port}\npath:\n  data: {tmp_path / 'data'}\n  logs: {tmp_path / 'logs'}\n"
         'discovery.seed_hosts: ["127.0.0.1"]\ncluster.initial_cluster_manager_nodes: [search1]\n'
     )
+    # the archive ships the security plugin: left enabled without its TLS settings, the node refuses to start
+    (home / "config" / "opensearch.yml").write_text(plain)
+    refused = run([str(home / "bin" / "opensearch"), "-d", "-p", str(tmp_path / "refused.pid")], env)
+    assert refused.returncode != 0 and "plugins.security" in refused.stderr, refused.stderr
+    (home / "config" / "opensearch.yml").write_text(plain + "plugins.security.disabled: true\n")
     (home / "config" / "jvm.options").write_text("-Xms256m\n-Xmx256m\n11-:-XX:+UseG1GC\n")
     pidfile = tmp_path / "opensearch.pid"
 

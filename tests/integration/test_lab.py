@@ -58,7 +58,7 @@ def test_kill_powers_a_host_off_and_start_boots_it_with_its_disk(lab3: Lab) -> N
     assert lab3.ssh("host2", "echo kept > /root/marker").returncode == 0
     before = lab3.refresh()
     nspawn = before["pids"]["host-host2"]
-    inside = subprocess.run(["ip", "netns", "pids", "nx-nxtest-host2"], capture_output=True, text=True)
+    inside = subprocess.run(["ip", "netns", "pids", f"nx-{lab3.name}-host2"], capture_output=True, text=True)
     inside_pids = [int(p) for p in inside.stdout.split()]
     assert len(inside_pids) > 3  # systemd, journald, sshd, dbus, ...
 

@@ -279,37 +279,43 @@ class TlsRelay:
             with contextlib.suppress(OSError):
                 tls.close()
             return
-        tls.settimeout(None)
         upstream.settimeout(None)
-        # one thread per connection touches the TLS object: reads and writes never run concurrently on it
-        sel = selectors.DefaultSelector()
-        sel.register(tls, selectors.EVENT_READ, "client")
-        sel.register(upstream, selectors.EVENT_READ, "upstream")
-        try:
-            while True:
-                for key, _ in sel.select():
-                    if key.data == "client":
-                        data = _tls_read(tls)
-                        if data is None:
-                            continue
-                        if not data:
-                            return
-                        upstream.sendall(data)
-                        while tls.pending():
-                            upstream.sendall(tls.recv(65536))
-                    else:
-                        data = upstream.recv(65536)
-                        if not data:
-                            return
-                        tls.sendall(data)
-        except OSError:
-            return
-        finally:
-            sel.close()
-            for s in (tls, upstream):
-                with contextlib.suppress(OSError):
-                    s.close()
+        _pump(tls, upstream)
 
+
+
+def _pump(tls: ssl.SSLSocket, plain: socket.socket) -> None:
+    """Copy bytes both ways between a TLS socket and a plain one until either side closes; closes both.
+
+    One thread per connection touches the TLS object: reads and writes never run concurrently on it."""
+    tls.settimeout(None)
+    sel = selectors.DefaultSelector()
+    sel.register(tls, selectors.EVENT_READ, "tls")
+    sel.register(plain, selectors.EVENT_READ, "plain")
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "tls":
+                    data = _tls_read(tls)
+                    if data is None:
+                        continue
+                    if not data:
+                        return
+                    plain.sendall(data)
+                    while tls.pending():
+                        plain.sendall(tls.recv(65536))
+                else:
+                    data = plain.recv(65536)
+                    if not data:
+                        return
+                    tls.sendall(data)
+    except OSError:
+        return
+    finally:
+        sel.close()
+        for s in (tls, plain):
+            with contextlib.suppress(OSError):
+                s.close()
 
 class TlsClientRelay:
     """Plain TCP on a loopback port, TLS to a server verified with ctx (its name checked): for a backend that
@@ -342,34 +348,7 @@ class TlsClientRelay:
             with contextlib.suppress(OSError):
                 client.close()
             return
-        tls.settimeout(None)
-        sel = selectors.DefaultSelector()
-        sel.register(tls, selectors.EVENT_READ, "tls")
-        sel.register(client, selectors.EVENT_READ, "plain")
-        try:
-            while True:
-                for key, _ in sel.select():
-                    if key.data == "tls":
-                        data = _tls_read(tls)
-                        if data is None:
-                            continue
-                        if not data:
-                            return
-                        client.sendall(data)
-                        while tls.pending():
-                            client.sendall(tls.recv(65536))
-                    else:
-                        data = client.recv(65536)
-                        if not data:
-                            return
-                        tls.sendall(data)
-        except OSError:
-            return
-        finally:
-            sel.close()
-            for s in (tls, client):
-                with contextlib.suppress(OSError):
-                    s.close()
+        _pump(tls, client)
 
 
 def supervise(
