@@ -63,7 +63,7 @@ def patroni_members(lab_b, host: str) -> list[dict]:  # type: ignore[type-arg]
 @pytest.mark.parametrize("architecture", ["compact", "distributed"])
 def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
     require_lab_machine()
-    suffix = "" if architecture == "compact" else "-d"
+    suffix = "" if architecture == "compact" else "d"  # lab names hold no dash
     name_a, name_b = lab_name("nxbackup" + suffix), lab_name("nxrestore" + suffix)
     timings: dict[str, float] = {}
     try:
