@@ -29,7 +29,20 @@ def _validated(args: argparse.Namespace):
         raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
                       "fix the lines above and run again")
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
-    return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
+    vpf = find_vault_password_file(inv, args.vault_password_file)
+    _check_ca_key(cluster, inv, vpf)
+    return cluster, vpf, secrets
+
+
+def _check_ca_key(cluster, inv: Path, vpf: Path | None) -> None:
+    from nxprovision import pki
+    from nxprovision.secrets import read_vault_password
+
+    tls = cluster.derived.get("tls") or {}
+    if not tls.get("enabled") or vpf is None:
+        return
+    base = inv if inv.is_dir() else inv.parent
+    pki.check_ca_key_opens(pki.resolve(base, str(tls["ca_key_file"])), read_vault_password(vpf), vpf)
 
 
 def refuse_pending_rotation(cluster, verb: str) -> None:
