@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 PREVIOUS_SUFFIX = "_previous"
 PLAYBOOK = "rotate_secret.yml"
-SETTLE_S = 10  # nx_rotate_settle_s default in playbooks/tasks/db_password_set.yml
+SETTLE_S = 10  # nx_rotate_settle_s default in playbooks/tasks/db_password_set*.yml
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,10 @@ def resolve(name: str, cluster: Cluster | None = None) -> Rotation:
                       "name one of: " + ", ".join(sorted(ROTATIONS)) + " (or a nx_secret_... name)")
     rotation = ROTATIONS[key]
     if cluster is not None:
-        if key == "db_password" and cluster.database != "postgresql":
-            raise NxError(f"this cluster's database is {cluster.database or 'none'}: `secrets rotate db_password` "
-                          "changes a PostgreSQL role's password only",
-                          "change the MongoDB user's password with db.updateUser(), then in the vault")
+        if key == "db_password" and cluster.database not in ("postgresql", "mongodb"):
+            raise NxError(f"this cluster has no database ({cluster.database or 'none'}): `secrets rotate db_password` "
+                          "changes the password of the Nuxeo user of PostgreSQL or MongoDB",
+                          "add a postgresql or mongodb group to the inventory")
         if key == "s3_keys":
             mode = cluster.derived.get("s3", {}).get("mode")
             if mode != "seaweedfs":
@@ -205,7 +205,17 @@ def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
     names = ", ".join(rotation.names)
     kept = ", ".join(previous_name(n) for n in rotation.names)
     steps = [Step("vault", (), f"new {names} from the CSPRNG into the vault; the current value kept as {kept}")]
-    if rotation.key == "db_password":
+    if rotation.key == "db_password" and cluster.database == "mongodb":
+        mdb = cluster.derived["db"]
+        where = f"replica set {mdb['replica_set']}" if mdb.get("replica_set") else "the server"
+        steps += [
+            Step("apply", (mdb["primary"],), f"once the first node is out of the pool and the others had {SETTLE_S} s "
+                 f"to open their connections: updateUser {mdb['user']} with the new password on the primary of "
+                 f"{where} (from {mdb['primary']}, as the MongoDB administrator when access control is on), then a "
+                 "login with it; from here on new connections need the new password, open ones go on"),
+            roll,
+        ]
+    elif rotation.key == "db_password":
         db = tuple(cluster.db_hosts)
         steps += [
             Step("apply", db, "find the PostgreSQL primary (ask each server)"),

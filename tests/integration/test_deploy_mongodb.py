@@ -3,6 +3,7 @@
 1 LB; 2 Nuxeo front nodes and 1 worker; 3 search; 3 MongoDB hosts; 1 Kafka; 1 S3 host (issue 5). The lab's
 MongoDB is a stand-in (SecantusDB) that is a single node: it runs on mongo1 only, as the one member and
 primary of the replica set, with access control (SCRAM) on; mongo2 and mongo3 run no MongoDB.
+Then (after the second deploy) `secrets rotate db_password` under a steady load, and a deploy after it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,28 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_checks import Deployed, create_document_with_blob, md5_hex, nxql, recap, runningstatus, s3_keys, wait_for
-from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
+from cluster_checks import (
+    Deployed,
+    create_document_with_blob,
+    md5_hex,
+    node_of,
+    nxql,
+    recap,
+    runningstatus,
+    s3_keys,
+    secret_hits,
+    wait_for,
+)
+from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
+from load import SteadyLoad, unreadable_acks
+
+from nxprovision import secrets
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -148,3 +164,83 @@ def test_second_deploy_changes_and_restarts_nothing(compact_mongodb) -> None:
     changed = {h: r[1] for h, r in recap(second.stdout).items() if r[1]}
     assert changed == {}, changed
     assert service_starts(lab_) == before
+
+
+def mongo_login(lab_: Lab, password: str) -> str:
+    """Log in as the Nuxeo user from the test machine with pymongo (SCRAM): 'accepted' or 'refused <code>'."""
+    import pymongo
+    from pymongo.errors import OperationFailure
+
+    client = pymongo.MongoClient(lab_.ip("mongo1"), 27017, username="nuxeo", password=password, authSource="nuxeo",
+                                 directConnection=True, serverSelectionTimeoutMS=10000)
+    try:
+        client.nuxeo.list_collection_names()
+    except OperationFailure as e:
+        return f"refused {e.code}"
+    finally:
+        client.close()
+    return "accepted"
+
+
+def test_rotate_db_password_under_load(compact_mongodb) -> None:
+    lab_, first = compact_mongodb
+    assert first.returncode == 0, "the deploy failed; see test_first_deploy_converges"
+    d = Deployed.load(lab_.inventory)
+    old = d.secret("nx_secret_db_password")
+    assert mongo_login(lab_, old) == "accepted"
+
+    with SteadyLoad(d.client, threads=2, pause_s=0.25) as load:
+        wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+        t0 = time.monotonic()
+        r = nxprovision("secrets", "rotate", "-i", str(lab_.inventory), "db_password", "--progress", "plain")
+        took = time.monotonic() - t0
+        time.sleep(5)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+    assert "rotation of the Nuxeo database password done" in r.stdout, out[-3000:]
+
+    after = Deployed.load(lab_.inventory)
+    new = after.secret("nx_secret_db_password")
+    assert new != old and len(new) == len(old)
+    kept = secrets.load_secrets_file(lab_.inventory / secrets.SECRETS_RELPATH,
+                                     secrets.read_vault_password(lab_.inventory / ".vault-pass"))
+    assert kept["nx_secret_db_password"] == new
+    assert "nx_secret_db_password_previous" not in kept, "the previous value must leave the vault when done"
+
+    for node in ("front1", "front2", "worker1"):
+        line = lab_.ssh(node, "grep '^nuxeo.mongodb.server=' /etc/nuxeo/nuxeo.conf").stdout
+        assert f"nuxeo:{new}@" in line, (node, line.replace(new, "<new>").replace(old, "<old>"))
+
+    # from outside, with a real client: the old password refused (AuthenticationFailed), the new one accepted
+    assert mongo_login(lab_, old) == "refused 18"
+    assert mongo_login(lab_, new) == "accepted"
+
+    wait_for(lambda: runningstatus(after.url)[0] == 200, 120, "runningstatus 200 through the LB")
+    wait_for(lambda: {"front1", "front2"} <= {node_of(after.client()) for _ in range(10)}, 120,
+             "both front nodes serving through the LB")
+    stats = load.stats
+    print(f"MongoDB rotation under load: {took:.0f}s, {stats.requests} requests, {len(stats.failures)} failed, "
+          f"{len(stats.acked)} acknowledged writes; failures: {stats.failures[:10]}")
+    assert len(stats.acked) > 10
+    assert unreadable_acks(after.client, stats.acked) == []
+    assert stats.failures == [], stats.failures[:20]
+    assert secret_hits(lab_.name, [new, old], (r.stdout, r.stderr)) == []
+
+
+def test_deploy_after_the_rotation_leaves_the_user_alone(compact_mongodb) -> None:
+    """The mongodb role creates the Nuxeo user with update_password: on_create: a deploy neither reverts nor
+    re-sets the rotated password, and changes nothing anywhere (nuxeo.conf already holds the new one)."""
+    lab_, _ = compact_mongodb
+    d = Deployed.load(lab_.inventory)
+    new = d.secret("nx_secret_db_password")
+    assert mongo_login(lab_, new) == "accepted", "run after test_rotate_db_password_under_load"
+    before = service_starts(lab_)
+    again = deploy(lab_.inventory, timeout=900)
+    assert again.returncode == 0, again.stdout[-4000:]
+    hosts = recap(again.stdout)
+    assert hosts["mongo1"][1] == 0, hosts["mongo1"]
+    changed = {h: r[1] for h, r in hosts.items() if r[1]}
+    assert changed == {}, changed
+    assert service_starts(lab_) == before
+    assert mongo_login(lab_, new) == "accepted"
+    assert secret_hits(lab_.name, [new], (again.stdout, again.stderr)) == []

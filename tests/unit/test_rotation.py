@@ -39,9 +39,6 @@ def test_names_and_aliases(name: str, key: str) -> None:
 
 
 def test_refused_where_the_cluster_cannot_hold_two_values(make_inv) -> None:
-    mongo = build_cluster(load_inventory(make_inv("compact", database="mongodb")))
-    with pytest.raises(NxError, match="MongoDB"):
-        rot.resolve("db_password", mongo)
     external = build_cluster(load_inventory(make_inv("compact", set={"s3_mode": "external",
                                                                      "s3_endpoint": "https://s3.example.test"})))
     with pytest.raises(NxError, match="external"):
@@ -119,6 +116,64 @@ def test_plan_orders_the_steps(make_inv) -> None:
     assert not any("pgBackRest" in s.what for s in s3_plain)
 
 
+def test_db_password_rotates_on_mongodb_too(make_inv) -> None:
+    for database in ("postgresql", "mongodb"):
+        cluster = build_cluster(load_inventory(make_inv("compact", database=database)))
+        assert rot.resolve("db_password", cluster) is rot.ROTATIONS["db_password"]
+
+
+def test_plan_on_mongodb_changes_the_user_on_the_primary(make_inv) -> None:
+    cluster = build_cluster(load_inventory(make_inv("compact", database="mongodb")))
+    db = cluster.derived["db"]
+    steps = rot.plan(rot.ROTATIONS["db_password"], cluster)
+    assert [s.where for s in steps] == ["vault", "apply", "apply", "vault"]
+    change = steps[1]
+    # the mongodb role's primary (the first host of the group), not every database host, and no PostgreSQL wording
+    assert change.hosts == (db["primary"],) == (cluster.db_hosts[0],)
+    assert f"updateUser {db['user']}" in change.what and f"replica set {db['replica_set']}" in change.what
+    assert "first node is out of the pool" in change.what and "ALTER ROLE" not in change.what
+    assert "PostgreSQL" not in " ".join(s.what for s in steps)
+    assert steps[2].hosts == tuple(n.host for n in cluster.nuxeo_nodes) and "drained" in steps[2].what
+    assert "nx_secret_db_password_previous removed" in steps[3].what
+
+
+def _tasks(path: Path) -> list[dict]:
+    import yaml
+
+    def walk(items: list[dict]) -> list[dict]:
+        out = []
+        for t in items or []:
+            out.append(t)
+            for key in ("block", "rescue", "always", "tasks"):
+                out += walk(t.get(key))
+        return out
+
+    return walk(yaml.safe_load(path.read_text()))
+
+
+def test_every_rotation_task_that_carries_a_secret_has_no_log() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "playbooks"
+    files = [root / "tasks" / "db_password_set.yml", root / "tasks" / "db_password_set_mongodb.yml"]
+    tasks = [t for f in files for t in _tasks(f)]
+    carrying = [t for t in tasks if "block" not in t and "nx_secret_" in yaml.safe_dump(t)]
+    assert carrying and all(t.get("no_log") is True for t in carrying), [t["name"] for t in carrying
+                                                                       if t.get("no_log") is not True]
+    mongo = _tasks(root / "tasks" / "db_password_set_mongodb.yml")
+    update = [t["community.mongodb.mongodb_user"] for t in mongo if "community.mongodb.mongodb_user" in t]
+    # always: the new password is sent; the roles again, or updateUser would get an empty role list
+    assert len(update) == 1 and update[0]["update_password"] == "always"
+    assert update[0]["roles"] == [{"db": "{{ nx.db.name }}", "role": "dbOwner"}]
+    # the role itself never updates an existing user's password: a deploy after a rotation leaves it alone
+    role = _tasks(root.parent / "roles" / "mongodb" / "tasks" / "service.yml")
+    users = [t["community.mongodb.mongodb_user"] for t in role if "community.mongodb.mongodb_user" in t]
+    assert users and all(u["update_password"] == "on_create" for u in users)
+    # both places: the primary's step within the roll, and the pass after it on the mongodb group
+    book = (root / "rotate_secret.yml").read_text()
+    assert book.count("tasks/db_password_set_mongodb.yml") == 2
+
+
 def test_pending_rotation_is_a_warning_and_previous_values_are_masked(make_inv, run_cli) -> None:
     inv = make_inv()
     path, pw = _vault(inv)
@@ -145,3 +200,5 @@ def test_rotate_verb_refuses_with_the_reason(make_inv, run_cli) -> None:
     assert code == 2 and "VRRP" in err and "Traceback" not in err
     code, out, _ = run_cli("secrets", "rotate", "-i", str(make_inv()), "s3_keys", "--plan")
     assert code == 0 and "retire" in out
+    code, out, err = run_cli("secrets", "rotate", "-i", str(make_inv(database="mongodb")), "db_password", "--plan")
+    assert code == 0 and "updateUser nuxeo" in out and "[apply: mongo1]" in out, out + err
