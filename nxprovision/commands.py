@@ -252,8 +252,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if cluster.derived["db"].get("manager") == "patroni":
         raise NxError("restoring a Patroni cluster is not automated yet",
                       "restore the leader with pgbackrest restore, then patronictl reinit the other members")
-    print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, are "
-          "restored; Nuxeo starts again")
+    print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, then the "
+          "audit index (when the backup holds its snapshot) are restored; Nuxeo starts again")
     code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
     record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
     if code == 0:
