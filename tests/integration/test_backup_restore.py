@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -78,7 +79,12 @@ def search(d: Deployed, method: str, path: str, body: Any = None) -> Any:
 def audit_entries(d: Deployed) -> dict[str, dict[str, Any]]:
     """Every entry of the audit index on the snapshot node (id -> entry)."""
     index = d.cluster.derived["backup"]["audit_index"]
-    search(d, "POST", f"/{index}/_refresh")
+    try:
+        search(d, "POST", f"/{index}/_refresh")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:  # no audit entry reached that node yet
+            return {}
+        raise
     hits = search(d, "POST", f"/{index}/_search", {"size": 10000, "query": {"match_all": {}}})["hits"]["hits"]
     return {h["_id"]: h["_source"] for h in hits}
 
@@ -136,7 +142,7 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         assert audit["repository"] == snap["repository"] == "nxprovision-backup"
         assert audit["snapshot"] == backup_id.lower() and audit["index"] == "nuxeo-audit"
         assert audit["shards"]["failed"] == 0 and audit["shards"]["successful"] > 0
-        assert "audit skipped" not in backup.stdout
+        assert "audit snapshot" in backup.stdout and "Snapshot the audit index" in backup.stdout
         listed = search(da, "GET", f"/_snapshot/{snap['repository']}/{audit['snapshot']}")["snapshots"]
         assert listed[0]["state"] == "SUCCESS" and listed[0]["indices"] == ["nuxeo-audit"]
         for name, value in da.cluster.settings.items():
@@ -192,7 +198,7 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         with pytest.raises(Exception):  # noqa: B017 - the client raises its own HTTP error class
             nxb.documents.get(uid=late.uid)
         # every audit entry the snapshot node held before the backup is back on it, as it was; none of the late one
-        assert f"audit index nuxeo-audit restored from snapshot {audit['snapshot']}" in restore.stdout
+        assert "Restore the audit index from the snapshot" in restore.stdout, restore.stdout[-3000:]
         audit_after = audit_entries(db_)
         missing = sorted(set(audit_before) - set(audit_after))
         assert not missing, f"{len(missing)} of {len(audit_before)} audit entries not restored: {missing[:5]}"

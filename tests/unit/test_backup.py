@@ -296,9 +296,11 @@ def test_keystore_values_follow_the_names(make_inv):
     c = cluster(make_inv("compact"))
     role_vars = yaml.safe_load((ROOT / "roles" / "opensearch" / "vars" / "main.yml").read_text())
     env = _role_env()
-    values = {"nx": c.to_facts(), "lookup": lambda _plugin, name: c.settings[name]}
+    values = {"nx": c.to_facts(), "query": lambda _plugin, *names: [c.settings[n] for n in names],
+              "__opensearch_newline": yaml.safe_load(
+                  (ROOT / "roles" / "opensearch" / "vars" / "main.yml").read_text())["__opensearch_newline"]}
     names = env.from_string(role_vars["__opensearch_keystore_names"]).render(values)
     values["__opensearch_keystore_names"] = ast.literal_eval(names)  # Jinja renders the list as Python's repr
     assert values["__opensearch_keystore_names"] == ["s3.client.default.access_key", "s3.client.default.secret_key"]
     stdin = env.from_string(role_vars["__opensearch_keystore_values"]).render(values)
-    assert stdin.splitlines() == [c.settings["nx_secret_s3_access_key"], c.settings["nx_secret_s3_secret_key"]]
+    assert stdin.split("\n") == [c.settings["nx_secret_s3_access_key"], c.settings["nx_secret_s3_secret_key"]]

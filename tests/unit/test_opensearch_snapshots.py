@@ -192,6 +192,7 @@ def test_repository_needs_the_plugin_and_the_keystore_credentials(nodes, s3) -> 
         "bucket": "nuxeo-backup", "base_path": "audit-snapshots", "endpoint": s3["endpoint"], "protocol": "http",
         "path_style_access": "true"}}}
     assert node.call("GET", "/_snapshot/other")[0] == 404
+    assert node.call("POST", "/_snapshot/nx/_verify")[1] == {"nodes": {"search1": {"name": "search1"}}}
     assert node.call("GET", "/_snapshot")[1].keys() == {"nx"}
     # the registration is kept in path.data, like OpenSearch's persisted cluster state
     assert json.loads((node.tmp / "data" / "repos.json").read_text())["nx"]["type"] == "s3"

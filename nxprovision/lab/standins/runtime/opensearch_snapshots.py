@@ -43,7 +43,8 @@ REPOSITORY_TYPES = ("s3",)
 # index settings that describe one copy of an index, not the index: never restored
 _INTERNAL_SETTINGS = ("creation_date", "provided_name", "uuid", "version", "verified_before_close", "replication",
                       "resize", "routing", "history")
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade"}
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade", "date",
+        "server"}
 PAGE = 1000
 
 
@@ -175,6 +176,10 @@ class SnapshotApi:
                 return self.get_repositories(_as_list(parts[1]))
             if method == "DELETE":
                 return self.delete_repository(parts[1])
+        if len(parts) == 3 and parts[2] == "_verify" and method == "POST":
+            repo = self._repo(parts[1])
+            self._verify(parts[1], repo)
+            return {"nodes": {self.node_name: {"name": self.node_name}}}
         if len(parts) == 3:
             if method in ("PUT", "POST") and parts[2] != "_all":
                 return self.create_snapshot(parts[1], parts[2], body, wait)
@@ -184,10 +189,6 @@ class SnapshotApi:
                 return self.delete_snapshot(parts[1], parts[2])
         if len(parts) == 4 and parts[3] == "_restore" and method == "POST":
             return self.restore(parts[1], parts[2], body, wait)
-        if len(parts) == 3 and parts[2] == "_verify" and method == "POST":
-            repo = self._repo(parts[1])
-            self._verify(parts[1], repo)
-            return {"nodes": {self.node_name: {"name": self.node_name}}}
         raise self._no_handler(method, parts)
 
     @staticmethod
@@ -540,6 +541,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _FrontServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Nuxeo opens a connection per request: a deep backlog, as the backend and the TLS listener have
+    request_queue_size = 128
 
     def __init__(self, listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi) -> None:
         self.backend, self.api, self.local = backend, api, threading.local()
