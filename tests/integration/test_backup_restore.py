@@ -168,6 +168,9 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         lab_b = bring_up(name_b, "--architecture", "compact")
         for rel in (".vault-pass", "group_vars/all/secrets.yml"):
             shutil.copy2(inventory_a / rel, lab_b.inventory / rel)
+        # and the cluster CA: its key is encrypted with that vault password
+        shutil.rmtree(lab_b.inventory / ".pki")
+        shutil.copytree(inventory_a / ".pki", lab_b.inventory / ".pki")
         ok(nxp("deploy", "-i", str(lab_b.inventory)), "deploy of lab B")
         timings["deploy B"] = time.monotonic() - t
         db_ = Deployed.load(lab_b.inventory)
