@@ -29,7 +29,20 @@ def _validated(args: argparse.Namespace):
         raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
                       "fix the lines above and run again")
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
-    return cluster, find_vault_password_file(inv, args.vault_password_file), secrets
+    vpf = find_vault_password_file(inv, args.vault_password_file)
+    _check_ca_key(cluster, inv, vpf)
+    return cluster, vpf, secrets
+
+
+def _check_ca_key(cluster, inv: Path, vpf: Path | None) -> None:
+    from nxprovision import pki
+    from nxprovision.secrets import read_vault_password
+
+    tls = cluster.derived.get("tls") or {}
+    if not tls.get("enabled") or vpf is None:
+        return
+    base = inv if inv.is_dir() else inv.parent
+    pki.check_ca_key_opens(pki.resolve(base, str(tls["ca_key_file"])), read_vault_password(vpf), vpf)
 
 
 def refuse_pending_rotation(cluster, verb: str) -> None:
@@ -240,6 +253,16 @@ def latest_backup(inventory: Path) -> str | None:
     return records[-1].stem if records else None
 
 
+def restore_database_steps(cluster) -> str:
+    """How playbooks/restore.yml restores this cluster's database, in one line for the operator."""
+    db = cluster.derived["db"]
+    if db.get("manager") == "patroni":
+        return (f"Patroni stops on every database host, the cluster leaves etcd, {db['patroni']['bootstrap_host']} "
+                "bootstraps it again from the backup (pgBackRest) and the other members clone it")
+    replicas = " and the replicas are cloned again" if db.get("replicas") else ""
+    return f"the database is restored on {db['primary']} (pgBackRest){replicas}"
+
+
 @exclusive("restore")
 def cmd_restore(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
@@ -249,11 +272,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not backup_id:
         raise NxError(f"no backup recorded in {backups_dir(Path(args.inventory))}",
                       "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
-    if cluster.derived["db"].get("manager") == "patroni":
-        raise NxError("restoring a Patroni cluster is not automated yet",
-                      "restore the leader with pgbackrest restore, then patronictl reinit the other members")
-    print(f"restore {backup_id}: every Nuxeo node stops (drained first); the database, then the binaries, then the "
-          "audit index (when the backup holds its snapshot) are restored; Nuxeo starts again")
+    print(f"restore {backup_id}: every Nuxeo node stops (drained first); {restore_database_steps(cluster)}; "
+          "then the binaries, then the audit index (when the backup holds its snapshot) are restored; Nuxeo starts "
+          "again")
     code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
     record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
     if code == 0:

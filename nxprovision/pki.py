@@ -82,6 +82,24 @@ def ca_key_is_vaulted(path: Path) -> bool:
     return path.exists() and is_vaulted(path.read_bytes())
 
 
+def check_ca_key_opens(path: Path, password: bytes, vault_password_file: Path) -> None:
+    """Fail before any host is touched when the CA key does not decrypt with this inventory's vault password.
+
+    Otherwise every host's certificate signing fails on the controller with its output hidden (no_log). The usual
+    cause: the vault password file or the secrets were copied from another inventory, but not its .pki/."""
+    if not ca_key_is_vaulted(path):
+        return
+    try:
+        _vault(password).decrypt(path.read_bytes())
+    except Exception:  # AnsibleError subclasses; a wrong password is the usual cause
+        raise NxError(
+            f"{path}: the cluster CA key does not decrypt with the vault password in {vault_password_file}",
+            "keep the CA (.pki/) with the vault password that encrypted it: copy both from the same inventory, "
+            "or move the old .pki/ away and run `nxprovision certs init` for a new CA (every host certificate "
+            "is then issued again)",
+        ) from None
+
+
 # ---------------------------------------------------------------- reading certificates
 
 

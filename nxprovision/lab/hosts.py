@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab import mounts, network, procs
+from nxprovision.lab import cgroups, mounts, network, procs
 from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
 from nxprovision.lab.image import SUITE
 from nxprovision.lab.naming import LabNames
@@ -102,9 +102,11 @@ def boot(names: LabNames, host: LabHost) -> int:
         cmd.append("--capability=CAP_NET_ADMIN")
     network.ip("-n", names.netns(host.name), "link", "set", "eth0", "up")
     names.log_dir.mkdir(parents=True, exist_ok=True)
+    join = cgroups.joiner(cgroups.prepare_host(names.name, host.name))
     with open(names.log_dir / f"host-{host.name}.log", "ab") as log:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=join,
         )
     procs.write_pid_file(names.pid_file(f"host-{host.name}"), proc.pid)
     return proc.pid
@@ -176,6 +178,15 @@ def _ssh_banner(ip: str) -> bool:
         return False
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a host's console log (systemd-nspawn says there why it stopped)."""
+    try:
+        data = path.read_bytes()[-8192:]
+    except OSError:
+        return "  (no console log)"
+    return "\n".join(f"  {line}" for line in data.decode(errors="replace").splitlines()[-lines:])
+
+
 def wait_ssh(names: LabNames, hosts: list[LabHost], timeout: float = 90) -> None:
     """Wait, for all hosts at once, until each accepts the lab key; fail early if a host died."""
 
@@ -190,9 +201,10 @@ def wait_ssh(names: LabNames, hosts: list[LabHost], timeout: float = 90) -> None
                 if rc == 0:
                     return
             if nspawn_pid(names, host.name) is None:
+                log = names.log_dir / f"host-{host.name}.log"
                 raise NxError(
-                    f"lab host {host.name} stopped while booting",
-                    f"see {names.log_dir / f'host-{host.name}.log'}",
+                    f"lab host {host.name} stopped while booting; its console's last lines:\n{log_tail(log)}",
+                    f"see {log}",
                 )
             if time.monotonic() > deadline:
                 raise NxError(

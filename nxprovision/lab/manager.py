@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from nxprovision.errors import NxError
-from nxprovision.lab import addressing, aptsources, hosts, image, mounts, network, preflight, procs, services
+from nxprovision.lab import addressing, aptsources, cgroups, hosts, image, mounts, network, preflight, procs, services
 from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
@@ -104,6 +104,8 @@ def traces(names: LabNames) -> list[str]:
             found.append(f"interface {link}")
     if mounts.mounts_under(names.state_dir):
         found.append("mounts")
+    if any(d.is_dir() for d in cgroups.lab_dirs(names.name)):
+        found.append("control groups")
     return found
 
 
@@ -362,6 +364,7 @@ def _teardown(names: LabNames, state: LabState | None) -> None:
         if ns.startswith(names.netns_prefix) and ns[len(names.netns_prefix):] not in host_names
     ]
     hosts.poweroff_all(names, host_names)
+    cgroups.remove_lab(names.name)
     services.stop_daemons(names)
     mounts.unmount_under(names.state_dir)
     subnet = ipaddress.IPv4Network(state.subnet) if state else None

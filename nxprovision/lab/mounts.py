@@ -8,7 +8,7 @@ from pathlib import Path
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as octal
     return field.encode().decode("unicode_escape") if "\\" in field else field
 
@@ -18,7 +18,7 @@ def mount_points() -> list[Path]:
     for line in MOUNTINFO.read_text().splitlines():
         fields = line.split()
         if len(fields) > 4:
-            points.append(Path(_unescape(fields[4])))
+            points.append(Path(unescape(fields[4])))
     return points
 
 

@@ -490,6 +490,8 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
         "data_dir": f"/var/lib/postgresql/{db.get('version')}/"
                     f"{'patroni' if db.get('manager') == 'patroni' else 'main'}",
         "archive_command": f"pgbackrest --stanza={stanza} archive-push %p",
+        # A restore's recovery fetches the archived WAL with this (Patroni's custom bootstrap, roles/patroni).
+        "archive_get_command": f'pgbackrest --stanza={stanza} archive-get %f "%p"',
         "tls_proxy": tls_proxy and enabled,
         "repo": repo,
         "retention_full": _int(s.get("pgbackrest_retention_full"), 2),

@@ -53,6 +53,16 @@ def check(c: Cluster) -> Iterator[Finding]:
                     "use 1-31 lower-case letters, digits or dashes, starting with a letter",
                     of_setting(c, "nx_cluster_name"))
 
+    # playbooks/restore.yml sets it for one run; kept in an inventory, any new bootstrap of the cluster would restore
+    # that backup instead of creating the database.
+    for h, host in c.hosts.items():
+        if str(host.vars.get("patroni_restore_set") or ""):
+            yield error("settings.restore_only", "setting patroni_restore_set",
+                        "is set in the inventory: a Patroni cluster bootstrapped anew would restore that backup",
+                        "remove it; `nxprovision restore --backup ID` (or playbooks/restore.yml) sets it for the "
+                        "restore only", of_setting(c, "patroni_restore_set", h))
+            break
+
     url = str(c.settings.get("nx_public_url") or "")
     parts = urlsplit(url)
     try:

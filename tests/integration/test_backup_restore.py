@@ -1,5 +1,6 @@
-"""Restore rehearsal (issue 7): back a compact cluster up, then restore it into a fresh lab and check every
-document, every blob and the audit entries.
+"""Restore rehearsal (issue 7): back a cluster up, then restore it into a fresh lab and check every document,
+every blob and the audit entries. Compact (streaming replicas) and distributed (Patroni: the cluster bootstrapped
+again from the backup, the other members cloned; two 15-host labs one after the other, about 40 minutes here).
 
 Lab A: deploy, write documents with blobs through the load balancer (the official `nuxeo` client), then
 `nxprovision backup`; one more document is written after the backup (it must not come back). The backup bucket
@@ -38,8 +39,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 DOCS = 8
-# Backups need PostgreSQL; a Patroni cluster's restore is not automated yet (distributed).
-ARCHITECTURES = ["compact"]
+# Backups need PostgreSQL: compact (streaming replicas) and distributed (Patroni)
+ARCHITECTURES = ["compact", "distributed"]
 
 
 def nxp(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -89,16 +90,23 @@ def audit_entries(d: Deployed) -> dict[str, dict[str, Any]]:
     return {h["_id"]: h["_source"] for h in hits}
 
 
+def patroni_members(lab_b, host: str) -> list[dict]:  # type: ignore[type-arg]
+    out = lab_b.ssh(host, "patronictl -c /etc/patroni/config.yml list -f json", timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
     require_lab_machine()
-    name_a, name_b = lab_name("nxbackup"), lab_name("nxrestore")
+    suffix = "" if architecture == "compact" else "d"  # lab names hold no dash
+    name_a, name_b = lab_name("nxbackup" + suffix), lab_name("nxrestore" + suffix)
     timings: dict[str, float] = {}
     try:
         # ---------------------------------------------------------------- lab A: deploy, write, back up
         t = time.monotonic()
         lab_a = bring_up(name_a, "--architecture", architecture)
-        first = ok(nxp("deploy", "-i", str(lab_a.inventory)), "deploy of lab A")
+        first = ok(nxp("deploy", "-i", str(lab_a.inventory), timeout=3000), "deploy of lab A")
         timings["deploy A"] = time.monotonic() - t
         assert all(r[2] == 0 and r[3] == 0 for r in recap(first.stdout).values())
         da = Deployed.load(lab_a.inventory)
@@ -165,13 +173,13 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
 
         # ---------------------------------------------------------------- lab B: a fresh cluster, same vault
         t = time.monotonic()
-        lab_b = bring_up(name_b, "--architecture", "compact")
+        lab_b = bring_up(name_b, "--architecture", architecture)
         for rel in (".vault-pass", "group_vars/all/secrets.yml"):
             shutil.copy2(inventory_a / rel, lab_b.inventory / rel)
         # and the cluster CA: its key is encrypted with that vault password
         shutil.rmtree(lab_b.inventory / ".pki")
         shutil.copytree(inventory_a / ".pki", lab_b.inventory / ".pki")
-        ok(nxp("deploy", "-i", str(lab_b.inventory)), "deploy of lab B")
+        ok(nxp("deploy", "-i", str(lab_b.inventory), timeout=3000), "deploy of lab B")
         timings["deploy B"] = time.monotonic() - t
         db_ = Deployed.load(lab_b.inventory)
         serving(db_)
@@ -207,6 +215,13 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         assert not missing, f"{len(missing)} of {len(audit_before)} audit entries not restored: {missing[:5]}"
         assert all(audit_after[k] == v for k, v in audit_before.items())
         assert not [v for v in audit_after.values() if v.get("docUUID") == late.uid]
+        if architecture == "distributed":
+            # one leader, every other member streaming from it (cloned from the restored leader)
+            members = patroni_members(lab_b, db_.cluster.db_hosts[0])
+            assert [m["Role"] for m in members].count("Leader") == 1, members
+            assert all(m["State"] in ("running", "streaming") for m in members), members
+            assert len(members) == len(db_.cluster.db_hosts), members
+            assert "Patroni stops on every database host" in restore.stdout
         print(f"restore rehearsal: {len(written)} documents and blobs back, {len(audit_before)} audit entries of the "
               "snapshot node back; timings (s): "
               + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))

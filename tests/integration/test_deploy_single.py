@@ -138,9 +138,10 @@ def test_molecule_reference_architecture(scenario: str) -> None:
             timeout=2400,
         )
     finally:
-        lab("down", "--name", SCENARIOS[scenario], check=False)
+        lab("down", "--name", lab_name(SCENARIOS[scenario]), check=False)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-5000:]
     for action in ("create", "converge", "idempotence", "verify", "destroy"):
         assert f"{action}: Executed: Successful" in out, action
-    assert lab_traces(SCENARIOS[scenario]) == {k: [] for k in lab_traces(SCENARIOS[scenario])}
+    left = lab_traces(lab_name(SCENARIOS[scenario]))
+    assert left == {k: [] for k in left}, left

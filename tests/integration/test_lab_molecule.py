@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import lab_traces, require_lab_machine
+from conftest import lab_name, lab_traces, require_lab_machine
 
 pytestmark = pytest.mark.lab
 
@@ -37,5 +37,5 @@ def test_molecule_smoke_scenario_runs_its_whole_sequence() -> None:
     assert run.returncode == 0, out[-4000:]
     for action in ("create", "converge", "idempotence", "verify", "destroy"):
         assert f"{action}: Executed: Successful" in out, action
-    left = lab_traces("molsmoke")
+    left = lab_traces(lab_name("molsmoke"))  # the scenario prefixes NXLAB_NAME too
     assert left == {k: [] for k in left}, left

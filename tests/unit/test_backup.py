@@ -28,7 +28,7 @@ def _nx_s3():
     return mod
 
 
-def render_pg(c, role: str, template: str) -> str:
+def render_pg(c, role: str, template: str, **extra) -> str:
     """A database template as the role renders it (plan does not show these: they need the host's facts)."""
     import jinja2
 
@@ -43,6 +43,7 @@ def render_pg(c, role: str, template: str) -> str:
         values.setdefault(name, f"/{name}")
     values["__postgresql_tuning"] = values["__patroni_tuning"] = c.derived["db"]["tuning_tiers"][1]
     values["__patroni_member"] = {"address": "10.0.0.1", "name": "db1"}
+    values.update(extra)
     env: jinja2.Environment = _environment()
     from ansible.plugins.filter.core import FilterModule
     from ansible.plugins.test.core import TestModule

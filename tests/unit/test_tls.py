@@ -48,6 +48,31 @@ def test_init_creates_a_vaulted_ca_and_never_replaces_it(tmp_path: Path) -> None
     assert "CN=nuxeo cluster CA" in info.subject and info.days_left > 3000
 
 
+def test_a_ca_key_from_another_vault_is_refused_before_any_host_is_touched(tmp_path: Path) -> None:
+    # a disaster-recovery copy that took the vault password and secrets of one inventory but kept the CA of another
+    import argparse
+    import shutil
+
+    from nxprovision.commands import _validated
+    from nxprovision.errors import NxError
+    from nxprovision.init import write_inventory
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_inventory(a, "compact")
+    write_inventory(b, "compact")
+    args = argparse.Namespace(inventory=str(b), vault_password_file=None)
+    _validated(args)  # its own CA opens
+    for rel in (".vault-pass", "group_vars/all/secrets.yml"):
+        shutil.copy2(a / rel, b / rel)
+    with pytest.raises(NxError) as exc:
+        _validated(args)
+    assert str(b / ".pki" / "ca.key") in str(exc.value) and "does not decrypt" in str(exc.value)
+    assert ".pki/" in exc.value.fix
+    shutil.rmtree(b / ".pki")
+    shutil.copytree(a / ".pki", b / ".pki")
+    _validated(args)
+
+
 def test_certs_init_prints_no_key(tmp_path: Path, run_cli) -> None:
     from nxprovision.init import write_inventory
 
