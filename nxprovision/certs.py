@@ -15,8 +15,9 @@ from nxprovision.runlock import exclusive
 
 
 def _inventory_dir(inventory: str) -> Path:
-    p = Path(inventory)
-    return p if p.is_dir() else p.parent
+    from nxprovision.inventory import inventory_dir
+
+    return inventory_dir(inventory)
 
 
 def _cluster(args: argparse.Namespace):

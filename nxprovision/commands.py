@@ -41,8 +41,9 @@ def _check_ca_key(cluster, inv: Path, vpf: Path | None) -> None:
     tls = cluster.derived.get("tls") or {}
     if not tls.get("enabled") or vpf is None:
         return
-    base = inv if inv.is_dir() else inv.parent
-    pki.check_ca_key_opens(pki.resolve(base, str(tls["ca_key_file"])), read_vault_password(vpf), vpf)
+    from nxprovision.inventory import inventory_dir
+
+    pki.check_ca_key_opens(pki.resolve(inventory_dir(inv), str(tls["ca_key_file"])), read_vault_password(vpf), vpf)
 
 
 def refuse_pending_rotation(cluster, verb: str) -> None:
@@ -162,8 +163,9 @@ def _set_inventory_version(inventory: Path, version: str) -> Path | None:
     """Record the new version where the inventory sets it, keeping the file's comments."""
     import re
 
-    base = inventory if inventory.is_dir() else inventory.parent
-    for f in sorted((base / "group_vars").rglob("*.yml")):
+    from nxprovision.inventory import inventory_dir
+
+    for f in sorted((inventory_dir(inventory) / "group_vars").rglob("*.yml")):
         text = f.read_text()
         new, n = re.subn(r"(?m)^nuxeo_version:.*$", f"nuxeo_version: '{version}'", text)
         if n:
@@ -210,8 +212,9 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 def backups_dir(inventory: Path) -> Path:
     """Where `backup` keeps its manifests beside the inventory: <inventory dir>/runs/backups/<id>.json."""
-    base = inventory if inventory.is_dir() else inventory.parent
-    return base / "runs" / "backups"
+    from nxprovision.inventory import inventory_dir
+
+    return inventory_dir(inventory) / "runs" / "backups"
 
 
 def _backup_enabled(cluster) -> dict:

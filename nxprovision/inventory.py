@@ -39,14 +39,19 @@ class InventoryView:
         return self.origins.get((host, var))
 
 
+def inventory_dir(inventory: str | Path) -> Path:
+    """The inventory's folder: the -i path itself, or the folder of an inventory file."""
+    p = Path(inventory)
+    return p if p.is_dir() else p.parent
+
+
 def find_vault_password_file(inventory: Path, explicit: str | None) -> Path | None:
     if explicit:
         return Path(explicit)
     env = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if env:
         return Path(env)
-    base = inventory if inventory.is_dir() else inventory.parent
-    candidate = base / VAULT_PASS_NAME
+    candidate = inventory_dir(inventory) / VAULT_PASS_NAME
     return candidate if candidate.exists() else None
 
 

@@ -123,8 +123,9 @@ def resolve(name: str, cluster: Cluster | None = None) -> Rotation:
 
 
 def secrets_path(inventory: Path) -> Path:
-    base = inventory if inventory.is_dir() else inventory.parent
-    return base / SECRETS_RELPATH
+    from nxprovision.inventory import inventory_dir
+
+    return inventory_dir(inventory) / SECRETS_RELPATH
 
 
 def pending(values: dict[str, object], rotation: Rotation) -> bool:
