@@ -128,10 +128,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 @exclusive("certs renew")
 def cmd_renew(args: argparse.Namespace) -> int:
-    from nxprovision.commands import _validated, report
+    from nxprovision.commands import _validated, refuse_removed_hosts, report
     from nxprovision.runner import run_playbook
 
     cluster, vpf, secrets = _validated(args)
+    refuse_removed_hosts(args, cluster, "certs renew")
     if not cluster.derived["tls"]["enabled"]:
         raise NxError(f"{args.inventory}: nx_tls_enabled is false: no certificate to renew",
                       "set nx_tls_enabled: true and deploy")

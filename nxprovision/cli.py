@@ -17,13 +17,14 @@ EXIT_INVALID = 2
 
 
 def _load(args: argparse.Namespace):
+    from nxprovision import removed
     from nxprovision.inventory import load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.rules import run_rules
 
     view = load_inventory(args.inventory, getattr(args, "vault_password_file", None))
     cluster = build_cluster(view)
-    return view, cluster, run_rules(cluster)
+    return view, cluster, run_rules(cluster) + removed.findings(Path(args.inventory), set(cluster.hosts))
 
 
 def _print_findings(findings, out=None) -> None:

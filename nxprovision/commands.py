@@ -86,6 +86,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "deploy")
+    refuse_removed_hosts(args, cluster, "deploy")
     for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
         print(f"WARNING --force: {problem}")
     db = cluster.derived.get("db", {})
@@ -101,6 +102,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return report(result)
 
 
+def refuse_removed_hosts(args: argparse.Namespace, cluster, verb: str, allowed: tuple[str, ...] = ()) -> None:
+    from nxprovision import removed
+
+    removed.refuse(Path(args.inventory), set(cluster.hosts), verb, allowed)
+
+
 def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw) -> int:
     result = run_playbook(playbook, Path(args.inventory), verb=verb, vault_password_file=vpf, secrets=secrets,
                           verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"), **kw)
@@ -111,6 +118,7 @@ def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw)
 def cmd_restart(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "restart")
+    refuse_removed_hosts(args, cluster, "restart")
     groups = {"nuxeo": cluster.nuxeo_nodes, "opensearch": cluster.search_hosts, "kafka": cluster.kafka_brokers,
               "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
               "haproxy": cluster.lb_hosts}
@@ -123,6 +131,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 def cmd_add_node(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "add-node")
+    refuse_removed_hosts(args, cluster, "add-node", allowed=tuple(args.hosts))
     unknown = [h for h in args.hosts if h not in cluster.hosts]
     if unknown:
         raise NxError(f"{', '.join(unknown)} not in the inventory",
@@ -133,6 +142,10 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     limit = add_node_limit(cluster, new)
     code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
     if code == 0:
+        from nxprovision import removed
+
+        for h in removed.forget(Path(args.inventory), new):
+            print(f"{h} is back in the cluster (it had been removed with remove-node)")
         for h in new:
             comps = cluster.hosts[h].groups
             if "kafka" in comps:
@@ -150,10 +163,14 @@ def cmd_remove_node(args: argparse.Namespace) -> int:
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "remove-node")
+    refuse_removed_hosts(args, cluster, "remove-node", allowed=(args.host,))
     for line in check_removal(cluster, args.host, args.force):
         print(f"WARNING --force: {line}")
     code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars={"nx_remove_host": args.host})
     if code == 0:
+        from nxprovision import removed
+
+        removed.remember(Path(args.inventory), args.host)
         print(f"{args.host} is drained, stopped and out of the load balancers. Now delete it from the inventory "
               f"({args.inventory}); until then a deploy would add it back.")
     return code
@@ -184,6 +201,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "upgrade")
+    refuse_removed_hosts(args, cluster, "upgrade")
     current = str(cluster.settings.get("nuxeo_version"))
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
     base = str(cluster.settings.get("nuxeo_download_base_url") or "")
@@ -231,6 +249,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     import time as _time
 
     cluster, vpf, secrets = _validated(args)
+    refuse_removed_hosts(args, cluster, "backup")
     b = _backup_enabled(cluster)
     backup_id = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
     records = backups_dir(Path(args.inventory))
@@ -270,6 +289,7 @@ def restore_database_steps(cluster) -> str:
 def cmd_restore(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "restore")
+    refuse_removed_hosts(args, cluster, "restore")
     _backup_enabled(cluster)
     backup_id = args.backup or latest_backup(Path(args.inventory))
     if not backup_id:
@@ -336,8 +356,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
         apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
     unhealthy = [r for r in rows if not r.healthy]
+    from nxprovision import removed
+
+    gone = removed.still_listed(Path(args.inventory), set(cluster.hosts))
     if args.json:
-        dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows)})
+        dump_json({"url": cluster.settings.get("nx_public_url"), "healthy": not unhealthy, "components": as_json(rows),
+                   "removed_hosts": gone})
     else:
         print(f"Cluster {cluster.settings.get('nx_cluster_name')} ({cluster.architecture}) at "
               f"{cluster.settings.get('nx_public_url')}")
@@ -345,6 +369,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               [[r.host, r.component, r.address, r.health.upper(), r.version, r.lb_state,
                 "yes" if r.standin else "", r.detail] for r in rows])
         print(f"{len(rows) - len(unhealthy)}/{len(rows)} healthy")
+        for h, when in sorted(gone.items()):
+            print(f"note: {h} was removed with remove-node ({when}); delete it from the inventory")
     return 1 if unhealthy else 0
 
 
@@ -384,6 +410,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     from nxprovision.secrets import load_secrets_file, read_vault_password
 
     cluster, vpf, secrets = _validated(args)
+    refuse_removed_hosts(args, cluster, "secrets rotate")
     rotation = rot.resolve(args.name, cluster)
     inv = Path(args.inventory)
     if vpf is None:

@@ -216,9 +216,13 @@ def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
         ]
     else:
         s3 = tuple(cluster.s3_hosts)
+        steps.append(Step("apply", s3, "SeaweedFS accepts both key pairs (s3.json, reload without restart); the "
+                          "bucket is checked with the new pair"))
+        if cluster.derived.get("backup", {}).get("enabled"):
+            steps.append(Step("apply", tuple(cluster.derived["backup"]["hosts"]),
+                              "pgBackRest takes the new key pair (pgbackrest.conf); the stanza check archives a WAL "
+                              "segment with it"))
         steps += [
-            Step("apply", s3, "SeaweedFS accepts both key pairs (s3.json, reload without restart); the bucket is "
-                 "checked with the new pair"),
             roll,
             Step("retire", s3, "SeaweedFS accepts the new key pair only (s3.json, reload)"),
         ]

@@ -121,7 +121,14 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         removed = nxprovision("remove-node", "-i", inv, "front3", "--progress", "plain")
         assert removed.returncode == 0, removed.stdout[-5000:] + removed.stderr[-2000:]
         assert "delete it from the inventory" in removed.stdout
+        # until the operator deletes it, a roll is refused up front, naming the host and the fix
+        refused = nxprovision("restart", "-i", inv, "--component", "nuxeo", "--progress", "plain")
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-2000:]
+        assert "front3 (removed " in refused.stderr and "no host was touched" in refused.stderr, refused.stderr
         drop_host(lab_.inventory, "front3")  # as remove-node asks; later tests of the session run without it
+        checked = nxprovision("validate", "-i", inv)
+        assert checked.returncode == 0 and "removed_host" not in checked.stdout, checked.stdout[-3000:]
+        assert not (lab_.inventory / ".nxprovision-removed.yml").exists()  # the removal is finished
         time.sleep(5)
 
     stats = load.stats

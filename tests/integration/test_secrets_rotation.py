@@ -117,6 +117,12 @@ def test_rotate_s3_keys_under_load(compact_cluster) -> None:
     new = (after.secret("nx_secret_s3_access_key"), after.secret("nx_secret_s3_secret_key"))
     assert new[0] != old[0] and new[1] != old[1]
     assert s3_accepts(after, *new) and not s3_accepts(after, *old)
+    backup = after.cluster.derived["backup"]
+    assert backup["enabled"], "the compact lab backs up its database: pgBackRest must follow the rotation"
+    # with the old pair retired, WAL still reaches the repository: pgBackRest holds the new pair
+    check = lab_.ssh(backup["primary"], f"runuser -u postgres -- pgbackrest --stanza={backup['stanza']} check",
+                     timeout=120)
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     healthy_through_lb(after)
     stats = load.stats
     print(f"S3 rotation under load: {stats.requests} requests, {len(stats.failures)} failed, "
