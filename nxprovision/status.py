@@ -2,7 +2,8 @@
 
 Probes speak each component's own protocol over the network (Nuxeo's runningstatus, HAProxy's stats
 CSV, the search cluster's health API, TCP for the database and Kafka, HTTP for S3), in parallel. The links the
-cluster runs over TLS (search, Kafka, S3) are probed with TLS, verified with the cluster CA of the inventory.
+cluster runs over TLS (PostgreSQL, search, Kafka, S3) are probed with TLS, verified with the cluster CA of the
+inventory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import socket
 import ssl
+import struct
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -161,6 +163,34 @@ def _tls_handshake(addr: str, port: int, ctx: ssl.SSLContext) -> str:
         return str(tls.version())
 
 
+# PostgreSQL's SSLRequest: the client asks for TLS before the startup packet; the server answers one byte, S or N.
+_PG_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+def _pg_tls_handshake(addr: str, port: int, ctx: ssl.SSLContext) -> str:
+    """The TLS version PostgreSQL negotiates with a client that verifies it against the cluster CA (the server
+    logs nothing for a client that leaves before its startup packet)."""
+    with socket.create_connection((addr, port), timeout=TIMEOUT) as raw:
+        raw.sendall(_PG_SSL_REQUEST)
+        answer = raw.recv(1)
+        if answer != b"S":
+            raise ValueError(f"the server refused TLS (answered {answer!r})")
+        with ctx.wrap_socket(raw, server_hostname=addr) as tls:
+            return str(tls.version())
+
+
+def _postgresql(c: Cluster, host: str, port: int, role: str, ctx: ssl.SSLContext | None) -> Row:
+    row = _tcp_row(c, host, "postgresql", port, role)
+    # The same check for every server, Patroni members included: any of them may serve Nuxeo after a failover.
+    if row.health == "ok" and ctx is not None and c.derived["db"].get("ssl"):
+        try:
+            row.extra["tls"] = _pg_tls_handshake(row.address, port, ctx)
+            row.detail = f"{role} port {port} open, {row.extra['tls']} verified with the CA"
+        except (OSError, ValueError) as exc:
+            row.health, row.detail = "down", f"{role} TLS handshake failed: {exc}"
+    return row
+
+
 def _kafka(c: Cluster, host: str, port: int, role: str, ctx: ssl.SSLContext | None) -> Row:
     row = _tcp_row(c, host, "kafka", port, role)
     if row.health == "ok" and ctx is not None and c.derived["kafka"].get("tls"):
@@ -193,11 +223,14 @@ def collect(c: Cluster) -> list[Row]:
         for n in c.nuxeo_nodes:
             jobs.append(pool.submit(_nuxeo, c, n.host))
         db = c.derived["db"]
+        ctx = tls_context(c)
         # a single-node stand-in database runs on its first host only (nx.db.servers)
         for h in db.get("servers") or c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"
-            jobs.append(pool.submit(_tcp_row, c, h, c.database, int(db.get("port", 5432)), role))
-        ctx = tls_context(c)
+            if c.database == "postgresql":
+                jobs.append(pool.submit(_postgresql, c, h, int(db.get("port", 5432)), role, ctx))
+            else:
+                jobs.append(pool.submit(_tcp_row, c, h, c.database, int(db.get("port", 5432)), role))
         for h in c.search_hosts:
             jobs.append(pool.submit(_search, c, h, ctx))
         for b in c.kafka_brokers:
@@ -299,6 +332,8 @@ def apply_probes(c: Cluster, rows: list[Row], found: dict[tuple[str, str], Any])
                 r.detail = f"replica, {info.get('receiving') or 'not receiving'}, replay lag {info['replay_lag_s']} s"
                 if info.get("receiving") != "streaming":
                     r.health = "degraded"
+            if r.extra.get("tls"):
+                r.detail += f", {r.extra['tls']} verified with the CA"
             if pending:
                 r.detail += f"; pending restart: {', '.join(pending)}"
         elif comp == "kafka":

@@ -8,6 +8,7 @@ the roles' own templates with them.
 from __future__ import annotations
 
 import base64
+import posixpath
 import re
 import uuid
 import zlib
@@ -566,10 +567,15 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     s = c.settings
     enabled = _bool(s.get("nx_tls_enabled", False))
     tls_dir = str(s.get("tls_dir") or "/etc/nxprovision/tls")
-    pg_conf_dir = f"/etc/postgresql/{s.get('postgresql_version')}/main"
+    # Where PostgreSQL reads its certificate: beside its configuration, owned by postgres. Patroni (distributed)
+    # writes PostgreSQL's settings itself and Debian's cluster `main` is dropped there, so its members keep theirs
+    # beside Patroni's configuration.
+    if _patroni_managed(c):
+        pg_tls = f"{posixpath.dirname(str(s.get('patroni_config_path') or '/etc/patroni/config.yml'))}/tls"
+    else:
+        pg_tls = f"/etc/postgresql/{s.get('postgresql_version')}/main/tls"
     lb_https = enabled and str(s.get("nx_public_url") or "").startswith("https://")
-    # Patroni (distributed) writes PostgreSQL's settings itself: TLS to the database is not wired there yet.
-    pg = enabled and c.database == "postgresql" and not _patroni_managed(c)
+    pg = enabled and c.database == "postgresql"
     # One switch per link, on by default with the cluster's TLS (nx_tls_search / nx_tls_kafka / nx_tls_s3: false
     # keeps that link plain). S3: only the self-hosted store; an external endpoint keeps its own certificate.
     search = enabled and _bool(s.get("nx_tls_search", True)) and bool(c.search_hosts)
@@ -618,7 +624,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             # HAProxy loads <crt>.key beside the certificate by itself (ssl-load-extra-files).
             paths["haproxy"] = {"cert": "/etc/haproxy/tls/nuxeo.pem", "key": "/etc/haproxy/tls/nuxeo.pem.key"}
         if "postgresql" in services:
-            paths["postgresql"] = {"cert": f"{pg_conf_dir}/tls/server.crt", "key": f"{pg_conf_dir}/tls/server.key"}
+            paths["postgresql"] = {"cert": f"{pg_tls}/server.crt", "key": f"{pg_tls}/server.key"}
         # OpenSearch reads its PEM files inside its config directory, the key in PKCS#8.
         if "opensearch" in services:
             paths["opensearch"] = {"cert": f"{os_tls}/node.crt", "key": f"{os_tls}/node.key", "ca": f"{os_tls}/ca.crt"}

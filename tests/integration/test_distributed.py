@@ -254,6 +254,61 @@ def test_nuxeo_conf_points_at_every_database_host(distributed) -> None:
     assert "targetServerType=primary" in conf.stdout
 
 
+NODE_CA = "/etc/nxprovision/tls/ca.crt"
+PATRONI_CRT = "/etc/patroni/tls/server.crt"
+# Run on a Nuxeo node: connect as Nuxeo does (its password read from nuxeo.conf there, never passed around), to every
+# database host with the leader picked by libpq, verify-full with the cluster CA; print what the server saw.
+VERIFY_FULL_PROBE = """
+import sys, psycopg2
+conf = dict(l.rstrip("\\n").split("=", 1) for l in open("/etc/nuxeo/nuxeo.conf") if "=" in l and not l.startswith("#"))
+c = psycopg2.connect(host=sys.argv[1], port=5432, dbname="nuxeo", user="nuxeo", password=conf["nuxeo.db.password"],
+                     sslmode="verify-full", sslrootcert=sys.argv[2], target_session_attrs="read-write",
+                     connect_timeout=10)
+cur = c.cursor()
+cur.execute("select ssl, version, host(inet_server_addr()) from pg_stat_ssl where pid = pg_backend_pid()")
+print(*cur.fetchone())
+"""
+PLAIN_PROBE = """
+import sys, psycopg2
+try:
+    psycopg2.connect(host=sys.argv[1], port=5432, dbname="nuxeo", user="nuxeo", password="x", sslmode="disable",
+                     connect_timeout=10)
+except psycopg2.OperationalError as e:
+    print(e)
+"""
+
+
+def test_nuxeo_talks_to_the_patroni_leader_over_tls_only(distributed) -> None:
+    lab_, _ = distributed
+    d = Deployed.load(lab_.inventory)
+    assert d.cluster.derived["db"]["ssl"] is True
+    conf = lab_.ssh("front1", "grep '^nuxeo.db.jdbc.url=' /etc/nuxeo/nuxeo.conf").stdout
+    assert f"targetServerType=primary&ssl=true&sslmode=verify-full&sslrootcert={NODE_CA}" in conf, conf
+    leader, _other = leader_and_other(lab_, d)
+    # every connection of the Nuxeo user on the leader is TLS, from the Nuxeo nodes
+    q = ("select client_addr, ssl from pg_stat_ssl join pg_stat_activity using (pid) "
+         "where usename = 'nuxeo' and datname = 'nuxeo'")
+    rows = lab_.ssh(leader, f'runuser -u postgres -- psql -tA -F " " -c "{q}"')
+    assert rows.returncode == 0, rows.stderr
+    conns = [line.split() for line in rows.stdout.split("\n") if line.strip()]
+    assert conns and all(ssl == "t" for _addr, ssl in conns), conns
+    nodes = {d.address(n.host) for n in d.cluster.nuxeo_nodes}
+    assert {addr.split("/")[0] for addr, _ in conns} <= nodes, conns
+    # a Nuxeo node verifies the leader's certificate with the cluster CA (verify-full) over the multi-host list
+    hosts = ",".join(d.address(h) for h in d.cluster.db_hosts)
+    probe = lab_.ssh("front1", f"python3 -c '{VERIFY_FULL_PROBE}' {hosts} {NODE_CA}", timeout=60)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    ssl_on, version, server = probe.stdout.split()
+    assert ssl_on == "True" and version.startswith("TLSv1") and server == d.address(leader), probe.stdout
+    for h in d.cluster.db_hosts:
+        # every member (any may lead): hostssl only for the Nuxeo user, a plain connection refused
+        hba = lab_.ssh(h, "grep -E '^host[a-z]* +nuxeo +nuxeo ' /var/lib/postgresql/15/patroni/pg_hba.conf").stdout
+        lines = [line.split() for line in hba.splitlines() if line.strip()]
+        assert len(lines) == len(nodes) and all(line[0] == "hostssl" for line in lines), (h, hba)
+        plain = lab_.ssh("front1", f"python3 -c '{PLAIN_PROBE}' {d.address(h)}", timeout=60)
+        assert "no encryption" in plain.stdout, (h, plain.stdout + plain.stderr)
+
+
 def test_kafka_brokers_share_one_log(distributed) -> None:
     """Stand-in only: the three Tansu brokers keep their topics in one S3 bucket, so each lists the same."""
     lab_, _ = distributed
@@ -271,6 +326,44 @@ def test_kafka_brokers_share_one_log(distributed) -> None:
         listed[b["host"]] = sorted(out.stdout.split())
     assert len({tuple(v) for v in listed.values()}) == 1, listed
     assert any(t.startswith(d.cluster.derived["kafka"]["topic_prefix"]) for t in next(iter(listed.values())))
+
+
+def test_certs_renew_reloads_the_patroni_members_without_restarts(distributed) -> None:
+    """`certs renew --all`: each member serves its new certificate after a reload through Patroni; no PostgreSQL
+    restarts, no failover, Nuxeo's connections stay TLS."""
+    lab_, _ = distributed
+    d = Deployed.load(lab_.inventory)
+    dbs = list(d.cluster.db_hosts)
+    started = "runuser -u postgres -- psql -tAc 'select pg_postmaster_start_time()'"
+
+    def serial(host: str) -> str:
+        return lab_.ssh(host, f"openssl x509 -noout -serial -in {PATRONI_CRT}").stdout.strip()
+
+    def served(host: str) -> str:
+        return lab_.ssh(host, "openssl s_client -starttls postgres -connect 127.0.0.1:5432 </dev/null 2>/dev/null"
+                              " | openssl x509 -noout -serial").stdout.strip()
+
+    leader, _ = leader_and_other(lab_, d)
+    before = {h: serial(h) for h in dbs}
+    assert all(before.values()) and all(served(h) == before[h] for h in dbs), before
+    before_start = {h: lab_.ssh(h, started).stdout.strip() for h in dbs}
+    before_units = service_starts(lab_, dbs)
+    renew = subprocess.run([*NXP, "certs", "renew", "-i", str(lab_.inventory), "--all", "--progress", "plain"],
+                           capture_output=True, text=True, timeout=1800)
+    assert renew.returncode == 0, renew.stdout[-4000:] + renew.stderr[-2000:]
+    for h in dbs:
+        new = serial(h)
+        assert new and new != before[h], h
+        assert served(h) == new, h  # certs renew waited for it
+    assert {h: lab_.ssh(h, started).stdout.strip() for h in dbs} == before_start
+    assert service_starts(lab_, dbs) == before_units
+    assert leader_and_other(lab_, d)[0] == leader
+    check = subprocess.run([*NXP, "certs", "check", "-i", str(lab_.inventory), "--json"],
+                           capture_output=True, text=True, timeout=900)
+    report = json.loads(check.stdout)
+    copies = {c["where"]: c for c in report["certificates"] if c["kind"] == "postgresql"}
+    assert set(copies) == set(dbs), report
+    assert all(not c.get("error") for c in copies.values()), copies
 
 
 # --------------------------------------------------------------------------- failures under load

@@ -28,13 +28,22 @@ def test_distributed_sample_gets_vrrp_etcd_and_patroni() -> None:
     assert db["patroni"]["etcd_hosts"] == ["db1:2379", "db2:2379", "db3:2379"]
     assert db["patroni"]["synchronous_mode"] is False
     assert db["replication_clients"] == ["db1", "db2", "db3"]  # any member may lead
-    assert db["jdbc_url"] == "jdbc:postgresql://db1:5432,db2:5432,db3:5432/nuxeo?targetServerType=primary"
+    # the sample runs TLS: the multi-host URL carries the compact architecture's TLS parameters
+    assert db["jdbc_url"] == ("jdbc:postgresql://db1:5432,db2:5432,db3:5432/nuxeo?targetServerType=primary"
+                              "&ssl=true&sslmode=verify-full&sslrootcert=/etc/nxprovision/tls/ca.crt")
 
 
 def test_distributed_nuxeo_conf_uses_the_multi_host_url() -> None:
     c = build_cluster(load_inventory(ROOT / "inventories" / "distributed"))
     conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
-    assert conf["nuxeo.db.jdbc.url"].endswith("/nuxeo?targetServerType=primary")
+    assert "/nuxeo?targetServerType=primary&" in conf["nuxeo.db.jdbc.url"]
+
+
+def test_distributed_without_tls_keeps_the_plain_multi_host_url(make_inv) -> None:
+    c = build_cluster(load_inventory(make_inv("distributed", set={
+        "nx_tls_enabled": False, "nx_public_url": "http://nuxeo.example.com/nuxeo"})))
+    assert c.derived["db"]["ssl"] is False
+    assert c.derived["db"]["jdbc_url"].endswith("/nuxeo?targetServerType=primary")
 
 
 def test_compact_keeps_plain_streaming_and_no_vip() -> None:
