@@ -296,7 +296,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise NxError(f"no backup recorded in {backups_dir(Path(args.inventory))}",
                       "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
     print(f"restore {backup_id}: every Nuxeo node stops (drained first); {restore_database_steps(cluster)}; "
-          "then the binaries are restored and Nuxeo starts again")
+          "then the binaries, then the audit index (when the backup holds its snapshot) are restored; Nuxeo starts "
+          "again")
     code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
     record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
     if code == 0:

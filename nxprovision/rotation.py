@@ -232,6 +232,11 @@ def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
             steps.append(Step("apply", tuple(cluster.derived["backup"]["hosts"]),
                               "pgBackRest takes the new key pair (pgbackrest.conf); the stanza check archives a WAL "
                               "segment with it"))
+        audit = cluster.derived.get("backup", {}).get("audit_snapshot") or {}
+        if audit.get("enabled"):
+            steps.append(Step("apply", tuple(cluster.search_hosts),
+                              "the search nodes' keystores take the new key pair (audit index snapshots; secure "
+                              "settings reloaded, no restart)"))
         steps += [
             roll,
             Step("retire", s3, "SeaweedFS accepts the new key pair only (s3.json, reload)"),

@@ -432,13 +432,14 @@ def _derive(c: Cluster) -> dict[str, Any]:
     else:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
-            "tls": tls, "backup": _backup(c, db, s3, search)}
+            "tls": tls, "backup": _backup(c, db, s3, search, tls)}
 
 
 # --------------------------------------------------------------------------- backups
 
 
-def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str, Any],
+            tls: dict[str, Any]) -> dict[str, Any]:
     """Backups in the order Nuxeo documents: the database (pgBackRest), then the binaries, then the audit index.
 
     The backup repository is a bucket of the cluster's S3 store (or of another endpoint): pgBackRest keeps its
@@ -469,12 +470,13 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
         # '' = the system's CA certificates (an external https endpoint)
         "ca_file": s3["ca_file"] if own_tls else "",
     }
+    bucket = str(s.get("pgbackrest_s3_bucket") or f"{s3.get('bucket') or 'nuxeo'}-backup")
     return {
         "enabled": enabled,
         "tool": "pgbackrest",
         "stanza": stanza,
         "endpoint": endpoint,
-        "bucket": str(s.get("pgbackrest_s3_bucket") or f"{s3.get('bucket') or 'nuxeo'}-backup"),
+        "bucket": bucket,
         "region": str(s.get("pgbackrest_s3_region") or s3.get("region") or "us-east-1"),
         "repo_path": "/pgbackrest",
         "binaries_prefix": "binaries/",
@@ -499,8 +501,46 @@ def _backup(c: Cluster, db: dict[str, Any], s3: dict[str, Any], search: dict[str
         # Nuxeo's audit lives in the search cluster (audit.elasticsearch.enabled=true): `<index>-audit`.
         "audit_index": f"{search.get('index_name', 'nuxeo')}-audit",
         "audit_snapshot_repository": str(s.get("pgbackrest_search_repository") or ""),
+        "audit_snapshot": _audit_snapshot(c, enabled, endpoint, bucket, repo["ca_file"], search, tls),
         "search_url": (search.get("urls") or [""])[0],
         "order": ["database", "binaries", "audit"],
+    }
+
+
+def _audit_snapshot(c: Cluster, backups: bool, endpoint: str, bucket: str, ca_file: str, search: dict[str, Any],
+                    tls: dict[str, Any]) -> dict[str, Any]:
+    """The search cluster's S3 snapshot repository for the audit index, in the backup bucket under its own prefix.
+
+    Registered through the first search node (a repository is cluster-wide; the lab's stand-in nodes are not a
+    cluster, and the backups talk to that same node). Its settings are written as OpenSearch answers them (strings):
+    the role compares them as they are. Endpoint, protocol and path-style access are repository settings (the S3
+    client's, overridden per repository), so opensearch.yml stays as it is; the keys go to the keystore. No region:
+    the S3 client signs for the endpoint's own (an S3-compatible store takes any).
+    """
+    s = c.settings
+    name = str(s.get("pgbackrest_search_repository") or "")
+    url = urlsplit(endpoint)
+    settings = {"bucket": bucket, "base_path": "audit-snapshots"}
+    if url.hostname:
+        settings.update(endpoint=f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}",
+                        protocol=url.scheme or "https", path_style_access="true")
+    # https to the cluster's own store: OpenSearch's JVM trusts the cluster CA through a trust store of its own
+    # (javax.net.ssl.trustStore); an external endpoint keeps the JVM's default CAs.
+    home = str(s.get("opensearch_home") or "/opt/opensearch")
+    truststore = ({"path": f"{home}/config/s3-truststore.jks", "type": "JKS", "ca_file": ca_file,
+                   "password": tls["truststore"]["password"]} if ca_file and url.scheme == "https" else {})
+    return {
+        "enabled": backups and bool(name) and bool(c.search_hosts) and search.get("distribution") == "opensearch",
+        "repository": name,
+        "type": "s3",
+        "settings": settings,
+        # the S3 keys of the cluster (secret names; the values never leave the vault but into the keystore)
+        "keystore": {"s3.client.default.access_key": "nx_secret_s3_access_key",
+                     "s3.client.default.secret_key": "nx_secret_s3_secret_key"},
+        "plugin": "repository-s3",
+        "truststore": truststore,
+        "host": c.search_hosts[0] if c.search_hosts else None,
+        "url": (search.get("urls") or [""])[0],
     }
 
 

@@ -1,24 +1,35 @@
-"""Restore rehearsal (issue 7): back a cluster up, then restore it into a fresh lab and check every document and
-every blob. Compact (streaming replicas) and distributed (Patroni: the cluster bootstrapped again from the backup,
-the other members cloned; two 15-host labs one after the other, about 40 minutes here).
+"""Restore rehearsal (issue 7): back a cluster up, then restore it into a fresh lab and check every document,
+every blob and the audit entries. Compact (streaming replicas) and distributed (Patroni: the cluster bootstrapped
+again from the backup, the other members cloned; two 15-host labs one after the other, about 40 minutes here).
 
 Lab A: deploy, write documents with blobs through the load balancer (the official `nuxeo` client), then
 `nxprovision backup`; one more document is written after the backup (it must not come back). The backup bucket
-(pgBackRest repository, binaries pool, manifests) is copied off the lab, as an off-site copy of the bucket would
-be, and lab A is destroyed. Lab B: a new lab of the same shape with the same vault (a disaster-recovery site
-keeps the inventory's secrets: the pgBackRest repository is encrypted with nx_secret_backup_cipher_pass),
-deployed from nothing; the bucket copy is put into its S3 store, then `nxprovision restore --backup ID`.
+(pgBackRest repository, binaries pool, audit index snapshots, manifests) is copied off the lab, as an off-site copy
+of the bucket would be, and lab A is destroyed. Lab B: a new lab of the same shape with the same vault (a
+disaster-recovery site keeps the inventory's secrets: the pgBackRest repository is encrypted with
+nx_secret_backup_cipher_pass), deployed from nothing; the bucket copy is put into its S3 store, then
+`nxprovision restore --backup ID`.
+
+Audit entries are the ones the Nuxeo stand-in writes itself (one per document event, into `<index>-audit`). The
+lab's search stand-ins are three independent one-node servers, not a cluster, and Nuxeo spreads its requests over
+them: a snapshot holds what the node it is taken on holds (the node the backups talk to, nx.backup.audit_snapshot).
+The check is made on that node: every entry it held before the backup is back on it after the restore. Entries
+written to the two other stand-ins are in no snapshot (on a real cluster the one snapshot covers the whole index).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, recap, runningstatus, wait_for
@@ -28,6 +39,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 DOCS = 8
+# Backups need PostgreSQL: compact (streaming replicas) and distributed (Patroni)
+ARCHITECTURES = ["compact", "distributed"]
 
 
 def nxp(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -54,13 +67,36 @@ def serving(d: Deployed) -> None:
     wait_for(lambda: runningstatus(d.url)[0] == 200 or None, 300, "runningstatus 200 through the LB")
 
 
+def search(d: Deployed, method: str, path: str, body: Any = None) -> Any:
+    """The search node the audit snapshots are taken on (nx.backup.audit_snapshot.url), over its REST API."""
+    base = d.cluster.derived["backup"]["audit_snapshot"]["url"]
+    ctx = ssl.create_default_context(cafile=d.backend_ca) if base.startswith("https://") else None
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60, context=ctx) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def audit_entries(d: Deployed) -> dict[str, dict[str, Any]]:
+    """Every entry of the audit index on the snapshot node (id -> entry)."""
+    index = d.cluster.derived["backup"]["audit_index"]
+    try:
+        search(d, "POST", f"/{index}/_refresh")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:  # no audit entry reached that node yet
+            return {}
+        raise
+    hits = search(d, "POST", f"/{index}/_search", {"size": 10000, "query": {"match_all": {}}})["hits"]["hits"]
+    return {h["_id"]: h["_source"] for h in hits}
+
+
 def patroni_members(lab_b, host: str) -> list[dict]:  # type: ignore[type-arg]
     out = lab_b.ssh(host, "patronictl -c /etc/patroni/config.yml list -f json", timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("architecture", ["compact", "distributed"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
     require_lab_machine()
     suffix = "" if architecture == "compact" else "d"  # lab names hold no dash
@@ -83,6 +119,18 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
             doc, content = create_document_with_blob(nx, title, f"blob {i} of {tag} " + "x" * (i * 5000))
             assert nx.documents.fetch_blob(uid=doc.uid) == content
             written[doc.uid] = (title, md5_hex(content))
+        # the snapshot repository is registered once (a second run of the role changes nothing)
+        again = ok(nxp("deploy", "-i", str(lab_a.inventory), "--tags", "role::opensearch"), "opensearch role again")
+        assert not {h: r[1] for h, r in recap(again.stdout).items() if r[1]}, again.stdout[-3000:]
+        # the audit entries of these documents the snapshot node holds (the Nuxeo stand-in spreads them over the
+        # three independent search stand-ins): more documents until it holds some
+        for i in range(DOCS, DOCS + 12):
+            audit_before = {k: v for k, v in audit_entries(da).items() if v.get("docUUID") in written}
+            if audit_before:
+                break
+            doc, content = create_document_with_blob(nx, f"rehearsal {tag} {i}", f"blob {i} of {tag}")
+            written[doc.uid] = (f"rehearsal {tag} {i}", md5_hex(content))
+        assert audit_before, "no audit entry of the rehearsal's documents on the snapshot node"
 
         t = time.monotonic()
         backup = ok(nxp("backup", "-i", str(lab_a.inventory), "--type", "full"), "backup")
@@ -95,9 +143,16 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         assert manifest["database"]["tool"] == "pgbackrest" and manifest["database"]["type"] == "full"
         in_manifest = {o["md5"] for o in manifest["binaries"]["objects"]}
         assert {md5 for _t, md5 in written.values()} <= in_manifest
-        # the search stand-in has no snapshot API: the audit index is skipped, and said so
-        assert manifest["audit"]["status"] == "skipped" and "NOT in this backup" in manifest["audit"]["reason"]
-        assert "audit skipped" in backup.stdout
+        # the audit index: a snapshot in the repository the opensearch role registered, in the backup bucket
+        snap = da.cluster.derived["backup"]["audit_snapshot"]
+        audit = manifest["audit"]
+        assert audit["status"] == "snapshot", audit
+        assert audit["repository"] == snap["repository"] == "nxprovision-backup"
+        assert audit["snapshot"] == backup_id.lower() and audit["index"] == "nuxeo-audit"
+        assert audit["shards"]["failed"] == 0 and audit["shards"]["successful"] > 0
+        assert "audit snapshot" in backup.stdout and "Snapshot the audit index" in backup.stdout
+        listed = search(da, "GET", f"/_snapshot/{snap['repository']}/{audit['snapshot']}")["snapshots"]
+        assert listed[0]["state"] == "SUCCESS" and listed[0]["indices"] == ["nuxeo-audit"]
         for name, value in da.cluster.settings.items():
             if name.startswith("nx_secret_"):
                 assert str(value) not in backup.stdout + backup.stderr, f"{name} printed by backup"
@@ -111,6 +166,7 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         for key in keys(client_a, bucket):
             (offsite / key).parent.mkdir(parents=True, exist_ok=True)
             client_a.download_file(bucket, key, str(offsite / key))
+        assert any((offsite / snap["settings"]["base_path"]).rglob("*")), "no audit snapshot in the bucket copy"
         inventory_a = tmp_path / "inventory-a"
         shutil.copytree(lab_a.inventory, inventory_a)
         lab("down", "--name", name_a)
@@ -152,6 +208,13 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
             assert etags.get(obj["key"]) == obj["md5"], obj["key"]
         with pytest.raises(Exception):  # noqa: B017 - the client raises its own HTTP error class
             nxb.documents.get(uid=late.uid)
+        # every audit entry the snapshot node held before the backup is back on it, as it was; none of the late one
+        assert "Restore the audit index from the snapshot" in restore.stdout, restore.stdout[-3000:]
+        audit_after = audit_entries(db_)
+        missing = sorted(set(audit_before) - set(audit_after))
+        assert not missing, f"{len(missing)} of {len(audit_before)} audit entries not restored: {missing[:5]}"
+        assert all(audit_after[k] == v for k, v in audit_before.items())
+        assert not [v for v in audit_after.values() if v.get("docUUID") == late.uid]
         if architecture == "distributed":
             # one leader, every other member streaming from it (cloned from the restored leader)
             members = patroni_members(lab_b, db_.cluster.db_hosts[0])
@@ -159,7 +222,8 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
             assert all(m["State"] in ("running", "streaming") for m in members), members
             assert len(members) == len(db_.cluster.db_hosts), members
             assert "Patroni stops on every database host" in restore.stdout
-        print(f"restore rehearsal: {DOCS} documents and blobs back; timings (s): "
+        print(f"restore rehearsal: {len(written)} documents and blobs back, {len(audit_before)} audit entries of the "
+              "snapshot node back; timings (s): "
               + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
         print(restore.stdout[-1500:])
     finally:

@@ -123,6 +123,10 @@ def test_rotate_s3_keys_under_load(compact_cluster) -> None:
     check = lab_.ssh(backup["primary"], f"runuser -u postgres -- pgbackrest --stanza={backup['stanza']} check",
                      timeout=120)
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    if backup["audit_snapshot"]["enabled"]:
+        # the audit index's snapshots go to the bucket with the keystore's pair: a backup proves it was rotated
+        b = nxprovision("backup", "-i", str(lab_.inventory), "--progress", "plain")
+        assert b.returncode == 0 and "audit snapshot" in b.stdout, b.stdout[-4000:] + b.stderr[-2000:]
     healthy_through_lb(after)
     stats = load.stats
     print(f"S3 rotation under load: {stats.requests} requests, {len(stats.failures)} failed, "

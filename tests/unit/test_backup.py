@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -206,3 +207,101 @@ def test_sigv4_signature_is_stable_and_scoped():
                                           "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=")
     assert s3.sign("GET", "s3:8333", "/c", q, s3.EMPTY_SHA256, "us-east-1", "AK", "SK", when) != h1
     assert s3.quote_key("a b/c+d") == "a%20b/c%2Bd"
+
+
+# --------------------------------------------------------------------------- the audit index's snapshot repository
+
+
+def test_audit_snapshot_repository_model(make_inv):
+    c = cluster(make_inv("compact"))
+    b = c.derived["backup"]
+    a = b["audit_snapshot"]
+    s3_host = c.hosts[c.s3_hosts[0]].address
+    assert a["enabled"] is True and a["repository"] == "nxprovision-backup" and a["type"] == "s3"
+    # in the backup bucket beside pgBackRest's repository, the binaries pool and the manifests; strings, as
+    # OpenSearch answers them (the role compares them as they are)
+    assert a["settings"] == {"bucket": "nuxeo-binaries-backup", "base_path": "audit-snapshots",
+                             "endpoint": f"{s3_host}:8333", "protocol": "https", "path_style_access": "true"}
+    assert a["settings"]["base_path"] not in (b["repo_path"].strip("/"), b["binaries_prefix"].strip("/"),
+                                              b["manifests_prefix"].strip("/"))
+    assert a["keystore"] == {"s3.client.default.access_key": "nx_secret_s3_access_key",
+                             "s3.client.default.secret_key": "nx_secret_s3_secret_key"}
+    # the store serves https with the cluster CA: OpenSearch's JVM trusts it through its own trust store
+    assert a["truststore"] == {"path": "/opt/opensearch/config/s3-truststore.jks", "type": "JKS",
+                               "ca_file": "/etc/nxprovision/tls/ca.crt", "password": "changeit"}
+    # registered and used through the node the backups talk to
+    assert a["host"] == c.search_hosts[0] and a["url"] == b["search_url"] == c.derived["search"]["urls"][0]
+    assert a["plugin"] == "repository-s3"
+    # secret names only in the `nx` fact, never values
+    facts = json.dumps(c.to_facts())
+    for name in ("nx_secret_s3_access_key", "nx_secret_s3_secret_key"):
+        assert str(c.settings[name]) not in facts
+
+
+def test_audit_snapshot_follows_the_store(make_inv):
+    plain = cluster(make_inv("compact", set={"nx_tls_s3": False})).derived["backup"]["audit_snapshot"]
+    assert plain["settings"]["protocol"] == "http" and plain["truststore"] == {}
+    ext = cluster(make_inv("compact", set={"s3_mode": "external", "s3_endpoint": "https://s3.example.com",
+                                           "pgbackrest_s3_bucket": "bk"})).derived["backup"]["audit_snapshot"]
+    # an external store keeps its own certificate: the JVM's default CAs
+    assert ext["settings"] == {"bucket": "bk", "base_path": "audit-snapshots", "endpoint": "s3.example.com:443",
+                               "protocol": "https", "path_style_access": "true"}
+    assert ext["truststore"] == {}
+
+
+def test_audit_snapshot_only_with_backups_and_a_repository_name(make_inv):
+    assert cluster(make_inv("compact", set={"pgbackrest_search_repository": ""})).derived["backup"][
+        "audit_snapshot"]["enabled"] is False
+    assert cluster(make_inv("compact", database="mongodb")).derived["backup"]["audit_snapshot"]["enabled"] is False
+    assert cluster(make_inv("compact", set={"pgbackrest_enabled": False})).derived["backup"]["audit_snapshot"][
+        "enabled"] is False
+    named = cluster(make_inv("compact", set={"pgbackrest_search_repository": "audit"})).derived["backup"]
+    assert named["audit_snapshot"]["repository"] == named["audit_snapshot_repository"] == "audit"
+
+
+def _role_env():
+    import jinja2
+
+    from nxprovision.plan import _environment
+
+    env: jinja2.Environment = _environment()
+    from ansible.plugins.filter.core import FilterModule
+    from ansible.plugins.test.core import TestModule
+
+    env.filters.update(FilterModule().filters())
+    env.tests.update(TestModule().tests())
+    return env
+
+
+def test_jvm_trust_store_options_rendered(make_inv):
+    c = cluster(make_inv("compact"))
+    text = _role_env().get_template(
+        "opensearch/templates/opt/opensearch/config/jvm.options.d/s3-truststore.options.j2").render(nx=c.to_facts())
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert lines == ["-Djavax.net.ssl.trustStore=/opt/opensearch/config/s3-truststore.jks",
+                     "-Djavax.net.ssl.trustStorePassword=changeit", "-Djavax.net.ssl.trustStoreType=JKS"]
+    # the OpenSearch stand-in reads it as the JVM does
+    from nxprovision.lab.standins.runtime import confparse, opensearch_snapshots
+
+    opts = confparse.jvm_options_lines(text, 11)
+    assert opensearch_snapshots.jvm_trust_store(opts) == ("/opt/opensearch/config/s3-truststore.jks", "changeit",
+                                                          "JKS")
+
+
+def test_keystore_values_follow_the_names(make_inv):
+    """`opensearch-keystore add --stdin NAME...` reads one value a line in the order of the names."""
+    import ast
+
+    import yaml
+
+    c = cluster(make_inv("compact"))
+    role_vars = yaml.safe_load((ROOT / "roles" / "opensearch" / "vars" / "main.yml").read_text())
+    env = _role_env()
+    values = {"nx": c.to_facts(), "query": lambda _plugin, *names: [c.settings[n] for n in names],
+              "__opensearch_newline": yaml.safe_load(
+                  (ROOT / "roles" / "opensearch" / "vars" / "main.yml").read_text())["__opensearch_newline"]}
+    names = env.from_string(role_vars["__opensearch_keystore_names"]).render(values)
+    values["__opensearch_keystore_names"] = ast.literal_eval(names)  # Jinja renders the list as Python's repr
+    assert values["__opensearch_keystore_names"] == ["s3.client.default.access_key", "s3.client.default.secret_key"]
+    stdin = env.from_string(role_vars["__opensearch_keystore_values"]).render(values)
+    assert stdin.split("\n") == [c.settings["nx_secret_s3_access_key"], c.settings["nx_secret_s3_secret_key"]]

@@ -104,12 +104,14 @@ def test_plan_orders_the_steps(make_inv) -> None:
     assert set(db[1].hosts) == set(cluster.db_hosts)
     assert db[3].hosts == ("front1", "front2", "worker1") and "drained" in db[3].what
     s3 = rot.plan(rot.ROTATIONS["s3_keys"], cluster)
-    assert [s.where for s in s3] == ["vault", "apply", "apply", "apply", "retire", "vault"]
+    assert [s.where for s in s3] == ["vault", "apply", "apply", "apply", "apply", "retire", "vault"]
     # both keys are accepted before any node (or pgBackRest) moves to the new one, the old one is retired only after
-    assert "both key pairs" in s3[1].what and "new key pair only" in s3[4].what
-    assert s3[1].hosts == s3[4].hosts == tuple(cluster.s3_hosts)
+    assert "both key pairs" in s3[1].what and "new key pair only" in s3[5].what
+    assert s3[1].hosts == s3[5].hosts == tuple(cluster.s3_hosts)
     # pgBackRest archives WAL with the S3 keys: it takes the new pair before the old one is retired
     assert "pgBackRest takes the new key pair" in s3[2].what and set(s3[2].hosts) == set(cluster.db_hosts)
+    # so do the search nodes' keystores (the audit snapshots)
+    assert "keystores take the new key pair" in s3[3].what and s3[3].hosts == tuple(cluster.search_hosts)
     no_backups = build_cluster(load_inventory(make_inv(set={"pgbackrest_enabled": False})))
     s3_plain = rot.plan(rot.ROTATIONS["s3_keys"], no_backups)
     assert [s.where for s in s3_plain] == ["vault", "apply", "apply", "retire", "vault"]

@@ -11,7 +11,21 @@ from nxprovision.model.artifacts import archive_root_dir
 
 REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
 BACKEND = "osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory, one node, no persistence"
-RUNTIME = ("opensearch_standin.py", "confparse.py", "javaprops.py", "standin_common.py")
+RUNTIME = ("opensearch_standin.py", "opensearch_snapshots.py", "opensearch_keystore.py", "confparse.py",
+           "javaprops.py", "standin_common.py")
+# The Nuxeo stand-in's S3 client (SigV4) and Java trust store reader, reused by the snapshot API.
+SHARED = (HERE / "nuxeo" / "runtime" / "s3.py", HERE / "nuxeo" / "runtime" / "truststore.py")
+# The lab's archive comes with the repository-s3 plugin installed: nxprovision documents it as a prerequisite of
+# the audit snapshots (the vendor's tarball does not bundle it), and the stand-in implements its REST API.
+PLUGIN_DESCRIPTOR = """\
+# nxprovision lab stand-in: the S3 snapshot repository type is implemented by lib/standin/opensearch_snapshots.py
+description=The S3 repository plugin adds S3 repositories (nxprovision lab stand-in)
+version={version}
+name=repository-s3
+classname=org.opensearch.repositories.s3.S3RepositoryPlugin
+java.version=11
+opensearch.version={version}
+"""
 
 OPENSEARCH_YML = """\
 # ======================== OpenSearch Configuration =========================
@@ -41,20 +55,28 @@ JVM_OPTIONS = """\
 """
 
 NOTES = (
-    "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server on",
-    "network.host:http.port. One in-memory node: no cluster, no transport port, no persistence;",
+    "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server behind",
+    "network.host:http.port. One in-memory node: no cluster, no transport port, no persistence of indices;",
     "it reports cluster name 'osmem' and node name 'osmem-node' whatever opensearch.yml says.",
+    "plugins/repository-s3 comes installed: _snapshot/... (S3 repositories) is answered by the stand-in itself,",
+    "which keeps snapshots in the bucket in its own layout (not OpenSearch's repository format).",
+    "bin/opensearch-keystore writes its own JSON file, not OpenSearch's encrypted keystore format.",
 )
 
 
 def write_tree(root: Path, version: str) -> None:
     tree.write_launcher(root, "bin/opensearch", "OpenSearch", "lib/standin/opensearch_standin.py")
+    tree.write_launcher(root, "bin/opensearch-keystore", "OpenSearch", "lib/standin/opensearch_keystore.py")
     tree.write_file(root / "config" / "opensearch.yml", OPENSEARCH_YML)
     tree.write_file(root / "config" / "jvm.options", JVM_OPTIONS)
     (root / "config" / "jvm.options.d").mkdir(parents=True)
     for d in ("logs", "plugins"):
         (root / d).mkdir()
     tree.copy_runtime(root / "lib" / "standin", RUNTIME)
+    for src in SHARED:
+        tree.write_file(root / "lib" / "standin" / src.name, src.read_text())
+    tree.write_file(root / "plugins" / "repository-s3" / "plugin-descriptor.properties",
+                    PLUGIN_DESCRIPTOR.format(version=version))
     vendor.install_target(root / "lib" / "python", REQUIREMENTS)
     tree.make_executable([root / "lib" / "python" / "osmem_server" / "bin" / "osmem-server"])
     tree.write_marker(root, "OpenSearch", version, BACKEND, NOTES)
@@ -72,7 +94,7 @@ def spec(version: str) -> ArchiveSpec:
         product="opensearch",
         version=version,
         build=lambda dest: build(version, dest),
-        inputs=[HERE / "opensearch.py", HERE / "tree.py", *runtime_files(*RUNTIME)],
+        inputs=[HERE / "opensearch.py", HERE / "tree.py", *runtime_files(*RUNTIME), *SHARED],
         requirements=REQUIREMENTS,
         backend=BACKEND,
     )

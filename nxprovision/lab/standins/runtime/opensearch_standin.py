@@ -17,12 +17,14 @@ from typing import Any
 BASE = Path(__file__).resolve().parents[2]
 if __package__:
     # imported from the nxprovision source tree (unit tests)
-    from . import confparse, javaprops, standin_common
+    from . import confparse, javaprops, opensearch_keystore, opensearch_snapshots, standin_common
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
     sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
+    import opensearch_keystore  # type: ignore[no-redef]
+    import opensearch_snapshots  # type: ignore[no-redef]
     import standin_common  # type: ignore[no-redef]
 
 OSMEM = BASE / "lib" / "python" / "osmem_server" / "bin" / "osmem-server"
@@ -123,6 +125,33 @@ def http_tls(s: dict[str, Any], conf_dir: Path) -> tuple[str, str] | None:
     return None
 
 
+def repository_s3_installed() -> bool:
+    return (BASE / "plugins" / "repository-s3" / "plugin-descriptor.properties").is_file()
+
+
+def check_secure_settings(conf_dir: Path) -> None:
+    """OpenSearch refuses to start with a keystore setting no installed plugin declares."""
+    names = opensearch_keystore.read(opensearch_keystore.keystore_path(conf_dir))
+    for name in sorted(names):
+        if name.startswith("s3.client.") and not repository_s3_installed():
+            raise ValueError(f"unknown secure setting [{name}] please check that any required plugins are installed, "
+                             "or check the breaking changes documentation for removed settings")
+
+
+def snapshot_api(s: dict[str, Any], conf_dir: Path, opts: list[str], data: Path, backend: tuple[str, int],
+                 node: str, cluster: str, version: str) -> Any:
+    keystore = opensearch_keystore.keystore_path(conf_dir)
+    return opensearch_snapshots.SnapshotApi(
+        opensearch_snapshots.Backend(backend),
+        state_file=data / "standin-snapshot-repositories.json",
+        keystore=lambda: opensearch_keystore.read(keystore),
+        plugin_installed=repository_s3_installed(),
+        node_settings={k: v for k, v in s.items() if k.startswith("s3.client.")},
+        trust_store=opensearch_snapshots.jvm_trust_store(opts),
+        node_name=node, cluster_name=cluster, version=version,
+    )
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="opensearch")
     ap.add_argument("-d", "--daemonize", action="store_true")
@@ -153,6 +182,7 @@ def main(argv: list[str]) -> int:
         )
         port = confparse.first_port(s.get("http.port"), 9200)
         tls = http_tls(s, conf_dir)
+        check_secure_settings(conf_dir)
     except ValueError as e:
         standin_common.die(PROG, str(e), 1)
         return 1
@@ -177,8 +207,12 @@ def main(argv: list[str]) -> int:
     notes.append(
         f"cluster.name={cluster} node.name={node}: osmem-server always reports cluster 'osmem' and node "
         "'osmem-node'; it is one in-memory node (no transport port, no discovery of "
-        f"{confparse.as_list(s.get('discovery.seed_hosts'))}, nothing kept in {data})"
+        f"{confparse.as_list(s.get('discovery.seed_hosts'))}, no index kept in {data}: only the snapshot "
+        "repositories' registrations are)"
     )
+    if repository_s3_installed():
+        notes.append("repository-s3: the stand-in's own snapshot API (S3 repositories; its own object layout in the "
+                     "bucket, not OpenSearch's repository format; a snapshot holds what this one node holds)")
 
     d = standin_common.Daemon(logs / f"{cluster}.log")
     if args.daemonize:
@@ -190,20 +224,25 @@ def main(argv: list[str]) -> int:
         standin_common.write_pidfile(args.pidfile)
 
     main_host, extra = http_hosts[0], http_hosts[1:]
-    # https (security plugin, ssl_only): the backend listens on loopback only, the REST port serves TLS only
-    backend = ("127.0.0.1", standin_common.free_port()) if tls else (main_host, port)
+    # The backend listens on loopback only; the REST port is the snapshot API's front (opensearch_snapshots), which
+    # passes every other request on. With https (security plugin, ssl_only) the front is on loopback too, behind
+    # the TLS listener.
+    backend = ("127.0.0.1", standin_common.free_port())
+    front = ("127.0.0.1", standin_common.free_port()) if tls else (main_host, port)
     cmd = [str(OSMEM), "-addr", f"{backend[0]}:{backend[1]}", "-no-stdin-watch", "-no-ja"]
     if tls:
         standin_common.log(PROG, f"REST layer over https only (plugins.security.ssl.http): certificate {tls[0]}")
+    api = snapshot_api(s, conf_dir, opts, data, backend, node, cluster, version)
 
     def ready() -> bool:
         return standin_common.port_open(*backend)
 
     def on_ready() -> None:
+        opensearch_snapshots.serve_front(front, backend, api)
         if tls:
             ctx = standin_common.server_tls_context(*tls)
             for h in http_hosts:
-                standin_common.TlsRelay(PROG, (h, port), backend, ctx)
+                standin_common.TlsRelay(PROG, (h, port), front, ctx)
         else:
             for h in extra:
                 standin_common.Relay((h, port), (main_host, port))
