@@ -11,13 +11,8 @@ from typing import Any
 
 from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
+from nxprovision.inventory import inventory_dir
 from nxprovision.runlock import exclusive
-
-
-def _inventory_dir(inventory: str) -> Path:
-    from nxprovision.inventory import inventory_dir
-
-    return inventory_dir(inventory)
 
 
 def _cluster(args: argparse.Namespace):
@@ -38,7 +33,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     vpf = find_vault_password_file(inv, args.vault_password_file)
     if vpf is None:
         raise NxError(f"{inv}: no vault password file", "pass --vault-password-file (the CA key is vault-encrypted)")
-    base = _inventory_dir(args.inventory)
+    base = inventory_dir(args.inventory)
     created = pki.ensure_ca(base, read_vault_password(vpf), str(cluster.settings.get("nx_cluster_name") or "nuxeo"),
                             tls["ca_cert_file"], tls["ca_key_file"])
     cert = pki.resolve(base, tls["ca_cert_file"])
@@ -94,7 +89,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise NxError(f"{args.inventory}: nx_tls_enabled is false: no certificate to check",
                       "set nx_tls_enabled: true and deploy")
     days = args.days if args.days is not None else tls["renew_days"]
-    base = _inventory_dir(args.inventory)
+    base = inventory_dir(args.inventory)
     infos: list[pki.CertInfo] = []
     ca = pki.resolve(base, tls["ca_cert_file"])
     infos.append(pki.read_pem(ca.read_bytes(), "inventory", "ca", str(ca)) if ca.exists()
