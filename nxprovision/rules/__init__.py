@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from nxprovision.model.cluster import Cluster
-from nxprovision.rules import counts, placement, ports, secrets_present, settings, tls, topology, versions
+from nxprovision.rules import counts, downloads, placement, ports, secrets_present, settings, tls, topology, versions
 from nxprovision.rules.finding import Finding
 
 RuleFn = Callable[[Cluster], Iterable[Finding]]
@@ -23,6 +23,7 @@ RULES: tuple[RuleFn, ...] = (
     ports.check,
     secrets_present.check,
     tls.check,
+    downloads.check,
 )
 
 
