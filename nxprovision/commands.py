@@ -197,7 +197,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     import urllib.request
 
     from nxprovision.daytwo import check_upgrade
-    from nxprovision.model.artifacts import artifact_url
+    from nxprovision.model.artifacts import archive_checksum, artifact_url
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "upgrade")
@@ -206,13 +206,20 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
     base = str(cluster.settings.get("nuxeo_download_base_url") or "")
     url = artifact_url(base, "nuxeo", args.nuxeo_version)
-    if url.startswith("http"):
+    pinned = str(cluster.settings.get("nuxeo_archive_checksum") or "")
+    checksum = archive_checksum(url, pinned)
+    if pinned:
+        print(f"note: nuxeo_archive_checksum is pinned in the inventory: it must be the checksum of {url}, or every "
+              "node refuses the download")
+    for what, target in (("distribution", url), ("distribution's checksum", checksum.split(":", 1)[1])):
+        if not target.startswith("http"):
+            continue
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
+            urllib.request.urlopen(urllib.request.Request(target, method="HEAD"), timeout=15).close()
         except (urllib.error.URLError, OSError) as exc:
-            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version} ({url}: "
+            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version}'s {what} ({target}: "
                           f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
-                          "put the distribution on the mirror first; no node was touched") from None
+                          f"put the {what} on the mirror first; no node was touched") from None
     extravars: dict = {"nuxeo_version": args.nuxeo_version}
     if args.packages:
         extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
