@@ -201,3 +201,21 @@ def test_unreachable_cause_says_which_key_changed(tmp_path: Path) -> None:
     unknown = ("Failed to connect to the host via ssh: No ED25519 host key is known for 10.0.0.9 and you have "
                "requested strict checking.\r\nHost key verification failed.")
     assert "not trusted yet" in unreachable_cause(unknown)
+
+
+def test_add_node_of_an_untrusted_host_says_how_to_trust_it(
+    make_inv, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = make_inv("compact")
+    key = _key(tmp_path, "k")
+    monkeypatch.setattr(hostkeys, "scan", lambda t, timeout=5: [])  # nothing answers here
+    monkeypatch.setenv("NXPROVISION_RUNS_DIR", str(tmp_path / "runs"))
+    from nxprovision.inventory import load_inventory
+
+    view = load_inventory(inv)
+    for t in hostkeys.targets_of(view.hostvars, [h for h in view.hostvars if h != "front2"]):
+        hostkeys.append(hostkeys.known_hosts_path(inv), t, [key])
+    code, out, err = run_cli("add-node", "-i", str(inv), "front2")
+    assert code == 2, out + err
+    assert "front2 (front2): no SSH host key recorded" in err and f"trust-hosts -i {inv} front2`" in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
