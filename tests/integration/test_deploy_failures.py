@@ -35,9 +35,10 @@ HOST = "nuxeo1"
 RECORDS_RE = re.compile(r"records in (/\S+)")
 
 
-def deploy(inventory: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def deploy(inventory: Path, timeout: float = 600, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain"], capture_output=True, text=True, timeout=timeout
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra], capture_output=True, text=True,
+        timeout=timeout,
     )
 
 
@@ -86,7 +87,7 @@ def test_download_404_names_the_url_and_the_host(single: Lab, tmp_path: Path) ->
 
 
 def test_tampered_archive_stops_before_anything_is_unpacked(single: Lab) -> None:
-    # Kafka comes after the roles the first test converged, and nothing of it is on the host yet.
+    # nothing of Kafka is on the host yet (the first test's deploy stopped at its download)
     version = str(DEFAULTS["kafka_version"])
     rel = mirror_path("kafka", version)
     archive = STATE_ROOT / NAME / "mirror" / rel
@@ -103,7 +104,8 @@ def test_tampered_archive_stops_before_anything_is_unpacked(single: Lab) -> None
     tmp.write_bytes(forged)
     tmp.replace(archive)
     try:
-        r = deploy(single.inventory, timeout=900)
+        # only the play that downloads it: the rest of the deploy does not touch this archive
+        r = deploy(single.inventory, 900, "--tags", "role::kafka")
     finally:
         genuine.replace(archive)
     out = r.stdout + r.stderr
