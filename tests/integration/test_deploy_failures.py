@@ -231,12 +231,13 @@ def test_changed_host_key_is_refused_before_any_task_and_trust_hosts_records_the
         assert "PLAY" not in out and "Traceback" not in out, out[-3000:]
         assert not runs.exists() or not any(runs.iterdir())
 
-        # SSH itself refuses it too (a plain ansible run, no shared connection), and the cause is said plainly
+        # SSH itself refuses it too (a plain ansible run), and the cause is said plainly. No shared connection: one
+        # the last run left open (ControlPersist) would never look at the key again, which is why the runner scans.
         ping = subprocess.run(
             [str(Path(sys.executable).parent / "ansible"), HOST, "-i", str(single.inventory), "--vault-password-file",
              str(single.inventory / ".vault-pass"), "-m", "ansible.builtin.ping"],
             capture_output=True, text=True, timeout=120,
-            env={**os.environ, "ANSIBLE_SSH_ARGS": "-o ControlMaster=no", "ANSIBLE_NOCOLOR": "1"},
+            env={**os.environ, "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none", "ANSIBLE_NOCOLOR": "1"},
         )
         assert ping.returncode != 0 and "UNREACHABLE" in ping.stdout, ping.stdout + ping.stderr
         from nxprovision.runner import unreachable_cause

@@ -138,4 +138,8 @@ def test_a_tampered_archive_is_named_with_both_sums_and_discarded(download_home:
     (mirror / "app-1.0.tgz").write_bytes(genuine)
     again = run_playbook("get.yml", _inventory(download_home, url, dest), verb="test", vault_password_file=None,
                          secrets=[], out=io.StringIO())
-    assert again.rc == 0 and dest.read_bytes() == genuine
+    assert again.rc == 0 and dest.read_bytes() == genuine and again.changed_total == 1
+    # the next run finds the verified file in place: no download, no change (a second deploy changes nothing)
+    third = run_playbook("get.yml", _inventory(download_home, url, dest), verb="test", vault_password_file=None,
+                         secrets=[], out=io.StringIO())
+    assert third.rc == 0 and third.changed_total == 0
