@@ -86,6 +86,13 @@ REFUSED: dict[str, str] = {
         "both would take the virtual IP); change it with `ansible-vault edit` and deploy the load balancers together"
     ),
 }
+# SeaweedFS's token signing keys: only its own servers and S3 gateway hold them, in one process per host.
+REFUSED.update(dict.fromkeys(
+    ("nx_secret_seaweedfs_jwt_write_key", "nx_secret_seaweedfs_jwt_read_key", "nx_secret_seaweedfs_filer_jwt_write_key",
+     "nx_secret_seaweedfs_filer_jwt_read_key"),
+    "only SeaweedFS itself signs and checks these tokens (they live 10 s): change it with `ansible-vault edit`, then "
+    "`nxprovision deploy`, which restarts SeaweedFS (S3 requests fail for the few seconds of the restart)",
+))
 
 
 def previous_name(name: str) -> str:

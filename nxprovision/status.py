@@ -102,15 +102,23 @@ def _nuxeo(c: Cluster, host: str) -> Row:
     return row
 
 
-def _haproxy(c: Cluster, host: str) -> list[Row]:
+def _haproxy(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> list[Row]:
     addr = c.hosts[host].address
     port = int(host_setting(c.view, c.settings, host, "haproxy_stats_port") or 8404)
     user = str(host_setting(c.view, c.settings, host, "haproxy_stats_user") or "admin")
+    stats = c.derived["lb"].get("stats") or {}
     row = Row(host, "haproxy", addr, "unknown")
     rows = [row]
+    if not stats.get("enabled", True):
+        # no stats page to read the backends from: the frontend answering is all that can be told from outside
+        up = _tcp(addr, int(c.derived["lb"]["frontend_port"]))
+        row.health, row.detail = ("ok", "frontend listening (stats page off)") if up else ("down", "frontend closed")
+        return rows
+    # the password goes over TLS whenever the stats page has it, verified with the cluster CA
+    scheme = "https" if stats.get("tls") else "http"
     try:
-        code, body, _ = _http(f"http://{addr}:{port}/stats;csv",
-                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))))
+        code, body, _ = _http(f"{scheme}://{addr}:{port}/stats;csv",
+                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))), context=ctx)
         if code != 200:
             row.health, row.detail = "down", f"stats answered {code}"
             return rows
@@ -217,13 +225,13 @@ def _s3(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
 
 def collect(c: Cluster) -> list[Row]:
     jobs: list[Any] = []
+    ctx = tls_context(c)
     with ThreadPoolExecutor(max_workers=16) as pool:
         for h in c.lb_hosts:
-            jobs.append(pool.submit(_haproxy, c, h))
+            jobs.append(pool.submit(_haproxy, c, h, ctx))
         for n in c.nuxeo_nodes:
             jobs.append(pool.submit(_nuxeo, c, n.host))
         db = c.derived["db"]
-        ctx = tls_context(c)
         # a single-node stand-in database runs on its first host only (nx.db.servers)
         for h in db.get("servers") or c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"

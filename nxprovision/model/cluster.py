@@ -400,7 +400,16 @@ def _derive(c: Cluster) -> dict[str, Any]:
                                       str(s.get("seaweedfs_version") or "")),
           "archive_checksum": _checksum(s, "seaweedfs", artifact_url(
               str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or ""))),
-          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts]}
+          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts],
+          # SeaweedFS's master and volume servers answer HTTP only to these addresses ([guard] white_list): the
+          # store's own hosts talk to each other; every client goes through the S3 gateway with its keys.
+          "white_list": sorted({_addr(c, h) for h in c.s3_hosts}
+                               | {str(a) for a in (s.get("seaweedfs_white_list_extra") or [])}),
+          # gRPC between master, volume, filer and S3 gateway with mutual TLS (the cluster CA): it has no other
+          # authentication, and it hands out whole volumes. Only with the cluster's certificates (nx_tls_s3).
+          "grpc_tls": tls["s3"],
+          # ... and only from certificates naming one of the store's hosts (their common name).
+          "grpc_common_names": [tls["certs"][h]["common_name"] for h in c.s3_hosts if h in tls["certs"]]}
 
     lb = {
         "hosts": list(c.lb_hosts), "public_url": s.get("nx_public_url"), "frontend_port": public_port,
@@ -409,6 +418,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
                      for n in c.nuxeo_nodes if n.role == "front"],
         "vip": str(s.get("nx_vip") or "") if len(c.lb_hosts) > 1 else "",
         "vrrp": _vrrp(c),
+        # The stats page (haproxy_stats_enabled, cluster-wide) is served over TLS with the load balancer's
+        # certificate when the frontend has one.
+        "stats": {"enabled": _bool(s.get("haproxy_stats_enabled", True)), "tls": tls["lb"]},
     }
 
     version = c.nuxeo_version
@@ -648,6 +660,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         if "seaweedfs" in services:
             paths["seaweedfs"] = {"cert": f"{sw_tls}/s3.crt", "key": f"{sw_tls}/s3.key"}
         hv = host.vars
+        # SeaweedFS's servers are each other's gRPC clients (mutual TLS): their certificate serves both ends.
+        usages = ["serverAuth", "clientAuth"] if "seaweedfs" in services else ["serverAuth"]
         certs[name] = {
             "common_name": name,
             "dns": list(dict.fromkeys(dns)),
@@ -659,6 +673,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             "source_cert": str(hv.get("nx_tls_cert_file") or ""),
             "source_key": str(hv.get("nx_tls_key_file") or ""),
             "paths": paths,
+            "usages": usages,
         }
     # The Nuxeo nodes' trust store (Java clients: the search REST client, Kafka, the AWS SDK): the cluster CA in a
     # JKS file the tls role writes itself (no keytool needed on the hosts). JKS because each of the three reads

