@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cluster_checks import (
@@ -71,7 +72,7 @@ def test_first_deploy_converges(compact) -> None:
             assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
 
 
-def admin_login(d: Deployed, password: str, **kw: str) -> int:
+def admin_login(d: Deployed, password: str, **kw: Any) -> int:
     """The status of Nuxeo's current-user call through the load balancer's https, verified with the cluster CA."""
     import requests
 
