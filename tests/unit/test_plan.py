@@ -64,11 +64,11 @@ def test_compact_front_and_worker_conf() -> None:
     # everything identical except identity and processing flags
     differing = {k for k in front if front[k] != worker.get(k)}
     assert differing == {
-        "nuxeo.bind.address",  # each node's own cluster address
         "nuxeo.cluster.nodeid",
         "nuxeo.server.jvmRoute",
         "nuxeo.work.processing.enabled",
         "nuxeo.stream.processing.enabled",
+        "nuxeo.bind.address",  # each node listens on its own cluster address (main dec7ac6)
     }
 
 
