@@ -460,7 +460,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
                   f"same new value, or add --rollback to go back to the previous value.")
             return code
     rot.finish(path, password, rotation)
-    print(f"rotation of {rotation.title} done: every Nuxeo node runs the new value; the previous value is no longer "
+    print(f"rotation of {rotation.title} done: every Nuxeo node uses the new value; the previous value is no longer "
           f"accepted and left the vault")
     return 0
 
@@ -511,11 +511,12 @@ def cmd_trust_hosts(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
-    rt = sec_sub.add_parser("rotate", help="new value for a secret, applied with a rolling restart (db_password, "
-                                           "s3_keys)")
+    rt = sec_sub.add_parser("rotate", help="new value for a secret, applied without stopping users (db_password, "
+                                           "s3_keys: a rolling restart; nuxeo_admin_password: no restart)")
     run_args(rt)
-    rt.add_argument("name", metavar="NAME", help="db_password | s3_keys (or nx_secret_db_password, "
-                                                 "nx_secret_s3_access_key, nx_secret_s3_secret_key)")
+    rt.add_argument("name", metavar="NAME", help="db_password | s3_keys | nuxeo_admin_password (or "
+                                                 "nx_secret_db_password, nx_secret_s3_access_key, "
+                                                 "nx_secret_s3_secret_key, nx_secret_nuxeo_admin_password)")
     rt.add_argument("--rollback", action="store_true", help="go back to the previous value of a pending rotation")
     rt.add_argument("--plan", action="store_true", help="print the steps only; touch nothing")
     rt.set_defaults(func=cmd_secrets_rotate)

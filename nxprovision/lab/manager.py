@@ -276,9 +276,6 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
         # The MongoDB stand-in enforces access control but has no localhost exception: the role creates the users
         # before it turns access control on.
         values["mongodb_users_bootstrap"] = "unauthenticated"
-    # The Nuxeo stand-in takes its Administrator password from nuxeo.conf (real Nuxeo keeps it in the
-    # repository); the model turns this reference back into a secret reference, never a value.
-    values["nuxeo_conf_extra"] = {"nuxeo.standin.admin.password": "{{ nx_secret_nuxeo_admin_password }}"}
     return values
 
 

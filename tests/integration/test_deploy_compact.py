@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cluster_checks import (
@@ -69,6 +70,36 @@ def test_first_deploy_converges(compact) -> None:
     for name, value in d.cluster.settings.items():
         if name.startswith("nx_secret_"):
             assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
+
+
+def admin_login(d: Deployed, password: str, **kw: Any) -> int:
+    """The status of Nuxeo's current-user call through the load balancer's https, verified with the cluster CA."""
+    import requests
+
+    r = requests.get(d.url + "/api/v1/me", auth=("Administrator", password), verify=d.ca_file, timeout=30,
+                     headers={"Accept": "application/json"}, **kw)
+    return r.status_code
+
+
+def test_default_nuxeo_login_is_refused_and_the_vaults_accepted(compact) -> None:
+    from nuxeo.client import Nuxeo
+    from nuxeo.exceptions import Unauthorized
+
+    lab_, first = compact
+    d = Deployed.load(lab_.inventory)
+    assert d.url.startswith("https://")
+    # every front node, each reached through the LB by its session cookie's route
+    routes = [n.jvm_route for n in d.cluster.nuxeo_nodes if n.role == "front"]
+    for route in routes:
+        cookies = {"JSESSIONID": f"probe.{route}"}
+        assert admin_login(d, "Administrator", cookies=cookies) == 401, route
+        assert admin_login(d, d.secret("nx_secret_nuxeo_admin_password"), cookies=cookies) == 200, route
+    with pytest.raises(Unauthorized):
+        Nuxeo(host=d.url + "/", auth=("Administrator", "Administrator")).users.current_user()
+    me = d.client().users.current_user()
+    assert me.properties["username"] == "Administrator"
+    # the first deployment never printed it (its no_log tasks print no "changed" line either)
+    assert d.secret("nx_secret_nuxeo_admin_password") not in first.stdout + first.stderr
 
 
 def test_runningstatus_through_the_lb(compact) -> None:
@@ -310,6 +341,9 @@ def test_status_reports_every_component(compact) -> None:
     assert "SSL listener, TLSv1." in rows[("kafka1", "kafka")]["detail"], rows[("kafka1", "kafka")]
     assert rows[("s3-1", "s3")]["detail"].endswith("over https") and rows[("s3-1", "s3")]["healthy"]
     assert rows[("search1", "opensearch")]["detail"].endswith(", https"), rows[("search1", "opensearch")]
+    # each front node's version, read through the LB's https (the login never goes to a node's plain port)
+    d = Deployed.load(lab_.inventory)
+    assert {r["version"] for r in fronts} == {str(d.cluster.settings["nuxeo_version"])}, fronts
     # stand-ins are reported as such, real components are not
     assert all(r["standin"] for r in report["components"] if r["component"].split()[0] in ("kafka", "opensearch"))
     assert not any(r["standin"] for r in report["components"] if r["component"].split()[0] in ("postgresql", "haproxy"))
@@ -469,3 +503,30 @@ def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
                                                      "</dev/null 2>/dev/null | openssl x509 -noout -serial")
                                    .stdout.strip()), 120, f"{host} serving its new certificate")
         assert seen == new_serial
+
+
+def test_rotate_nuxeo_admin_password_without_restarts(compact) -> None:
+    lab_, _ = compact
+    before_d = Deployed.load(lab_.inventory)
+    old = before_d.secret("nx_secret_nuxeo_admin_password")
+    hosts = ["front1", "front2", "worker1"]
+    before = service_starts(lab_, hosts)
+    r = subprocess.run([*NXP, "secrets", "rotate", "-i", str(lab_.inventory), "nuxeo_admin_password",
+                        "--progress", "plain"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    d = Deployed.load(lab_.inventory)
+    new = d.secret("nx_secret_nuxeo_admin_password")
+    assert new != old and "nx_secret_nuxeo_admin_password_previous" not in d.cluster.settings
+    assert old not in r.stdout + r.stderr and new not in r.stdout + r.stderr
+    for route in [n.jvm_route for n in d.cluster.nuxeo_nodes if n.role == "front"]:
+        cookies = {"JSESSIONID": f"probe.{route}"}
+        assert admin_login(d, old, cookies=cookies) == 401, route
+        assert admin_login(d, new, cookies=cookies) == 200, route
+    assert admin_login(d, "Administrator") == 401
+    # no node restarted: the password lives in the user directory, not in nuxeo.conf
+    assert service_starts(lab_, hosts) == before
+    # the next deploy finds the vault's password accepted: nothing to change
+    again = deploy(lab_.inventory, "--tags", "role::nuxeo")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert {h: c[1] for h, c in recap(again.stdout).items() if c[1]} == {}, again.stdout[-3000:]
+
