@@ -90,6 +90,12 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         _chars(string.ascii_letters + string.digits, 8),
         "distributed",
     ),
+    SecretSpec(
+        "nx_secret_patroni_rest_password",
+        "password of Patroni's REST API (basic auth on its unsafe endpoints; patronictl and the playbooks use it)",
+        _token(24),
+        "distributed",
+    ),
 )
 
 SECRET_NAMES: frozenset[str] = frozenset(s.name for s in SECRET_SPECS)
