@@ -169,7 +169,9 @@ def test_host_names_that_are_fine(name: str) -> None:
     assert name_problem(name) is None
 
 
-@pytest.mark.parametrize("name", ["", "a b", "a;b", "a$b", "a`b", "h\u00e9", "-lead", "trail-", "a..b", "a" * 64, "fe80::1"])
+@pytest.mark.parametrize(
+    "name", ["", "a b", "a;b", "a$b", "a`b", "h\u00e9", "-lead", "trail-", "a..b", "a" * 64, "fe80::1"]
+)
 def test_host_names_refused(name: str) -> None:
     from nxprovision.rules.hostnames import name_problem
 
