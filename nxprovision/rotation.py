@@ -37,6 +37,9 @@ ROTATIONS: dict[str, Rotation] = {
     "s3_keys": Rotation(
         "s3_keys", ("nx_secret_s3_access_key", "nx_secret_s3_secret_key"), "the S3 key pair", ("apply", "retire")
     ),
+    "nuxeo_admin_password": Rotation(
+        "nuxeo_admin_password", ("nx_secret_nuxeo_admin_password",), "the Nuxeo Administrator password", ("apply",)
+    ),
 }
 
 ALIASES: dict[str, str] = {
@@ -47,6 +50,9 @@ ALIASES: dict[str, str] = {
     "nx_secret_s3_secret_key": "s3_keys",
     "s3_keys": "s3_keys",
     "s3-keys": "s3_keys",
+    "nx_secret_nuxeo_admin_password": "nuxeo_admin_password",
+    "nuxeo_admin_password": "nuxeo_admin_password",
+    "nuxeo-admin-password": "nuxeo_admin_password",
 }
 
 # Every other secret, and why `rotate` does not do it (a unit test keeps this list complete).
@@ -70,10 +76,6 @@ REFUSED: dict[str, str] = {
     "nx_secret_nuxeo_status_key": (
         "nuxeo.conf values encrypted with it would no longer decrypt; change it with `ansible-vault edit` and deploy"
     ),
-    "nx_secret_nuxeo_admin_password": (
-        "Nuxeo keeps the Administrator password in its user directory (nuxeo.conf only seeds it at the first "
-        "start): change it in Nuxeo, then with `ansible-vault edit`"
-    ),
     "nx_secret_haproxy_stats_password": (
         "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (HAProxy reloads)"
     ),
@@ -90,6 +92,13 @@ REFUSED: dict[str, str] = {
         "`ansible-vault edit`, then `nxprovision deploy` (each member reloads its configuration)"
     ),
 }
+# SeaweedFS's token signing keys: only its own servers and S3 gateway hold them, in one process per host.
+REFUSED.update(dict.fromkeys(
+    ("nx_secret_seaweedfs_jwt_write_key", "nx_secret_seaweedfs_jwt_read_key", "nx_secret_seaweedfs_filer_jwt_write_key",
+     "nx_secret_seaweedfs_filer_jwt_read_key"),
+    "only SeaweedFS itself signs and checks these tokens (they live 10 s): change it with `ansible-vault edit`, then "
+    "`nxprovision deploy`, which restarts SeaweedFS (S3 requests fail for the few seconds of the restart)",
+))
 
 
 def previous_name(name: str) -> str:
@@ -116,6 +125,10 @@ def resolve(name: str, cluster: Cluster | None = None) -> Rotation:
             raise NxError(f"this cluster has no database ({cluster.database or 'none'}): `secrets rotate db_password` "
                           "changes the password of the Nuxeo user of PostgreSQL or MongoDB",
                           "add a postgresql or mongodb group to the inventory")
+        if key == "nuxeo_admin_password" and not cluster.nuxeo_nodes:
+            raise NxError("this cluster has no Nuxeo node: `secrets rotate nuxeo_admin_password` changes the "
+                          "password of Nuxeo's Administrator through a running node",
+                          "add a nuxeo group to the inventory")
         if key == "s3_keys":
             mode = cluster.derived.get("s3", {}).get("mode")
             if mode != "seaweedfs":
@@ -209,7 +222,12 @@ def plan(rotation: Rotation, cluster: Cluster) -> list[Step]:
     names = ", ".join(rotation.names)
     kept = ", ".join(previous_name(n) for n in rotation.names)
     steps = [Step("vault", (), f"new {names} from the CSPRNG into the vault; the current value kept as {kept}")]
-    if rotation.key == "db_password" and cluster.database == "mongodb":
+    if rotation.key == "nuxeo_admin_password":
+        # Nuxeo keeps it in its user directory, in the database every node shares: one call, no restart
+        steps.append(Step("apply", nodes[:1], "PUT /nuxeo/api/v1/me/changepassword from the node to its own address "
+                          "(old password: the previous value; nothing to do when the new one is already accepted), "
+                          "then a login with the new one; every node shares the user directory: no restart"))
+    elif rotation.key == "db_password" and cluster.database == "mongodb":
         mdb = cluster.derived["db"]
         where = f"replica set {mdb['replica_set']}" if mdb.get("replica_set") else "the server"
         steps += [

@@ -35,7 +35,7 @@ class SecretSpec:
     name: str
     description: str
     generate: Callable[[], str]
-    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "distributed", "backup".
+    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "seaweedfs", "distributed", "backup".
     needed_for: str = "always"
 
 
@@ -96,6 +96,16 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         _token(24),
         "distributed",
     ),
+    # SeaweedFS signs short-lived tokens with these (security.toml): without one, its volume servers and filer
+    # serve and delete files for anyone who reaches them. One key per direction and server, as SeaweedFS has.
+    SecretSpec("nx_secret_seaweedfs_jwt_write_key", "SeaweedFS [jwt.signing] key (volume server writes)",
+               _token(32), "seaweedfs"),
+    SecretSpec("nx_secret_seaweedfs_jwt_read_key", "SeaweedFS [jwt.signing.read] key (volume server reads)",
+               _token(32), "seaweedfs"),
+    SecretSpec("nx_secret_seaweedfs_filer_jwt_write_key", "SeaweedFS [jwt.filer_signing] key (filer writes)",
+               _token(32), "seaweedfs"),
+    SecretSpec("nx_secret_seaweedfs_filer_jwt_read_key", "SeaweedFS [jwt.filer_signing.read] key (filer reads)",
+               _token(32), "seaweedfs"),
 )
 
 SECRET_NAMES: frozenset[str] = frozenset(s.name for s in SECRET_SPECS)

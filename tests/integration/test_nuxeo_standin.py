@@ -29,7 +29,8 @@ pytestmark = pytest.mark.lab
 VERSION = "2023.34"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 VENV_BIN = Path(sys.executable).parent
-ADMIN_PASSWORD = "s3cret-admin"
+DEFAULT_PASSWORD = "Administrator"  # the product's default login, what a fresh Nuxeo accepts
+ADMIN_PASSWORD = "s3cret-admin"  # set through Nuxeo's REST API by test_admin_password_change_is_shared
 S3_KEY, S3_SECRET, BUCKET = "AKIDSTANDIN", "standin-secret-key", "nuxeo-binaries"
 
 
@@ -261,13 +262,17 @@ class NuxeoNode:
             timeout=120,
         )
 
-    def get(self, path: str, auth: bool = False) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.url + path)
-        if auth:
+    def get(self, path: str, password: str | None = None, method: str = "GET",
+            body: object = None) -> tuple[int, dict[str, str], bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if password is not None:
             import base64
 
             req.add_header(
-                "Authorization", "Basic " + base64.b64encode(f"Administrator:{ADMIN_PASSWORD}".encode()).decode()
+                "Authorization", "Basic " + base64.b64encode(f"Administrator:{password}".encode()).decode()
             )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
@@ -330,8 +335,8 @@ def make_node(
                 "kafka.heartbeat.interval.ms=1000",
                 f"nuxeo.stream.processing.enabled={str(processing).lower()}",
                 f"nuxeo.work.processing.enabled={str(processing).lower()}",
-                "nuxeo.standin.startup.delay=3",
-                f"nuxeo.standin.admin.password={ADMIN_PASSWORD}",
+                # long enough to see the 503 of a node still deploying on a loaded machine
+                "nuxeo.standin.startup.delay=8",
                 "nuxeo.healthcheck.refresh.interval.seconds=1",
                 "server.status.key=status-key",
                 "launcher.start.max.wait=60",
@@ -365,16 +370,10 @@ def cluster(workdir: Path, postgres: Postgres, seaweed: str, opensearch, kafka: 
             n.ctl("stop")
 
 
-def test_two_nodes_share_one_repository(
-    cluster: list[NuxeoNode], postgres: Postgres, seaweed: str, opensearch, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
-    import boto3
-    import requests
-    import urllib3
-    from nuxeo.client import Nuxeo
-    from nuxeo.models import Document, FileBlob
-
-    a, b = cluster
+# The tests below share the module's two nodes, in this order: started with the default login, password
+# changed through one node, then the repository shared.
+def test_nodes_start_with_the_products_default_login(cluster: list[NuxeoNode], workdir: Path) -> None:
+    a = cluster[0]
     # the S3 package's install added its template, as Nuxeo's <config addtemplate> does
     assert "s3binaries" in a.ctl("config", "--get", "nuxeo.templates").stdout
     assert (workdir / "node-A" / "var" / "data" / "instance.clid").is_file()
@@ -408,7 +407,63 @@ def test_two_nodes_share_one_repository(
     assert a.get("/runningstatus?info=summary")[0] == 403
     assert a.get("/runningstatus?info=probe&key=nope")[0] == 404
     assert a.get("/api/v1/me")[0] == 401
+    # nothing in nuxeo.conf sets it: both nodes accept Nuxeo's default login, and only it
+    for n in cluster:
+        status, _, body = n.get("/api/v1/me", DEFAULT_PASSWORD)
+        assert status == 200 and json.loads(body)["id"] == "Administrator", body
+        assert n.get("/api/v1/me", ADMIN_PASSWORD)[0] == 401
+    assert "admin" not in a.conf.read_text()
 
+
+def test_admin_password_change_is_shared_by_every_node(cluster: list[NuxeoNode], postgres: Postgres) -> None:
+    import requests
+    import urllib3
+    from nuxeo.client import Nuxeo
+    from nuxeo.exceptions import Unauthorized
+
+    a, b = cluster
+    change = "/api/v1/me/changepassword"
+    # refusals, as Nuxeo's MeObject: no login, then a wrong old password (401), then a payload without both keys
+    assert a.get(change, None, "PUT", {"oldPassword": DEFAULT_PASSWORD, "newPassword": ADMIN_PASSWORD})[0] == 401
+    assert a.get(change, DEFAULT_PASSWORD, "PUT", {"oldPassword": "wrong", "newPassword": ADMIN_PASSWORD})[0] == 401
+    assert a.get(change, DEFAULT_PASSWORD, "PUT", {"newPassword": ADMIN_PASSWORD})[0] == 400
+    assert a.get(change, "wrong", "PUT", {"oldPassword": DEFAULT_PASSWORD, "newPassword": ADMIN_PASSWORD})[0] == 401
+    # a GET is not the call
+    assert a.get(change, DEFAULT_PASSWORD)[0] == 405
+    assert b.get("/api/v1/me", DEFAULT_PASSWORD)[0] == 200  # nothing changed so far
+
+    # changed through A (a session of the requests library, as an Ansible uri call has none)
+    r = requests.put(a.url + change, auth=("Administrator", DEFAULT_PASSWORD), timeout=30,
+                     json={"oldPassword": DEFAULT_PASSWORD, "newPassword": ADMIN_PASSWORD})
+    assert r.status_code == 200 and r.json()["entity-type"] == "user" and r.json()["id"] == "Administrator", r.text
+    # ... valid on both nodes at once: the user directory is in the shared database
+    for n in cluster:
+        assert n.get("/api/v1/me", DEFAULT_PASSWORD)[0] == 401, n.name
+        assert n.get("/api/v1/me", ADMIN_PASSWORD)[0] == 200, n.name
+    retry0 = urllib3.Retry(0)
+    with pytest.raises(Unauthorized):
+        Nuxeo(host=b.url + "/", auth=("Administrator", DEFAULT_PASSWORD), retries=retry0).users.current_user()
+    # the old password no longer changes it; the row holds a salted hash, never the password
+    assert b.get(change, ADMIN_PASSWORD, "PUT", {"oldPassword": DEFAULT_PASSWORD, "newPassword": "x"})[0] == 401
+    stored = postgres.psql("SELECT password FROM users WHERE username = 'Administrator'").strip()
+    assert stored.startswith("{SSHA}") and ADMIN_PASSWORD not in stored, stored
+    # the /site/api/v1 form of the call is the same resource: a round trip through B
+    for old, new in ((ADMIN_PASSWORD, "round-trip"), ("round-trip", ADMIN_PASSWORD)):
+        status, _, body = b.get("/site" + change, old, "PUT", {"oldPassword": old, "newPassword": new})
+        assert status == 200, body
+    assert a.get("/api/v1/me", ADMIN_PASSWORD)[0] == 200
+
+
+def test_two_nodes_share_one_repository(
+    cluster: list[NuxeoNode], postgres: Postgres, seaweed: str, opensearch, workdir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+    import requests
+    import urllib3
+    from nuxeo.client import Nuxeo
+    from nuxeo.models import Document, FileBlob
+
+    a, b = cluster
     retry0 = urllib3.Retry(0)
     nx_a = Nuxeo(host=a.url + "/", auth=("Administrator", ADMIN_PASSWORD), retries=retry0)
     nx_b = Nuxeo(host=b.url + "/", auth=("Administrator", ADMIN_PASSWORD), retries=retry0)
@@ -543,9 +598,17 @@ def stop_with_request_in_flight(node: NuxeoNode) -> None:
     result: dict[str, int] = {}
     stopper = threading.Thread(target=lambda: result.update(rc=node.ctl("stop").returncode))
     stopper.start()
-    time.sleep(1.0)
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", node.port), timeout=2).close()
+
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", node.port), timeout=2).close()
+        except OSError:
+            return True
+        return False
+
+    # nuxeoctl takes a moment to start on a loaded machine: new connections are refused once it has
+    wait_until(refused, 20, "new connections refused while stopping")
     conn.send(body[1000:])
     resp = conn.getresponse()
     assert resp.status == 201 and json.loads(resp.read())["uploadedSize"] == str(len(body))

@@ -53,15 +53,16 @@ def render_etcd(c, host: str) -> dict[str, str]:
 def test_database_hosts_get_client_capable_certificates_only_in_the_distributed_architecture(make_inv) -> None:
     c = _cluster(make_inv("distributed"))
     for h in c.db_hosts:
-        assert c.derived["tls"]["certs"][h]["client_auth"] is True
+        assert c.derived["tls"]["certs"][h]["usages"] == ["serverAuth", "clientAuth"]
     compact = _cluster(make_inv("compact"))
     # the compact architecture's certificates stay serverAuth only (no re-issue there)
-    assert all(not cert["client_auth"] for cert in compact.derived["tls"]["certs"].values())
+    assert all(cert["usages"] == ["serverAuth"] for h, cert in compact.derived["tls"]["certs"].items()
+               if h in compact.db_hosts)
 
 
 def test_tls_roles_certificate_request_adds_client_auth_from_the_model() -> None:
     task = (ROOT / "roles" / "tls" / "tasks" / "configure.yml").read_text()
-    assert "['clientAuth'] if __tls_cert.client_auth" in task
+    assert "__tls_cert.usages" in task
 
 
 # ---------------------------------------------------------------- Patroni's configuration

@@ -78,7 +78,7 @@ def test_patroni_members_get_a_postgresql_certificate_beside_patronis_configurat
         # the database hosts also run etcd here: one certificate for both, usable as a TLS client too (etcd's
         # peers and Patroni authenticate with it)
         assert cert["services"] == ["postgresql", "etcd"]
-        assert cert["client_auth"] is True
+        assert cert["usages"] == ["serverAuth", "clientAuth"]
         assert cert["paths"]["etcd"] == {"cert": "/etc/etcd/tls/server.crt", "key": "/etc/etcd/tls/server.key"}
         # Debian's cluster `main` is dropped under Patroni: the files live beside /etc/patroni/config.yml
         assert cert["paths"]["postgresql"] == {"cert": "/etc/patroni/tls/server.crt",

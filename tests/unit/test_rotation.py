@@ -33,6 +33,8 @@ def test_every_secret_is_either_rotated_or_refused_with_a_reason() -> None:
 @pytest.mark.parametrize(("name", "key"), [
     ("db_password", "db_password"), ("nx_secret_db_password", "db_password"), ("db-password", "db_password"),
     ("s3_keys", "s3_keys"), ("nx_secret_s3_access_key", "s3_keys"), ("nx_secret_s3_secret_key", "s3_keys"),
+    ("nuxeo_admin_password", "nuxeo_admin_password"), ("nx_secret_nuxeo_admin_password", "nuxeo_admin_password"),
+    ("nuxeo-admin-password", "nuxeo_admin_password"),
 ])
 def test_names_and_aliases(name: str, key: str) -> None:
     assert rot.resolve(name).key == key
@@ -116,6 +118,18 @@ def test_plan_orders_the_steps(make_inv) -> None:
     s3_plain = rot.plan(rot.ROTATIONS["s3_keys"], no_backups)
     assert [s.where for s in s3_plain] == ["vault", "apply", "apply", "retire", "vault"]
     assert not any("pgBackRest" in s.what for s in s3_plain)
+
+
+def test_nuxeo_admin_password_is_one_call_without_restart(make_inv) -> None:
+    cluster = build_cluster(load_inventory(make_inv()))
+    steps = rot.plan(rot.resolve("nuxeo_admin_password", cluster), cluster)
+    assert [s.where for s in steps] == ["vault", "apply", "vault"]
+    # one node, once: the user directory is in the database every node shares
+    assert steps[1].hosts == (cluster.nuxeo_nodes[0].host,)
+    assert "/api/v1/me/changepassword" in steps[1].what and "no restart" in steps[1].what
+    assert not any("rolling restart" in s.what for s in steps)
+    # its kept previous value is masked like every secret
+    assert "nx_secret_nuxeo_admin_password_previous" in rot.masked_names()
 
 
 def test_db_password_rotates_on_mongodb_too(make_inv) -> None:

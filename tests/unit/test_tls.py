@@ -163,7 +163,7 @@ def test_tls_off_keeps_the_old_rendering(make_inv) -> None:
     conf = parse_properties(plan.files["front1"]["/etc/nuxeo/nuxeo.conf"])
     assert "nuxeo.db.jdbc.url" not in conf
     cfg = plan.files["lb1"]["/etc/haproxy/haproxy.cfg"]
-    assert "ssl crt" not in cfg and "bind *:80\n" in cfg and "X-Forwarded-Proto http\n" in cfg
+    assert "ssl crt" not in cfg and "bind lb1:80\n" in cfg and "X-Forwarded-Proto http\n" in cfg
 
 
 def test_inventory_without_the_setting_keeps_tls_off(make_inv) -> None:
@@ -176,8 +176,9 @@ def test_inventory_without_the_setting_keeps_tls_off(make_inv) -> None:
 
 def test_haproxy_https_frontend_redirect_hsts() -> None:
     cfg = make_plan(_cluster(ROOT / "inventories" / "compact")).files["lb1"]["/etc/haproxy/haproxy.cfg"]
-    assert "bind *:80\n" in cfg
-    assert "bind *:443 ssl crt /etc/haproxy/tls/nuxeo.pem ssl-min-ver TLSv1.2" in cfg
+    # the LB's cluster address (the sample names hosts without ansible_host), never every interface
+    assert "bind lb1:80\n" in cfg and "bind *" not in cfg
+    assert "bind lb1:443 ssl crt /etc/haproxy/tls/nuxeo.pem ssl-min-ver TLSv1.2" in cfg
     assert "http-request redirect scheme https code 301 unless { ssl_fc }" in cfg
     assert 'Strict-Transport-Security "max-age=31536000"' in cfg
     assert "X-Forwarded-Proto https" in cfg
@@ -367,3 +368,11 @@ def test_rules_for_backend_links(make_inv) -> None:
     assert "tls.search_elasticsearch" in rules(search_distribution="elasticsearch", search_version="7.17.9")
     assert "tls.s3_external_http" in rules(s3_mode="external", s3_endpoint="http://s3.example.com")
     assert "tls.truststore_password" in rules(nx_tls_truststore_password="abc")
+
+
+def test_haproxy_frontend_binds_every_address_only_for_a_moving_vip_unless_told(make_inv) -> None:
+    dist = make_plan(_cluster(ROOT / "inventories" / "distributed")).files["lb1"]["/etc/haproxy/haproxy.cfg"]
+    assert "bind *:443 ssl crt" in dist  # the VIP moves between the load balancers
+    inv = make_inv("distributed", set={"haproxy_bind_addresses": ["10.0.0.5", "10.0.0.100"]})
+    cfg = make_plan(_cluster(inv)).files["lb1"]["/etc/haproxy/haproxy.cfg"]
+    assert "bind 10.0.0.5:443 ssl crt" in cfg and "bind 10.0.0.100:80\n" in cfg and "bind *" not in cfg

@@ -119,7 +119,6 @@ audit.elasticsearch.enabled=true
 ##-----------------------------------------------------------------------------
 ## Stand-in only (ignored by a real Nuxeo)
 ##-----------------------------------------------------------------------------
-#nuxeo.standin.admin.password=Administrator
 #nuxeo.standin.startup.delay=8
 org.nuxeo.runtime.reload_strategy=standby
 """
@@ -152,8 +151,7 @@ session.timeout=60
 launcher.start.max.wait=300
 launcher.stop.max.wait=60
 server.status.key=
-# stand-in only: Basic auth password of Administrator, and how long the runtime pretends to deploy
-nuxeo.standin.admin.password=Administrator
+# stand-in only: how long the runtime pretends to deploy
 nuxeo.standin.startup.delay=8
 """
 

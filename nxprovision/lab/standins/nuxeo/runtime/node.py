@@ -16,7 +16,7 @@ from typing import Any
 
 from . import nxql
 from .conf import NuxeoConfig, split_list
-from .repository import Doc, MongoRepository, PostgresRepository, Repository
+from .repository import Doc, MongoRepository, PostgresRepository, Repository, hash_password, verify_password
 from .s3 import S3Client
 from .search import AUDIT_MAPPING, DOC_MAPPING, SearchClient
 from .stream import WorkStream
@@ -125,7 +125,6 @@ class Node:
         self.jvm_route = cfg.get("nuxeo.server.jvmRoute") or "nuxeo"
         self.version = cfg.get("org.nuxeo.ecm.product.version")
         self.context = "/" + cfg.get("org.nuxeo.ecm.contextPath", "/nuxeo").strip("/")
-        self.admin_password = cfg.get("nuxeo.standin.admin.password") or "Administrator"
         self.status_key = cfg.get("server.status.key") or uuid.uuid4().hex[:8]
         self.work_processing = cfg.flag("nuxeo.work.processing.enabled", True) and not cfg.flag(
             "nuxeo.work.processing.disable"
@@ -269,6 +268,19 @@ class Node:
         except Exception as e:
             log.warning("could not leave the cluster table: %s", e)
         self.repo.close()
+
+    # ---- users (the user directory in the repository's database, shared by every node) ----
+    def check_password(self, username: str, password: str) -> bool:
+        """Read from the database on every login: a password changed through another node holds at once."""
+        return verify_password(password, self.repo.user_password(username))
+
+    def change_password(self, username: str, old: str, new: str) -> bool:
+        """Nuxeo's MeObject.changePassword: the old password must be the user's current one."""
+        if not self.check_password(username, old):
+            return False
+        self.repo.set_user_password(username, hash_password(new))
+        log.info("password of %s changed", username)
+        return True
 
     # ---- health ----
     def probes(self, force: bool = False) -> dict[str, bool]:

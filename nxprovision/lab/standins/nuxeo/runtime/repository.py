@@ -1,12 +1,19 @@
 """Document storage in the configured database: PostgreSQL (`hierarchy` + `properties` tables, like
 VCS keeps the tree apart from the data) or MongoDB (collection named after the repository, `default`,
-like DBS). Also the cluster membership rows (`cluster_nodes`) that nodes heartbeat into."""
+like DBS). Also the cluster membership rows (`cluster_nodes`) that nodes heartbeat into, and the user
+directory: Nuxeo keeps its users in the same database (SQL directory table `users`, MongoDB collection
+`userDirectory`), seeded with Administrator/Administrator when it is created, so every node of a cluster
+sees a password changed through any one of them."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
+import os
 import queue
 import re
 import threading
@@ -22,6 +29,27 @@ ROOT_LAYOUT = [  # what a fresh Nuxeo repository holds after its first start
     ("/default-domain", "sections", "SectionRoot", "Sections"),
     ("/default-domain", "templates", "TemplateRoot", "Templates"),
 ]
+
+
+# users.csv of Nuxeo's default user directory: the product's default login
+DEFAULT_USERS = {"Administrator": "Administrator"}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """Nuxeo's PasswordHelper SSHA: {SSHA} + base64(SHA-1(password + salt) + salt), an 8-byte random salt."""
+    salt = os.urandom(8) if salt is None else salt
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    if not stored or not stored.startswith("{SSHA}"):
+        return False
+    try:
+        raw = base64.b64decode(stored[len("{SSHA}"):])
+    except ValueError:
+        return False
+    digest, salt = raw[:20], raw[20:]
+    return hmac.compare_digest(hashlib.sha1(password.encode() + salt).digest(), digest)
 
 
 class Conflict(Exception):
@@ -75,6 +103,8 @@ class Repository:
     def heartbeat(self, node_id: str, info: dict[str, Any]) -> None: ...
     def leave(self, node_id: str) -> None: ...
     def live_nodes(self, max_age_s: float) -> list[dict[str, Any]]: ...
+    def user_password(self, username: str) -> str | None: ...
+    def set_user_password(self, username: str, hashed: str) -> None: ...
 
     def create(self, parent: Doc, name: str, type_: str, props: dict[str, Any]) -> Doc:
         base = name or type_.lower()
@@ -132,6 +162,14 @@ class PostgresRepository(Repository):
       created timestamptz NOT NULL,
       heartbeat timestamptz NOT NULL,
       info jsonb NOT NULL DEFAULT '{}'::jsonb
+    );
+    CREATE TABLE IF NOT EXISTS users (
+      username varchar(255) PRIMARY KEY,
+      password varchar(255),
+      firstname varchar(255),
+      lastname varchar(255),
+      company varchar(255),
+      email varchar(255)
     );
     """
     COLS = ", ".join(
@@ -234,6 +272,10 @@ class PostgresRepository(Repository):
             # two nodes starting together must not race on CREATE TABLE
             c.execute("SELECT pg_advisory_xact_lock(727274)")
             c.execute(self.SCHEMA)
+            # the directory's CSV is loaded once, into a new table: a changed password is never reset
+            for user, password in DEFAULT_USERS.items():
+                c.execute("INSERT INTO users (username, password) VALUES (%s, %s) ON CONFLICT (username) DO NOTHING",
+                          (user, hash_password(password)))
         self.ensure_layout()
 
     def ping(self) -> None:
@@ -349,6 +391,15 @@ class PostgresRepository(Repository):
             for r in rows
         ]
 
+    def user_password(self, username: str) -> str | None:
+        with self.conn() as c:
+            row = c.execute("SELECT password FROM users WHERE username = %s", (username,)).fetchone()
+        return row[0] if row else None
+
+    def set_user_password(self, username: str, hashed: str) -> None:
+        with self.conn() as c:
+            c.execute("UPDATE users SET password = %s WHERE username = %s", (hashed, username))
+
 
 class MongoRepository(Repository):
     def __init__(self, uri: str, dbname: str, collection: str = "default") -> None:
@@ -359,6 +410,7 @@ class MongoRepository(Repository):
         self.db = self.client[dbname]
         self.coll = self.db[collection]
         self.nodes = self.db["cluster_nodes"]
+        self.users = self.db["userDirectory"]
 
     def close(self) -> None:
         self.client.close()
@@ -367,6 +419,13 @@ class MongoRepository(Repository):
         self.coll.create_index("ecm:id", unique=True)
         self.coll.create_index("ecm:path", unique=True)
         self.coll.create_index("ecm:parentId")
+        self.users.create_index("username", unique=True)
+        for user, password in DEFAULT_USERS.items():
+            # an upsert that only inserts: a changed password is never reset by a node starting
+            with contextlib.suppress(self._pymongo.errors.DuplicateKeyError):
+                self.users.update_one({"username": user},
+                                      {"$setOnInsert": {"username": user, "password": hash_password(password)}},
+                                      upsert=True)
         self.ensure_layout()
 
     def ping(self) -> None:
@@ -470,3 +529,10 @@ class MongoRepository(Repository):
             }
             for d in self.nodes.find({"heartbeat": {"$gt": since}}).sort([("_id", 1)])
         ]
+
+    def user_password(self, username: str) -> str | None:
+        d = self.users.find_one({"username": username})
+        return d.get("password") if d else None
+
+    def set_user_password(self, username: str, hashed: str) -> None:
+        self.users.update_one({"username": username}, {"$set": {"password": hashed}})

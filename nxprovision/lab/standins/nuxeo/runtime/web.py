@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hmac
 import http.server
 import json
 import logging
@@ -168,6 +167,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "Nuxeo-standin"
     timeout = 20  # Tomcat's connectionTimeout: idle keep-alive connections are closed after it
     server: StandinHTTPServer
+    user: str | None = None  # who the current request is authenticated as
 
     # ---- plumbing ----
     def setup(self) -> None:
@@ -266,21 +266,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return v
         return None
 
-    def authenticated(self) -> bool:
+    def authenticated(self) -> str | None:
+        """The user this request is authenticated as: its session's, or Basic credentials checked against the
+        user directory in the database (so a password changed through another node holds here too)."""
         sid = self.session()
-        if sid and self.server.session_authenticated(sid):
-            return True
+        if sid:
+            user = self.server.session_user(sid)
+            if user:
+                return user
         auth = self.headers.get("Authorization") or ""
         if auth.startswith("Basic "):
             try:
                 user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
-                return False
-            ok = user == "Administrator" and hmac.compare_digest(pw, self.server.node.admin_password)
-            if ok:
-                self.server.mark_authenticated(self.new_session or sid or "")
-            return ok
-        return False
+                return None
+            if user and self.server.node.check_password(user, pw):
+                self.server.mark_authenticated(self.new_session or sid or "", user)
+                return user
+        return None
 
     # ---- routing ----
     def dispatch(self) -> None:
@@ -303,7 +306,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not node.started:
                 return self.error(503, "Nuxeo is starting" if not node.stopping else "Nuxeo is stopping")
             if rel.startswith(("/api/", "/site/", "/json/", "/nxfile/")):
-                if not self.authenticated():
+                self.user = self.authenticated()
+                if not self.user:
                     return self.respond(
                         401,
                         error_body(401, "Unauthorized"),
@@ -349,27 +353,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     }
                 },
             )
-        if rel in ("/site/api/v1/me", "/api/v1/me") and m == "GET":
-            return self.json(
-                200,
-                {
-                    "entity-type": "user",
-                    "id": "Administrator",
-                    "isAdministrator": True,
-                    "isAnonymous": False,
-                    "properties": {
-                        "username": "Administrator",
-                        "firstName": "",
-                        "lastName": "",
-                        "email": "",
-                        "groups": ["administrators"],
-                        "company": "",
-                    },
-                    "extendedGroups": [{"name": "administrators", "label": "Administrators group"}],
-                },
-            )
         if rel.startswith("/site/api/v1/"):
             rel = rel[len("/site") :]
+        if rel == "/api/v1/me" and m == "GET":
+            return self.json(200, self.user_entity())
+        if rel == "/api/v1/me/changepassword":
+            # JAX-RS answers 405 for a method the resource does not declare
+            return self.change_password() if m == "PUT" else self.error(405, m)
         if rel == "/api/v1/cluster" and m == "GET":
             nodes = node.repo.live_nodes(15.0)
             return self.json(
@@ -448,6 +438,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             node.delete(doc)
             return self.respond(204)
         self.error(405, m)
+
+    def user_entity(self) -> dict[str, Any]:
+        return {
+            "entity-type": "user",
+            "id": self.user,
+            "isAdministrator": self.user == "Administrator",
+            "isAnonymous": False,
+            "properties": {
+                "username": self.user,
+                "firstName": "",
+                "lastName": "",
+                "email": "",
+                "groups": ["administrators"] if self.user == "Administrator" else [],
+                "company": "",
+            },
+            "extendedGroups": [{"name": "administrators", "label": "Administrators group"}]
+            if self.user == "Administrator" else [],
+        }
+
+    def change_password(self) -> None:
+        """PUT /api/v1/me/changepassword {"oldPassword", "newPassword"} (Nuxeo's MeObject, since 9.1): the
+        authenticated user's own password; 401 with no body when oldPassword is not the current one, the user
+        entity when changed. Nuxeo fails on a payload without both keys (a JSONException); the stand-in says 400,
+        never a 5xx that clients retry."""
+        payload = self.json_body()
+        old, new = payload.get("oldPassword"), payload.get("newPassword")
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise BadRequest("JSONObject[\"oldPassword\"] and JSONObject[\"newPassword\"] are required strings")
+        assert self.user
+        if not self.server.node.change_password(self.user, old, new):
+            return self.respond(401, b"", "application/json")
+        return self.json(200, self.user_entity())
 
     def json_body(self) -> dict[str, Any]:
         if not self.body:
@@ -724,7 +746,7 @@ class StandinHTTPServer(http.server.ThreadingHTTPServer):
         self.stopping = False
         self._conns: dict[Handler, bool] = {}
         self._cond = threading.Condition()
-        self._sessions: OrderedDict[str, bool] = OrderedDict()
+        self._sessions: OrderedDict[str, str] = OrderedDict()
         self._session_lock = threading.Lock()
         super().__init__(addr, Handler)
 
@@ -740,7 +762,7 @@ class StandinHTTPServer(http.server.ThreadingHTTPServer):
 
     def remember_session(self, sid: str) -> None:
         with self._session_lock:
-            self._sessions[sid] = False
+            self._sessions[sid] = ""
             while len(self._sessions) > SESSION_CAP:
                 self._sessions.popitem(last=False)
 
@@ -748,14 +770,14 @@ class StandinHTTPServer(http.server.ThreadingHTTPServer):
         with self._session_lock:
             return sid in self._sessions
 
-    def session_authenticated(self, sid: str) -> bool:
+    def session_user(self, sid: str) -> str:
         with self._session_lock:
-            return self._sessions.get(sid, False)
+            return self._sessions.get(sid, "")
 
-    def mark_authenticated(self, sid: str) -> None:
+    def mark_authenticated(self, sid: str, user: str) -> None:
         with self._session_lock:
             if sid in self._sessions:
-                self._sessions[sid] = True
+                self._sessions[sid] = user
 
     def drain(self, timeout_s: float) -> bool:
         """Wait for in-flight requests, then cut idle keep-alive connections. True if all finished."""
