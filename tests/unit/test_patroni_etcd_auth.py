@@ -164,3 +164,12 @@ def test_rest_password_is_a_distributed_secret(make_inv) -> None:
     assert any(f.rule == "secrets.missing" and "nx_secret_patroni_rest_password" in f.message for f in missing)
     compact = run_rules(_cluster(make_inv("compact", drop_secrets=["nx_secret_patroni_rest_password"])))
     assert not any(f.rule == "secrets.missing" for f in compact)
+
+
+def test_postgresql_under_patroni_listens_on_loopback_and_the_member_address(make_inv) -> None:
+    c = _cluster(make_inv("distributed"))
+    conf = render_patroni(c, "db1")
+    address = c.hosts["db1"].address
+    assert conf["postgresql"]["listen"] == f"127.0.0.1,{address}:{c.derived['db']['port']}"
+    # Patroni's own connections go to 'localhost' with loopback listed first, and pg_hba admits them there
+    assert any("127.0.0.1/32" in line for line in conf["postgresql"]["pg_hba"])
