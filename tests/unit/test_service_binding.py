@@ -173,3 +173,21 @@ def test_status_reads_the_stats_page_over_https(monkeypatch: pytest.MonkeyPatch,
     seen.clear()
     rows = status._haproxy(off, "lb1")
     assert seen == [] and rows[0].health == "ok" and "stats page off" in rows[0].detail
+
+
+def test_keepalived_checks_haproxy_on_its_frontend_not_the_stats_page() -> None:
+    """The stats page may be off, asks for a password and serves TLS on the cluster address: a keepalived check
+    on it failed every load balancer, and nobody held the virtual IP."""
+    c = _cluster(ROOT / "inventories" / "distributed")
+    env = _environment()
+    env.filters["to_json"] = json.dumps
+    env.filters["bool"] = lambda v: str(v).lower() in ("true", "yes", "1", "on")
+    values: dict[str, Any] = {**role_defaults(), **c.settings, "nx": c.to_facts(), "inventory_hostname": "lb1",
+                              "__keepalived_interface": "eth0", "__keepalived_address": c.hosts["lb1"].address,
+                              "__keepalived_prefix": "24",
+                              "__keepalived_peer": next(p for p in c.derived["lb"]["vrrp"]["peers"]
+                                                        if p["host"] == "lb1")}
+    values["lookup"] = lambda _plugin, name, **kw: values.get(name, kw.get("default"))
+    conf = env.get_template("keepalived/templates/etc/keepalived/keepalived.conf.j2").render(values)
+    script = next(ln for ln in conf.splitlines() if ln.strip().startswith("script "))
+    assert "http://127.0.0.1:80/" in script and "8404" not in script
