@@ -58,7 +58,7 @@ def _host_certs(args: argparse.Namespace, cluster: Any) -> tuple[list[Any], int]
 
     # --json: stdout carries the JSON document only (validation warnings go to stderr)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        _c, vpf, secrets = _validated(args)
+        _c, vpf, secrets = _validated(args, changing=False)
     work = Path(tempfile.mkdtemp(prefix="nxprovision-certs-"))
     try:
         result = run_playbook("certs_check.yml", Path(args.inventory), verb="certs-check", vault_password_file=vpf,

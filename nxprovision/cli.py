@@ -17,14 +17,17 @@ EXIT_INVALID = 2
 
 
 def _load(args: argparse.Namespace):
-    from nxprovision import removed
-    from nxprovision.inventory import load_inventory
+    from nxprovision import removed, secret_files
+    from nxprovision.inventory import find_vault_password_file, inventory_dir, load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.rules import run_rules
 
-    view = load_inventory(args.inventory, getattr(args, "vault_password_file", None))
+    explicit = getattr(args, "vault_password_file", None)
+    view = load_inventory(args.inventory, explicit)
     cluster = build_cluster(view)
-    return view, cluster, run_rules(cluster) + removed.findings(Path(args.inventory), set(cluster.hosts))
+    inv = Path(args.inventory)
+    on_disk = secret_files.findings(cluster, inventory_dir(inv), find_vault_password_file(inv, explicit))
+    return view, cluster, run_rules(cluster) + removed.findings(inv, set(cluster.hosts)) + on_disk
 
 
 def _print_findings(findings, out=None) -> None:

@@ -13,23 +13,28 @@ from nxprovision.runlock import exclusive
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
 
 
-def _validated(args: argparse.Namespace):
-    from nxprovision.inventory import find_vault_password_file, load_inventory
+def _validated(args: argparse.Namespace, changing: bool = True):
+    """The cluster of a valid inventory, its vault password file and its secret values; a changing run is
+    also refused when the inventory's vault password or CA is a published one."""
+    from nxprovision import secret_files
+    from nxprovision.inventory import find_vault_password_file, inventory_dir, load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.rules import run_rules
 
     inv = Path(args.inventory)
     view = load_inventory(inv, args.vault_password_file)
     cluster = build_cluster(view)
-    findings = run_rules(cluster)
+    vpf = find_vault_password_file(inv, args.vault_password_file)
+    findings = run_rules(cluster) + secret_files.findings(cluster, inventory_dir(inv), vpf)
     for f in findings:
         (sys.stderr if f.severity == "error" else sys.stdout).write(f.line() + "\n")
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         raise NxError(f"{inv}: invalid inventory ({len(errors)} error(s)); no host was touched",
                       "fix the lines above and run again")
+    if changing and not getattr(args, "check", False):
+        secret_files.refuse_public(cluster, inventory_dir(inv), vpf, str(getattr(args, "command", "") or "this run"))
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
-    vpf = find_vault_password_file(inv, args.vault_password_file)
     _check_ca_key(cluster, inv, vpf)
     return cluster, vpf, secrets
 
@@ -321,7 +326,7 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
     from nxprovision.plan import make_plan, plan_to_dict
     from nxprovision.status import as_json, collect
 
-    cluster, vpf, secrets = _validated(args)
+    cluster, vpf, secrets = _validated(args, changing=False)
     work = bundle.workdir()
     try:
         result = run_playbook("support_bundle.yml", Path(args.inventory), verb="support-bundle",

@@ -28,10 +28,13 @@ _held: dict[Path, int] = {}
 
 
 def lock_path(inventory: Path) -> Path:
+    """One lock per inventory folder, however -i spells it (`inv`, `inv/`, `inv/hosts.yml`, a symlink): two
+    spellings of one cluster must not run side by side."""
     inventory = inventory.resolve()
-    if inventory.is_dir():
-        return inventory / LOCK_NAME
-    return inventory.parent / f".{inventory.name}{LOCK_NAME}"
+    if not inventory.exists():
+        raise NxError(f"{inventory}: no such inventory file or directory", "pass -i with an existing inventory")
+    folder = inventory if inventory.is_dir() else inventory.parent
+    return folder / LOCK_NAME
 
 
 def _holder(fd: int) -> str:

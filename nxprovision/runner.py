@@ -63,12 +63,55 @@ class RunResult:
 class Masker:
     def __init__(self, secrets: list[str]) -> None:
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        # A secret with quotes, backslashes or non-ASCII characters is written escaped in JSON records.
+        forms = {f for s in self.secrets for f in (s, json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1])}
+        self._bytes = sorted({f.encode() for f in forms}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, "********")
         return text
+
+    def data(self, value: Any) -> Any:
+        """`value` (an event's JSON tree) with every string masked."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        return value
+
+    def raw(self, data: bytes) -> bytes:
+        for s in self._bytes:
+            if s in data:
+                data = data.replace(s, b"********")
+        return data
+
+
+def scrub_records(run_dir: Path, mask: Masker) -> list[Path]:
+    """Mask every secret in every file a run keeps (ansible-runner's stdout holds what a failing task printed);
+    returns the files that held one."""
+    scrubbed = []
+    for f in sorted(run_dir.rglob("*")):
+        if f.is_symlink() or not f.is_file():
+            continue
+        try:
+            data = f.read_bytes()
+        except OSError:
+            continue
+        clean = mask.raw(data)
+        if clean != data:
+            f.write_bytes(clean)
+            scrubbed.append(f)
+    return scrubbed
+
+
+def _private_dir(path: Path) -> None:
+    """The run records hold the cluster's layout and, while a run goes on, unmasked output: owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 class PlainDisplay:
@@ -200,10 +243,10 @@ def run_playbook(
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     base = runs_dir()
-    base.mkdir(parents=True, exist_ok=True)
+    _private_dir(base)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = base / f"{stamp}-{verb}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir(parents=True)
+    _private_dir(run_dir)
     _rotate(base)
     root = project_root()
     pb = root / "playbooks" / playbook
@@ -242,6 +285,10 @@ def run_playbook(
             out.flush()
 
     def on_event(event: dict[str, Any]) -> bool:
+        # ansible-runner writes the event to job_events/ after this returns: masked in place, it never
+        # reaches the disk in clear
+        for key in list(event):
+            event[key] = mask.data(event[key])
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
         if kind == "runner_on_unreachable" and not data.get("ignore_errors"):
@@ -285,6 +332,9 @@ def run_playbook(
     finally:
         if live is not None:
             live.__exit__(None, None, None)
+        for leftover in ("env/extravars", "env/passwords"):
+            (run_dir / leftover).unlink(missing_ok=True)
+        scrub_records(run_dir, mask)
     result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
                        recap=recap, failures=failures)
     if result.rc != 0 and failures and not check:
@@ -299,10 +349,7 @@ def run_playbook(
         "rc": result.rc, "status": result.status, "recap": recap,
         "failures": [f.__dict__ for f in failures],
     }, indent=2))
-    for leftover in ("env/extravars", "env/passwords"):
-        p = run_dir / leftover
-        if p.exists():
-            p.unlink()
+    scrub_records(run_dir, mask)
     return result
 
 

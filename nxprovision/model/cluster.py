@@ -882,7 +882,7 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
     put("nuxeo.tmp.dir", hs("nuxeo_tmp_dir"))
     put("nuxeo.templates", ",".join(d["nuxeo"]["templates"]))
     put("nuxeo.url", s.get("nx_public_url"))
-    put("nuxeo.bind.address", "0.0.0.0")
+    put("nuxeo.bind.address", node.address)  # Tomcat on the cluster address only, never every interface
     put("nuxeo.server.http.port", node.port)
     put("nuxeo.server.tomcat_admin.port", hs("nuxeo_tomcat_admin_port"))
     put("nuxeo.cluster.enabled", d["nuxeo"]["cluster_enabled"])

@@ -9,13 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from nxprovision.model.cluster import Cluster
-from nxprovision.rules import counts, placement, ports, secrets_present, settings, tls, topology, versions
+from nxprovision.rules import (
+    counts,
+    hostnames,
+    placement,
+    ports,
+    secrets_present,
+    settings,
+    tls,
+    topology,
+    versions,
+)
 from nxprovision.rules.finding import Finding
 
 RuleFn = Callable[[Cluster], Iterable[Finding]]
 
 RULES: tuple[RuleFn, ...] = (
     settings.check,
+    hostnames.check,
     counts.check,
     topology.check,
     placement.check,

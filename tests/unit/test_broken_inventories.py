@@ -69,6 +69,11 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "no-nuxeo-mirror": ({"set": {"nuxeo_download_base_url": ""}}, "settings.download_url"),
     "bad-cluster-name": ({"set": {"nx_cluster_name": "My Cluster!"}}, "settings.cluster_name"),
+    "host-name-with-space": ({"layout": layout(nuxeo_front=["front 1", "front2"])}, "inventory.host_name"),
+    "host-name-shell": ({"layout": layout(nuxeo_front=["front1;reboot", "front2"])}, "inventory.host_name"),
+    "host-name-non-ascii": ({"layout": layout(nuxeo_front=["frönt1", "front2"])}, "inventory.host_name"),
+    "host-name-underscore": ({"layout": layout(nuxeo_front=["front_1", "front2"])}, "inventory.host_name"),
+    "host-address-shell": ({"hostvars": {"front1": {"ansible_host": "10.0.0.5 $(id)"}}}, "inventory.host_address"),
 }
 
 
@@ -155,3 +160,19 @@ def test_vaulted_secrets_without_password(make_inv, run_cli) -> None:
     assert code == 2
     assert "Traceback" not in out + err
     assert "vault" in (out + err).lower()
+
+
+@pytest.mark.parametrize("name", ["front1", "db-1.example.com", "10.0.0.5", "a" * 63])
+def test_host_names_that_are_fine(name: str) -> None:
+    from nxprovision.rules.hostnames import name_problem
+
+    assert name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "a;b", "a$b", "a`b", "h\u00e9", "-lead", "trail-", "a..b", "a" * 64, "fe80::1"]
+)
+def test_host_names_refused(name: str) -> None:
+    from nxprovision.rules.hostnames import name_problem
+
+    assert name_problem(name)

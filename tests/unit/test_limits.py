@@ -46,6 +46,7 @@ def test_limit_matching_nothing_is_an_error(cluster) -> None:
         check_limit(cluster, DIST, "nosuchhost", force=False)
 
 
-def test_deploy_refuses_before_touching_anything(run_cli) -> None:
-    code, _out, err = run_cli("deploy", "-i", str(DIST), "--limit", "db2")
+def test_deploy_refuses_before_touching_anything(make_inv, run_cli) -> None:
+    # a fresh inventory: deploy refuses the samples' public vault password before it looks at the limit
+    code, _out, err = run_cli("deploy", "-i", str(make_inv("distributed")), "--limit", "db2")
     assert code == 2 and "quorum" in err and "Traceback" not in err

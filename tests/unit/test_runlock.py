@@ -61,10 +61,30 @@ def test_the_lock_is_reentrant_within_one_run_and_released_after(tmp_path: Path)
     p.wait()
 
 
-def test_an_inventory_file_gets_a_hidden_lock_beside_it(tmp_path: Path) -> None:
-    f = tmp_path / "hosts.yml"
+def test_every_spelling_of_one_inventory_shares_one_lock(tmp_path: Path) -> None:
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    f = inv / "hosts.yml"
     f.write_text("all: {}\n")
-    assert lock_path(f) == tmp_path.resolve() / f".hosts.yml{LOCK_NAME}"
+    (tmp_path / "link").symlink_to(inv)
+    paths = {lock_path(p) for p in (inv, f, tmp_path / "link", tmp_path / "link" / "hosts.yml", Path(f"{inv}/"))}
+    assert paths == {inv.resolve() / LOCK_NAME}
+    import fcntl
+
+    with inventory_lock(f, "deploy"):
+        # a second open file, as another process has: flock refuses it while the run holds the folder's lock
+        fd = os.open(lock_path(tmp_path / "link"), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+
+
+def test_a_missing_inventory_leaves_no_lock_file(tmp_path: Path, run_cli) -> None:
+    code, _out, err = run_cli("deploy", "-i", str(tmp_path / "nosuch"), "--progress", "plain")
+    assert code == 2 and "no such inventory" in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_changing_verbs_are_refused_while_another_run_holds_the_inventory(make_inv, run_cli) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,33 @@ def test_read_only_runs_never_push_out_the_last_deploy(tmp_path: Path) -> None:
     assert [n for n in left if "status-probe" in n] == names[-10:]
     _rotate(base, keep=1, keep_read_only=10)
     assert names[0] not in {p.name for p in base.iterdir()} and names[1] in {p.name for p in base.iterdir()}
+
+
+def test_run_records_keep_no_secret_and_are_private(fake_home: Path) -> None:
+    """A failing task that printed a secret: ansible-runner's stdout and job events held it in clear before."""
+    import stat
+
+    result = run_playbook(
+        "fail.yml", fake_home / "inv.yml", verb="test", vault_password_file=None, secrets=[SECRET],
+        out=io.StringIO(),
+    )
+    assert result.rc != 0
+    files = [f for f in result.run_dir.rglob("*") if f.is_file()]
+    assert any(f.name == "stdout" for f in files) and any(f.parent.name == "job_events" for f in files)
+    # the failing task's message did reach the records, masked
+    assert any(b"boom ********" in f.read_bytes() for f in files)
+    leaks = [str(f) for f in files if SECRET.encode() in f.read_bytes()]
+    assert leaks == []
+    for d in (result.run_dir.parent, result.run_dir):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+
+
+def test_masker_covers_json_escaped_secrets(tmp_path: Path) -> None:
+    from nxprovision.runner import Masker, scrub_records
+
+    odd = 'pa"ss\\wörd-42'
+    (tmp_path / "event.json").write_text(json.dumps({"msg": f"x {odd} y"}))
+    (tmp_path / "plain").write_text(f"x {odd} y")
+    assert sorted(p.name for p in scrub_records(tmp_path, Masker([odd]))) == ["event.json", "plain"]
+    assert json.loads((tmp_path / "event.json").read_text()) == {"msg": "x ******** y"}
+    assert (tmp_path / "plain").read_text() == "x ******** y"
