@@ -202,7 +202,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     import urllib.request
 
     from nxprovision.daytwo import check_upgrade
-    from nxprovision.model.artifacts import artifact_url
+    from nxprovision.model.artifacts import archive_checksum, artifact_url
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "upgrade")
@@ -211,13 +211,20 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
     base = str(cluster.settings.get("nuxeo_download_base_url") or "")
     url = artifact_url(base, "nuxeo", args.nuxeo_version)
-    if url.startswith("http"):
+    pinned = str(cluster.settings.get("nuxeo_archive_checksum") or "")
+    checksum = archive_checksum(url, pinned)
+    if pinned:
+        print(f"note: nuxeo_archive_checksum is pinned in the inventory: it must be the checksum of {url}, or every "
+              "node refuses the download")
+    for what, target in (("distribution", url), ("distribution's checksum", checksum.split(":", 1)[1])):
+        if not target.startswith("http"):
+            continue
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
+            urllib.request.urlopen(urllib.request.Request(target, method="HEAD"), timeout=15).close()
         except (urllib.error.URLError, OSError) as exc:
-            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version} ({url}: "
+            raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version}'s {what} ({target}: "
                           f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
-                          "put the distribution on the mirror first; no node was touched") from None
+                          f"put the {what} on the mirror first; no node was touched") from None
     extravars: dict = {"nuxeo_version": args.nuxeo_version}
     if args.packages:
         extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
@@ -458,6 +465,49 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust_hosts(args: argparse.Namespace) -> int:
+    """Record the hosts' SSH keys beside the inventory after the operator compared their fingerprints."""
+    from nxprovision import hostkeys
+    from nxprovision.inventory import load_inventory
+
+    inv = Path(args.inventory)
+    view = load_inventory(inv, args.vault_password_file)
+    everyone = list(view.groups.get("all") or view.hostvars)
+    unknown = [h for h in args.hosts if h not in everyone]
+    if unknown:
+        raise NxError(f"{', '.join(unknown)} not in the inventory {inv}",
+                      f"name hosts of the inventory ({', '.join(everyone)}), or none for all of them")
+    path = hostkeys.known_hosts_path(inv)
+    targets = hostkeys.targets_of(view.hostvars, list(dict.fromkeys(args.hosts)) or everyone)
+    plan = hostkeys.plan_trust(path, targets, hostkeys.scan_all(targets))
+    for t in plan.already:
+        print(f"{t.host} ({t.where}): already trusted in {path}")
+    for t, (known, offered) in plan.changed.items():
+        print(f"{t.host} ({t.where}): NOT trusted: {hostkeys.changed_message(path, inv, t, known, offered)}",
+              file=sys.stderr)
+    for t in plan.silent:
+        print(f"{t.host} ({t.where}): no SSH answer (is the host up, is sshd listening on port {t.port}?)",
+              file=sys.stderr)
+    if plan.new:
+        print("Compare these fingerprints with the hosts' own (on each host's console: "
+              "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`):")
+        for t, keys in plan.new.items():
+            for k in keys:
+                print(f"  {t.host} ({t.where})  {k.kind}  {k.fingerprint}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise NxError("no terminal to confirm the fingerprints above; nothing was recorded",
+                              "compare them with the hosts' own, then run again with --yes")
+            answer = input(f"Trust these {len(plan.new)} host(s) and record their keys in {path}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing recorded")
+                return 1
+        for t, keys in plan.new.items():
+            hostkeys.append(path, t, keys)
+            print(f"{t.host} ({t.where}): trusted, {len(keys)} key(s) recorded in {path}")
+    return 1 if plan.changed or plan.silent else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -523,6 +573,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Kafka under-replicated partitions",
     )
     st.set_defaults(func=cmd_status)
+
+    th = sub.add_parser("trust-hosts", help="record the hosts' SSH keys beside the inventory, after showing their "
+                                            "fingerprints (once per host; every run checks them)")
+    inventory_args(th)
+    th.add_argument("hosts", nargs="*", metavar="HOST", help="hosts to trust (default: every host of the inventory)")
+    th.add_argument("--yes", action="store_true", help="record without asking (after checking the fingerprints)")
+    th.set_defaults(func=cmd_trust_hosts)
 
     d = sub.add_parser("deploy", help="validate, then converge the whole cluster (playbooks/site.yml)")
     run_args(d)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from nxprovision.runner import Masker, PlainDisplay
+from nxprovision.runner import Masker, PlainDisplay, _message, unreachable_cause
 
 
 @dataclass
@@ -49,10 +49,12 @@ class RunState:
                 line.changed += 1 if res.get("changed") else 0
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
                 line.failed += 1
-                self.failures.append(mask(f"{host}: {data.get('task')}: {res.get('msg', '')}")[:300])
+                # the runner's reading of the result: a checksum mismatch names the URL and both sums in full
+                self.failures.append(mask(f"{host}: {data.get('task')}: {_message(data)}")[:600])
             elif kind == "runner_on_unreachable":
                 line.unreachable = True
-                self.failures.append(mask(f"{host}: unreachable: {res.get('msg', '')}")[:300])
+                # one line: a refused host key says which key, not SSH's banner cut at its first characters
+                self.failures.append(mask(f"{host}: unreachable: {unreachable_cause(_message(data))}")[:600])
         elif kind == "playbook_on_stats":
             self.plays_done = self.plays_total
 

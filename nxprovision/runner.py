@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nxprovision.errors import NxError
+from nxprovision.model.artifacts import PUBLISHED_CHECKSUM_SUFFIX
 from nxprovision.model.roledefaults import project_root
 
 RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("failures", "failed"),
@@ -154,7 +155,17 @@ def _message(data: dict[str, Any]) -> str:
     if url and isinstance(status, int) and (status >= 400 or status < 0):
         # get_url / uri: say which URL answered what (the module's own msg is only "Request failed")
         detail = str(res.get("response") or "").strip()
-        return f"HTTP {status} for {url}" + (f" ({detail})" if detail else "")
+        text = f"HTTP {status} for {url}" + (f" ({detail})" if detail else "")
+        if str(url).endswith(PUBLISHED_CHECKSUM_SUFFIX):
+            text += ("; without the checksum published beside the archive nothing is downloaded: publish it on the "
+                     "mirror, or pin <product>_archive_checksum in the inventory")
+        return text
+    mismatch = _CHECKSUM_MISMATCH.search(str(msg))
+    if mismatch:
+        # get_url names its temporary file; say which archive, and both sums
+        algorithm = str(((res.get("invocation") or {}).get("module_args") or {}).get("checksum") or "").split(":")[0]
+        return (f"checksum MISMATCH for {url or res.get('dest') or 'the download'}: expected {algorithm} "
+                f"{mismatch.group(1)}, got {mismatch.group(2)}; the download was discarded, nothing was unpacked")
     if not msg and res.get("results"):
         msgs = [r.get("msg", "") for r in res["results"] if isinstance(r, dict) and r.get("failed")]
         msg = "; ".join(m for m in msgs if m)
@@ -164,6 +175,7 @@ def _message(data: dict[str, Any]) -> str:
     return text if len(text) < 2000 else text[:2000] + "..."
 
 
+_CHECKSUM_MISMATCH = re.compile(r"The checksum for \S+ did not match (\w+); it was (\w+)")
 _SSH_PREFIXES = re.compile(
     r"^(Task failed: )?(Data could not be sent to remote host \"[^\"]*\"\. Make sure this host can be reached over "
     r"ssh: |Failed to connect to the host via ssh: )?"
@@ -177,6 +189,9 @@ def unreachable_cause(message: str) -> str:
     lines = [ln for ln in lines if ln]
     useful = [ln for ln in lines if not ln.startswith(_SSH_NOISE)] or lines
     text = "; ".join(useful) or "no answer"
+    keys = host_key_cause(message)
+    if keys:
+        return keys
     if "Permission denied" in text:
         return f"SSH refused the key ({text}); check ansible_ssh_private_key_file and ansible_user"
     if any(s in text for s in ("timed out", "Timeout", "No route to host", "Host is down", "not responding")):
@@ -184,6 +199,36 @@ def unreachable_cause(message: str) -> str:
     if "Connection refused" in text:
         return f"SSH connection refused ({text}); is the host (re)booting, is sshd running?"
     return text
+
+
+def host_key_cause(message: str) -> str:
+    """SSH's refusal of a host key, said plainly: which key it offered, which one was expected, how to fix it."""
+    if "IDENTIFICATION HAS CHANGED" in message or "has changed and you have requested strict" in message:
+        offered = re.search(r"(SHA256:[A-Za-z0-9+/]+)", message)
+        where = re.search(r"Offending (\S+) key in (\S+):(\d+)", message)
+        expected = ""
+        if where:
+            expected = f", expected {_recorded_fingerprint(Path(where.group(2)), int(where.group(3)))} " \
+                       f"({where.group(2)}:{where.group(3)})"
+        fix = (f"remove that line (`ssh-keygen -R ADDRESS -f {where.group(2)}`)" if where else "remove its line")
+        return (f"SSH host key CHANGED: the host offered {offered.group(1) if offered else 'another key'}{expected}; "
+                f"refused, nothing was sent to it. If it was reinstalled on purpose, {fix}, then "
+                "`nxprovision trust-hosts -i INVENTORY HOST`")
+    if "requested strict checking" in message or "Host key verification failed" in message:
+        return ("SSH host key not trusted yet (no key for this address in the known_hosts file); record it with "
+                "`nxprovision trust-hosts -i INVENTORY HOST`")
+    return ""
+
+
+def _recorded_fingerprint(path: Path, line: int) -> str:
+    from nxprovision.hostkeys import HostKey
+
+    try:
+        parts = path.read_text().splitlines()[line - 1].split()
+        return HostKey(parts[-2], parts[-1]).fingerprint if parts[0].startswith("@") else \
+            HostKey(parts[1], parts[2]).fingerprint
+    except (OSError, IndexError, ValueError):
+        return "the recorded key"
 
 
 def format_recap(recap: dict[str, dict[str, int]]) -> str:
@@ -238,6 +283,7 @@ def run_playbook(
 
     out = out or sys.stdout
     mask = Masker(secrets)
+    check_host_keys(inventory, vault_password_file, limit)
     # ansible-playbook lives beside this interpreter (a venv that may not be activated).
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -323,6 +369,7 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "NXPROVISION_HOME": str(root),
+        "ANSIBLE_SSH_ARGS": ssh_args(root / "ansible.cfg", inventory),
     }
     if live is not None:
         live.__enter__()
@@ -351,6 +398,35 @@ def run_playbook(
     }, indent=2))
     scrub_records(run_dir, mask)
     return result
+
+
+def ssh_args(cfg: Path, inventory: Path) -> str:
+    """ansible.cfg's ssh_args plus the known_hosts beside the inventory. They come first on SSH's command line,
+    and SSH keeps the first value of an option: an inventory's ansible_ssh_common_args cannot relax them."""
+    import configparser
+    import shlex
+
+    from nxprovision.hostkeys import known_hosts_path
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(cfg)
+    base = parser.get("ssh_connection", "ssh_args", fallback="-o ControlMaster=auto -o ControlPersist=60s")
+    if "StrictHostKeyChecking" not in base:
+        base += " -o StrictHostKeyChecking=yes"
+    return f"{base} -o UserKnownHostsFile={shlex.quote(str(known_hosts_path(inventory)))}"
+
+
+def check_host_keys(inventory: Path, vault_password_file: Path | None, limit: str | None) -> None:
+    """Before Ansible starts: every host of the run is trusted and still offers its recorded key."""
+    from nxprovision import hostkeys
+    from nxprovision.inventory import load_inventory
+
+    view = load_inventory(inventory, str(vault_password_file) if vault_password_file else None)
+    everyone = list(view.groups.get("all") or view.hostvars)
+    hosts = [h for h in hostkeys.run_hosts(view.groups, everyone, limit)
+             if str((view.hostvars.get(h) or {}).get("ansible_connection") or "ssh") in ("ssh", "smart",
+                                                                                           "ansible.builtin.ssh")]
+    hostkeys.check(inventory, view.hostvars, hosts)
 
 
 def _count_plays(pb: Path) -> int:

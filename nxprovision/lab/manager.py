@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from nxprovision.errors import NxError
+from nxprovision.hostkeys import KNOWN_HOSTS_NAME
 from nxprovision.lab import addressing, aptsources, cgroups, hosts, image, mounts, network, preflight, procs, services
 from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
@@ -286,8 +287,10 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
     return {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(names.ssh_key),
+        # The lab made each host's key (hosts.prepare) and recorded it beside the inventory: lab runs check host
+        # keys like production ones, and plain `ansible` runs against the lab find the file here.
         "ansible_ssh_common_args": (
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={names.inventory_dir.resolve() / KNOWN_HOSTS_NAME} "
             "-o ControlMaster=auto -o ControlPersist=60s "
             # failure tests kill and partition hosts: a persisted connection to one must not hang a run
             "-o ServerAliveInterval=5 -o ServerAliveCountMax=3"
@@ -306,6 +309,21 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
     }
 
 
+def write_known_hosts(state: LabState, directory: Path) -> Path:
+    """The lab's hosts' keys, read from their own disks (the lab generated them): nothing to scan, nothing to
+    confirm. A host powered off and on keeps its disk, hence its key."""
+    lines = []
+    for h in state.hosts:
+        pub = state.names.host_root(h.name) / "etc/ssh/ssh_host_ed25519_key.pub"
+        if pub.exists():  # a host without one is refused by SSH, with the fix
+            kind, blob = pub.read_text().split()[:2]
+            lines.append(f"{h.ip} {kind} {blob}")
+    path = directory / KNOWN_HOSTS_NAME
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o644)
+    return path
+
+
 def write_lab_inventory(
     state: LabState, layout: dict[str, tuple[str, ...]], directory: Path | None = None
 ) -> Path:
@@ -320,6 +338,7 @@ def write_lab_inventory(
         group_vars=lab_group_vars(state), extra_group_vars_files={"lab": lab_connection_vars(state)},
         overwrite_layout=True,
     )
+    write_known_hosts(state, directory)
     if plain:
         # `--hosts N`: a plain group of hosts, no architecture roles
         hosts_yaml = {"all": {"children": {"lab": {"hosts": hostvars}}}}
@@ -530,6 +549,7 @@ def add_host(name: str, host: str, groups: list[str]) -> LabHost:
             plain = {"all": {"children": {g: {"hosts": {h: hostvars[h] for h in members}}
                                           for g, members in layout.items()}}}
             inv.write_text(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False))
+        write_known_hosts(state, names.inventory_dir)
     return new
 
 

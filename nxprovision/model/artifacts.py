@@ -42,6 +42,48 @@ def artifact_url(base_url: str, product: str, version: str, name: str = "") -> s
     return base_url.rstrip("/") + "/" + artifact_path(product, version, name)
 
 
+# Every archive is checked before it is unpacked. Without a checksum pinned in the inventory
+# (<product>_archive_checksum, nuxeo_package_checksums), the one published beside the archive is used:
+# <archive URL>.sha512 in `sha512sum` format (what the lab's mirror and a plain mirror copy serve).
+PUBLISHED_CHECKSUM_ALGORITHM = "sha512"
+PUBLISHED_CHECKSUM_SUFFIX = ".sha512"
+CHECKSUM_HEX_LENGTHS: dict[str, int] = {"sha256": 64, "sha384": 96, "sha512": 128}
+CHECKSUM_SETTINGS: dict[str, str] = {p: f"{p}_archive_checksum" for p in
+                                     ("nuxeo", "kafka", "opensearch", "elasticsearch", "mongodb", "seaweedfs")}
+PACKAGE_CHECKSUMS_SETTING = "nuxeo_package_checksums"
+
+
+def published_checksum_url(url: str) -> str:
+    return url + PUBLISHED_CHECKSUM_SUFFIX
+
+
+def archive_checksum(url: str, pinned: object = "") -> str:
+    """get_url's `checksum` for an archive: the inventory's pinned `algorithm:hex` (or `algorithm:URL` of a
+    checksum file), else the published `<url>.sha512`."""
+    text = str(pinned or "").strip()
+    if text:
+        algorithm, _, value = text.partition(":")
+        return f"{algorithm.lower()}:{value.strip().lower() if '://' not in value else value.strip()}"
+    return f"{PUBLISHED_CHECKSUM_ALGORITHM}:{published_checksum_url(url)}"
+
+
+def checksum_problem(value: object) -> str:
+    """Why a pinned checksum cannot be used ('' when it can)."""
+    text = str(value or "").strip()
+    algorithm, sep, digest = text.partition(":")
+    if not sep:
+        return f"'{text}' is not <algorithm>:<hex digest>"
+    if algorithm.lower() not in CHECKSUM_HEX_LENGTHS:
+        return f"algorithm '{algorithm}' is not one of {', '.join(CHECKSUM_HEX_LENGTHS)}"
+    if "://" in digest:
+        return "" if digest.split("://", 1)[0].lower() in ("https", "file") else \
+            f"the checksum file {digest} must come over https (or file://), not from where the archive may be forged"
+    want = CHECKSUM_HEX_LENGTHS[algorithm.lower()]
+    if len(digest) != want or any(ch not in "0123456789abcdefABCDEF" for ch in digest):
+        return f"a {algorithm} digest is {want} hexadecimal characters"
+    return ""
+
+
 def archive_root_dir(product: str, version: str) -> str:
     """Top-level directory inside each archive, as the vendor ships it."""
     return {

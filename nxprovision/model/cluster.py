@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
-from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_root_dir, artifact_url
+from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_checksum, archive_root_dir, artifact_url
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
@@ -323,6 +323,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
                   user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
                   archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
                                            str(s.get("mongodb_version"))),
+                  archive_checksum=_checksum(s, "mongodb", artifact_url(
+                      str(s.get("mongodb_download_base_url") or ""), "mongodb", str(s.get("mongodb_version")))),
                   archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))))
 
     # Search
@@ -344,6 +346,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
                      else min(1, max(0, len(c.search_hosts) - 1))),
         "cluster_name": f"{s.get('nx_cluster_name', 'nuxeo')}-search",
         "archive_url": _search_archive(s, "url"),
+        "archive_checksum": _search_archive(s, "checksum"),
         "archive_dir": _search_archive(s, "dir"),
         # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
         "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
@@ -376,6 +379,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
                               for i, h in enumerate(c.zookeeper_hosts)],
         "archive_url": artifact_url(str(s.get("kafka_download_base_url") or ""), "kafka",
                                     str(s.get("kafka_version"))),
+        "archive_checksum": _checksum(s, "kafka", artifact_url(str(s.get("kafka_download_base_url") or ""),
+                                                                "kafka", str(s.get("kafka_version")))),
         "archive_dir": archive_root_dir("kafka", str(s.get("kafka_version"))),
     }
 
@@ -394,6 +399,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
           "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
           "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
                                       str(s.get("seaweedfs_version") or "")),
+          "archive_checksum": _checksum(s, "seaweedfs", artifact_url(
+              str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or ""))),
           "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts]}
 
     lb = {
@@ -417,6 +424,11 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
                                          str(s.get("nuxeo_version")), p)
                          for p in (s.get("nuxeo_packages") or [])},
+        "distribution_checksum": _checksum(s, "nuxeo", artifact_url(str(s.get("nuxeo_download_base_url") or ""),
+                                                                     "nuxeo", str(s.get("nuxeo_version")))),
+        "package_checksums": {p: archive_checksum(
+            artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package", str(s.get("nuxeo_version")),
+                         p), _package_pins(s).get(p, "")) for p in (s.get("nuxeo_packages") or [])},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
@@ -835,7 +847,19 @@ def _search_archive(s: dict[str, Any], what: str) -> str:
     version = str(s.get("search_version"))
     if what == "dir":
         return archive_root_dir(product, version)
-    return artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
+    url = artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
+    return _checksum(s, product, url) if what == "checksum" else url
+
+
+def _checksum(s: dict[str, Any], product: str, url: str) -> str:
+    """What get_url checks the archive against: the inventory's <product>_archive_checksum, else the published
+    <url>.sha512 (nxprovision.model.artifacts)."""
+    return archive_checksum(url, s.get(f"{product}_archive_checksum") or "")
+
+
+def _package_pins(s: dict[str, Any]) -> dict[str, str]:
+    pins = s.get("nuxeo_package_checksums")
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
 def nuxeo_templates(c: Cluster) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from nxprovision.model.cluster import Cluster
 from nxprovision.rules import (
     counts,
+    downloads,
     hostnames,
     placement,
     ports,
@@ -34,6 +35,7 @@ RULES: tuple[RuleFn, ...] = (
     ports.check,
     secrets_present.check,
     tls.check,
+    downloads.check,
 )
 
 

@@ -174,6 +174,30 @@ def test_mirror_layout_checksums_and_markers(mirror: Path) -> None:
         assert tf.getnames() == ["weed"]
 
 
+def test_mirror_publishes_the_checksum_every_download_is_checked_against(mirror: Path) -> None:
+    """Each archive URL the model gives the roles has its get_url checksum, and the lab's mirror serves the file
+    that checksum names, in a layout get_url's own parser reads, holding the archive's true sha512."""
+    import hashlib
+
+    from ansible.modules.get_url import parse_digest_lines
+
+    from nxprovision.lab.standins.mirror import all_specs
+    from nxprovision.model.artifacts import archive_checksum
+
+    base = "http://10.213.0.1:8090"
+    specs = all_specs()
+    assert {s.product for s in specs} >= {"kafka", "opensearch", "mongodb", "seaweedfs"}
+    for spec in specs:
+        url = f"{base}/{spec.mirror_path}"
+        algorithm, checksum_url = archive_checksum(url).split(":", 1)
+        assert algorithm == "sha512" and checksum_url.startswith(base + "/")
+        published = mirror / checksum_url[len(base) + 1:]
+        archive = mirror / spec.mirror_path
+        digests = [d for d, f in parse_digest_lines(archive.name, published.read_text().splitlines())
+                   if f == archive.name]
+        assert digests == [hashlib.sha512(archive.read_bytes()).hexdigest()], spec.mirror_path
+
+
 def test_nuxeo_archives_when_the_standin_exists(mirror: Path) -> None:
     zips = sorted((mirror / "nuxeo").glob("nuxeo-server-*-tomcat.zip")) if (mirror / "nuxeo").exists() else []
     if not zips:

@@ -1,12 +1,16 @@
 """How `nxprovision deploy` fails: one line that names the host, the task and the cause, and the records.
 
 One single-architecture lab (one host) for the whole file, in this order: a download URL that answers 404
-on the first deploy; a deploy interrupted by a hard power-off of the host, then the same deploy after the
-host boots again; a partitioned (unreachable) host; a wrong SSH key (issue 5).
+on the first deploy; a tampered archive on the mirror (issue 14); a deploy interrupted by a hard power-off of
+the host, then the same deploy after the host boots again; a partitioned (unreachable) host; a wrong SSH key
+(issue 5); a host whose SSH host key changed after it was trusted, and trusting it again (issue 14).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
+from conftest import STATE_ROOT, Lab, bring_up, lab, lab_name, require_lab_machine
+
+from nxprovision.lab.standins.spec import mirror_path
+from nxprovision.model.defaults import DEFAULTS
 
 pytestmark = pytest.mark.lab
 
@@ -28,9 +35,10 @@ HOST = "nuxeo1"
 RECORDS_RE = re.compile(r"records in (/\S+)")
 
 
-def deploy(inventory: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def deploy(inventory: Path, timeout: float = 600, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain"], capture_output=True, text=True, timeout=timeout
+        [*NXP, "deploy", "-i", str(inventory), "--progress", "plain", *extra], capture_output=True, text=True,
+        timeout=timeout,
     )
 
 
@@ -75,6 +83,42 @@ def test_download_404_names_the_url_and_the_host(single: Lab, tmp_path: Path) ->
     cause = lines_about(out, HOST, "HTTP 404 for " + base + "/")
     assert cause and "failed at task 'kafka : " in cause[-1], out[-3000:]
     assert len(cause[-1]) < 400, cause[-1]
+    assert_records(out)
+
+
+def test_tampered_archive_stops_before_anything_is_unpacked(single: Lab) -> None:
+    # nothing of Kafka is on the host yet (the first test's deploy stopped at its download)
+    version = str(DEFAULTS["kafka_version"])
+    rel = mirror_path("kafka", version)
+    archive = STATE_ROOT / NAME / "mirror" / rel
+    published = (archive.parent / (archive.name + ".sha512")).read_text().split()[0]
+    forged = b"not the release archive\n" * 1000
+    release_dir = f"/opt/kafka_2.13-{version}"
+    cached = f"/var/cache/nxprovision/{archive.name}"
+    assert single.ssh(HOST, f"test ! -e {release_dir} && test ! -e {cached}").returncode == 0
+    # The mirror's files are hard links into the machine-wide archive cache: the forgery gets its own inode, and
+    # the genuine file is put back by a rename, never rewritten in place.
+    genuine = archive.with_name(f".{archive.name}.genuine")
+    os.link(archive, genuine)
+    tmp = archive.with_name(f".{archive.name}.forged")
+    tmp.write_bytes(forged)
+    tmp.replace(archive)
+    try:
+        # only the play that downloads it: the rest of the deploy does not touch this archive
+        r = deploy(single.inventory, 900, "--tags", "role::kafka")
+    finally:
+        genuine.replace(archive)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    url = f"{single.status['mirror_url']}/{rel}"
+    said = lines_about(out, HOST, f"checksum MISMATCH for {url}")
+    assert said and "failed at task 'kafka : Download the Kafka release archive'" in said[-1], out[-3000:]
+    assert f"expected sha512 {published}" in said[-1], said[-1]
+    assert f"got {hashlib.sha512(forged).hexdigest()}" in said[-1], said[-1]
+    assert "nothing was unpacked" in said[-1]
+    # neither the download nor any of its files reached the host's disk
+    check = single.ssh(HOST, f"test ! -e {release_dir} && test ! -e {cached} && echo clean")
+    assert check.stdout.strip() == "clean", check.stdout + check.stderr
     assert_records(out)
 
 
@@ -149,3 +193,94 @@ def test_wrong_ssh_key_says_so(single: Lab, tmp_path: Path) -> None:
     said = lines_about(out, HOST, "is UNREACHABLE at task ")
     assert len(said) == 1 and "SSH refused the key" in said[0], out[-3000:]
     assert_records(out)
+
+
+def _fingerprint(single: Lab) -> str:
+    r = single.ssh(HOST, "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()[1]
+
+
+def test_changed_host_key_is_refused_before_any_task_and_trust_hosts_records_the_new_one(
+    single: Lab, tmp_path: Path
+) -> None:
+    trusted = _fingerprint(single)
+    known = single.inventory / ".known_hosts"
+    assert single.ip(HOST) in known.read_text()
+    regen = (
+        "set -e; mkdir -p /root/hostkey-kept; cp -a /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub "
+        "/root/hostkey-kept/; rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub; "
+        "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key; systemctl restart ssh"
+    )
+    assert single.ssh(HOST, regen).returncode == 0
+    try:
+        offered = _fingerprint(single)
+        assert offered != trusted
+        runs = tmp_path / "runs"
+        r = subprocess.run(
+            [*NXP, "deploy", "-i", str(single.inventory), "--progress", "plain"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "NXPROVISION_RUNS_DIR": str(runs)},
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 2, out[-3000:]
+        said = [ln for ln in out.splitlines() if "CHANGED" in ln]
+        assert said, out[-3000:]
+        assert f"{HOST} ({single.ip(HOST)})" in said[0] and trusted in said[0] and offered in said[0], said[0]
+        assert "no task ran" in said[0] and "trust-hosts" in said[0] and "ssh-keygen -R" in said[0], said[0]
+        # refused before Ansible started: no play, no run record
+        assert "PLAY" not in out and "Traceback" not in out, out[-3000:]
+        assert not runs.exists() or not any(runs.iterdir())
+
+        # SSH itself refuses it too (a plain ansible run), and the cause is said plainly. No shared connection: one
+        # the last run left open (ControlPersist) would never look at the key again, which is why the runner scans.
+        ping = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible"), HOST, "-i", str(single.inventory), "--vault-password-file",
+             str(single.inventory / ".vault-pass"), "-m", "ansible.builtin.ping"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none", "ANSIBLE_NOCOLOR": "1"},
+        )
+        assert ping.returncode != 0 and "UNREACHABLE" in ping.stdout, ping.stdout + ping.stderr
+        from nxprovision.runner import unreachable_cause
+
+        cause = unreachable_cause(json.loads(ping.stdout.split("=>", 1)[1])["msg"])
+        assert "SSH host key CHANGED" in cause and offered in cause and trusted in cause, cause
+
+        # trusting it again: only after the old line is removed, only with a confirmation
+        inv = copy_inventory(single, tmp_path / "inv")
+        again = subprocess.run([*NXP, "trust-hosts", "-i", str(inv), HOST, "--yes"], capture_output=True, text=True,
+                               timeout=120, stdin=subprocess.DEVNULL)
+        assert again.returncode == 1 and "NOT trusted" in again.stderr and offered in again.stderr, again
+        subprocess.run(["ssh-keygen", "-R", single.ip(HOST), "-f", str(inv / ".known_hosts")], check=True,
+                       capture_output=True)
+        ask = subprocess.run([*NXP, "trust-hosts", "-i", str(inv), HOST], capture_output=True, text=True,
+                             timeout=120, stdin=subprocess.DEVNULL)
+        assert ask.returncode == 2 and "no terminal to confirm" in ask.stderr, ask
+        assert offered in ask.stdout and single.ip(HOST) not in (inv / ".known_hosts").read_text()
+        yes = subprocess.run([*NXP, "trust-hosts", "-i", str(inv), HOST, "--yes"], capture_output=True, text=True,
+                             timeout=120, stdin=subprocess.DEVNULL)
+        assert yes.returncode == 0 and "trusted" in yes.stdout, yes
+        assert single.ip(HOST) in (inv / ".known_hosts").read_text()
+        ok = subprocess.run([*NXP, "trust-hosts", "-i", str(inv)], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+        assert ok.returncode == 0 and "already trusted" in ok.stdout, ok
+    finally:
+        restore = ("cp -a /root/hostkey-kept/ssh_host_ed25519_key /root/hostkey-kept/ssh_host_ed25519_key.pub "
+                   "/etc/ssh/ && systemctl restart ssh")
+        assert single.ssh(HOST, restore).returncode == 0
+    assert _fingerprint(single) == trusted
+
+
+def test_untrusted_host_is_refused_and_trust_hosts_records_the_key_the_lab_made(single: Lab, tmp_path: Path) -> None:
+    inv = copy_inventory(single, tmp_path / "inv")
+    (inv / ".known_hosts").unlink()
+    r = deploy(inv, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "no SSH host key recorded" in out and f"trust-hosts -i {inv} {HOST}" in out, out
+    assert "PLAY" not in out
+    yes = subprocess.run([*NXP, "trust-hosts", "-i", str(inv), "--yes"], capture_output=True, text=True,
+                         timeout=120, stdin=subprocess.DEVNULL)
+    assert yes.returncode == 0, yes
+    assert _fingerprint(single) in yes.stdout
+    recorded = {tuple(ln.split()[:3]) for ln in (inv / ".known_hosts").read_text().splitlines()}
+    lab_made = {tuple(ln.split()[:3]) for ln in (single.inventory / ".known_hosts").read_text().splitlines()}
+    assert lab_made <= recorded, (recorded, lab_made)

@@ -65,7 +65,8 @@ def test_kill_powers_a_host_off_and_start_boots_it_with_its_disk(lab3: Lab) -> N
     lab("kill", "--name", lab3.name, "host2")
     assert lab3.host_state("host2") == "stopped"
     assert lab_traces(lab3.name, [nspawn, *inside_pids])["pids_alive"] == []
-    no_mux = "ansible_ssh_common_args='-o ConnectTimeout=3 -o ControlMaster=no'"
+    no_mux = (f"ansible_ssh_common_args='-o ConnectTimeout=3 -o ControlMaster=no "
+              f"-o UserKnownHostsFile={lab3.inventory / '.known_hosts'}'")
     ping = lab3.ansible("host2", "-m", "ansible.builtin.ping", "-e", no_mux)
     assert ping.returncode != 0 and "UNREACHABLE" in ping.stdout
     others = lab3.ansible("host1:host3", "-m", "ansible.builtin.ping")

@@ -64,7 +64,10 @@ def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
     assert values["seaweedfs_download_base_url"] == "http://10.213.9.1:8090/seaweedfs"
     conn = manager.lab_connection_vars(state)
     assert conn["ansible_user"] == "root"
-    assert "UserKnownHostsFile=/dev/null" in conn["ansible_ssh_common_args"]
+    # the lab checks host keys too, against the keys it generated and recorded beside its inventory
+    assert "StrictHostKeyChecking=yes" in conn["ansible_ssh_common_args"]
+    assert f"UserKnownHostsFile={state.names.inventory_dir.resolve()}/.known_hosts" in conn["ansible_ssh_common_args"]
+    assert "/dev/null" not in conn["ansible_ssh_common_args"]
     assert conn["nx_lab"]["mirror_url"] == "http://10.213.9.1:8090"
     assert "nx_vip" not in values  # one load balancer: no virtual IP
 

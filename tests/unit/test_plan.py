@@ -68,6 +68,7 @@ def test_compact_front_and_worker_conf() -> None:
         "nuxeo.server.jvmRoute",
         "nuxeo.work.processing.enabled",
         "nuxeo.stream.processing.enabled",
+        "nuxeo.bind.address",  # each node listens on its own cluster address (main dec7ac6)
     }
 
 
