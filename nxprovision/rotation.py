@@ -103,6 +103,10 @@ REFUSED: dict[str, str] = {
         "both load balancers must change it at the same moment (VRRP rejects a peer with another password and "
         "both would take the virtual IP); change it with `ansible-vault edit` and deploy the load balancers together"
     ),
+    "nx_secret_patroni_rest_password": (
+        "no service impact: Patroni members only read each other's safe (GET) endpoints; change it with "
+        "`ansible-vault edit`, then `nxprovision deploy` (each member reloads its configuration)"
+    ),
 }
 # SeaweedFS's token signing keys: only its own servers and S3 gateway hold them, in one process per host.
 REFUSED.update(dict.fromkeys(

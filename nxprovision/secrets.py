@@ -99,6 +99,12 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
         _chars(string.ascii_letters + string.digits, 8),
         "distributed",
     ),
+    SecretSpec(
+        "nx_secret_patroni_rest_password",
+        "password of Patroni's REST API (basic auth on its unsafe endpoints; patronictl and the playbooks use it)",
+        _token(24),
+        "distributed",
+    ),
     # SeaweedFS signs short-lived tokens with these (security.toml): without one, its volume servers and filer
     # serve and delete files for anyone who reaches them. One key per direction and server, as SeaweedFS has.
     SecretSpec("nx_secret_seaweedfs_jwt_write_key", "SeaweedFS [jwt.signing] key (volume server writes)",

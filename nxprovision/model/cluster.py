@@ -634,7 +634,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     # Where PostgreSQL reads its certificate: beside its configuration, owned by postgres. Patroni (distributed)
     # writes PostgreSQL's settings itself and Debian's cluster `main` is dropped there, so its members keep theirs
     # beside Patroni's configuration.
-    if _patroni_managed(c):
+    patroni = _patroni_managed(c)
+    if patroni:
         pg_tls = f"{posixpath.dirname(str(s.get('patroni_config_path') or '/etc/patroni/config.yml'))}/tls"
     else:
         pg_tls = f"/etc/postgresql/{s.get('postgresql_version')}/main/tls"
@@ -651,6 +652,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     os_tls = f"{s.get('opensearch_home') or '/opt/opensearch'}/config/tls"
     kafka_tls = f"{s.get('kafka_config_dir') or '/etc/kafka'}/tls"
     sw_tls = f"{s.get('seaweedfs_config_dir') or '/etc/seaweedfs'}/tls"
+    etcd_tls = "/etc/etcd/tls"
     certs: dict[str, Any] = {}
     for name, host in c.hosts.items():
         services = []
@@ -667,6 +669,9 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Kafka authenticates its clients by certificate (ssl.client.auth=required): each Nuxeo node has one
         if kafka and name in nuxeo_hosts:
             services.append("kafka-client")
+        # Patroni's etcd: https with client certificates, between the members and from Patroni (roles/etcd).
+        if pg and patroni and name in c.etcd_hosts:
+            services.append("etcd")
         if not services:
             continue
         dns = [name]
@@ -706,6 +711,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Nuxeo's Kafka client reads a PKCS12 key store (a PEM one takes no store password, which Nuxeo always sets)
         if "kafka-client" in services:
             paths["kafka-client"] = {"keystore": f"{tls_dir}/kafka-client.p12"}
+        if "etcd" in services:
+            paths["etcd"] = {"cert": f"{etcd_tls}/server.crt", "key": f"{etcd_tls}/server.key"}
         # Client certificates the cluster CA issues on the host besides its own (the search admin, securityadmin)
         clients = []
         if "opensearch" in services:
@@ -715,8 +722,9 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         hv = host.vars
         # A certificate its host also presents as a TLS client carries clientAuth besides serverAuth: SeaweedFS's
         # servers (gRPC between themselves), Kafka's brokers (between themselves) and clients, OpenSearch's nodes
-        # (transport).
-        client_auth = bool({"seaweedfs", "kafka", "kafka-client", "opensearch"} & set(services))
+        # (transport), etcd's members (--peer-client-cert-auth), and Patroni's database hosts towards etcd.
+        client_auth = (bool({"seaweedfs", "kafka", "kafka-client", "opensearch", "etcd"} & set(services))
+                       or (patroni and "postgresql" in services))
         usages = ["serverAuth", "clientAuth"] if client_auth else ["serverAuth"]
         certs[name] = {
             "common_name": name,
@@ -788,6 +796,8 @@ def _patroni(c: Cluster, port: int, primary: str) -> dict[str, Any]:
     s = c.settings
     name = s.get("nuxeo_db_name", "nuxeo")
     rest_port = _int(s.get("patroni_rest_port"), 8008)
+    # The REST API over https with the database host's certificate when the cluster has TLS (roles/patroni).
+    rest_scheme = "https" if _patroni_etcd_tls(c) else "http"
     hosts = ",".join(f"{_addr(c, h)}:{port}" for h in c.db_hosts)
     return {
         "manager": "patroni",
@@ -798,25 +808,39 @@ def _patroni(c: Cluster, port: int, primary: str) -> dict[str, Any]:
             "scope": f"{s.get('nx_cluster_name', 'nuxeo')}-postgresql",
             "namespace": "/nxprovision/",
             "rest_port": rest_port,
+            "rest_tls": rest_scheme == "https",
+            "rest_user": str(s.get("patroni_rest_user") or "patroni"),
             "members": [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
-                         "rest_url": f"http://{_addr(c, h)}:{rest_port}"} for h in c.db_hosts],
+                         "rest_url": f"{rest_scheme}://{_addr(c, h)}:{rest_port}"} for h in c.db_hosts],
             # nx.db.primary bootstraps the cluster alone, so the first leader is known; any host may lead later.
             "bootstrap_host": primary,
             "synchronous_mode": str(s.get("patroni_synchronous_mode", False)).lower() in ("true", "1", "yes"),
             "etcd_hosts": [f"{_addr(c, h)}:{_int(s.get('etcd_client_port'), 2379)}" for h in c.etcd_hosts],
+            "etcd_protocol": "https" if _patroni_etcd_tls(c) else "http",
         },
     }
+
+
+def _patroni_etcd_tls(c: Cluster) -> bool:
+    """etcd and Patroni's REST API take TLS (client certificates for etcd) with the cluster's TLS: the database
+    hosts, which run both, already get a certificate from the cluster CA then."""
+    return _patroni_managed(c) and _bool(c.settings.get("nx_tls_enabled", False))
 
 
 def _etcd(c: Cluster) -> dict[str, Any]:
     s = c.settings
     client_port = _int(s.get("etcd_client_port"), 2379)
     peer_port = _int(s.get("etcd_peer_port"), 2380)
+    tls = _patroni_etcd_tls(c)
+    scheme = "https" if tls else "http"
     members = [{"host": h, "name": _sanitize_id(h), "address": _addr(c, h),
-                "peer_url": f"http://{_addr(c, h)}:{peer_port}", "client_url": f"http://{_addr(c, h)}:{client_port}"}
+                "peer_url": f"{scheme}://{_addr(c, h)}:{peer_port}",
+                "client_url": f"{scheme}://{_addr(c, h)}:{client_port}"}
                for h in c.etcd_hosts]
     return {
         "hosts": list(c.etcd_hosts), "members": members, "client_port": client_port, "peer_port": peer_port,
+        # https between the members and for clients, each side presenting a certificate of the cluster CA.
+        "tls": tls,
         "initial_cluster": ",".join(f"{m['name']}={m['peer_url']}" for m in members),
         "endpoints": [m["client_url"] for m in members],
         "cluster_token": f"{s.get('nx_cluster_name', 'nuxeo')}-etcd",

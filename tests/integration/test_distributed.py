@@ -77,15 +77,39 @@ def vip_holders(lab_: Lab, d: Deployed) -> list[str]:
     return holders
 
 
-def patroni_rest_leader(d: Deployed, hosts: list[str]) -> str | None:
-    """The leader as Patroni's REST API (port 8008) of any reachable member reports it, straight from here."""
+def cluster_ca(d: Deployed) -> str:
+    """The cluster CA's certificate on this machine (the inventory's .pki/ca.crt)."""
+    p = Path(d.cluster.derived["tls"]["ca_cert_file"])
+    return str(p if p.is_absolute() else d.inventory / p)
+
+
+def patroni_rest(d: Deployed, host: str, path: str, method: str = "GET", auth: tuple[str, str] | None = None,
+                 body: bytes | None = None, timeout: float = 2) -> tuple[int, bytes]:
+    """One call to a member's REST API from here: https verified with the cluster CA when the cluster has TLS."""
+    import base64
+    import ssl
+    import urllib.error
     import urllib.request
 
-    port = d.cluster.derived["db"]["patroni"]["rest_port"]
+    member = next(m for m in d.cluster.derived["db"]["patroni"]["members"] if m["host"] == host)
+    req = urllib.request.Request(member["rest_url"] + path, data=body, method=method)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    ctx = ssl.create_default_context(cafile=cluster_ca(d)) if member["rest_url"].startswith("https://") else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def patroni_rest_leader(d: Deployed, hosts: list[str]) -> str | None:
+    """The leader as Patroni's REST API (port 8008) of any reachable member reports it, straight from here."""
     for h in hosts:
         try:
-            with urllib.request.urlopen(f"http://{d.address(h)}:{port}/cluster", timeout=2) as r:
-                members = json.loads(r.read())["members"]
+            members = json.loads(patroni_rest(d, h, "/cluster")[1])["members"]
         except Exception:  # a dead or busy member: ask the next one
             continue
         return next((m["name"] for m in members if m["role"] == "leader" and m["state"] == "running"), None)
@@ -309,6 +333,110 @@ def test_nuxeo_talks_to_the_patroni_leader_over_tls_only(distributed) -> None:
         assert "no encryption" in plain.stdout, (h, plain.stdout + plain.stderr)
 
 
+def test_patroni_rest_api_asks_for_its_password_over_tls_only(distributed) -> None:
+    """From here: the REST API is on each member's cluster address only, over https with the member's certificate
+    (verified with the cluster CA); its unsafe endpoints refuse a call without the vault's password or with a wrong
+    one (401), the read-only ones answer; plain http gets no answer from Patroni."""
+    import http.client
+
+    lab_, _ = distributed
+    d = Deployed.load(lab_.inventory)
+    patroni = d.cluster.derived["db"]["patroni"]
+    assert patroni["rest_tls"] is True
+    port = patroni["rest_port"]
+    user, password = patroni["rest_user"], d.secret("nx_secret_patroni_rest_password")
+    for h in d.cluster.db_hosts:
+        bound = lab_.ssh(h, f"ss -Hltn 'sport = :{port}'").stdout.split()
+        wildcard = [a for a in bound if a.startswith(("0.0.0.0:", "*:", "[::]:"))]
+        assert f"{d.address(h)}:{port}" in bound and not wildcard, (h, bound)
+        assert patroni_rest(d, h, "/health")[0] == 200, h
+        for method, path, body in (("POST", "/restart", b"{}"), ("PATCH", "/config", b"{}"),
+                                   ("POST", "/switchover", b'{"leader": "x"}')):
+            code, answer = patroni_rest(d, h, path, method, body=body)
+            assert code == 401, (h, method, path, code, answer)
+            code, answer = patroni_rest(d, h, path, method, auth=(user, "not-the-password"), body=body)
+            assert code == 401, (h, method, path, code, answer)
+        # the vault's password is accepted (an empty patch changes nothing)
+        code, answer = patroni_rest(d, h, "/config", "PATCH", auth=(user, password), body=b"{}")
+        assert code == 200, (h, code, answer)
+        # plain http: the TLS listener answers no HTTP request
+        conn = http.client.HTTPConnection(d.address(h), port, timeout=5)
+        try:
+            conn.request("GET", "/health")
+            plain: object = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            plain = exc
+        finally:
+            conn.close()
+        assert not (isinstance(plain, int) and plain < 400), (h, plain)
+    # patronictl on a member reaches every member with the CA and the password (a reload goes through the API)
+    out = lab_.ssh("db1", f"{PATRONICTL} reload --force {patroni['scope']}", timeout=60)
+    assert out.returncode == 0 and "reload" in out.stdout.lower(), out.stdout + out.stderr
+
+
+def etcd_call(d: Deployed, host: str, port: int, path: str, cert: tuple[str, str] | None = None,
+              body: bytes | None = None) -> tuple[int, bytes]:
+    """An https request to an etcd member from here, verified with the cluster CA, with or without a client
+    certificate."""
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=cluster_ca(d))
+    if cert:
+        ctx.load_cert_chain(*cert)
+    req = urllib.request.Request(f"https://{d.address(host)}:{port}{path}", data=body,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
+        return r.status, r.read()
+
+
+def test_etcd_serves_only_clients_with_a_certificate(distributed, tmp_path: Path) -> None:
+    """From here: etcd's client and peer ports speak https only; with the CA alone (no client certificate) the
+    handshake is refused and no key is read; with a certificate of the cluster CA (a database host's, as Patroni
+    shows it) Patroni's keys are there."""
+    import base64
+    import http.client
+    import ssl
+
+    lab_, _ = distributed
+    d = Deployed.load(lab_.inventory)
+    etcd = d.cluster.derived["etcd"]
+    assert etcd["tls"] is True and d.cluster.derived["db"]["patroni"]["etcd_protocol"] == "https"
+    prefix = d.cluster.derived["db"]["patroni"]["namespace"].encode()
+    rng = json.dumps({"key": base64.b64encode(prefix).decode(),
+                      "range_end": base64.b64encode(prefix[:-1] + bytes([prefix[-1] + 1])).decode(),
+                      "keys_only": True}).encode()
+    host = d.cluster.etcd_hosts[0]
+    # a client certificate of the cluster CA: the member's own (fetched from the lab host for this test only)
+    crt, key = tmp_path / "client.crt", tmp_path / "client.key"
+    crt.write_text(lab_.ssh(host, "cat /etc/etcd/tls/server.crt").stdout)
+    key.write_text(lab_.ssh(host, "cat /etc/etcd/tls/server.key").stdout)
+    key.chmod(0o600)
+    for h in d.cluster.etcd_hosts:
+        for port, path, body in ((etcd["client_port"], "/v3/kv/range", rng), (etcd["client_port"], "/health", None),
+                                 (etcd["peer_port"], "/members", None)):
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError)) as refused:
+                etcd_call(d, h, port, path, body=body)
+            # refused for the missing client certificate, not because this side distrusts the member's certificate
+            reason = getattr(refused.value, "reason", refused.value)
+            assert not isinstance(reason, ssl.SSLCertVerificationError), (h, port, refused.value)
+        code, answer = etcd_call(d, h, etcd["client_port"], "/health", cert=(str(crt), str(key)))
+        assert code == 200 and json.loads(answer)["health"] == "true", (h, answer)
+        code, answer = etcd_call(d, h, etcd["client_port"], "/v3/kv/range", cert=(str(crt), str(key)), body=rng)
+        keys = [base64.b64decode(k["key"]).decode() for k in json.loads(answer).get("kvs", [])]
+        assert code == 200 and any(k.endswith("/leader") for k in keys), (h, keys)
+        # plain http on the client port: no answer from etcd
+        conn = http.client.HTTPConnection(d.address(h), etcd["client_port"], timeout=5)
+        try:
+            conn.request("GET", "/health")
+            plain: object = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            plain = exc
+        finally:
+            conn.close()
+        assert not (isinstance(plain, int) and plain < 400), (h, plain)
+
+
 def test_kafka_brokers_share_one_log(distributed) -> None:
     """Stand-in only: the three Tansu brokers keep their topics in one S3 bucket, so each lists the same."""
     lab_, _ = distributed
@@ -380,13 +508,9 @@ HEALTHY_WITHIN_S = 240  # from the host being back (boot, Nuxeo start, pg_rewind
 
 def patroni_state(d: Deployed) -> tuple[str | None, int]:
     """(leader, number of replicas streaming or running) as Patroni's REST API of any reachable member says."""
-    import urllib.request
-
-    port = d.cluster.derived["db"]["patroni"]["rest_port"]
     for h in d.cluster.db_hosts:
         try:
-            with urllib.request.urlopen(f"http://{d.address(h)}:{port}/cluster", timeout=2) as r:
-                members = json.loads(r.read())["members"]
+            members = json.loads(patroni_rest(d, h, "/cluster")[1])["members"]
         except Exception:  # a dead or busy member: ask the next one
             continue
         leader = next((m["name"] for m in members if m["role"] == "leader" and m["state"] == "running"), None)

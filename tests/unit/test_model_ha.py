@@ -21,12 +21,17 @@ def test_distributed_sample_gets_vrrp_etcd_and_patroni() -> None:
     assert [p["host"] for p in lb["vrrp"]["peers"]] == ["lb1", "lb2"] and prios[0] > prios[1]
     etcd = nx["etcd"]
     assert etcd["hosts"] == ["db1", "db2", "db3"]
-    assert etcd["initial_cluster"] == "db1=http://db1:2380,db2=http://db2:2380,db3=http://db3:2380"
+    # the sample runs TLS: etcd speaks https between its members and to Patroni
+    assert etcd["initial_cluster"] == "db1=https://db1:2380,db2=https://db2:2380,db3=https://db3:2380"
+    assert etcd["tls"] is True and etcd["endpoints"] == ["https://db1:2379", "https://db2:2379", "https://db3:2379"]
     db = nx["db"]
     assert db["manager"] == "patroni"
     assert db["patroni"]["bootstrap_host"] == db["primary"] == "db1"
     assert db["patroni"]["etcd_hosts"] == ["db1:2379", "db2:2379", "db3:2379"]
     assert db["patroni"]["synchronous_mode"] is False
+    assert db["patroni"]["etcd_protocol"] == "https" and db["patroni"]["rest_tls"] is True
+    assert [m["rest_url"] for m in db["patroni"]["members"]] == ["https://db1:8008", "https://db2:8008",
+                                                                  "https://db3:8008"]
     assert db["replication_clients"] == ["db1", "db2", "db3"]  # any member may lead
     # the sample runs TLS: the multi-host URL carries the compact architecture's TLS parameters
     assert db["jdbc_url"] == ("jdbc:postgresql://db1:5432,db2:5432,db3:5432/nuxeo?targetServerType=primary"
@@ -44,6 +49,10 @@ def test_distributed_without_tls_keeps_the_plain_multi_host_url(make_inv) -> Non
         "nx_tls_enabled": False, "nx_public_url": "http://nuxeo.example.com/nuxeo"})))
     assert c.derived["db"]["ssl"] is False
     assert c.derived["db"]["jdbc_url"].endswith("/nuxeo?targetServerType=primary")
+    # no certificates: etcd and the REST API stay plain http (the REST API still asks for its password)
+    assert c.derived["etcd"]["tls"] is False and c.derived["etcd"]["endpoints"][0] == "http://db1:2379"
+    assert c.derived["db"]["patroni"]["etcd_protocol"] == "http"
+    assert c.derived["db"]["patroni"]["members"][0]["rest_url"] == "http://db1:8008"
 
 
 def test_compact_keeps_plain_streaming_and_no_vip() -> None:

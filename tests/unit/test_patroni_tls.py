@@ -75,7 +75,11 @@ def test_patroni_members_get_a_postgresql_certificate_beside_patronis_configurat
     assert tls["postgresql"] and c.derived["db"]["ssl"] is True
     for h in c.db_hosts:
         cert = tls["certs"][h]
-        assert cert["services"] == ["postgresql"]
+        # the database hosts also run etcd here: one certificate for both, usable as a TLS client too (etcd's
+        # peers and Patroni authenticate with it)
+        assert cert["services"] == ["postgresql", "etcd"]
+        assert cert["usages"] == ["serverAuth", "clientAuth"]
+        assert cert["paths"]["etcd"] == {"cert": "/etc/etcd/tls/server.crt", "key": "/etc/etcd/tls/server.key"}
         # Debian's cluster `main` is dropped under Patroni: the files live beside /etc/patroni/config.yml
         assert cert["paths"]["postgresql"] == {"cert": "/etc/patroni/tls/server.crt",
                                                "key": "/etc/patroni/tls/server.key"}
@@ -127,7 +131,7 @@ def test_plan_shows_database_tls_for_patroni(run_cli) -> None:
     assert code == 0, err
     tls = json.loads(out)["endpoints"]["tls"]
     assert tls["database"] is True
-    assert {c["host"] for c in tls["certificates"] if c["services"] == ["postgresql"]} == {"db1", "db2", "db3"}
+    assert {c["host"] for c in tls["certificates"] if c["services"] == ["postgresql", "etcd"]} == {"db1", "db2", "db3"}
     code, out, err = run_cli("plan", "-i", str(ROOT / "inventories" / "distributed"))
     assert code == 0 and "Nuxeo -> database verify-full TLS" in out, err
 
