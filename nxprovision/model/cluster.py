@@ -423,6 +423,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
         # certificate when the frontend has one.
         "stats": {"enabled": _bool(s.get("haproxy_stats_enabled", True)), "tls": tls["lb"]},
     }
+    # The public frontend listens on the load balancer's cluster address; on every address only when a virtual IP
+    # moves between the load balancers (or as the operator lists in haproxy_bind_addresses).
+    lb["bind"] = {h: [str(a) for a in (c.hosts[h].vars.get("haproxy_bind_addresses") or [])]
+                  or (["*"] if lb["vip"] else [_addr(c, h)]) for h in c.lb_hosts}
 
     version = c.nuxeo_version
     nuxeo = {
