@@ -67,7 +67,8 @@ def _host_certs(args: argparse.Namespace, cluster: Any) -> tuple[list[Any], int]
                               out=sys.stderr if args.json else None)
         infos = []
         for host, cert in cluster.derived["tls"]["certs"].items():
-            wanted = [("host", cert["cert"])] + [(svc, p["cert"]) for svc, p in cert["paths"].items()]
+            wanted = [("host", cert["cert"])] + [(svc, p["cert"]) for svc, p in cert["paths"].items() if "cert" in p]
+            wanted += [(client["name"], client["cert"]) for client in cert.get("clients", [])]
             for kind, path in wanted:
                 f = work / host / f"{kind}.crt"
                 if f.exists():

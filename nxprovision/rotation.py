@@ -79,6 +79,22 @@ REFUSED: dict[str, str] = {
     "nx_secret_haproxy_stats_password": (
         "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (HAProxy reloads)"
     ),
+    "nx_secret_search_admin_password": (
+        "change it with `ansible-vault edit`, then `nxprovision deploy`: the opensearch role writes the new bcrypt "
+        "hash and applies it with securityadmin (its admin certificate needs no password)"
+    ),
+    "nx_secret_search_nuxeo_password": (
+        "Nuxeo reads it from nuxeo.conf at start: change it with `ansible-vault edit`, `nxprovision deploy` (the "
+        "search user changes at once), then `nxprovision restart --component nuxeo`; Nuxeo's search calls fail "
+        "between the two"
+    ),
+    "nx_secret_search_backup_password": (
+        "only the backup and restore runs use it: change it with `ansible-vault edit`, then `nxprovision deploy`"
+    ),
+    "nx_secret_kafka_keystore_password": (
+        "it guards the Nuxeo nodes' key store files: change it with `ansible-vault edit` and `nxprovision deploy` "
+        "(the key stores are written again and the Nuxeo nodes restart)"
+    ),
     "nx_secret_backup_cipher_pass": (
         "it encrypts the pgBackRest repository: the backups taken so far can only be read with it; a new pass "
         "means a new repository (a new stanza and a full backup), not a rotation"

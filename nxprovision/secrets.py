@@ -84,6 +84,15 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
     ),
     SecretSpec("nx_secret_nuxeo_admin_password", "password of the Nuxeo `Administrator` user", _token(18)),
     SecretSpec("nx_secret_haproxy_stats_password", "HAProxy stats page password", _token(18)),
+    # OpenSearch security plugin's internal users (bcrypt hashes in internal_users.yml, never the passwords)
+    SecretSpec("nx_secret_search_admin_password", "OpenSearch user `admin` (the opensearch role's own calls)",
+               _token(24)),
+    SecretSpec("nx_secret_search_nuxeo_password", "OpenSearch user `nuxeo` (Nuxeo's indices)", _token(24)),
+    SecretSpec("nx_secret_search_backup_password", "OpenSearch user `backup` (the audit index's snapshots)",
+               _token(24)),
+    SecretSpec("nx_secret_kafka_keystore_password",
+               "password of the Nuxeo nodes' Kafka client key stores (PKCS12, the node's key and certificate)",
+               _token(24)),
     SecretSpec(
         "nx_secret_keepalived_password",
         "VRRP authentication between the load balancers (8 characters, VRRP's limit)",

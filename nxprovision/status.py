@@ -166,13 +166,20 @@ def _search(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
     port = c.derived["search"]["http_port"]
     scheme = "https" if c.derived["search"].get("tls") else "http"
     row = Row(host, "opensearch", addr, "unknown")
+    security = c.derived["search"].get("security") or {}
+    # With the security plugin's users: the admin user (the role's own), over the https the plugin requires
+    auth = (("admin", str(c.settings.get(security["users"]["admin"]["secret"], "")))
+            if security.get("enabled") else None)
     try:
-        _code, body, _ = _http(f"{scheme}://{addr}:{port}/_cluster/health", context=ctx)
+        code, body, _ = _http(f"{scheme}://{addr}:{port}/_cluster/health", auth, context=ctx)
+        if code in (401, 403):
+            row.health, row.detail = "down", f"the search node refused the admin user's credentials ({code})"
+            return row
         data = json.loads(body or b"{}")
         status = data.get("status", "?")
         row.health = {"green": "ok", "yellow": "degraded"}.get(status, "down")
         row.detail = f"cluster {status}, {data.get('number_of_nodes', '?')} node(s)" + (", https" if ctx else "")
-        _code, body, _ = _http(f"{scheme}://{addr}:{port}/", context=ctx)
+        _code, body, _ = _http(f"{scheme}://{addr}:{port}/", auth, context=ctx)
         row.version = str(json.loads(body or b"{}").get("version", {}).get("number", ""))
     except (OSError, ValueError) as exc:
         row.health, row.detail = "down", f"unreachable: {getattr(exc, 'reason', exc)}"

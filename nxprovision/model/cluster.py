@@ -351,6 +351,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
         # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
         "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
     }
+    search["security"] = _search_security(c, search, tls)
 
     # Kafka
     n_brokers = len(c.kafka_brokers)
@@ -461,6 +462,45 @@ def _derive(c: Cluster) -> dict[str, Any]:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
             "tls": tls, "backup": _backup(c, db, s3, search, tls)}
+
+
+# --------------------------------------------------------------------------- search users
+
+
+def _search_security(c: Cluster, search: dict[str, Any], tls: dict[str, Any]) -> dict[str, Any]:
+    """The security plugin's users and roles (it needs TLS: without search TLS the plugin stays off).
+
+    Three internal users, each with its vault password (secret names only): `admin` for the role's own calls
+    (health, secure settings, the security configuration), `nuxeo` for Nuxeo (its indices, no snapshot or cluster
+    settings API) and `backup` for the audit index's snapshot repository and snapshots. The configuration is
+    applied with the plugin's securityadmin tool and an admin client certificate (admin_dn), issued by the cluster
+    CA on the search hosts.
+    """
+    s = c.settings
+    enabled = bool(tls["search"])
+    index = str(search.get("index_name") or "nuxeo")
+    cluster_name = str(s.get("nx_cluster_name", "nuxeo"))
+    admin_cn = f"{cluster_name}-search-admin"
+    tls_dir = str(s.get("tls_dir") or "/etc/nxprovision/tls")
+    return {
+        "enabled": enabled,
+        "admin_dn": f"CN={admin_cn}",
+        "admin_common_name": admin_cn,
+        "admin_cert": f"{tls_dir}/opensearch-admin.crt",
+        "admin_key": f"{tls_dir}/opensearch-admin.key",
+        "nodes_dn": [f"CN={h}" for h in c.search_hosts],
+        "users": {
+            "admin": {"secret": "nx_secret_search_admin_password", "role": "all_access",
+                      "description": "nxprovision: the opensearch role's own calls"},
+            "nuxeo": {"secret": "nx_secret_search_nuxeo_password", "role": "nxprovision_nuxeo",
+                      "description": "Nuxeo's search, audit and sequence indices"},
+            "backup": {"secret": "nx_secret_search_backup_password", "role": "nxprovision_backup",
+                       "description": "the audit index's S3 snapshot repository and snapshots"},
+        },
+        # Nuxeo's indices: <index>, <index>-audit, <index>-uidgen (and their aliases)
+        "nuxeo_index_patterns": [f"{index}*"],
+        "audit_index_patterns": [f"{index}-audit*"],
+    }
 
 
 # --------------------------------------------------------------------------- backups
@@ -612,6 +652,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     s3 = (enabled and _bool(s.get("nx_tls_s3", True)) and str(s.get("s3_mode", "seaweedfs")) == "seaweedfs"
           and bool(c.s3_hosts))
     broker_hosts = {b.host for b in c.kafka_brokers}
+    nuxeo_hosts = {n.host for n in c.nuxeo_nodes}
     os_tls = f"{s.get('opensearch_home') or '/opt/opensearch'}/config/tls"
     kafka_tls = f"{s.get('kafka_config_dir') or '/etc/kafka'}/tls"
     sw_tls = f"{s.get('seaweedfs_config_dir') or '/etc/seaweedfs'}/tls"
@@ -629,6 +670,9 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             services.append("kafka")
         if s3 and name in c.s3_hosts:
             services.append("seaweedfs")
+        # Kafka authenticates its clients by certificate (ssl.client.auth=required): each Nuxeo node has one
+        if kafka and name in nuxeo_hosts:
+            services.append("kafka-client")
         # Patroni's etcd: https with client certificates, between the members and from Patroni (roles/etcd).
         if pg and patroni and name in c.etcd_hosts:
             services.append("etcd")
@@ -668,13 +712,24 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
                               "keystore": f"{kafka_tls}/keystore.pem", "ca": f"{kafka_tls}/ca.crt"}
         if "seaweedfs" in services:
             paths["seaweedfs"] = {"cert": f"{sw_tls}/s3.crt", "key": f"{sw_tls}/s3.key"}
+        # Nuxeo's Kafka client reads a PKCS12 key store (a PEM one takes no store password, which Nuxeo always sets)
+        if "kafka-client" in services:
+            paths["kafka-client"] = {"keystore": f"{tls_dir}/kafka-client.p12"}
         if "etcd" in services:
             paths["etcd"] = {"cert": f"{etcd_tls}/server.crt", "key": f"{etcd_tls}/server.key"}
+        # Client certificates the cluster CA issues on the host besides its own (the search admin, securityadmin)
+        clients = []
+        if "opensearch" in services:
+            admin_cn = f"{s.get('nx_cluster_name', 'nuxeo')}-search-admin"
+            clients.append({"name": "opensearch-admin", "common_name": admin_cn,
+                            "cert": f"{tls_dir}/opensearch-admin.crt", "key": f"{tls_dir}/opensearch-admin.key"})
         hv = host.vars
-        # SeaweedFS's servers are each other's gRPC clients (mutual TLS): their certificate serves both ends. So do
-        # etcd's members (--peer-client-cert-auth), and Patroni shows its database host's to etcd (--client-cert-auth).
-        client = "seaweedfs" in services or "etcd" in services or (patroni and "postgresql" in services)
-        usages = ["serverAuth", "clientAuth"] if client else ["serverAuth"]
+        # A certificate its host also presents as a TLS client carries clientAuth besides serverAuth: SeaweedFS's
+        # servers (gRPC between themselves), Kafka's brokers (between themselves) and clients, OpenSearch's nodes
+        # (transport), etcd's members (--peer-client-cert-auth), and Patroni's database hosts towards etcd.
+        client_auth = (bool({"seaweedfs", "kafka", "kafka-client", "opensearch", "etcd"} & set(services))
+                       or (patroni and "postgresql" in services))
+        usages = ["serverAuth", "clientAuth"] if client_auth else ["serverAuth"]
         certs[name] = {
             "common_name": name,
             "dns": list(dict.fromkeys(dns)),
@@ -687,6 +742,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
             "source_key": str(hv.get("nx_tls_key_file") or ""),
             "paths": paths,
             "usages": usages,
+            "client_auth": client_auth,
+            "clients": clients,
         }
     # The Nuxeo nodes' trust store (Java clients: the search REST client, Kafka, the AWS SDK): the cluster CA in a
     # JKS file the tls role writes itself (no keytool needed on the hosts). JKS because each of the three reads
@@ -932,6 +989,10 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         put("elasticsearch.restClient.truststore.path", truststore["path"])
         put("elasticsearch.restClient.truststore.password", truststore["password"])
         put("elasticsearch.restClient.truststore.type", truststore["type"])
+    if search.get("security", {}).get("enabled"):
+        # Nuxeo's own search user (elasticsearch.restClient.username/password): its indices only
+        put("elasticsearch.restClient.username", "nuxeo")
+        put("elasticsearch.restClient.password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
     put("elasticsearch.indexName", search["index_name"])
     put("elasticsearch.indexNumberOfReplicas", search["replicas"])
     put("audit.elasticsearch.enabled", True)
@@ -946,6 +1007,12 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
             put("kafka.truststore.path", truststore["path"])
             put("kafka.truststore.password", truststore["password"])
             put("kafka.truststore.type", truststore["type"])
+            # The brokers require a client certificate (ssl.client.auth=required): the node's, from the cluster CA
+            client = d["tls"]["certs"].get(node.host, {}).get("paths", {}).get("kafka-client", {})
+            if client:
+                put("kafka.keystore.path", client["keystore"])
+                put("kafka.keystore.password", SECRET_PLACEHOLDER, "nx_secret_kafka_keystore_password")
+                put("kafka.keystore.type", "PKCS12")
         put("nuxeo.stream.work.enabled", True)
         put("nuxeo.pubsub.provider", "stream")
 

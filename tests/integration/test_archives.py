@@ -374,6 +374,196 @@ def test_opensearch_daemon_serves_rest_api(mirror: Path, tmp_path: Path, procs: 
     assert not pidfile.exists(), "the pid file is removed on shutdown"
 
 
+def _certs(tmp: Path, *names: str) -> dict[str, tuple[Path, Path]]:
+    """A CA (tmp/ca.crt) and one certificate per name (CN=name, 127.0.0.1), PKCS#8 keys."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    (tmp / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    out = {}
+    for name in names:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name),
+                                                            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                      ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+                .sign(ca_key, hashes.SHA256()))
+        paths = tmp / f"{name}.crt", tmp / f"{name}.key"
+        paths[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        out[name] = paths
+    return out
+
+
+def _https(url: str, ca: Path, auth: tuple[str, str] | None = None, method: str = "GET") -> int:
+    import base64
+    import ssl
+    import urllib.error
+
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    req = urllib.request.Request(url, method=method, headers=headers, data=b"{}" if method == "PUT" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ssl.create_default_context(cafile=str(ca))) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        assert e.code != 401 or e.headers.get("WWW-Authenticate") == 'Basic realm="OpenSearch Security"'
+        return e.code
+
+
+def test_opensearch_security_plugin_users_and_securityadmin(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    """The archive's security plugin: the shipped demo configuration loads at the first start, securityadmin.sh
+    (plugins/opensearch-security/tools) replaces it with an admin_dn certificate only, and users then get 401/403
+    as the plugin answers."""
+    import importlib.util
+    import shutil
+
+    home = unpack(mirror, "opensearch", OPENSEARCH_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    tls = home / "config" / "tls"
+    tls.mkdir()
+    certs = _certs(tls, "search1", "nuxeo-search-admin", "stranger")
+    http_port, transport = free_ports(2)
+    (home / "config" / "opensearch.yml").write_text(
+        f"cluster.name: nuxeo-search\nnode.name: search1\nnetwork.host: 127.0.0.1\nhttp.port: {http_port}\n"
+        f"transport.port: {transport}\npath:\n  data: {tmp_path / 'data'}\n  logs: {tmp_path / 'logs'}\n"
+        "discovery.type: single-node\nplugins.security.disabled: false\n"
+        + "".join(f"plugins.security.ssl.{layer}.{k}: tls/{v}\n" for layer in ("transport", "http")
+                  for k, v in (("pemcert_filepath", "search1.crt"), ("pemkey_filepath", "search1.key"),
+                               ("pemtrustedcas_filepath", "ca.crt")))
+        + "plugins.security.ssl.http.enabled: true\nplugins.security.nodes_dn: [\"CN=search1\"]\n"
+        "plugins.security.authcz.admin_dn: [\"CN=nuxeo-search-admin\"]\n"
+        "plugins.security.allow_default_init_securityindex: true\n")
+    (home / "config" / "jvm.options").write_text("-Xms256m\n-Xmx256m\n11-:-XX:+UseG1GC\n")
+    pidfile = tmp_path / "opensearch.pid"
+    started = run([str(home / "bin" / "opensearch"), "-d", "-p", str(pidfile)], env)
+    assert started.returncode == 0, started.stderr
+    procs.track(int(pidfile.read_text()))
+    base, ca = f"https://127.0.0.1:{http_port}", tls / "ca.crt"
+    assert _https(f"{base}/_cluster/health", ca) == 401
+    assert _https(f"{base}/_cluster/health", ca, ("admin", "admin")) == 200  # the tarball's demo user
+
+    # the role's configuration: its templates and its module's bcrypt hashes
+    conf = home / "plugins" / "opensearch-security" / "securityconfig"
+    spec = importlib.util.spec_from_file_location("users", Path(__file__).resolve().parents[2] / "plugins"
+                                                  / "modules" / "nx_opensearch_users.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader
+    spec.loader.exec_module(mod)
+    users = {"admin": "adm-pw", "nuxeo": "nx-pw", "backup": "bk-pw"}
+    (conf / "internal_users.yml").write_text(mod.render({u: {} for u in users},
+                                                        {u: mod._hash(p, 4) for u, p in users.items()}))
+    (conf / "roles.yml").write_text(
+        '_meta: {type: "roles", config_version: 2}\nnxprovision_nuxeo:\n  cluster_permissions: [cluster_monitor]\n'
+        '  index_permissions:\n  - {index_patterns: ["nuxeo*"], allowed_actions: [indices_all]}\n')
+    (conf / "roles_mapping.yml").write_text(
+        '_meta: {type: "rolesmapping", config_version: 2}\nall_access: {users: [admin]}\n'
+        'nxprovision_nuxeo: {users: [nuxeo]}\n')
+    tool = home / "plugins" / "opensearch-security" / "tools" / "securityadmin.sh"
+
+    def admin(name: str) -> subprocess.CompletedProcess[str]:
+        cert, key = certs[name]
+        return run([str(tool), "-cd", str(conf), "-icl", "-nhnv", "-cacert", str(ca), "-cert", str(cert), "-key",
+                    str(key), "-h", "127.0.0.1", "-p", str(transport)], env)
+
+    node = admin("search1")
+    assert node.returncode != 0 and "node certificate" in node.stdout, node.stdout
+    stranger = admin("stranger")
+    assert stranger.returncode != 0 and "not registered as admin_dn" in stranger.stdout, stranger.stdout
+    assert _https(f"{base}/_cluster/health", ca, ("admin", "admin")) == 200  # nothing applied yet
+    applied = admin("nuxeo-search-admin")
+    assert applied.returncode == 0 and "Done with success" in applied.stdout, applied.stdout + applied.stderr
+    assert _https(f"{base}/_cluster/health", ca, ("admin", "admin")) == 401
+    assert _https(f"{base}/_cluster/health", ca, ("nuxeo", "nx-pw")) == 200
+    assert _https(f"{base}/nuxeo", ca, ("nuxeo", "nx-pw"), "PUT") == 200
+    assert _https(f"{base}/other", ca, ("nuxeo", "nx-pw"), "PUT") == 403
+    assert _https(f"{base}/_snapshot/_all", ca, ("nuxeo", "nx-pw")) == 403
+    assert _https(f"{base}/_cluster/settings", ca, ("nuxeo", "nx-pw"), "PUT") == 403
+    # the admin passes the plugin (the empty settings body is then the backend's to refuse, with a 400)
+    assert _https(f"{base}/_cluster/settings", ca, ("admin", "adm-pw"), "PUT") not in (401, 403)
+
+    # the security index outlives a restart, as the real one does
+    pid = int(pidfile.read_text())
+    assert procs.stop(pid)
+    shutil.copy(conf / "internal_users.yml", tmp_path / "kept.yml")
+    started = run([str(home / "bin" / "opensearch"), "-d", "-p", str(pidfile)], env)
+    assert started.returncode == 0, started.stderr
+    procs.track(int(pidfile.read_text()))
+    assert _https(f"{base}/_cluster/health", ca, ("nuxeo", "nx-pw")) == 200
+    assert procs.stop(int(pidfile.read_text()))
+
+
+def test_kafka_ssl_listener_requires_client_certificates(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+    """ssl.client.auth=required: kafka-topics.sh and a real client with only the CA are refused; with a client
+    certificate from the CA they get the metadata."""
+    import ssl
+
+    from kafka import KafkaAdminClient
+
+    home = unpack(mirror, "kafka", KAFKA_V, tmp_path / "opt")
+    env = system_env(tmp_path)
+    certs = _certs(tmp_path, "kafka1", "front1")
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_text(certs["kafka1"][1].read_text() + certs["kafka1"][0].read_text())
+    port, cport = free_ports(2)
+    conf = tmp_path / "server.properties"
+    conf.write_text(
+        "process.roles=broker,controller\nnode.id=1\n"
+        f"controller.quorum.voters=1@127.0.0.1:{cport}\n"
+        f"listeners=SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+        f"advertised.listeners=SSL://127.0.0.1:{port}\n"
+        "controller.listener.names=CONTROLLER\ninter.broker.listener.name=SSL\n"
+        "listener.security.protocol.map=CONTROLLER:SSL,SSL:SSL\n"
+        f"ssl.keystore.type=PEM\nssl.keystore.location={keystore}\nssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={tmp_path / 'ca.crt'}\nssl.client.auth=required\n"
+        f"log.dirs={tmp_path / 'kraft-logs'}\nnum.partitions=1\n")
+    fmt = run([str(home / "bin" / "kafka-storage.sh"), "format", "-t", "q1Sh-9_ISia_zwGINzRvyQ", "-c", str(conf)], env)
+    assert fmt.returncode == 0, fmt.stderr
+    broker = procs.start([str(home / "bin" / "kafka-server-start.sh"), str(conf)], env, tmp_path / "kafka.log")
+    wait_port(port)
+
+    only_ca = tmp_path / "only-ca.properties"
+    only_ca.write_text("security.protocol=SSL\nssl.truststore.type=PEM\n"
+                       f"ssl.truststore.location={tmp_path / 'ca.crt'}\n")
+    with_cert = tmp_path / "client.properties"
+    with_cert.write_text(only_ca.read_text() + f"ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n")
+    topics = [str(home / "bin" / "kafka-topics.sh"), "--bootstrap-server", f"127.0.0.1:{port}"]
+    refused = run([*topics, "--command-config", str(only_ca), "--list"], env, timeout=120)
+    assert refused.returncode != 0, refused.stdout + refused.stderr
+    created = run([*topics, "--command-config", str(with_cert), "--create", "--topic", "t1"], env, timeout=120)
+    assert created.returncode == 0 and "Created topic t1." in created.stdout, created.stderr
+
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    with pytest.raises(Exception):  # noqa: B017 - NoBrokersAvailable or a connection error
+        KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{port}"], security_protocol="SSL", ssl_context=ctx,
+                         request_timeout_ms=8000, api_version_auto_timeout_ms=8000).close()
+    ctx.load_cert_chain(str(certs["front1"][0]), str(certs["front1"][1]))
+    client = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{port}"], security_protocol="SSL", ssl_context=ctx,
+                              request_timeout_ms=30000)
+    assert "t1" in client.list_topics() and client.describe_cluster()["brokers"]
+    client.close()
+    assert "refused a connection without a TLS handshake" in (tmp_path / "kafka.log").read_text()
+    assert run([str(home / "bin" / "kafka-server-stop.sh")], env).returncode == 0
+    assert broker.wait(timeout=15) == 0
+
+
 def test_opensearch_refuses_bad_yaml_placeholders(mirror: Path, tmp_path: Path) -> None:
     home = unpack(mirror, "opensearch", OPENSEARCH_V, tmp_path / "opt")
     (home / "config" / "opensearch.yml").write_text("node.name: ${NO_SUCH_VARIABLE}\n")

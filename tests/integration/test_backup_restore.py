@@ -19,6 +19,7 @@ written to the two other stand-ins are in no snapshot (on a real cluster the one
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
@@ -71,8 +72,14 @@ def search(d: Deployed, method: str, path: str, body: Any = None) -> Any:
     """The search node the audit snapshots are taken on (nx.backup.audit_snapshot.url), over its REST API."""
     base = d.cluster.derived["backup"]["audit_snapshot"]["url"]
     ctx = ssl.create_default_context(cafile=d.backend_ca) if base.startswith("https://") else None
+    headers = {"Content-Type": "application/json"}
+    security = d.cluster.derived["search"].get("security") or {}
+    if security.get("enabled"):
+        # the backups' own search user: the snapshot repository, its snapshots and the audit index
+        token = base64.b64encode(f"backup:{d.secret(security['users']['backup']['secret'])}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
     req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=60, context=ctx) as resp:
         return json.loads(resp.read() or b"{}")
 

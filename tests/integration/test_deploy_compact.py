@@ -199,6 +199,8 @@ def test_nuxeo_talks_to_postgresql_over_tls_only(compact) -> None:
 
 BACKENDS = (("search1", 9200), ("search2", 9200), ("search3", 9200), ("kafka1", 9092), ("s3-1", 8333))
 NODE_CA = "/etc/nxprovision/tls/ca.crt"
+# front1's own certificate: Kafka asks every client for one (ssl.client.auth=required)
+NODE_CERT, NODE_KEY = "/etc/nxprovision/tls/front1.crt", "/etc/nxprovision/tls/front1.key"
 KAFKA_PLAIN_PROBE = """
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
@@ -216,10 +218,12 @@ sys.path[:0] = ["/opt/nuxeo/lib/standin", "/opt/nuxeo/lib/python"]
 from nuxeo_standin.search import SearchClient, SearchError
 from nuxeo_standin.truststore import client_context
 url = sys.argv[1]
+conf = dict(line.split("=", 1) for line in open("/etc/nuxeo/nuxeo.conf").read().splitlines() if "=" in line)
+user = (conf["elasticsearch.restClient.username"], conf["elasticsearch.restClient.password"])
 good = client_context("/etc/nxprovision/tls/truststore.jks", "changeit", "JKS")
-print("jks", SearchClient([url], context=good, timeout=10).health())
+print("jks", SearchClient([url], *user, context=good, timeout=10).health())
 try:
-    SearchClient([url], context=client_context(sys.argv[2], "", "PEM"), timeout=10).health()
+    SearchClient([url], *user, context=client_context(sys.argv[2], "", "PEM"), timeout=10).health()
     print("other-ca ACCEPTED")
 except SearchError as e:
     print("other-ca refused:", "CERTIFICATE_VERIFY_FAILED" in str(e))
@@ -233,7 +237,7 @@ def test_backends_serve_tls_only_with_the_cluster_ca(compact) -> None:
         addr = d.address(host)
         # from a Nuxeo node: a TLS handshake verified with the cluster CA, the certificate naming the host's IP
         ok = lab_.ssh("front1", f"openssl s_client -connect {addr}:{port} -CAfile {NODE_CA} -verify_return_error "
-                                f"-verify_ip {addr} -brief </dev/null 2>&1")
+                                f"-verify_ip {addr} -cert {NODE_CERT} -key {NODE_KEY} -brief </dev/null 2>&1")
         assert ok.returncode == 0 and "Verification: OK" in ok.stdout, (host, ok.stdout[-1500:])
         subject = lab_.ssh("front1", f"openssl s_client -connect {addr}:{port} </dev/null 2>/dev/null"
                                      " | openssl x509 -noout -subject")
@@ -301,7 +305,10 @@ def test_certs_check_lists_every_certificate(compact) -> None:
     assert {("inventory", "ca"), ("lb1", "host"), ("lb1", "haproxy"), ("db1", "host"), ("db1", "postgresql"),
             ("db2", "host"), ("db2", "postgresql"), ("search1", "host"), ("search1", "opensearch"),
             ("search2", "host"), ("search2", "opensearch"), ("search3", "host"), ("search3", "opensearch"),
-            ("kafka1", "host"), ("kafka1", "kafka"), ("s3-1", "host"), ("s3-1", "seaweedfs")} == set(certs), \
+            ("kafka1", "host"), ("kafka1", "kafka"), ("s3-1", "host"), ("s3-1", "seaweedfs"),
+            # Kafka's client certificates (the Nuxeo nodes') and the search cluster's admin certificate
+            ("front1", "host"), ("front2", "host"), ("worker1", "host"), ("search1", "opensearch-admin"),
+            ("search2", "opensearch-admin"), ("search3", "opensearch-admin")} == set(certs), \
         sorted(certs)
     for host, kind in (("search2", "opensearch"), ("kafka1", "kafka"), ("s3-1", "seaweedfs")):
         c = certs[(host, kind)]
@@ -428,6 +435,124 @@ def test_haproxy_stats_only_over_tls_on_the_cluster_address(compact) -> None:
     assert ok.returncode == 0 and "nuxeo,front1," in ok.stdout and "nuxeo,front2," in ok.stdout, ok.stdout[:500]
 
 
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _search_call(url: str, ca: str, method: str = "GET", auth: str = "") -> tuple[int, dict[str, str], bytes]:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=b"{}" if method in ("PUT", "POST") else None,
+                                 headers={"Content-Type": "application/json", **({"Authorization": auth} if auth
+                                                                                 else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=ca)) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers or {}), e.read()
+
+
+def test_search_users_and_kafka_client_certificates(compact, tmp_path: Path) -> None:
+    """From the test machine: the search cluster asks for credentials and keeps Nuxeo's user to its indices;
+    Kafka refuses a client without a certificate from the cluster CA and serves one with."""
+    import datetime as dt
+    import socket
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from kafka import KafkaAdminClient
+
+    from nxprovision.secrets import _vault
+
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    ca = d.backend_ca
+    assert ca
+    nuxeo_pw = d.secret("nx_secret_search_nuxeo_password")
+    for host in ("search1", "search2", "search3"):
+        base = f"https://{d.address(host)}:9200"
+        code, headers, _ = _search_call(f"{base}/_cluster/health", ca)
+        assert code == 401 and headers.get("WWW-Authenticate") == 'Basic realm="OpenSearch Security"', (host, code)
+        assert _search_call(f"{base}/_cluster/health", ca, auth=_basic("nuxeo", nuxeo_pw + "x"))[0] == 401
+        # the tarball's demo admin/admin is gone
+        assert _search_call(f"{base}/_cluster/health", ca, auth=_basic("admin", "admin"))[0] == 401
+        assert _search_call(f"{base}/_cluster/health", ca, auth=_basic("nuxeo", nuxeo_pw))[0] == 200
+        # Nuxeo's user keeps to its indices: no snapshot API, no cluster settings
+        for method, path in (("GET", "/_snapshot/_all"), ("PUT", "/_snapshot/intruder"),
+                             ("PUT", "/_cluster/settings")):
+            code, _h, body = _search_call(base + path, ca, method, _basic("nuxeo", nuxeo_pw))
+            assert code == 403 and b"security_exception" in body, (host, method, path, code, body[:300])
+        assert _search_call(f"{base}/_cluster/settings", ca, auth=_basic(
+            "admin", d.secret("nx_secret_search_admin_password")))[0] == 200
+        # the users file holds bcrypt hashes, never a password
+        users = lab_.ssh(host, "cat /opt/opensearch/plugins/opensearch-security/securityconfig/internal_users.yml")
+        assert users.returncode == 0 and users.stdout.count('hash: "$2') == 3, users.stdout + users.stderr
+        assert nuxeo_pw not in users.stdout
+    backup = _basic("backup", d.secret("nx_secret_search_backup_password"))
+    snap = d.cluster.derived["backup"]["audit_snapshot"]
+    if snap["enabled"]:
+        code, _h, body = _search_call(f"{snap['url']}/_snapshot/{snap['repository']}", ca, auth=backup)
+        assert code == 200, body[:300]
+    # Nuxeo authenticates with its own user (nuxeo.conf), and its search works (runningstatus probes it)
+    conf = lab_.ssh("front1", "cat /etc/nuxeo/nuxeo.conf").stdout.splitlines()
+    assert "elasticsearch.restClient.username=nuxeo" in conf
+    assert "kafka.keystore.type=PKCS12" in conf and "kafka.keystore.path=/etc/nxprovision/tls/kafka-client.p12" in conf
+    assert runningstatus(d.url)[1].get("elasticSearchStatus") == "ok"
+
+    # Kafka: a client with only the CA is refused at the TLS handshake (TLS 1.3: the broker's alert comes with
+    # its first answer, so the client sends an ApiVersions request and reads)
+    kafka = (d.address("kafka1"), 9092)
+    only_ca = ssl.create_default_context(cafile=ca)
+    req = bytes([0, 18, 0, 0, 0, 0, 0, 1, 0, 5]) + b"probe"
+    refused = ""
+    try:
+        with socket.create_connection(kafka, timeout=10) as raw, only_ca.wrap_socket(raw, server_hostname=kafka[0]) \
+                as tls:
+            tls.sendall(len(req).to_bytes(4, "big") + req)
+            answer = tls.recv(64)
+            refused = "closed" if not answer else ""
+    except (ssl.SSLError, ConnectionError) as e:
+        refused = str(e)
+    assert refused, "the broker answered a client without a certificate"
+    with pytest.raises(Exception):  # noqa: B017 - kafka-python's NoBrokersAvailable or a connection error
+        KafkaAdminClient(bootstrap_servers=[f"{kafka[0]}:{kafka[1]}"], security_protocol="SSL", ssl_context=only_ca,
+                         request_timeout_ms=8000, api_version_auto_timeout_ms=8000).close()
+    # a client certificate from the cluster CA (signed here with the inventory's CA key) gets the metadata
+    password = (lab_.inventory / ".vault-pass").read_bytes().strip()
+    ca_key = serialization.load_pem_private_key(_vault(password).decrypt((lab_.inventory / ".pki" / "ca.key")
+                                                                         .read_bytes()), None)
+    ca_cert = x509.load_pem_x509_certificate((lab_.inventory / ".pki" / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab-test")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = tmp_path / "client.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+    with_cert = ssl.create_default_context(cafile=ca)
+    with_cert.load_cert_chain(str(pem))
+    client = KafkaAdminClient(bootstrap_servers=[f"{kafka[0]}:{kafka[1]}"], security_protocol="SSL",
+                              ssl_context=with_cert, request_timeout_ms=30000)
+    try:
+        meta = client.describe_cluster()
+        assert [b["host"] for b in meta["brokers"]] == [kafka[0]], meta
+        assert isinstance(client.list_topics(), list)
+    finally:
+        client.close()
+    log = lab_.ssh("kafka1", "journalctl -u kafka --no-pager -o cat").stdout
+    assert "refused a connection without a TLS handshake" in log and "certificate" in log.lower()
+
+
 def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
     lab_, first = compact
     assert first.returncode == 0
@@ -467,6 +592,7 @@ def test_support_bundle_holds_no_secret(compact, tmp_path: Path) -> None:
 
 
 def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
+    """Servers reload; only the Nuxeo nodes roll, for their renewed Kafka client certificates."""
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
     hosts = ["lb1", "db1", "db2", "front1", "front2", "worker1"]
@@ -490,7 +616,13 @@ def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
     pg = lab_.ssh("db1", "openssl s_client -starttls postgres -connect 127.0.0.1:5432 </dev/null 2>/dev/null"
                          " | openssl x509 -noout -serial")
     assert pg.stdout.strip() == serial("db1", pg_crt), pg.stdout + pg.stderr
-    assert service_starts(lab_, hosts) == before_starts
+    after_starts = service_starts(lab_, hosts)
+    nuxeo_hosts = {"front1", "front2", "worker1"}
+    assert {k: v for k, v in after_starts.items() if k[0] not in nuxeo_hosts} == \
+        {k: v for k, v in before_starts.items() if k[0] not in nuxeo_hosts}
+    # a Nuxeo node presents its certificate to Kafka: renewed, its key store is written again and the node rolled
+    # (drained, restarted, back in the pool) to use it
+    assert all(after_starts[(h, "nuxeo")] != before_starts[(h, "nuxeo")] for h in nuxeo_hosts), after_starts
     assert curl("--cacert", d.ca_file, "-o", "/dev/null", "-w", "%{http_code}",
                 f"https://{d.address('lb1')}/nuxeo/runningstatus").stdout == "200"
     # search, Kafka and S3 serve their new certificates too (Kafka's key store updated in place)

@@ -59,7 +59,7 @@ def test_model_limits_seaweedfs_to_its_hosts_and_issues_client_certificates(make
     certs = c.derived["tls"]["certs"]
     # the store's servers call each other over gRPC with their certificate: clientAuth beside serverAuth
     assert all(certs[h]["usages"] == ["serverAuth", "clientAuth"] for h in c.s3_hosts)
-    assert certs["lb1"]["usages"] == ["serverAuth"] and certs["search1"]["usages"] == ["serverAuth"]
+    assert certs["lb1"]["usages"] == ["serverAuth"] and certs["search1"]["usages"] == ["serverAuth", "clientAuth"]
 
 
 def test_white_list_extra_is_added(make_inv) -> None:

@@ -159,8 +159,10 @@ def test_opensearch_standin_reads_the_security_plugin_settings(tmp_path) -> None
         s[f"plugins.security.ssl.{layer}.pemtrustedcas_filepath"] = ca.name
     assert opensearch_standin.http_tls(s, tmp_path) == (str(cert), str(key))
     assert opensearch_standin.http_tls({"plugins.security.disabled": "true"}, tmp_path) is None
-    with pytest.raises(ValueError, match="ssl_only"):
-        opensearch_standin.http_tls({**s, "plugins.security.ssl_only": "false"}, tmp_path)
+    # without ssl_only the plugin has users (opensearch_security); the TLS settings are read the same way
+    assert opensearch_standin.http_tls({**s, "plugins.security.ssl_only": "false"}, tmp_path) == (str(cert), str(key))
+    assert opensearch_standin.security_enabled({**s, "plugins.security.ssl_only": "false"})
+    assert not opensearch_standin.security_enabled(s)
     sec1 = _server_cert(_ca("cluster CA"), tmp_path, name="sec1", pkcs8=False)[1]
     with pytest.raises(ValueError, match="PKCS#8"):
         opensearch_standin.http_tls({**s, "plugins.security.ssl.http.pemkey_filepath": sec1.name,

@@ -123,8 +123,9 @@ def test_model_certificates_names_and_paths() -> None:
     c = _cluster(ROOT / "inventories" / "compact")
     tls = c.derived["tls"]
     assert tls["enabled"] and tls["lb"] and tls["postgresql"]
-    # servers only; every host gets the CA
-    assert set(tls["certs"]) == {"lb1", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1"}
+    # servers and Kafka's clients (the Nuxeo nodes) only; every host gets the CA
+    assert set(tls["certs"]) == {"lb1", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1",
+                                 "front1", "front2", "worker1"}
     assert tls["search"] and tls["kafka"] and tls["s3"]
     lb = tls["certs"]["lb1"]
     assert lb["services"] == ["haproxy"] and lb["dns"] == ["lb1", "nuxeo.example.com"]

@@ -11,8 +11,8 @@ from nxprovision.model.artifacts import archive_root_dir
 
 REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
 BACKEND = "osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory, one node, no persistence"
-RUNTIME = ("opensearch_standin.py", "opensearch_snapshots.py", "opensearch_keystore.py", "confparse.py",
-           "javaprops.py", "standin_common.py")
+RUNTIME = ("opensearch_standin.py", "opensearch_snapshots.py", "opensearch_keystore.py", "opensearch_security.py",
+           "confparse.py", "javaprops.py", "standin_common.py")
 # The Nuxeo stand-in's S3 client (SigV4) and Java trust store reader, reused by the snapshot API.
 SHARED = (HERE / "nuxeo" / "runtime" / "s3.py", HERE / "nuxeo" / "runtime" / "truststore.py")
 # The lab's archive comes with the repository-s3 plugin installed: nxprovision documents it as a prerequisite of
@@ -54,6 +54,68 @@ JVM_OPTIONS = """\
 -XX:ErrorFile=logs/hs_err_pid%p.log
 """
 
+# The security plugin the tarball bundles: its descriptor, its tool and its configuration files as shipped (the
+# demo configuration: an `admin` user whose password is `admin`, which a deployment must replace).
+SECURITY_DESCRIPTOR = """\
+# nxprovision lab stand-in: the security plugin is implemented by lib/standin/opensearch_security.py
+description=Provide access control related features for OpenSearch (nxprovision lab stand-in)
+version={version}.0
+name=opensearch-security
+classname=org.opensearch.security.OpenSearchSecurityPlugin
+java.version=11
+opensearch.version={version}
+"""
+
+SECURITYADMIN = """#!/bin/sh
+# nxprovision lab stand-in for OpenSearch's securityadmin.sh: see STANDIN at the top of this installation.
+base_dir=$(cd "$(dirname "$(readlink -f "$0")")/../../.." && pwd -P)
+exec "${STANDIN_PYTHON:-/usr/bin/python3}" -I "$base_dir/lib/standin/opensearch_security.py" "$@"
+"""
+
+
+def _meta(kind: str) -> str:
+    return f'_meta:\n  type: "{kind}"\n  config_version: 2\n'
+
+
+SECURITY_CONFIG = {
+    "config.yml": "---\n" + _meta("config") + """config:
+  dynamic:
+    http:
+      anonymous_auth_enabled: false
+    authc:
+      basic_internal_auth_domain:
+        description: "Authenticate via HTTP Basic against internal users database"
+        http_enabled: true
+        transport_enabled: true
+        order: 4
+        http_authenticator:
+          type: basic
+          challenge: true
+        authentication_backend:
+          type: intern
+""",
+    "internal_users.yml": "---\n" + _meta("internalusers") + """# Demo user: change its password or remove it
+admin:
+  hash: "$2b$12$Ktr5mPcgFZDa2RJPPehgEeTVEa56EndgdKN4OgeMGNiHV9RTckWRG"
+  reserved: true
+  backend_roles:
+  - "admin"
+  description: "Demo admin user"
+""",
+    "roles.yml": "---\n" + _meta("roles"),
+    "roles_mapping.yml": "---\n" + _meta("rolesmapping") + """all_access:
+  reserved: false
+  backend_roles:
+  - "admin"
+  description: "Maps admin to all_access"
+""",
+    "action_groups.yml": "---\n" + _meta("actiongroups"),
+    "tenants.yml": "---\n" + _meta("tenants"),
+    "nodes_dn.yml": "---\n" + _meta("nodesdn"),
+    "whitelist.yml": "---\n" + _meta("whitelist") + "config:\n  enabled: false\n",
+    "audit.yml": "---\n" + _meta("audit") + "config:\n  enabled: false\n",
+}
+
 NOTES = (
     "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server behind",
     "network.host:http.port. One in-memory node: no cluster, no transport port, no persistence of indices;",
@@ -61,6 +123,10 @@ NOTES = (
     "plugins/repository-s3 comes installed: _snapshot/... (S3 repositories) is answered by the stand-in itself,",
     "which keeps snapshots in the bucket in its own layout (not OpenSearch's repository format).",
     "bin/opensearch-keystore writes its own JSON file, not OpenSearch's encrypted keystore format.",
+    "plugins/opensearch-security: HTTP Basic against internal_users.yml (bcrypt), roles and role mappings checked",
+    "per request (401/403 as the plugin answers); the security index is a JSON file under path.data, loaded from",
+    "the configuration files (allow_default_init_securityindex) or by tools/securityadmin.sh over the transport",
+    "port (mutual TLS, admin_dn only), which serves nothing else.",
 )
 
 
@@ -77,6 +143,13 @@ def write_tree(root: Path, version: str) -> None:
         tree.write_file(root / "lib" / "standin" / src.name, src.read_text())
     tree.write_file(root / "plugins" / "repository-s3" / "plugin-descriptor.properties",
                     PLUGIN_DESCRIPTOR.format(version=version))
+    security = root / "plugins" / "opensearch-security"
+    tree.write_file(security / "plugin-descriptor.properties", SECURITY_DESCRIPTOR.format(version=version))
+    tree.write_file(security / "tools" / "securityadmin.sh", SECURITYADMIN, executable=True)
+    # 1.x keeps the configuration inside the plugin; 2.x in config/opensearch-security
+    conf = root / "config" / "opensearch-security" if int(version.split(".")[0]) >= 2 else security / "securityconfig"
+    for name, text in SECURITY_CONFIG.items():
+        tree.write_file(conf / name, text)
     vendor.install_target(root / "lib" / "python", REQUIREMENTS)
     tree.make_executable([root / "lib" / "python" / "osmem_server" / "bin" / "osmem-server"])
     tree.write_marker(root, "OpenSearch", version, BACKEND, NOTES)

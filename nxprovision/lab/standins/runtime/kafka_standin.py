@@ -280,6 +280,25 @@ def ssl_server_context(props: dict[str, str], listener: str):  # -> ssl.SSLConte
             ctx.load_cert_chain(location or f.name, password=get("ssl.key.password") or None)
         except (ssl.SSLError, OSError) as e:
             raise StartError(f"Failed to load SSL keystore {location or '(inline)'} of type PEM: {e}") from None
+    # ssl.client.auth (Kafka's default none): required refuses a client without a certificate the trust store
+    # verifies at the handshake; requested asks for one and accepts a client without.
+    auth = (get("ssl.client.auth") or "none").lower()
+    if auth not in ("none", "requested", "required"):
+        raise StartError(f"Invalid value {auth} for configuration ssl.client.auth: String must be one of: "
+                         "required, requested, none")
+    if auth != "none":
+        trust_kind = (get("ssl.truststore.type") or "JKS").upper()
+        trust = get("ssl.truststore.location")
+        if trust_kind != "PEM":
+            raise StartError(f"ssl.truststore.type={trust_kind}: the Kafka stand-in reads PEM trust stores only")
+        if not trust:
+            raise StartError(f"ssl.client.auth={auth} needs ssl.truststore.location (the CAs client certificates "
+                             "are verified with)")
+        try:
+            ctx.load_verify_locations(cafile=trust)
+        except (ssl.SSLError, OSError) as e:
+            raise StartError(f"Failed to load SSL truststore {trust} of type PEM: {e}") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED if auth == "required" else ssl.CERT_OPTIONAL
     return ctx
 
 
@@ -524,7 +543,7 @@ def server_stop_main(argv: list[str]) -> int:
 def client_security(command_config: str | None) -> dict:
     """--command-config as the Kafka tools read it: security.protocol and the ssl.truststore.* of an SSL client
     (PEM trust store, or none: the system's CAs), the broker's name checked unless
-    ssl.endpoint.identification.algorithm is empty."""
+    ssl.endpoint.identification.algorithm is empty, and the client certificate of ssl.keystore.* (PEM)."""
     if not command_config:
         return {}
     props = load_config(command_config)
@@ -544,6 +563,13 @@ def client_security(command_config: str | None) -> dict:
         ctx = ssl.create_default_context(cafile=location)
     check = props.get("ssl.endpoint.identification.algorithm", "https").strip() != ""
     ctx.check_hostname = check
+    # The client's own certificate (brokers with ssl.client.auth=required ask for one): a PEM key store
+    keystore = props.get("ssl.keystore.location", "").strip()
+    if keystore:
+        kind = props.get("ssl.keystore.type", "JKS").strip().upper()
+        if kind != "PEM":
+            raise ValueError(f"ssl.keystore.type={kind}: the stand-in's tools read PEM key stores only")
+        ctx.load_cert_chain(keystore, password=props.get("ssl.key.password", "").strip() or None)
     return {"security_protocol": "SSL", "ssl_context": ctx, "ssl_check_hostname": check}
 
 

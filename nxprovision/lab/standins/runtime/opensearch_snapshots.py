@@ -493,6 +493,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body()
+        if self.server.security is not None:
+            # the security plugin answers first: 401 without valid credentials, 403 outside the user's roles
+            refused = self.server.security.check(self.command, self.path, self.headers, body)
+            if refused is not None:
+                self._send(refused[0], refused[1], refused[2])
+                return
         path, _, query = self.path.partition("?")
         parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
         api = parts[:1] == ["_snapshot"] or (parts[:1] == ["_nodes"] and parts[-1:] == ["reload_secure_settings"])
@@ -544,14 +550,17 @@ class _FrontServer(ThreadingHTTPServer):
     # Nuxeo opens a connection per request: a deep backlog, as the backend and the TLS listener have
     request_queue_size = 128
 
-    def __init__(self, listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi) -> None:
-        self.backend, self.api, self.local = backend, api, threading.local()
+    def __init__(self, listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
+                 security: Any = None) -> None:
+        self.backend, self.api, self.local, self.security = backend, api, threading.local(), security
         super().__init__(listen, _Handler)
 
 
-def serve_front(listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi) -> _FrontServer:
-    """The REST port (or the loopback port behind the TLS listener): the snapshot API here, the rest passed on."""
-    server = _FrontServer(listen, backend, api)
+def serve_front(listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
+                security: Any = None) -> _FrontServer:
+    """The REST port (or the loopback port behind the TLS listener): the security plugin's checks (when given),
+    the snapshot API here, the rest passed on."""
+    server = _FrontServer(listen, backend, api, security)
     threading.Thread(target=server.serve_forever, name="rest-front", daemon=True).start()
     return server
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ from typing import Any
 BASE = Path(__file__).resolve().parents[2]
 if __package__:
     # imported from the nxprovision source tree (unit tests)
-    from . import confparse, javaprops, opensearch_keystore, opensearch_snapshots, standin_common
+    from . import confparse, javaprops, opensearch_keystore, opensearch_security, opensearch_snapshots, standin_common
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
     sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
     import opensearch_keystore  # type: ignore[no-redef]
+    import opensearch_security  # type: ignore[no-redef]
     import opensearch_snapshots  # type: ignore[no-redef]
     import standin_common  # type: ignore[no-redef]
 
@@ -90,16 +92,30 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() == "true"
 
 
+def security_enabled(s: dict[str, Any]) -> bool:
+    """The security plugin with users and roles (not disabled, not ssl_only)."""
+    return not _truthy(s.get("plugins.security.disabled", "false")) and \
+        not _truthy(s.get("plugins.security.ssl_only", "false"))
+
+
+def transport_tls(s: dict[str, Any], conf_dir: Path) -> tuple[str, str, str]:
+    """(certificate, key, trusted CAs) of the transport layer, which the plugin always requires."""
+    def path(key: str) -> str:
+        value = str(s.get(key) or "")
+        if not value:
+            raise ValueError(f"{key} must be set when the security plugin is enabled")
+        return str(Path(value) if Path(value).is_absolute() else conf_dir / value)
+
+    return (path("plugins.security.ssl.transport.pemcert_filepath"),
+            path("plugins.security.ssl.transport.pemkey_filepath"),
+            path("plugins.security.ssl.transport.pemtrustedcas_filepath"))
+
+
 def http_tls(s: dict[str, Any], conf_dir: Path) -> tuple[str, str] | None:
     """The security plugin's settings as OpenSearch reads them: (certificate, PKCS#8 key) of the https REST
     layer, or None when the REST layer is plain http. PEM paths are relative to the config directory."""
     if _truthy(s.get("plugins.security.disabled", "false")):
         return None
-    if not _truthy(s.get("plugins.security.ssl_only", "false")):
-        raise ValueError(
-            "the security plugin is enabled without plugins.security.ssl_only: the stand-in has no security index, "
-            "users or roles (set plugins.security.ssl_only: true, or plugins.security.disabled: true)"
-        )
 
     def pem(key: str) -> str:
         value = str(s.get(key) or "")
@@ -233,12 +249,31 @@ def main(argv: list[str]) -> int:
     if tls:
         standin_common.log(PROG, f"REST layer over https only (plugins.security.ssl.http): certificate {tls[0]}")
     api = snapshot_api(s, conf_dir, opts, data, backend, node, cluster, version)
+    security = None
+    if security_enabled(s):
+        if not tls:
+            standin_common.die(PROG, "the stand-in's security plugin needs plugins.security.ssl.http.enabled: true "
+                               "(securityadmin and the users' passwords go over TLS only)", 1)
+        security = opensearch_security.Security(
+            s, opensearch_security.config_dir(BASE, conf_dir, version), data / "standin-security.json",
+            lambda msg: standin_common.log(PROG, msg))
 
     def ready() -> bool:
         return standin_common.port_open(*backend)
 
     def on_ready() -> None:
-        opensearch_snapshots.serve_front(front, backend, api)
+        opensearch_snapshots.serve_front(front, backend, api, security)
+        if security is not None:
+            # securityadmin (1.x) talks to the transport port with the admin certificate: mutual TLS
+            cert, key, cas = transport_tls(s, conf_dir)
+            tctx = standin_common.server_tls_context(cert, key)
+            tctx.load_verify_locations(cafile=cas)
+            tctx.verify_mode = ssl.CERT_REQUIRED
+            tport = confparse.first_port(s.get("transport.port"), 9300)
+            for h in resolve_hosts(confparse.as_list(s.get("transport.host") or s.get("network.host"))):
+                opensearch_security.serve_admin((h, tport), tctx, security, lambda msg: standin_common.log(PROG, msg))
+            standin_common.log(PROG, f"security plugin: HTTP Basic (internal users), admin_dn "
+                               f"{sorted(security.admin_dn)}; transport port {tport} serves securityadmin only")
         if tls:
             ctx = standin_common.server_tls_context(*tls)
             for h in http_hosts:

@@ -20,7 +20,7 @@ from .repository import Doc, MongoRepository, PostgresRepository, Repository, ha
 from .s3 import S3Client
 from .search import AUDIT_MAPPING, DOC_MAPPING, SearchClient
 from .stream import WorkStream
-from .truststore import client_context, describe
+from .truststore import client_context, describe, load_client_certificate
 
 log = logging.getLogger("nuxeo.node")
 
@@ -628,6 +628,11 @@ def kafka_client_config(cfg: NuxeoConfig) -> dict[str, Any]:
     ctx = client_context(*store)
     log.info("Kafka %s over TLS (security.protocol=SSL), verified with %s", cfg.get("kafka.bootstrap.servers"),
              describe(store[0], store[2]))
+    if cfg.get("kafka.keystore.path"):
+        # the client certificate a broker with ssl.client.auth=required asks for
+        load_client_certificate(ctx, cfg.get("kafka.keystore.path"), cfg.get("kafka.keystore.password"),
+                                cfg.get("kafka.keystore.type"))
+        log.info("Kafka client certificate from key store %s", cfg.get("kafka.keystore.path"))
     return {"security_protocol": "SSL", "ssl_context": ctx, "ssl_check_hostname": True}
 
 

@@ -124,3 +124,45 @@ def client_context(path: str = "", password: str = "", store_type: str = "") -> 
 
 def describe(path: str, store_type: str) -> str:
     return f"trust store {path} ({(store_type or 'JKS').upper()})" if path else "the JVM's default trust store"
+
+
+def load_client_certificate(ctx: ssl.SSLContext, path: str, password: str, store_type: str) -> None:
+    """The client's own key and certificate from a key store (Nuxeo's kafka.keystore.*), as Java's KeyManager
+    presents them: PKCS12 (or PEM); a wrong password fails as KeyStore.load does."""
+    import os
+    import tempfile
+
+    kind = (store_type or "JKS").upper()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise TrustStoreError(f"cannot read key store {path}: {e}") from None
+    if kind == "PEM":
+        pem = data
+    elif kind == "PKCS12" or (kind == "JKS" and data[:4] != struct.pack(">I", JKS_MAGIC)):
+        try:
+            from cryptography.hazmat.primitives.serialization import (
+                Encoding,
+                NoEncryption,
+                PrivateFormat,
+                pkcs12,
+            )
+        except ImportError:
+            raise TrustStoreError("a PKCS12 key store needs the cryptography library on this stand-in host") from None
+        try:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode() or None)
+        except ValueError as e:
+            raise TrustStoreError(f"cannot read the PKCS12 key store {path}: {e}") from None
+        if key is None or cert is None:
+            raise TrustStoreError(f"the key store {path} holds no private key entry")
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()) + b"".join(
+            c.public_bytes(Encoding.PEM) for c in [cert, *(extra or [])])
+    else:
+        raise TrustStoreError(f"{kind} key stores with private keys are not read by the stand-in (use PKCS12)")
+    fd, tmp = tempfile.mkstemp(suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        ctx.load_cert_chain(tmp)
+    finally:
+        os.unlink(tmp)
