@@ -427,6 +427,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
     # moves between the load balancers (or as the operator lists in haproxy_bind_addresses).
     lb["bind"] = {h: [str(a) for a in (c.hosts[h].vars.get("haproxy_bind_addresses") or [])]
                   or (["*"] if lb["vip"] else [_addr(c, h)]) for h in c.lb_hosts}
+    # where this host's own checks (the haproxy role's wait, keepalived's track script) knock on the frontend
+    lb["probe"] = {h: "127.0.0.1" if a[0] == "*" else a[0] for h, a in lb["bind"].items()}
 
     version = c.nuxeo_version
     nuxeo = {

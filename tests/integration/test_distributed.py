@@ -14,6 +14,7 @@ name and leaves it up (a development shortcut: the first deploy is then the one 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -337,8 +338,6 @@ def test_patroni_rest_api_asks_for_its_password_over_tls_only(distributed) -> No
     """From here: the REST API is on each member's cluster address only, over https with the member's certificate
     (verified with the cluster CA); its unsafe endpoints refuse a call without the vault's password or with a wrong
     one (401), the read-only ones answer; plain http gets no answer from Patroni."""
-    import http.client
-
     lab_, _ = distributed
     d = Deployed.load(lab_.inventory)
     patroni = d.cluster.derived["db"]["patroni"]
@@ -360,14 +359,7 @@ def test_patroni_rest_api_asks_for_its_password_over_tls_only(distributed) -> No
         code, answer = patroni_rest(d, h, "/config", "PATCH", auth=(user, password), body=b"{}")
         assert code == 200, (h, code, answer)
         # plain http: the TLS listener answers no HTTP request
-        conn = http.client.HTTPConnection(d.address(h), port, timeout=5)
-        try:
-            conn.request("GET", "/health")
-            plain: object = conn.getresponse().status
-        except (OSError, http.client.HTTPException) as exc:
-            plain = exc
-        finally:
-            conn.close()
+        plain = plain_http_health(d.address(h), port)
         assert not (isinstance(plain, int) and plain < 400), (h, plain)
     # patronictl on a member reaches every member with the CA and the password (a reload goes through the API)
     out = lab_.ssh("db1", f"{PATRONICTL} reload --force {patroni['scope']}", timeout=60)
@@ -395,7 +387,6 @@ def test_etcd_serves_only_clients_with_a_certificate(distributed, tmp_path: Path
     handshake is refused and no key is read; with a certificate of the cluster CA (a database host's, as Patroni
     shows it) Patroni's keys are there."""
     import base64
-    import http.client
     import ssl
 
     lab_, _ = distributed
@@ -426,15 +417,21 @@ def test_etcd_serves_only_clients_with_a_certificate(distributed, tmp_path: Path
         keys = [base64.b64decode(k["key"]).decode() for k in json.loads(answer).get("kvs", [])]
         assert code == 200 and any(k.endswith("/leader") for k in keys), (h, keys)
         # plain http on the client port: no answer from etcd
-        conn = http.client.HTTPConnection(d.address(h), etcd["client_port"], timeout=5)
-        try:
-            conn.request("GET", "/health")
-            plain: object = conn.getresponse().status
-        except (OSError, http.client.HTTPException) as exc:
-            plain = exc
-        finally:
-            conn.close()
+        plain = plain_http_health(d.address(h), etcd["client_port"])
         assert not (isinstance(plain, int) and plain < 400), (h, plain)
+
+
+
+def plain_http_health(address: str, port: int) -> object:
+    """What a plain http GET /health on a TLS-only port gets: an HTTP status, or the error it failed with."""
+    conn = http.client.HTTPConnection(address, port, timeout=5)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return exc
+    finally:
+        conn.close()
 
 
 def test_kafka_brokers_share_one_log(distributed) -> None:
