@@ -7,4 +7,4 @@ scripts/lint.sh
 echo "test: unit"
 $BIN/pytest -q -m "not lab and not slow" tests/unit
 echo "test: lab integration"
-$BIN/pytest -q -m "lab and not slow" tests/integration
+$BIN/pytest -q --durations=25 -m "lab and not slow" tests/integration
