@@ -7,9 +7,7 @@ import subprocess
 import pytest
 from conftest import Lab
 
-# make test-long until it has passed once on a whole compact lab (written this session, not yet run end to end);
-# then drop `slow` so that CI runs it on every submission.
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = pytest.mark.lab
 
 Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
 
