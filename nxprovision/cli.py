@@ -137,6 +137,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     result = write_inventory(Path(args.directory), args.architecture, database=args.database,
                              vault_password_file=Path(args.vault_password_file) if args.vault_password_file else None)
+    if result.from_existing:
+        print(f"existing inventory: {result.architecture} architecture, {result.database} (from its main.yml)")
     for p in result.files_written:
         print(f"wrote {p}")
     for p in result.files_kept:
@@ -170,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("init", help="write a commented sample inventory and its vault-encrypted secrets")
     i.add_argument("directory")
-    i.add_argument("--architecture", "-a", default="compact", help="single | compact | distributed")
-    i.add_argument("--database", default="postgresql", choices=["postgresql", "mongodb"])
+    i.add_argument("--architecture", "-a", help="single | compact | distributed (default: compact; an existing "
+                   "folder keeps its own)")
+    i.add_argument("--database", choices=["postgresql", "mongodb"],
+                   help="default: postgresql; an existing folder keeps its own")
     i.add_argument("--vault-password-file", help="use this vault password file (default: DIR/.vault-pass, created)")
     i.set_defaults(func=cmd_init)
 
