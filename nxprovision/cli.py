@@ -50,7 +50,8 @@ def _load_or_report(args: argparse.Namespace):
         return None
 
 
-def _invalid_json(args: argparse.Namespace, errors: list[dict], warnings: list[dict], architecture=None) -> int:
+def _invalid_json(args: argparse.Namespace, errors: list[dict], warnings: list[dict],
+                  architecture: str | None = None) -> int:
     dump_json({"inventory": args.inventory, "architecture": architecture, "valid": False, "errors": errors,
                "warnings": warnings})
     return EXIT_INVALID
