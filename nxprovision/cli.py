@@ -30,6 +30,33 @@ def _load(args: argparse.Namespace):
     return view, cluster, run_rules(cluster) + removed.findings(inv, set(cluster.hosts)) + on_disk
 
 
+def _load_or_report(args: argparse.Namespace):
+    """_load, except that with --json an inventory that cannot be loaded still gives JSON on stdout (scripts
+    read stdout only), besides the one line on stderr. None when it could not be loaded."""
+    try:
+        return _load(args)
+    except NxError as exc:
+        if not getattr(args, "json", False):
+            raise
+        import re
+
+        from nxprovision.rules.finding import error
+
+        m = re.match(r"(\S+?:\d+(?::\d+)?): (.*)", exc.message)
+        where, message = (m.group(1), m.group(2)) if m else ("", exc.message)
+        sys.stderr.write(f"nxprovision: error: {exc}\n")
+        _invalid_json(args, [error("inventory.load", f"inventory {args.inventory}", message, exc.fix or "",
+                                   where).to_dict()], [])
+        return None
+
+
+def _invalid_json(args: argparse.Namespace, errors: list[dict], warnings: list[dict],
+                  architecture: str | None = None) -> int:
+    dump_json({"inventory": args.inventory, "architecture": architecture, "valid": False, "errors": errors,
+               "warnings": warnings})
+    return EXIT_INVALID
+
+
 def _print_findings(findings, out=None) -> None:
     out = out or sys.stdout
     for f in findings:
@@ -37,7 +64,10 @@ def _print_findings(findings, out=None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    _view, cluster, findings = _load(args)
+    loaded = _load_or_report(args)
+    if loaded is None:
+        return EXIT_INVALID
+    _view, cluster, findings = loaded
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     if args.json:
@@ -69,8 +99,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _outside_inventory(args.graph, args.inventory, "the picture")
     if args.output_dir:
         _outside_inventory(args.output_dir, args.inventory, "the plan folder")
-    _view, cluster, findings = _load(args)
+    loaded = _load_or_report(args)
+    if loaded is None:
+        return EXIT_INVALID
+    _view, cluster, findings = loaded
     errors = [f for f in findings if f.severity == "error"]
+    if errors and args.json:
+        sys.stderr.write(f"{args.inventory}: invalid, no plan ({len(errors)} error(s))\n")
+        return _invalid_json(args, [f.to_dict() for f in errors],
+                             [f.to_dict() for f in findings if f.severity != "error"], cluster.architecture)
     if errors:
         _print_findings(findings, sys.stderr)
         sys.stderr.write(f"{args.inventory}: invalid, no plan ({len(errors)} error(s))\n")
@@ -137,6 +174,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     result = write_inventory(Path(args.directory), args.architecture, database=args.database,
                              vault_password_file=Path(args.vault_password_file) if args.vault_password_file else None)
+    if result.from_existing:
+        print(f"existing inventory: {result.architecture} architecture, {result.database} (from its main.yml)")
     for p in result.files_written:
         print(f"wrote {p}")
     for p in result.files_kept:
@@ -170,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("init", help="write a commented sample inventory and its vault-encrypted secrets")
     i.add_argument("directory")
-    i.add_argument("--architecture", "-a", default="compact", help="single | compact | distributed")
-    i.add_argument("--database", default="postgresql", choices=["postgresql", "mongodb"])
+    i.add_argument("--architecture", "-a", help="single | compact | distributed (default: compact; an existing "
+                   "folder keeps its own)")
+    i.add_argument("--database", choices=["postgresql", "mongodb"],
+                   help="default: postgresql; an existing folder keeps its own")
     i.add_argument("--vault-password-file", help="use this vault password file (default: DIR/.vault-pass, created)")
     i.set_defaults(func=cmd_init)
 

@@ -387,23 +387,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    import json
-
     from nxprovision.output import dump_json, table
     from nxprovision.runner import runs_dir
+    from nxprovision.runrecords import read_runs
 
     base = runs_dir()
-    runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name) if base.exists() else []
-    rows = []
-    for run in runs:
-        cmd = json.loads((run / "command.json").read_text()) if (run / "command.json").exists() else {}
-        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-        recap = summ.get("recap", {})
-        rows.append({"id": run.name, "verb": cmd.get("verb", ""), "inventory": cmd.get("inventory", ""),
-                     "limit": cmd.get("limit") or "", "status": summ.get("status", "running or killed"),
-                     "rc": summ.get("rc"), "hosts": len(recap),
-                     "changed": sum(r.get("changed", 0) for r in recap.values()),
-                     "failed_hosts": sorted({f["host"] for f in summ.get("failures", [])}), "path": str(run)})
+    runs = read_runs(base)
+    rows = [r.to_dict() for r in runs]
     if args.json:
         dump_json(rows)
     elif not rows:
@@ -413,6 +403,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
               [[r["id"], r["verb"], r["status"], r["hosts"], r["changed"], ",".join(r["failed_hosts"]),
                 r["inventory"]] for r in rows])
         print(f"records in {base}")
+    for problem in (p for r in runs for p in r.problems):
+        sys.stderr.write(f"nxprovision: warning: {problem}; its row shows what could be read\n")
     return 0
 
 

@@ -193,9 +193,16 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _TolerantLoader.add_multi_constructor("!", _any_tag)
 
 
+def _vars_files(folder: Path) -> list[Path]:
+    return [p for sub in ("group_vars", "host_vars") if (folder / sub).is_dir()
+            for p in sorted((folder / sub).rglob("*"))
+            if p.is_file() and p.suffix in (".yml", ".yaml") and not p.name.startswith(".")]
+
+
 def _precheck_yaml(inv_path: Path) -> None:
-    """Name the file, line and column of a YAML syntax error (Ansible buries it in warnings)."""
-    files = [inv_path] if inv_path.is_file() else [
+    """Name the file, line and column of a YAML syntax error or a wrong shape (Ansible buries either under a
+    screen of warnings, or reads a misspelt key as nothing at all)."""
+    files = [inv_path, *_vars_files(inv_path.parent)] if inv_path.is_file() else [
         p for p in sorted(inv_path.rglob("*"))
         if p.is_file() and (p.suffix in (".yml", ".yaml") or (p.parent == inv_path and p.suffix == ""))
         and not p.name.startswith(".")
@@ -220,6 +227,107 @@ def _precheck_yaml(inv_path: Path) -> None:
                           "fix the YAML at that line (indentation, a missing colon, quote or bracket)") from None
         except yaml.YAMLError as exc:
             raise NxError(f"{_display_path(str(f))}: YAML error: {exc}", "fix the file's YAML") from None
+        node = yaml.compose(raw, Loader=_TolerantLoader)
+        folder = inv_path.parent if inv_path.is_file() else inv_path
+        try:
+            rel = f.relative_to(folder).parts
+        except ValueError:
+            rel = ()
+        if rel and rel[0] in ("group_vars", "host_vars"):
+            _check_vars_file(f, node, rel[0])
+        else:
+            _check_inventory_source(f, node)
+
+
+_NULL = "tag:yaml.org,2002:null"
+_GROUP_KEYS = ("hosts", "children", "vars")
+
+
+def _is_null(node: yaml.Node | None) -> bool:
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL)
+
+
+def _where(f: Path, node: yaml.Node) -> str:
+    return f"{_display_path(str(f))}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.ScalarNode):
+        return f"the value '{node.value}'" if len(node.value) <= 40 else "a string"
+    return "a mapping"
+
+
+def _check_vars_file(f: Path, node: yaml.Node | None, folder: str) -> None:
+    if _is_null(node) or isinstance(node, yaml.MappingNode):
+        return
+    assert node is not None
+    raise NxError(f"{_where(f, node)}: this {folder} file holds {_kind(node)}; Ansible expects a mapping of "
+                  "variable names to values",
+                  "write one `name: value` per line (no leading dash), like group_vars/all/main.yml")
+
+
+def _check_inventory_source(f: Path, node: yaml.Node | None) -> None:
+    """The shape Ansible's YAML inventory plugin reads: groups -> {hosts, children, vars}."""
+    if _is_null(node):
+        return
+    assert node is not None
+    if not isinstance(node, yaml.MappingNode):
+        raise NxError(f"{_where(f, node)}: the inventory holds {_kind(node)}; Ansible expects a mapping of groups",
+                      "start with `all:`, then `children:` with one group per component and `hosts:` under each, "
+                      "as `nxprovision init` writes them (see inventories/compact/hosts.yml)")
+    if any(isinstance(k, yaml.ScalarNode) and k.value == "plugin" for k, _v in node.value):
+        return  # an inventory plugin's configuration, not hosts
+    for key, value in node.value:
+        _check_group(f, str(key.value), key, value)
+
+
+def _check_group(f: Path, group: str, key: yaml.Node, node: yaml.Node) -> None:
+    import difflib
+
+    if _is_null(node):
+        return
+    if not isinstance(node, yaml.MappingNode):
+        raise NxError(f"{_where(f, node)}: group '{group}' is given as {_kind(node)}; a group is a mapping with "
+                      "`hosts:` (and `children:`, `vars:`)",
+                      f"write `{group}:`, then `hosts:` indented below it, then each host as `<name>:` "
+                      "indented below that")
+    for k, v in node.value:
+        name = str(k.value)
+        if name not in _GROUP_KEYS:
+            guess = difflib.get_close_matches(name, _GROUP_KEYS, n=1, cutoff=0.6)
+            fix = (f"rename `{name}:` to `{guess[0]}:`" if guess else
+                   f"put host {name} under `hosts:` (or a child group under `children:`, a variable under "
+                   "`vars:`)")
+            raise NxError(f"{_where(f, k)}: group '{group}' has the key '{name}', which Ansible ignores (a group "
+                          "holds only hosts, children and vars)", fix)
+        if _is_null(v):
+            continue
+        if name == "hosts":
+            if not isinstance(v, yaml.MappingNode):
+                raise NxError(f"{_where(f, v)}: `hosts:` of group '{group}' is {_kind(v)}; Ansible expects a "
+                              "mapping of host names",
+                              "write each host as `<name>:` on its own line (a colon after the name, no dash)")
+            for hk, hv in v.value:
+                if not _is_null(hv) and not isinstance(hv, yaml.MappingNode):
+                    host = str(hk.value)
+                    example = (f"`ansible_host: {hv.value}`" if isinstance(hv, yaml.ScalarNode) and hv.value
+                               else "`ansible_host: 10.0.0.5`")
+                    raise NxError(f"{_where(f, hv)}: host '{host}' in group '{group}' has {_kind(hv)}; host "
+                                  "variables are a mapping of names to values",
+                                  f"write `{host}:` and its variables indented below it, e.g. {example}")
+        elif name == "children":
+            if not isinstance(v, yaml.MappingNode):
+                raise NxError(f"{_where(f, v)}: `children:` of group '{group}' is {_kind(v)}; Ansible expects a "
+                              "mapping of groups",
+                              "write each child group as `<group>:` on its own line (a colon after the name, "
+                              "no dash), with its `hosts:` below it")
+            for ck, cv in v.value:
+                _check_group(f, str(ck.value), ck, cv)
+        elif not isinstance(v, yaml.MappingNode):
+            raise NxError(f"{_where(f, v)}: `vars:` of group '{group}' is {_kind(v)}; Ansible expects a mapping",
+                          "write one `name: value` per line under `vars:`")
 
 
 def _looks_like_yaml(path: Path) -> bool:
@@ -231,18 +339,23 @@ def _looks_like_yaml(path: Path) -> bool:
 
 
 class _quiet_display:
-    """Ansible prints parse warnings itself; the operator gets our one-line error instead."""
+    """Ansible prints parse warnings itself (a failed source gives one per plugin tried, with its cause chain);
+    the operator gets our one-line error instead."""
+
+    _SILENCED = ("warning", "error_as_warning", "_warning")
 
     def __enter__(self) -> _quiet_display:
         from ansible.utils.display import Display
 
         self._cls = Display
-        self._saved = Display.warning
-        Display.warning = lambda *a, **k: None  # type: ignore[method-assign]
+        self._saved = {name: getattr(Display, name) for name in self._SILENCED if hasattr(Display, name)}
+        for name in self._saved:
+            setattr(Display, name, lambda *a, **k: None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._cls.warning = self._saved  # type: ignore[method-assign]
+        for name, fn in self._saved.items():
+            setattr(self._cls, name, fn)
 
 
 def _parse_strictly(manager_cls: Any, loader: Any, inv_path: Path) -> Any:
@@ -269,7 +382,7 @@ def _fix_for(exc: BaseException) -> str:
     if "vault" in text and ("secret" in text or "decrypt" in text or "password" in text):
         return "pass --vault-password-file with the password that encrypted the secrets file"
     if "yaml" in text or "syntax" in text or "parse" in text:
-        return "fix the file's syntax at the position shown (check indentation and colons)"
+        return "fix the file's syntax (indentation and colons), comparing it with the samples in inventories/"
     return "check the inventory file against the samples in inventories/"
 
 

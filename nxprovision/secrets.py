@@ -173,9 +173,19 @@ def load_secrets_file(path: Path, password: bytes) -> dict[str, Any]:
                 f"{path}: cannot decrypt with the given vault password",
                 "use the vault password file that encrypted it (--vault-password-file)",
             ) from None
-    data = yaml.safe_load(raw) or {}
+    try:
+        data = yaml.safe_load(raw) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise NxError(f"{where}: YAML syntax error in the secrets file ({exc.problem or exc.context})",
+                      "fix it with `ansible-vault edit` (or restore it from a backup)") from None
+    except yaml.YAMLError as exc:
+        raise NxError(f"{path}: YAML error in the secrets file ({exc})",
+                      "fix it with `ansible-vault edit` (or restore it from a backup)") from None
     if not isinstance(data, dict):
-        raise NxError(f"{path}: expected a mapping of secret names to values", "fix the file's YAML")
+        raise NxError(f"{path}: expected a mapping of secret names to values, found a {type(data).__name__}",
+                      "make it `name: value` lines with `ansible-vault edit`")
     return data
 
 

@@ -176,3 +176,87 @@ def test_host_names_refused(name: str) -> None:
     from nxprovision.rules.hostnames import name_problem
 
     assert name_problem(name)
+
+
+# A wrong shape, caught before Ansible parses: (file, text, position, words the message must hold, words of the fix)
+SHAPES: dict[str, tuple[str, str, str, str, str]] = {
+    "hosts-file-a-list": ("hosts.yml", "- front1\n- front2\n", ":1:1", "holds a list", "all:"),
+    "hosts-file-a-string": ("hosts.yml", "front1\n", ":1:1", "holds the value 'front1'", "all:"),
+    "group-a-list": ("hosts.yml", "all:\n  children:\n    nuxeo:\n      - front1\n", ":4:7",
+                     "group 'nuxeo' is given as a list", "hosts:"),
+    "hosts-a-list": ("hosts.yml", "all:\n  children:\n    nuxeo:\n      hosts:\n        - front1\n", ":5:9",
+                     "`hosts:` of group 'nuxeo' is a list", "<name>:"),
+    "children-a-list": ("hosts.yml", "all:\n  children:\n    - nuxeo\n", ":3:5",
+                        "`children:` of group 'all' is a list", "<group>:"),
+    "misspelt-host-key": ("hosts.yml", "all:\n  children:\n    nuxeo:\n      host:\n        front1:\n", ":4:7",
+                          "the key 'host'", "`hosts:`"),
+    "host-directly-under-group": ("hosts.yml", "all:\n  children:\n    nuxeo:\n      front1:\n", ":4:7",
+                                  "the key 'front1'", "under `hosts:`"),
+    "scalar-hostvars": ("hosts.yml", "all:\n  children:\n    nuxeo:\n      hosts:\n        front1: 10.0.0.1\n",
+                        ":5:17", "host 'front1'", "ansible_host: 10.0.0.1"),
+    "vars-a-list": ("hosts.yml", "all:\n  vars:\n    - a\n", ":3:5", "`vars:` of group 'all'", "name: value"),
+    "group-vars-a-list": ("group_vars/nuxeo.yml", "- nuxeo_heap: 2g\n", ":1:1", "group_vars file holds a list",
+                          "name: value"),
+    "group-vars-a-string": ("group_vars/all/extra.yml", "just a string\n", ":1:1", "group_vars file holds",
+                            "name: value"),
+    "host-vars-a-list": ("host_vars/front1.yml", "- a\n", ":1:1", "host_vars file holds a list", "name: value"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPES), ids=list(SHAPES))
+def test_wrong_inventory_shape_is_one_line_with_its_position(case: str, make_inv, run_cli) -> None:
+    target, text, position, what, fix = SHAPES[case]
+    inv = make_inv()
+    (inv / target).parent.mkdir(parents=True, exist_ok=True)
+    (inv / target).write_text(text)
+    code, out, err = run_cli("validate", "-i", str(inv))
+    assert code == 2, out + err
+    assert out == ""  # Ansible's own warnings never reach the operator
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{target}{position}: " in err and what in err, err
+    assert "(fix: " in err and fix in err.split("(fix: ", 1)[1], err
+    assert "position shown" not in err and "Traceback" not in err
+
+
+def test_the_shape_of_group_vars_is_checked_when_i_names_the_hosts_file(make_inv, run_cli) -> None:
+    inv = make_inv()
+    (inv / "group_vars" / "nuxeo.yml").write_text("- a\n")
+    code, _out, err = run_cli("validate", "-i", str(inv / "hosts.yml"))
+    assert code == 2 and "group_vars/nuxeo.yml:1:1: " in err, err
+
+
+def test_an_unparsable_ini_source_gets_one_line_without_a_position_claim(make_inv, run_cli) -> None:
+    inv = make_inv()
+    (inv / "hosts.yml").unlink()
+    (inv / "hosts.ini").write_text("[nuxeo\nfront1 a\n")
+    code, out, err = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err  # Ansible's warnings (one per plugin tried) are not shown
+    assert "position shown" not in err
+    assert "[WARNING]" not in out + err
+
+
+@pytest.mark.parametrize("verb", ["validate", "plan"])
+def test_json_on_an_inventory_that_cannot_load_is_json_on_stdout(verb: str, make_inv, run_cli) -> None:
+    import json
+
+    inv = make_inv()
+    (inv / "hosts.yml").write_text("- front1\n")
+    code, out, err = run_cli(verb, "-i", str(inv), "--json")
+    assert code == 2
+    data = json.loads(out)
+    assert data["valid"] is False
+    (e,) = data["errors"]
+    assert e["rule"] == "inventory.load" and e["where"].endswith("hosts.yml:1:1") and e["fix"], e
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_plan_json_on_an_invalid_inventory_lists_the_errors_on_stdout(make_inv, run_cli) -> None:
+    import json
+
+    inv = make_inv(layout=layout(nuxeo_front=["front1"]))
+    code, out, _err = run_cli("plan", "-i", str(inv), "--json")
+    assert code == 2
+    data = json.loads(out)
+    assert data["valid"] is False and data["architecture"] == "compact"
+    assert any(e["rule"] == "counts.nuxeo_front" for e in data["errors"]), data

@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from nxprovision import secrets
 from nxprovision.inventory import load_inventory
 
@@ -81,3 +83,133 @@ def test_ini_inventory_loads_like_yaml(tmp_path: Path, run_cli) -> None:
     assert view.groups["opensearch"] == ["search1", "search2", "search3"]
     code, out, _ = run_cli("plan", "-i", str(d))
     assert "lb1      10.9.0.10" in out
+
+
+# ---------------------------------------------------------------- bad targets: refused before anything is written
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def _init_folder(run_cli, d: Path, *argv: str) -> None:
+    code, out, err = run_cli("init", str(d), *argv)
+    assert code == 0, out + err
+
+
+def _bad_file_path(run_cli, t: Path) -> list[str]:
+    (t / "afile").write_text("x\n")
+    return [str(t / "afile" / "inv")]
+
+
+def _existing_file(run_cli, t: Path) -> list[str]:
+    (t / "afile").write_text("x\n")
+    return [str(t / "afile")]
+
+
+def _missing_password_folder(run_cli, t: Path) -> list[str]:
+    return [str(t / "inv"), "--vault-password-file", str(t / "nodir" / "pass")]
+
+
+def _wrong_password(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv")
+    (t / "inv" / "hosts.yml").unlink()  # init would write it: it must not, before the refusal
+    (t / "wrong").write_text("not-the-password\n")
+    return [str(t / "inv"), "--vault-password-file", str(t / "wrong")]
+
+
+def _lost_password(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv")
+    (t / "inv" / ".vault-pass").unlink()
+    (t / "inv" / "hosts.yml").unlink()
+    return [str(t / "inv")]
+
+
+def _broken_secrets_yaml(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv")
+    (t / "inv" / secrets.SECRETS_RELPATH).write_text("nx_secret_db_password: [unclosed\n")
+    return [str(t / "inv")]
+
+
+def _secrets_a_list(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv")
+    (t / "inv" / secrets.SECRETS_RELPATH).write_text("- a\n")
+    return [str(t / "inv")]
+
+
+def _group_vars_a_file(run_cli, t: Path) -> list[str]:
+    (t / "inv").mkdir()
+    (t / "inv" / "group_vars").write_text("x\n")
+    return [str(t / "inv")]
+
+
+def _other_architecture(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv")
+    return [str(t / "inv"), "-a", "distributed"]
+
+
+def _other_database(run_cli, t: Path) -> list[str]:
+    _init_folder(run_cli, t / "inv", "--database", "mongodb")
+    return [str(t / "inv"), "--database", "postgresql"]
+
+
+# id -> (set-up returning init's arguments, words of the one-line error)
+BAD_TARGETS = {
+    "under-a-file": (_bad_file_path, "is a file, not a folder"),
+    "onto-a-file": (_existing_file, "exists and is not a folder"),
+    "password-folder-missing": (_missing_password_folder, "nodir does not exist"),
+    "wrong-password-for-the-vault": (_wrong_password, "does not open this vault"),
+    "vault-without-its-password": (_lost_password, "would create a new password that cannot open it"),
+    "secrets-yaml-broken": (_broken_secrets_yaml, "secrets.yml:2:1: YAML syntax error"),
+    "secrets-a-list": (_secrets_a_list, "expected a mapping of secret names"),
+    "group-vars-a-file": (_group_vars_a_file, "is a file, where init writes a folder"),
+    "distributed-onto-compact": (_other_architecture, "is a compact inventory"),
+    "postgresql-onto-mongodb": (_other_database, "is a mongodb inventory"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TARGETS), ids=list(BAD_TARGETS))
+def test_init_refuses_a_bad_target_before_writing_anything(case: str, run_cli, tmp_path: Path) -> None:
+    setup, words = BAD_TARGETS[case]
+    t = tmp_path / "t"
+    t.mkdir()
+    argv = setup(run_cli, t)
+    before = _tree(t)
+    code, out, err = run_cli("init", *argv)
+    assert code == 2, out + err
+    assert err.startswith("nxprovision: error: ") and len(err.strip().splitlines()) == 1, err
+    assert words in err and "(fix: " in err, err
+    assert "Traceback" not in out + err and "internal error" not in err
+    assert _tree(t) == before
+
+
+def test_init_under_proc_is_refused(run_cli) -> None:
+    code, _out, err = run_cli("init", "/proc/nxprovision-test-inventory")
+    assert code == 2 and "kernel file system" in err and "(fix: " in err, err
+    assert not Path("/proc/nxprovision-test-inventory").exists()
+
+
+def test_an_existing_folder_keeps_its_architecture_and_database(run_cli, tmp_path: Path) -> None:
+    d = tmp_path / "inv"
+    _init_folder(run_cli, d, "-a", "distributed", "--database", "mongodb")
+    (d / "hosts.yml").unlink()
+    code, out, err = run_cli("init", str(d))
+    assert code == 0, out + err
+    assert "distributed architecture, mongodb" in out
+    assert "mongo1" in (d / "hosts.yml").read_text()
+
+
+def test_distributed_mongodb_has_no_etcd_group(run_cli, tmp_path: Path) -> None:
+    d = tmp_path / "inv"
+    _init_folder(run_cli, d, "-a", "distributed", "--database", "mongodb")
+    assert "etcd" not in (d / "hosts.yml").read_text()
+    view = load_inventory(d)
+    assert "etcd" not in view.groups and not any(h.startswith("db") for h in view.hostvars)
+    code, out, _err = run_cli("validate", "-i", str(d))
+    assert code == 0, out
+
+
+def test_distributed_postgresql_keeps_its_etcd_group(run_cli, tmp_path: Path) -> None:
+    d = tmp_path / "inv"
+    _init_folder(run_cli, d, "-a", "distributed")
+    assert load_inventory(d).groups["etcd"] == ["db1", "db2", "db3"]

@@ -112,3 +112,20 @@ def test_a_run_during_a_pending_rotation_is_refused(make_inv, run_cli) -> None:
         code, _, err = run_cli(*verb, "-i", str(inv))
         assert code != 0 and "rotation of" in err and "is pending" in err, (verb, err)
         assert "secrets rotate" in err and "Traceback" not in err
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=False)
+
+
+def test_no_run_lock_is_committed_and_gitignore_covers_every_inventory_s_lock() -> None:
+    if _git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout")
+    tracked = [p for p in _git("ls-files").stdout.splitlines() if Path(p).name == LOCK_NAME]
+    assert tracked == [], f"run lock files committed: {tracked} (git rm --cached them)"
+    for folder in ("inventories/compact", "inventories/distributed", "some/operator/inventory"):
+        probe = _git("check-ignore", "--no-index", "-q", f"{folder}/{LOCK_NAME}")
+        assert probe.returncode == 0, f"{folder}/{LOCK_NAME} is not ignored by .gitignore"
