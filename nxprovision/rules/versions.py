@@ -101,13 +101,20 @@ def _database(c: Cluster, m: Lts) -> Iterator[Finding]:
                                         m.mongodb.source)
 
 
+def nuxeo_setting(c: Cluster, key: str) -> str:
+    """A nuxeo role setting as the Nuxeo nodes see it (group_vars/nuxeo included), 'auto' when unset."""
+    host = c.nuxeo_nodes[0].host if c.nuxeo_nodes else None
+    value = host_setting(c.view, c.settings, host, key) if host else c.settings.get(key)
+    return str(value or "auto")
+
+
 def _clients_line(m: Lts) -> str:
     return "; ".join(f"{sc.key}: {sc.describe()}" for sc in m.search_clients)
 
 
 def search_client(c: Cluster, m: Lts) -> SearchClient | None:
     """The search client a node of this LTS uses: the one set, or the first that supports the search cluster."""
-    chosen = str(c.settings.get("nuxeo_search_client") or "auto")
+    chosen = nuxeo_setting(c, "nuxeo_search_client")
     if chosen != "auto" and m.packaged_search:
         return m.search_client(chosen)
     dist, sv = str(c.settings.get("search_distribution")), str(c.settings.get("search_version"))
@@ -117,8 +124,8 @@ def search_client(c: Cluster, m: Lts) -> SearchClient | None:
 def _search(c: Cluster, m: Lts) -> Iterator[Finding]:
     dist = str(c.settings.get("search_distribution"))
     sv = str(c.settings.get("search_version"))
-    chosen = str(c.settings.get("nuxeo_search_client") or "auto")
-    audit = str(c.settings.get("nuxeo_audit_backend") or "auto")
+    chosen = nuxeo_setting(c, "nuxeo_search_client")
+    audit = nuxeo_setting(c, "nuxeo_audit_backend")
     if not m.packaged_search:
         for key, value in (("nuxeo_search_client", chosen), ("nuxeo_audit_backend", audit)):
             if value != "auto":

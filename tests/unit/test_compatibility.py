@@ -270,3 +270,11 @@ def test_unknown_package_keys(make_inv, run_cli) -> None:
                                                      "nuxeo_audit_backend": "cassandra"})
     assert "use auto or one of opensearch1, opensearch2, elasticsearch9" in _error(lines, "versions.search_client")
     assert "'cassandra' is not an audit store" in _error(lines, "versions.audit_backend")
+
+
+def test_the_package_settings_are_read_as_the_nuxeo_nodes_see_them(make_inv, run_cli) -> None:
+    inv = make_inv(set={"nuxeo_version": "2025.7"})
+    (inv / "group_vars" / "nuxeo.yml").write_text("nuxeo_audit_backend: memory\n")
+    code, out, _err = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    assert any(ln.startswith("ERROR") and "[versions.audit_backend]" in ln for ln in out.splitlines()), out
