@@ -148,6 +148,12 @@ class Lts:
     def search_client(self, key: str) -> SearchClient | None:
         return next((sc for sc in self.search_clients if sc.key == key), None)
 
+    def pick_search_client(self, chosen: str, product: str, version: str) -> SearchClient | None:
+        """The client a node uses: the one chosen (LTS 2025 on), else the first that supports the search cluster."""
+        if chosen != "auto" and self.packaged_search:
+            return self.search_client(chosen)
+        return next((sc for sc in self.search_clients if sc.covers(product, version)), None)
+
     def audit_backends(self) -> dict[str, tuple[str, str]]:
         """key -> (package, what it needs: 'search' or a database flavour)."""
         out = {sc.key: (sc.audit_package, "search") for sc in self.search_clients if sc.audit_package}

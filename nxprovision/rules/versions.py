@@ -112,15 +112,6 @@ def _clients_line(m: Lts) -> str:
     return "; ".join(f"{sc.key}: {sc.describe()}" for sc in m.search_clients)
 
 
-def search_client(c: Cluster, m: Lts) -> SearchClient | None:
-    """The search client a node of this LTS uses: the one set, or the first that supports the search cluster."""
-    chosen = nuxeo_setting(c, "nuxeo_search_client")
-    if chosen != "auto" and m.packaged_search:
-        return m.search_client(chosen)
-    dist, sv = str(c.settings.get("search_distribution")), str(c.settings.get("search_version"))
-    return next((sc for sc in m.search_clients if sc.covers(dist, sv)), None)
-
-
 def _search(c: Cluster, m: Lts) -> Iterator[Finding]:
     dist = str(c.settings.get("search_distribution"))
     sv = str(c.settings.get("search_version"))
@@ -139,7 +130,7 @@ def _search(c: Cluster, m: Lts) -> Iterator[Finding]:
         return
 
     keys = [sc.key for sc in m.search_clients]
-    client = search_client(c, m)
+    client = m.pick_search_client(chosen, dist, sv)
     if chosen != "auto" and client is None:
         yield error("versions.search_client", "setting nuxeo_search_client",
                     f"'{chosen}' is not a search client package of Nuxeo LTS {m.lts}",
