@@ -118,7 +118,7 @@ def test_lookups_read_the_data() -> None:
 def test_upgrading_to_2025_is_still_refused() -> None:
     from nxprovision.daytwo import check_upgrade
 
-    with pytest.raises(NxError, match="2025"):
+    with pytest.raises(NxError, match="LTS 2025 is not supported yet: its deployment is coming"):
         check_upgrade("2023.35", "2025.5", full_stop=True)
 
 
