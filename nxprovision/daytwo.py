@@ -6,6 +6,7 @@ import copy
 
 from nxprovision.errors import NxError
 from nxprovision.inventory import InventoryView
+from nxprovision.model import compat
 from nxprovision.model.cluster import Cluster, build_cluster
 from nxprovision.model.versions import MATRIX, NuxeoVersion
 from nxprovision.rules import run_rules
@@ -17,7 +18,8 @@ def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
     if tgt is None:
         raise NxError(f"'{target}' is not a Nuxeo LTS version", "write it as <LTS>.<hotfix>, e.g. 2023.35")
     if tgt.lts not in MATRIX:
-        raise NxError(f"Nuxeo LTS {tgt.lts} is not supported", f"use LTS {', '.join(str(k) for k in MATRIX)}")
+        coming = " yet: its deployment is coming" if tgt.lts in compat.load().lts else ""
+        raise NxError(f"Nuxeo LTS {tgt.lts} is not supported{coming}", f"use LTS {', '.join(str(k) for k in MATRIX)}")
     if cur is None:
         raise NxError(f"the inventory's nuxeo_version '{current}' is not an LTS version",
                       "fix nuxeo_version in group_vars/all first")

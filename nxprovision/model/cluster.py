@@ -30,7 +30,7 @@ CLUSTER_WIDE = (
     "nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version", "nuxeo_packages",
     "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode", "s3_bucket",
     "s3_endpoint", "s3_region", "postgresql_version", "mongodb_version", "nx_tls_enabled", "nx_tls_ca_cert_file",
-    "nx_tls_ca_key_file", "nx_tls_search", "nx_tls_kafka", "nx_tls_s3",
+    "nx_tls_ca_key_file", "nx_tls_search", "nx_tls_kafka", "nx_tls_s3", "nuxeo_search_client", "nuxeo_audit_backend",
 )
 
 

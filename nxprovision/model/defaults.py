@@ -22,6 +22,11 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "Virtual IP shared by the two load balancers (distributed architecture; keepalived VRRP).",
     ),
     "nx_database": ("postgresql", "Database flavour: postgresql | mongodb (the matching group holds its hosts)."),
+    "nx_os_release": (
+        "debian12",
+        "The hosts' OS release: debian12 | debian13 (set it per host for a mixed cluster). validate checks it\n"
+        "against the OS releases nxprovision supports for nuxeo_version (docs/compatibility.md).",
+    ),
     "nuxeo_version": ("2023.35", "Nuxeo LTS version with its hotfix level (LTS 2021.x or 2023.x)."),
     "nuxeo_packages": (
         ["nuxeo-web-ui", "amazon-s3-online-storage"],

@@ -1,16 +1,18 @@
-"""Nuxeo's compatibility matrix (nuxeo-facts.md section 2.1) and version arithmetic."""
+"""Nuxeo versions and their arithmetic; the deployable LTS lines of the compatibility matrix (compatibility.yml)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from nxprovision.model.compat import Lts, load
+
 _NUXEO_RE = re.compile(r"^(20\d\d)\.(\d+)$")
 
 
 @dataclass(frozen=True, order=True)
 class NuxeoVersion:
-    lts: int  # 2021, 2023
+    lts: int  # 2021, 2023, 2025
     hotfix: int
 
     @classmethod
@@ -40,26 +42,17 @@ class LtsMatrix:
     kraft_from_hotfix: int | None  # KRaft supported from this hotfix on (None: never)
 
 
-MATRIX: dict[int, LtsMatrix] = {
-    2021: LtsMatrix(
-        java="11",
-        postgresql=("11", "12", "13"),
-        mongodb=("4.0", "4.2", "4.4", "5.0", "6.0"),
-        elasticsearch=("7",),
-        opensearch=(),
-        kafka=("1", "2", "3"),
-        kraft_from_hotfix=None,
-    ),
-    2023: LtsMatrix(
-        java="17",
-        postgresql=("11", "12", "13"),
-        mongodb=("4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0", "8.1"),
-        elasticsearch=("7.17", "8.7"),
-        opensearch=("1.3",),
-        kafka=("3",),
-        kraft_from_hotfix=33,
-    ),
-}
+def _lts_matrix(lts: Lts) -> LtsMatrix:
+    client = lts.search_clients[0]
+    return LtsMatrix(
+        java=lts.java.versions.patterns[0], postgresql=lts.postgresql.versions.patterns,
+        mongodb=lts.mongodb.versions.patterns, elasticsearch=client.products["elasticsearch"].patterns,
+        opensearch=client.products["opensearch"].patterns, kafka=lts.kafka.versions.patterns,
+        kraft_from_hotfix=lts.kafka.kraft_from_hotfix)
+
+
+# The LTS lines nxprovision deploys (compatibility.yml, `deployable: true`); the whole matrix is compat.load().
+MATRIX: dict[int, LtsMatrix] = {k: _lts_matrix(v) for k, v in load().lts.items() if v.deployable}
 
 KRAFT_MIN_KAFKA = (3, 6)
 
@@ -71,10 +64,11 @@ def matches(version: str, accepted: tuple[str, ...]) -> bool:
 
 
 def supports_kraft(nuxeo: NuxeoVersion) -> bool:
-    m = MATRIX.get(nuxeo.lts)
-    return bool(m and m.kraft_from_hotfix is not None and nuxeo.hotfix >= m.kraft_from_hotfix)
+    m = load().lts.get(nuxeo.lts)
+    kraft = m.kafka.kraft_from_hotfix if m else None
+    return kraft is not None and nuxeo.hotfix >= kraft
 
 
 def java_for(nuxeo: NuxeoVersion) -> str:
-    m = MATRIX.get(nuxeo.lts)
-    return m.java if m else "17"
+    m = load().lts.get(nuxeo.lts)
+    return m.java.versions.patterns[0] if m else "17"

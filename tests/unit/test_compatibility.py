@@ -1,0 +1,280 @@
+"""The compatibility matrix: its data (sources, version patterns), the page generated from it, and validate's
+refusals, each quoting the documentation's version list and page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nxprovision.errors import NxError
+from nxprovision.model import compat
+from nxprovision.model.versions import MATRIX, NuxeoVersion, java_for, supports_kraft
+
+ROOT = Path(__file__).resolve().parents[2]
+M2025 = "https://doc.nuxeo.com/nxdoc/compatibility-matrix/"
+M2023 = "https://doc.nuxeo.com/nxdoc/2023/compatibility-matrix/"
+AUDIT2025 = "https://doc.nuxeo.com/nxdoc/how-to-upgrade-audit-service/"
+
+
+# --------------------------------------------------------------------------- the data
+
+
+def _raw() -> dict[str, Any]:
+    return yaml.safe_load(compat.DATA_FILE.read_text())
+
+
+def _entries(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every mapping that states something (versions, a package, an OS release) with its path."""
+    if isinstance(node, dict):
+        if any(k in node for k in ("versions", "package", "release", "openjdk", "opensearch", "backends")):
+            yield path, node
+        for k, v in node.items():
+            yield from _entries(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _entries(v, f"{path}[{i}]")
+
+
+def test_every_entry_carries_its_source_page() -> None:
+    entries = list(_entries(_raw()))
+    assert len(entries) > 20
+    for path, entry in entries:
+        assert str(entry.get("source", "")).startswith("https://"), f"{path} has no source page"
+    for lts, d in _raw()["lts"].items():
+        for part in ("java", "app_server", "postgresql", "mongodb", "audit", "kafka"):
+            assert str(d[part]["source"]).startswith("https://doc.nuxeo.com/"), (lts, part)
+
+
+def test_every_version_parses() -> None:
+    for path, entry in _entries(_raw()):
+        for key in ("versions", "opensearch", "elasticsearch"):
+            for pattern in entry.get(key) or []:
+                assert isinstance(pattern, str), f"{path}.{key}: quote {pattern!r}"
+                assert compat._PATTERN_RE.match(pattern), f"{path}.{key}: {pattern!r}"
+    m = compat.load()
+    for lts in m.lts.values():
+        assert lts.kafka.kraft_from_hotfix is None or lts.kafka.kraft_min_kafka
+        for o in lts.os:
+            assert o.release in m.os_releases
+
+
+def test_the_loader_refuses_malformed_data() -> None:
+    raw = _raw()
+    del raw["lts"][2025]["java"]["source"]
+    with pytest.raises(compat.CompatDataError, match="source"):
+        compat.parse(raw)
+    raw = _raw()
+    raw["lts"][2023]["postgresql"]["versions"] = [13]
+    with pytest.raises(compat.CompatDataError, match="quoted"):
+        compat.parse(raw)
+    raw = _raw()
+    raw["lts"][2025]["os"][0]["release"] = "debian99"
+    with pytest.raises(compat.CompatDataError, match="debian99"):
+        compat.parse(raw)
+
+
+@pytest.mark.parametrize(("patterns", "version", "expected"), [
+    (("13",), "13", True), (("13",), "13.4", True), (("13",), "130", False),
+    (("7.17",), "7.17.9", True), (("7.17",), "7.1", False),
+    ((">11",), "12", True), ((">11",), "16.4", True), ((">11",), "11", False), ((">11",), "11.9", False),
+    ((">4.2",), "4.4.1", True), ((">4.2",), "8.0", True), ((">4.2",), "4.2.9", False), ((">4.2",), "4", False),
+    ((">11",), "latest", False),
+])
+def test_version_patterns(patterns: tuple[str, ...], version: str, expected: bool) -> None:
+    assert compat.Versions(patterns).matches(version) is expected
+
+
+def test_the_2025_facts_from_the_documentation() -> None:
+    m = compat.load().lts[2025]
+    assert not m.deployable
+    assert m.java.versions.patterns == ("21",) and m.app_server.versions.patterns == ("10.1",)
+    assert m.postgresql.recommended == "16" and m.postgresql.versions.matches("17")
+    assert m.mongodb.recommended == "8" and not m.mongodb.versions.matches("4.2")
+    assert m.kafka.kraft_from_hotfix == 5 and m.audit.required_in_cluster
+    os1, os2, es9 = (m.search_client(k) for k in ("opensearch1", "opensearch2", "elasticsearch9"))
+    assert os1 and os2 and es9
+    assert os1.package == "nuxeo-search-client-opensearch1" and os1.audit_package == "nuxeo-audit-opensearch1"
+    assert os1.covers("opensearch", "1.3.20") and os1.covers("elasticsearch", "8.17.0")
+    assert not os1.covers("opensearch", "2.19.1")
+    assert all(os2.covers("opensearch", v) for v in ("1.3.20", "2.19.1", "3.0.0"))
+    assert os2.covers("elasticsearch", "7.17.9") and not os2.covers("elasticsearch", "8.7.0")
+    assert es9.covers("elasticsearch", "9.0.1") and not es9.covers("elasticsearch", "8.7.0")
+    assert not es9.covers("opensearch", "1.3.20")
+    assert {o.release for o in m.os} == {"debian12", "debian13"}
+    assert [o.release for o in compat.load().lts[2023].os] == ["debian12"]
+
+
+def test_lookups_read_the_data() -> None:
+    assert set(MATRIX) == {2021, 2023}  # the LTS lines the roles deploy
+    assert java_for(NuxeoVersion(2025, 0)) == "21" and java_for(NuxeoVersion(2023, 35)) == "17"
+    assert not supports_kraft(NuxeoVersion(2025, 4)) and supports_kraft(NuxeoVersion(2025, 5))
+    assert supports_kraft(NuxeoVersion(2023, 33)) and not supports_kraft(NuxeoVersion(2021, 40))
+
+
+def test_upgrading_to_2025_is_still_refused() -> None:
+    from nxprovision.daytwo import check_upgrade
+
+    with pytest.raises(NxError, match="LTS 2025 is not supported yet: its deployment is coming"):
+        check_upgrade("2023.35", "2025.5", full_stop=True)
+
+
+def test_the_committed_page_is_up_to_date() -> None:
+    from nxprovision.compatdocs import render
+
+    page = render()
+    assert (ROOT / "docs" / "compatibility.md").read_text() == page, "run: .venv/bin/python -m nxprovision.compatdocs"
+    assert M2025 in page and M2023 in page and "nuxeo-search-client-opensearch2" in page
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _validate(make_inv, run_cli, **kwargs: Any) -> tuple[int, dict[str, list[str]]]:
+    code, out, err = run_cli("validate", "-i", str(make_inv(**kwargs)))
+    assert "Traceback" not in out + err
+    lines: dict[str, list[str]] = {}
+    for ln in out.splitlines():
+        if ln.startswith(("ERROR", "WARNING")):
+            lines.setdefault(ln.rsplit("[", 1)[1].split("]")[0], []).append(ln)
+    return code, lines
+
+
+def _error(lines: dict[str, list[str]], rule: str) -> str:
+    found = [ln for ln in lines.get(rule, []) if ln.startswith("ERROR")]
+    assert found, f"no ERROR [{rule}] in {lines}"
+    assert "Fix: " in found[0]
+    return found[0]
+
+
+def test_2025_is_checked_and_refused_for_deployment_as_coming(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7"})
+    assert code == 2
+    line = _error(lines, "versions.nuxeo")
+    assert "cannot deploy Nuxeo LTS 2025 yet" in line and "deployment is coming" in line
+    assert [r for r, ls in lines.items() if any(ln.startswith("ERROR") for ln in ls)] == ["versions.nuxeo"]
+
+
+def test_2025_with_java_17(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nuxeo_java_version": 17})
+    assert code == 2
+    line = _error(lines, "versions.java")
+    assert "Java 17 does not run Nuxeo LTS 2025, which needs JDK 21" in line and M2025 in line
+    assert "versions.nuxeo" in lines  # the deployment refusal is reported as well
+
+
+def test_2025_with_a_java_17_package(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7",
+                                                    "common_java_package": "openjdk-17-jre-headless"})
+    assert code == 2
+    assert "needs JDK 21" in _error(lines, "versions.java")
+
+
+def test_2025_opensearch1_client_against_opensearch_2(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={
+        "nuxeo_version": "2025.7", "nuxeo_search_client": "opensearch1", "search_version": "2.19.1"})
+    assert code == 2
+    line = _error(lines, "versions.search_client")
+    assert "nuxeo-search-client-opensearch1 does not support OpenSearch 2.19.1" in line
+    assert "it supports OpenSearch 1, Elasticsearch 7, 8" in line and M2025 in line
+    assert "opensearch2: OpenSearch 1, 2, 3, Elasticsearch 7" in line
+    assert "nuxeo_search_client: opensearch2" in line.split("Fix: ", 1)[1]
+
+
+def test_2025_auto_client_follows_the_search_cluster(make_inv, run_cli) -> None:
+    for version in ("1.3.20", "2.19.1", "3.0.0"):
+        _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "search_version": version})
+        assert not {"versions.search_client", "versions.opensearch", "versions.audit_backend"} & set(lines), version
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "search_distribution": "elasticsearch",
+                                                     "search_version": "9.0.1"})
+    assert not {"versions.search_client", "versions.elasticsearch"} & set(lines)
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "search_version": "4.0.0"})
+    line = _error(lines, "versions.opensearch")
+    assert "no search client package of Nuxeo LTS 2025 supports OpenSearch 4.0.0" in line
+
+
+def test_2025_cluster_without_an_audit_backend(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nuxeo_audit_backend": "memory"})
+    assert code == 2
+    line = _error(lines, "versions.audit_backend")
+    assert "in memory" in line and "testing purpose only" in line and AUDIT2025 in line
+    assert "nuxeo-audit-opensearch1" in line and "nuxeo-audit-mongodb" in line and "nuxeo-audit-sql" in line
+
+
+def test_2025_single_node_in_memory_audit_is_a_warning(make_inv, run_cli) -> None:
+    _code, lines = _validate(make_inv, run_cli, arch="single",
+                             set={"nuxeo_version": "2025.7", "nuxeo_audit_backend": "memory"})
+    assert [ln for ln in lines["versions.audit_backend"] if ln.startswith("WARNING")]
+    assert not [ln for ln in lines["versions.audit_backend"] if ln.startswith("ERROR")]
+
+
+def test_2025_audit_store_must_match_the_database(make_inv, run_cli) -> None:
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nuxeo_audit_backend": "mongodb"})
+    assert "nuxeo-audit-mongodb stores the audit log in a mongodb database" in _error(lines, "versions.audit_backend")
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nuxeo_audit_backend": "sql"})
+    assert "versions.audit_backend" not in lines
+
+
+def test_kraft_before_2025_5(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.3", "kafka_mode": "kraft"})
+    assert code == 2
+    line = _error(lines, "versions.kraft")
+    assert "needs Nuxeo LTS 2025.5 or later; this cluster runs 2025.3" in line and M2025 in line
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.5", "kafka_mode": "kraft"})
+    assert "versions.kraft" not in lines
+
+
+def test_2023_on_an_os_release_the_matrix_does_not_list(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nx_os_release": "debian13"})
+    assert code == 2
+    line = _error(lines, "versions.os")
+    assert "debian13 is not an OS release of Nuxeo LTS 2023" in line and "(supported: debian12)" in line
+    assert "OpenJDK 21, 25" in line and "needs JDK 17" in line and M2023 in line
+
+
+def test_one_host_on_another_release_is_named(make_inv, run_cli) -> None:
+    _code, lines = _validate(make_inv, run_cli, hostvars={"front2": {"nx_os_release": "debian13"}})
+    line = _error(lines, "versions.os")
+    assert "hosts front2:" in line and "front1" not in line
+
+
+def test_2025_on_debian_13_and_12(make_inv, run_cli) -> None:
+    for release in ("debian12", "debian13"):
+        _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": release})
+        assert "versions.os" not in lines
+
+
+def test_the_override_mechanism_applies(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={
+        "nx_os_release": "debian13",
+        "nx_compat_overrides": {"os": "JDK 17 from our own repository", "postgresql": "Debian 12 ships 15"}})
+    assert code == 0, lines
+    assert any("overridden: JDK 17 from our own repository" in ln for ln in lines["versions.os"])
+    code, lines = _validate(make_inv, run_cli, set={
+        "nuxeo_version": "2025.7", "nuxeo_search_client": "opensearch1", "search_version": "2.19.1",
+        "nx_compat_overrides": {"search_client": "tested by us"}})
+    assert not [ln for ln in lines["versions.search_client"] if ln.startswith("ERROR")]
+
+
+def test_2025_settings_have_no_effect_before_2025(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_search_client": "opensearch2"})
+    assert code == 0
+    assert lines["versions.search_packages"][0].startswith("WARNING")
+
+
+def test_unknown_package_keys(make_inv, run_cli) -> None:
+    _code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nuxeo_search_client": "solr",
+                                                     "nuxeo_audit_backend": "cassandra"})
+    assert "use auto or one of opensearch1, opensearch2, elasticsearch9" in _error(lines, "versions.search_client")
+    assert "'cassandra' is not an audit store" in _error(lines, "versions.audit_backend")
+
+
+def test_the_package_settings_are_read_as_the_nuxeo_nodes_see_them(make_inv, run_cli) -> None:
+    inv = make_inv(set={"nuxeo_version": "2025.7"})
+    (inv / "group_vars" / "nuxeo.yml").write_text("nuxeo_audit_backend: memory\n")
+    code, out, _err = run_cli("validate", "-i", str(inv))
+    assert code == 2
+    assert any(ln.startswith("ERROR") and "[versions.audit_backend]" in ln for ln in out.splitlines()), out
