@@ -174,6 +174,13 @@ def test_compact_restore_expired_set_then_restore_keeps_data(compact_cluster) ->
     b = d.cluster.derived["backup"]
     records = lab_.inventory / ".backups"
     serving(d)
+    # a backup snapshots the audit index: documents until the snapshot node holds it (see the module's docstring)
+    nx = d.client()
+    for i in range(20):
+        if audit_entries(d):
+            break
+        create_document_with_blob(nx, f"expiry {i}", f"blob {i}")
+    assert audit_entries(d), "no audit entry on the snapshot node"
 
     ok(nxp("backup", "-i", inv, "--type", "full"), "first full backup")
     time.sleep(1.5)  # ids are to the second
