@@ -59,6 +59,22 @@ def latest(inventory: Path) -> str | None:
     return ids[-1] if ids else None
 
 
+def recorded_label(inventory: Path, backup_id: str) -> str | None:
+    """The pgBackRest set of a backup as its local record says (None: no readable record)."""
+    import json
+
+    from nxprovision.inventory import inventory_dir
+
+    for folder in (records_dir(inventory), inventory_dir(inventory).joinpath(*FORMER_RECORDS)):
+        try:
+            label = json.loads((folder / f"{backup_id}.json").read_text()).get("database", {}).get("label")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if label:
+            return str(label)
+    return None
+
+
 def confirm_restore(yes: bool, cluster_name: Callable[[], str], backup_id: Callable[[], str],
                     isatty: Callable[[], bool] | None = None,
                     ask: Callable[[str], str] | None = None) -> None:
@@ -85,8 +101,9 @@ def aside_name(data_dir: str, stamp: str) -> str:
     return f"{data_dir}.before-restore-{stamp}"
 
 
-def restore_steps(cluster, backup_id: str, stamp: str) -> list[str]:
-    """Every step playbooks/restore.yml takes on this cluster, in order."""
+def restore_steps(cluster, backup_id: str, stamp: str, label: str | None = None) -> list[str]:
+    """Every step playbooks/restore.yml takes on this cluster, in order (label: the backup's pgBackRest set, when
+    known before the manifest is read)."""
     b = cluster.derived["backup"]
     db = cluster.derived["db"]
     nuxeo = ", ".join(n.host for n in cluster.nuxeo_nodes)
@@ -96,7 +113,8 @@ def restore_steps(cluster, backup_id: str, stamp: str) -> list[str]:
         f"binary it lists in {b['binaries_prefix']} (size and md5), on {b['copy_host']}",
     ]
     info_host = db["patroni"]["bootstrap_host"] if db.get("manager") == "patroni" else db["primary"]
-    steps.append(f"verify: `pgbackrest --stanza={b['stanza']} --set=<the manifest's set> info` lists the set, on "
+    the_set = label or "<the manifest's set>"
+    steps.append(f"verify: `pgbackrest --stanza={b['stanza']} --set={the_set} info` lists the set, on "
                  f"{info_host}")
     snap = b.get("audit_snapshot") or {}
     if snap.get("enabled"):

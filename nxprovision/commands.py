@@ -332,7 +332,8 @@ def _restore_dry_run(args: argparse.Namespace) -> int:
     backup_id = _restore_target(args, cluster)
     print(f"restore {backup_id} (dry run: nothing is touched); the steps, in order (the run stops at the first "
           "failed check, before any service stops):")
-    for i, step in enumerate(backups.restore_steps(cluster, backup_id, "<time of the run>"), 1):
+    label = backups.recorded_label(Path(args.inventory), backup_id)
+    for i, step in enumerate(backups.restore_steps(cluster, backup_id, "<time of the run>", label), 1):
         print(f"{i}. {step}")
     return 0
 

@@ -132,6 +132,12 @@ def test_dry_run_lists_every_step_and_runs_nothing(make_inv, run_cli, runs, monk
     steps = [ln.split(". ", 1)[1] for ln in out.splitlines() if ln[:1].isdigit()]
     c = build_cluster(load_inventory(inv))
     assert steps == restore_steps(c, "20261126T033000Z", "<time of the run>")
+    assert "--set=<the manifest's set> info" in steps[1]
+    # with a local record, the set it names
+    (inv / ".backups").mkdir()
+    (inv / ".backups" / "20261126T033000Z.json").write_text(json.dumps({"database": {"label": "20261126-033000F"}}))
+    code, out, _err = run_cli("restore", "-i", str(inv), "--dry-run")
+    assert code == 0 and "--set=20261126-033000F info` lists the set" in out and runs == []
 
 
 @pytest.mark.parametrize("arch", ["compact", "distributed"])
