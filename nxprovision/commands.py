@@ -240,13 +240,6 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return code
 
 
-def backups_dir(inventory: Path) -> Path:
-    """Where `backup` keeps its manifests beside the inventory: <inventory dir>/runs/backups/<id>.json."""
-    from nxprovision.inventory import inventory_dir
-
-    return inventory_dir(inventory) / "runs" / "backups"
-
-
 def _backup_enabled(cluster) -> dict:
     b = cluster.derived.get("backup", {})
     if not b.get("enabled"):
@@ -264,8 +257,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     refuse_removed_hosts(args, cluster, "backup")
     b = _backup_enabled(cluster)
     backup_id = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
-    records = backups_dir(Path(args.inventory))
-    records.mkdir(parents=True, exist_ok=True)
+    records = _records(args)
+    records.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(f"backup {backup_id}: database ({b['tool']} {args.type}, stanza {b['stanza']}), then binaries "
           f"({b['source_bucket']} -> {b['bucket']}/{b['binaries_prefix']}), then the audit index")
     code = _run(args, "backup.yml", "backup", vpf, secrets,
@@ -282,9 +275,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return code
 
 
-def latest_backup(inventory: Path) -> str | None:
-    records = sorted(backups_dir(inventory).glob("*.json")) if backups_dir(inventory).exists() else []
-    return records[-1].stem if records else None
+def _records(args: argparse.Namespace) -> Path:
+    """The inventory's backup records, the former folder's moved in first."""
+    from nxprovision import backups
+
+    moved = backups.migrate(Path(args.inventory))
+    if moved:
+        print(f"note: {len(moved)} backup record(s) moved to {backups.records_dir(Path(args.inventory))} (the "
+              "former runs/backups folder was read by Ansible as part of the inventory)")
+    return backups.records_dir(Path(args.inventory))
 
 
 def restore_database_steps(cluster) -> str:
@@ -297,31 +296,78 @@ def restore_database_steps(cluster) -> str:
     return f"the database is restored on {db['primary']} (pgBackRest){replicas}"
 
 
-@exclusive("restore")
 def cmd_restore(args: argparse.Namespace) -> int:
+    """The confirmation comes first: without it nothing is read beyond the inventory, and no lock is taken."""
+    from nxprovision import backups
+
+    if args.dry_run:
+        return _restore_dry_run(args)
+
+    def name() -> str:
+        from nxprovision.inventory import load_inventory
+        from nxprovision.model.cluster import build_cluster
+
+        return str(build_cluster(load_inventory(Path(args.inventory), args.vault_password_file))
+                   .settings.get("nx_cluster_name"))
+
+    backups.confirm_restore(args.yes, name, lambda: args.backup or backups.latest(Path(args.inventory)) or "?")
+    return _restore(args)
+
+
+def _restore_target(args: argparse.Namespace, cluster) -> str:
+    from nxprovision import backups
+
+    _backup_enabled(cluster)
+    backup_id = args.backup or backups.latest(Path(args.inventory))
+    if not backup_id:
+        raise NxError(f"no backup recorded in {backups.records_dir(Path(args.inventory))}",
+                      "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
+    return str(backup_id)
+
+
+def _restore_dry_run(args: argparse.Namespace) -> int:
+    from nxprovision import backups
+
+    cluster, _vpf, _secrets = _validated(args, changing=False)
+    backup_id = _restore_target(args, cluster)
+    print(f"restore {backup_id} (dry run: nothing is touched); the steps, in order (the run stops at the first "
+          "failed check, before any service stops):")
+    label = backups.recorded_label(Path(args.inventory), backup_id)
+    for i, step in enumerate(backups.restore_steps(cluster, backup_id, "<time of the run>", label), 1):
+        print(f"{i}. {step}")
+    return 0
+
+
+@exclusive("restore")
+def _restore(args: argparse.Namespace) -> int:
+    import json
+    import time as _time
+
+    from nxprovision import backups
+
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "restore")
     refuse_removed_hosts(args, cluster, "restore")
-    _backup_enabled(cluster)
-    backup_id = args.backup or latest_backup(Path(args.inventory))
-    if not backup_id:
-        raise NxError(f"no backup recorded in {backups_dir(Path(args.inventory))}",
-                      "pass --backup ID (a manifests/<ID>.json of the backup bucket)")
-    print(f"restore {backup_id}: every Nuxeo node stops (drained first); {restore_database_steps(cluster)}; "
-          "then the binaries, then the audit index (when the backup holds its snapshot) are restored; Nuxeo starts "
-          "again")
-    code = _run(args, "restore.yml", "restore", vpf, secrets, extravars={"nx_backup_id": backup_id})
-    record = backups_dir(Path(args.inventory)) / f"{backup_id}.json"
+    records = _records(args)
+    backup_id = _restore_target(args, cluster)
+    stamp = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
+    print(f"restore {backup_id}: the backup is verified first (manifest, binaries, database set, audit snapshot); "
+          f"then every Nuxeo node stops (drained first); {restore_database_steps(cluster)}; then the binaries, then "
+          "the audit index (when the backup holds its snapshot) are restored; Nuxeo starts again")
+    code = _run(args, "restore.yml", "restore", vpf, secrets,
+                extravars={"nx_backup_id": backup_id, "nx_restore_stamp": stamp})
+    record = records / f"{backup_id}.json"
     if code == 0:
         print(f"restore {backup_id}: done; Nuxeo serves again")
         if record.exists():
-            import json
-
             audit = json.loads(record.read_text()).get("audit", {})
             if audit.get("status") != "snapshot":
                 print(f"note: the audit index was not restored: {audit.get('reason', 'not in the backup')}")
         print("note: the search index holds what it held before the restore: reindex the repository "
               "(Elasticsearch.BulkIndex) when searches must see the restored documents")
+    print(f"note: {backups.aside_note(cluster, stamp)}" if code == 0 else
+          f"note: data directories already moved aside by this run (if it got that far) are "
+          f"{backups.aside_name(str(cluster.derived['backup']['data_dir']), stamp)} on the database hosts")
     return code
 
 
@@ -542,9 +588,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="pgBackRest backup type (incr becomes full when there is no full backup yet)")
     bk.set_defaults(func=cmd_backup)
 
-    rt = sub.add_parser("restore", help="stop Nuxeo, restore the database and the binaries of a backup, start")
+    rt = sub.add_parser("restore", help="verify a backup, stop Nuxeo, restore the database (the former data moved "
+                                        "aside), the binaries and the audit index, start (asks first, or --yes)")
     run_args(rt)
     rt.add_argument("--backup", metavar="ID", help="backup id (default: the latest recorded beside the inventory)")
+    from nxprovision.backups import add_restore_args
+
+    add_restore_args(rt)
     rt.set_defaults(func=cmd_restore)
 
     sb = sub.add_parser("support-bundle", help="logs, configs and status of every host in one redacted archive")

@@ -148,6 +148,11 @@ class S3:
         if status not in (200, 204):
             raise S3Error(f"PUT {bucket}/{key}: HTTP {status} {text[:200].decode(errors='replace')}", status)
 
+    def delete(self, bucket: str, key: str) -> None:
+        status, _h, text = self.request("DELETE", bucket, key)
+        if status not in (200, 204, 404):
+            raise S3Error(f"DELETE {bucket}/{key}: HTTP {status} {text[:200].decode(errors='replace')}", status)
+
     def copy(self, src: S3, src_bucket: str, src_key: str, bucket: str, key: str) -> dict[str, object]:
         """Stream one object from `src` into this store through a temporary file; returns its size and md5."""
         md5, sha = hashlib.md5(), hashlib.sha256()
@@ -182,3 +187,31 @@ def needs_copy(source: dict[str, object], target: dict[str, object] | None, md5:
 def md5_of(etag: str) -> str | None:
     return etag if PLAIN_MD5.match(etag or "") else None
 
+
+
+def pool_problems(objects: list[dict[str, object]], pooled: dict[str, dict[str, object] | None]) -> list[str]:
+    """The binaries of a manifest the pool cannot give back as they were: missing, or of another size or md5.
+    `pooled` maps each key to the pool's HEAD of it (None: absent)."""
+    bad = []
+    for obj in objects:
+        have = pooled.get(str(obj["key"]))
+        if have is None:
+            bad.append(f"{obj['key']} (missing)")
+        elif needs_copy(obj, have, str(obj.get("md5") or "") or None):
+            bad.append(f"{obj['key']} ({have['size']} bytes, etag {have.get('etag')}; the manifest says "
+                       f"{obj['size']} bytes, md5 {obj.get('md5')})")
+    return bad
+
+
+def expired_manifests(manifests: dict[str, dict[str, object]], kept_sets: list[str], current: str) -> list[str]:
+    """Ids of the manifests whose database backup set pgBackRest no longer keeps (`kept_sets`: the labels of its
+    `info`): a restore of them cannot work. The current backup's is never one; a manifest without a database
+    label (not one of ours) is left alone."""
+    kept = set(kept_sets)
+    out = []
+    for backup_id, manifest in sorted(manifests.items()):
+        database = manifest.get("database") if isinstance(manifest, dict) else None
+        label = database.get("label") if isinstance(database, dict) else None
+        if backup_id != current and label and label not in kept:
+            out.append(backup_id)
+    return out

@@ -19,6 +19,10 @@ description:
   - O(state=restore) reads that manifest and copies back every listed object that is missing or differs in
     the binary bucket, checking each md5. Objects not in the manifest are left alone.
   - O(state=manifest) only reads the manifest; O(state=record) writes O(manifest) as the backup's manifest.
+  - O(state=verify) reads the manifest and checks, changing nothing, that every object it lists is in the pool
+    with its size and md5; it fails on the first missing manifest or on any missing or different object.
+  - O(state=expire) deletes the manifests whose database backup set is not in O(kept_sets) (pgBackRest expired
+    it), never O(backup_id)'s; returns their ids in RV(expired).
 options:
   source_endpoint: {description: Endpoint of the binary bucket., type: str, required: true}
   source_bucket: {description: Nuxeo's binary bucket., type: str, required: true}
@@ -31,7 +35,16 @@ options:
   pool_prefix: {description: Prefix of the binaries' pool., type: str, default: binaries/}
   manifest_prefix: {description: Prefix of the manifests., type: str, default: manifests/}
   manifest: {description: More manifest fields written with a backup., type: dict, default: {}}
-  state: {description: What to do., type: str, choices: [backup, restore, manifest, record], default: backup}
+  state:
+    description: What to do.
+    type: str
+    choices: [backup, restore, manifest, record, verify, expire]
+    default: backup
+  kept_sets:
+    description: With O(state=expire), the labels of the backup sets the pgBackRest repository still holds.
+    type: list
+    elements: str
+    default: []
   timeout: {description: Seconds per request., type: int, default: 120}
   ca_file:
     description: CA certificate (PEM, on the host) trusted for https endpoints besides the system's CAs.
@@ -57,13 +70,14 @@ RETURN = r"""
 manifest: {description: The backup's manifest., type: dict, returned: always}
 copied: {description: Objects copied., type: int, returned: always}
 bytes_copied: {description: Bytes copied., type: int, returned: always}
+expired: {description: Ids of the manifests deleted (O(state=expire))., type: list, returned: always}
 """
 
 import datetime
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nx_s3 import S3, S3Error, md5_of, needs_copy
+from ansible.module_utils.nx_s3 import S3, S3Error, expired_manifests, md5_of, needs_copy, pool_problems
 
 
 def backup(src, dst, p, check):
@@ -128,6 +142,36 @@ def restore(src, dst, p, check):
     return manifest, copied, nbytes
 
 
+def verify(dst, p):
+    manifest = read_manifest(dst, p)
+    objects = manifest.get("binaries", {}).get("objects")
+    if not manifest.get("complete") or objects is None:
+        raise S3Error(f"manifest {p['backup_id']} is incomplete (the backup did not finish)")
+    pooled = {str(o["key"]): dst.head(p["backup_bucket"], p["pool_prefix"] + str(o["key"])) for o in objects}
+    bad = pool_problems(objects, pooled)
+    if bad:
+        raise S3Error(f"{len(bad)} of the {len(objects)} binaries of manifest {p['backup_id']} are not in the pool as "
+                      f"recorded: {', '.join(bad[:5])}")
+    return manifest
+
+
+def expire(dst, p, check):
+    prefix = p["manifest_prefix"]
+    manifests = {}
+    for obj in dst.list(p["backup_bucket"], prefix):
+        key = str(obj["key"])
+        if key.endswith(".json") and "/" not in key[len(prefix):]:
+            try:
+                manifests[key[len(prefix):-5]] = json.loads(dst.get_bytes(p["backup_bucket"], key) or b"{}")
+            except ValueError:
+                continue  # not a manifest of ours: left alone
+    gone = expired_manifests(manifests, p["kept_sets"], p["backup_id"])
+    if not check:
+        for backup_id in gone:
+            dst.delete(p["backup_bucket"], prefix + backup_id + ".json")
+    return gone
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -142,7 +186,9 @@ def main():
             "pool_prefix": {"type": "str", "default": "binaries/"},
             "manifest_prefix": {"type": "str", "default": "manifests/"},
             "manifest": {"type": "dict", "default": {}},
-            "state": {"type": "str", "default": "backup", "choices": ["backup", "restore", "manifest", "record"]},
+            "state": {"type": "str", "default": "backup",
+                      "choices": ["backup", "restore", "manifest", "record", "verify", "expire"]},
+            "kept_sets": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 120},
             "ca_file": {"type": "path", "default": ""},
         },
@@ -152,6 +198,7 @@ def main():
     keys = (p["region"], p["access_key"], p["secret_key"], p["timeout"], p["ca_file"])
     src = S3(p["source_endpoint"], *keys)
     dst = S3(p["backup_endpoint"], *keys)
+    expired = []
     try:
         if p["state"] == "backup":
             manifest, copied, nbytes = backup(src, dst, p, module.check_mode)
@@ -162,12 +209,17 @@ def main():
             if not module.check_mode:
                 dst.put_bytes(p["backup_bucket"], p["manifest_prefix"] + p["backup_id"] + ".json",
                               json.dumps(manifest, indent=1, sort_keys=True).encode())
+        elif p["state"] == "verify":
+            manifest, copied, nbytes = verify(dst, p), 0, 0
+        elif p["state"] == "expire":
+            expired = expire(dst, p, module.check_mode)
+            manifest, copied, nbytes = {}, 0, 0
         else:
             manifest, copied, nbytes = read_manifest(dst, p), 0, 0
     except (S3Error, OSError, ValueError, KeyError) as exc:
         module.fail_json(msg=f"binaries {p['state']}: {exc}")
-    changed = p["state"] in ("backup", "record") or copied > 0
-    module.exit_json(changed=changed, manifest=manifest, copied=copied, bytes_copied=nbytes)
+    changed = p["state"] in ("backup", "record") or copied > 0 or bool(expired)
+    module.exit_json(changed=changed, manifest=manifest, copied=copied, bytes_copied=nbytes, expired=expired)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, recap, runningstatus, wait_for
 from conftest import bring_up, lab, lab_name, require_lab_machine
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+# The rehearsal and the expiry scenario are slow; the refusal without --yes runs on the shared compact lab.
+pytestmark = [pytest.mark.lab]
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 DOCS = 8
@@ -45,7 +46,9 @@ ARCHITECTURES = ["compact", "distributed"]
 
 
 def nxp(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NXP, *args, "--progress", "plain"], capture_output=True, text=True, timeout=timeout)
+    # no terminal: a restore without --yes refuses
+    return subprocess.run([*NXP, *args, "--progress", "plain"], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
 
 
 def ok(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -103,6 +106,128 @@ def patroni_members(lab_b, host: str) -> list[dict]:  # type: ignore[type-arg]
     return json.loads(out.stdout)
 
 
+def db_state(lab_, d: Deployed) -> dict[str, str]:
+    """What a refused restore must leave as it was: each database host's data directory (its inode), the directories
+    moved aside, the running PostgreSQL (its postmaster's pid and start time, its role) and each Nuxeo's process."""
+    data_dir = d.cluster.derived["backup"]["data_dir"]
+    port = d.cluster.derived["db"]["port"]
+    state = {}
+    for h in d.cluster.db_hosts:
+        out = lab_.ssh(h, f"stat -c %i {data_dir}; ls -d {data_dir}.before-restore-* 2>/dev/null; "
+                          f"head -1 {data_dir}/postmaster.pid; runuser -u postgres -- psql -p {port} -tAc "
+                          "'select pg_postmaster_start_time(), pg_is_in_recovery()'", timeout=30)
+        state[h] = out.stdout
+        assert out.returncode == 0 and "before-restore" not in out.stdout, (h, out.stdout, out.stderr)
+    for n in d.cluster.nuxeo_nodes:
+        out = lab_.ssh(n.host, "systemctl show -p MainPID -p ActiveState nuxeo", timeout=30)
+        state[n.host] = out.stdout
+        assert "ActiveState=active" in out.stdout, (n.host, out.stdout)
+    return state
+
+
+def patroni_roles(lab_, d: Deployed) -> list[tuple[str, str, str, int]]:
+    """Patroni's members as etcd knows them: name, role, state and timeline (a restore changes every one)."""
+    members = patroni_members(lab_, d.cluster.db_hosts[0])
+    assert len(members) == len(d.cluster.db_hosts) and all(m["State"] in ("running", "streaming") for m in members)
+    return sorted((m["Member"], m["Role"], m["State"], int(m.get("TL") or 0)) for m in members)
+
+
+def assert_moved_aside(lab_, d: Deployed, stdout: str) -> None:
+    """Each database host keeps its data directory of before the restore, and the run said where and how to go
+    back."""
+    data_dir = d.cluster.derived["backup"]["data_dir"]
+    assert f"kept as {data_dir}.before-restore-" in stdout and "To go back" in stdout, stdout[-2000:]
+    for h in d.cluster.db_hosts:
+        out = lab_.ssh(h, f"ls -d {data_dir}.before-restore-*/PG_VERSION {data_dir}/PG_VERSION", timeout=30)
+        assert out.returncode == 0 and out.stdout.count("PG_VERSION") == 2, (h, out.stdout, out.stderr)
+
+
+def manifests(d: Deployed) -> list[str]:
+    bucket = d.cluster.derived["backup"]["bucket"]
+    prefix = d.cluster.derived["backup"]["manifests_prefix"]
+    return sorted(k[len(prefix):-5] for k in keys(s3_client(d), bucket) if k.startswith(prefix))
+
+
+def test_compact_restore_without_yes_touches_nothing(compact_cluster) -> None:
+    """No terminal and no --yes: one line, exit 2, before the run lock and before any host is contacted."""
+    lab_, first = compact_cluster
+    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    d = Deployed.load(lab_.inventory)
+    before = db_state(lab_, d)
+    t = time.monotonic()
+    refused = nxp("restore", "-i", str(lab_.inventory), "--backup", "20261126T033000Z", timeout=120)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stdout == "" and refused.stderr.count("\n") == 1 and "--yes" in refused.stderr, refused.stderr
+    assert time.monotonic() - t < 30  # no playbook ran
+    assert db_state(lab_, d) == before
+
+
+@pytest.mark.slow
+def test_compact_restore_expired_set_then_restore_keeps_data(compact_cluster) -> None:
+    """Two full backups; pgBackRest expires the first set. Its restore is refused before anything stops; the next
+    backup removes its manifest and local record, and a restore of that id is refused again. A restore of the
+    latest backup then works and keeps the former data directories."""
+    lab_, first = compact_cluster
+    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    inv = str(lab_.inventory)
+    d = Deployed.load(lab_.inventory)
+    b = d.cluster.derived["backup"]
+    records = lab_.inventory / ".backups"
+    serving(d)
+    # a backup snapshots the audit index: documents until the snapshot node holds it (see the module's docstring)
+    nx = d.client()
+    for i in range(20):
+        if audit_entries(d):
+            break
+        create_document_with_blob(nx, f"expiry {i}", f"blob {i}")
+    assert audit_entries(d), "no audit entry on the snapshot node"
+
+    ok(nxp("backup", "-i", inv, "--type", "full"), "first full backup")
+    time.sleep(1.5)  # ids are to the second
+    ok(nxp("backup", "-i", inv, "--type", "full"), "second full backup")
+    ids = sorted(p.stem for p in records.glob("*.json"))
+    assert len(ids) >= 2, ids
+    old, newer = ids[-2], ids[-1]
+    label = json.loads((records / f"{old}.json").read_text())["database"]["label"]
+    primary = d.cluster.derived["db"]["primary"]
+    expired = lab_.ssh(primary, f"runuser -u postgres -- pgbackrest --stanza={b['stanza']} --set={label} expire",
+                       timeout=300)
+    assert expired.returncode == 0, expired.stdout + expired.stderr
+
+    before = db_state(lab_, d)
+    refused = nxp("restore", "-i", inv, "--backup", old, "--yes")
+    assert refused.returncode != 0, refused.stdout[-3000:]
+    assert "is not in the pgBackRest repository" in refused.stdout, refused.stdout[-3000:]
+    assert "Stop Nuxeo" not in refused.stdout and "Move the data directory aside" not in refused.stdout
+    assert db_state(lab_, d) == before
+
+    # the next backup expires the manifest and the local record of that set, not the others
+    doc, content = create_document_with_blob(d.client(), "before the last backup", "kept by the restore")
+    ok(nxp("backup", "-i", inv, "--type", "incr"), "incremental backup")
+    last = sorted(p.stem for p in records.glob("*.json"))[-1]
+    assert old not in manifests(d) and not (records / f"{old}.json").exists()
+    assert {newer, last} <= set(manifests(d)) and (records / f"{newer}.json").exists()
+    refused = nxp("restore", "-i", inv, "--backup", old, "--yes")
+    assert refused.returncode != 0 and f"no manifest manifests/{old}.json" in refused.stdout, refused.stdout[-3000:]
+    assert db_state(lab_, d) == before
+
+    late, _ = create_document_with_blob(d.client(), "after the last backup", "gone after the restore")
+    restore = ok(nxp("restore", "-i", inv, "--backup", last, "--yes"), "restore of the last backup")
+    serving(d)
+    assert_moved_aside(lab_, d, restore.stdout)
+    nx = d.client()
+    assert md5_hex(nx.documents.fetch_blob(uid=doc.uid)) == md5_hex(content)
+    with pytest.raises(Exception):  # noqa: B017 - the client raises its own HTTP error class
+        nx.documents.get(uid=late.uid)
+    # the replica streams again from the restored primary
+    port = d.cluster.derived["db"]["port"]
+    for h in d.cluster.derived["db"]["replicas"]:
+        wait_for(lambda h=h: "streaming" in lab_.ssh(h, f"runuser -u postgres -- psql -p {port} -tAc "
+                                                        "'select status from pg_stat_wal_receiver'").stdout or None,
+                 120, f"{h} streaming")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
     require_lab_machine()
@@ -142,7 +267,7 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         t = time.monotonic()
         backup = ok(nxp("backup", "-i", str(lab_a.inventory), "--type", "full"), "backup")
         timings["backup"] = time.monotonic() - t
-        records = sorted((lab_a.inventory / "runs" / "backups").glob("*.json"))
+        records = sorted((lab_a.inventory / ".backups").glob("*.json"))
         assert len(records) == 1, backup.stdout[-3000:]
         manifest = json.loads(records[0].read_text())
         backup_id = manifest["id"]
@@ -197,10 +322,25 @@ def test_restore_into_a_fresh_lab(tmp_path: Path, architecture: str) -> None:
         for f in sorted(p for p in offsite.rglob("*") if p.is_file()):
             client_b.upload_file(str(f), bucket, str(f.relative_to(offsite)))
 
+        # refused without --yes, and for a set the repository does not hold: nothing touched either time
+        before = db_state(lab_b, db_)
+        members = patroni_roles(lab_b, db_) if architecture == "distributed" else None
+        refused = nxp("restore", "-i", str(lab_b.inventory), "--backup", backup_id)
+        assert refused.returncode == 2 and "--yes" in refused.stderr, refused.stdout + refused.stderr
+        gone = dict(manifest, id=backup_id + "X", database=dict(manifest["database"], label="20200101-000000F"))
+        client_b.put_object(Bucket=bucket, Key=f"manifests/{backup_id}X.json", Body=json.dumps(gone).encode())
+        refused = nxp("restore", "-i", str(lab_b.inventory), "--backup", backup_id + "X", "--yes")
+        assert refused.returncode != 0, refused.stdout[-3000:]
+        assert "is not in the pgBackRest repository" in refused.stdout, refused.stdout[-3000:]
+        assert db_state(lab_b, db_) == before
+        if architecture == "distributed":  # the cluster still in etcd, the same leader, every member running
+            assert patroni_roles(lab_b, db_) == members
+
         t = time.monotonic()
-        restore = ok(nxp("restore", "-i", str(lab_b.inventory), "--backup", backup_id), "restore")
+        restore = ok(nxp("restore", "-i", str(lab_b.inventory), "--backup", backup_id, "--yes"), "restore")
         timings["restore"] = time.monotonic() - t
         serving(db_)
+        assert_moved_aside(lab_b, db_, restore.stdout)
 
         # ---------------------------------------------------------------- every document and blob is back
         nxb = db_.client()

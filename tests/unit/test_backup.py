@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.commands import backups_dir, latest_backup
+from nxprovision.backups import latest, migrate, records_dir
 from nxprovision.inventory import load_inventory
 from nxprovision.model.cluster import build_cluster
 from nxprovision.rules import run_rules
@@ -156,13 +156,43 @@ def test_cipher_secret_needed_only_with_backups(make_inv):
 
 
 def test_backup_records_beside_the_inventory(tmp_path):
-    assert backups_dir(tmp_path) == tmp_path / "runs" / "backups"
-    assert backups_dir(tmp_path / "hosts.yml") == tmp_path / "runs" / "backups"
-    assert latest_backup(tmp_path) is None
-    backups_dir(tmp_path).mkdir(parents=True)
+    assert records_dir(tmp_path) == tmp_path / ".backups"
+    assert records_dir(tmp_path / "hosts.yml") == tmp_path / ".backups"
+    assert latest(tmp_path) is None
+    records_dir(tmp_path).mkdir(parents=True)
     for name in ("20261125T220000Z", "20261125T230000Z", "20261124T235959Z"):
-        (backups_dir(tmp_path) / f"{name}.json").write_text("{}")
-    assert latest_backup(tmp_path) == "20261125T230000Z"
+        (records_dir(tmp_path) / f"{name}.json").write_text("{}")
+    assert latest(tmp_path) == "20261125T230000Z"
+
+
+def test_former_records_are_moved_to_the_hidden_folder(tmp_path):
+    old = tmp_path / "runs" / "backups"
+    old.mkdir(parents=True)
+    (old / "20261125T220000Z.json").write_text('{"id": "a"}')
+    (old / "20261125T230000Z.json").write_text('{"id": "old copy"}')
+    records_dir(tmp_path).mkdir()
+    (records_dir(tmp_path) / "20261125T230000Z.json").write_text('{"id": "kept"}')
+    assert latest(tmp_path) == "20261125T230000Z"  # found before the migration too
+    assert migrate(tmp_path / "hosts.yml") == ["20261125T220000Z"]
+    assert sorted(p.name for p in records_dir(tmp_path).iterdir()) == ["20261125T220000Z.json",
+                                                                       "20261125T230000Z.json"]
+    assert json.loads((records_dir(tmp_path) / "20261125T230000Z.json").read_text()) == {"id": "kept"}
+    assert not (tmp_path / "runs").exists()  # nothing else lived there
+    assert migrate(tmp_path) == []
+
+
+def test_records_are_not_read_as_inventory(make_inv):
+    """Ansible reads every file of an inventory folder, sub-folders too (the former runs/backups held JSON it took
+    for groups); it skips hidden names."""
+    inv = make_inv("compact")
+    record = {"id": "20261125T230000Z", "cluster": "c", "complete": True,
+              "database": {"label": "20261125-230000F", "stanza": "nuxeo"},
+              "binaries": {"count": 1, "objects": [{"key": "k", "size": 1, "md5": "m"}]}}
+    records_dir(inv).mkdir()
+    (records_dir(inv) / "20261125T230000Z.json").write_text(json.dumps(record))
+    view = load_inventory(inv)
+    assert not {"binaries", "database", "id", "cluster"} & set(view.groups)
+    assert ".backups/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 LIST_XML = b"""<?xml version="1.0" encoding="UTF-8"?>

@@ -1,5 +1,5 @@
 """Restore of a Patroni cluster (distributed architecture): Patroni's custom bootstrap from a pgBackRest backup,
-rendered for the restore only; the idempotent post_bootstrap; the order of playbooks/restore.yml; the CLI."""
+rendered for the restore only; the idempotent post_bootstrap; the CLI."""
 
 from __future__ import annotations
 
@@ -91,85 +91,6 @@ def test_post_bootstrap_holds_on_a_restored_database(make_inv):
     assert sql[0] == "SET password_encryption = 'scram-sha-256';"
 
 
-def _plays() -> list[dict]:
-    return yaml.safe_load((ROOT / "playbooks" / "restore.yml").read_text())
-
-
-def _names(tasks: list[dict]) -> list[str]:
-    return [t["name"] for t in tasks]
-
-
-def _find(tasks: list[dict], start: str) -> dict:
-    return next(t for t in tasks if t["name"].startswith(start))
-
-
-def test_each_database_play_serves_one_manager():
-    plays = {p["name"]: p for p in _plays() if "name" in p}
-    compact, patroni = plays["Restore the database"], plays[
-        "Restore the database (Patroni cluster, bootstrapped again from the backup)"]
-    for play, manager in ((compact, "streaming"), (patroni, "patroni")):
-        first = play["tasks"][0]
-        assert first["ansible.builtin.meta"] == "end_play"
-        assert first["when"] == f"nx.db.manager | default('streaming') != '{manager}'"
-        assert play["hosts"] == "postgresql" and play["any_errors_fatal"] is True
-        assert play["tags"] == ["restore::database"]
-    # the compact play is the one it was, after its guard
-    assert _names(compact["tasks"])[1:] == [
-        "Stop PostgreSQL (replicas and primary)", "Restore the primary to the end of the backup and promote it",
-        "Clone the replicas again from the restored primary"]
-    names = [p.get("name") for p in _plays()]
-    assert names.index("Restore the database") < names.index(patroni["name"]) < names.index(
-        "Restore the binaries") < names.index("Restore the audit index")
-    assert_ = _find(_plays()[1]["tasks"], "Assert a restore is possible")
-    that = assert_["ansible.builtin.assert"]["that"]
-    assert "nx.db.manager | default('streaming') in ['streaming', 'patroni']" in that
-
-
-def test_patroni_restore_order():
-    play = next(p for p in _plays() if p.get("name", "").startswith("Restore the database (Patroni"))
-    names = _names(play["tasks"])
-    order = ["Find out which member is the leader", "Stop Patroni and PostgreSQL on the replicas",
-             "Stop Patroni and PostgreSQL on the leader", "Wait until PostgreSQL has stopped",
-             "Remove the cluster from etcd",
-             "Empty the data directories", "Bootstrap the cluster again from the backup on one member",
-             "Start the other members", "Check that WAL archiving works on the new timeline"]
-    positions = [next(i for i, n in enumerate(names) if n.startswith(o)) for o in order]
-    assert positions == sorted(positions), names
-    tasks = play["tasks"]
-    assert play["vars"]["__nx_restore_host"] == "{{ nx.db.patroni.bootstrap_host }}"
-
-    remove = _find(tasks, "Remove the cluster from etcd")
-    assert remove["ansible.builtin.command"]["argv"][-2:] == ["remove", "{{ nx.db.patroni.scope }}"]
-    # patronictl's two confirmations
-    assert remove["ansible.builtin.command"]["stdin"] == "{{ nx.db.patroni.scope }}\nYes I am aware"
-    assert remove["when"] == "inventory_hostname == __nx_restore_host" and remove["until"] == "__nx_dcs_remove.rc == 0"
-
-    emptied = _find(tasks, "Empty the data directories")["loop"]
-    assert [(i["path"], i["state"]) for i in emptied] == [
-        ("{{ __nx_data_dir }}", "absent"), ("{{ __nx_data_dir }}.failed", "absent"),
-        ("{{ __nx_data_dir }}", "directory")]
-    assert play["vars"]["__nx_data_dir"] == "{{ nx.backup.data_dir }}"
-
-    boot = _find(tasks, "Bootstrap the cluster again")
-    assert boot["when"] == "inventory_hostname == __nx_restore_host"
-    inner = boot["block"]
-    assert inner[0]["ansible.builtin.include_role"] == {"name": "patroni", "tasks_from": "configure.yml"}
-    assert inner[0]["vars"] == {"patroni_restore_set": "{{ __nx_manifest.database.label }}"}
-    assert inner[1]["ansible.builtin.systemd_service"] == {"name": "patroni", "state": "started"}
-    wait = _find(inner, "Wait until the restored member leads")
-    assert "/primary" in wait["ansible.builtin.shell"] and ".failed" in wait["ansible.builtin.shell"]
-    # the usual configuration comes back once the member leads
-    assert inner[-1]["ansible.builtin.include_role"] == {"name": "patroni", "tasks_from": "configure.yml"}
-    assert "vars" not in inner[-1]
-    # a failed bootstrap stops Patroni (systemd would start it, and it would restore, again and again)
-    assert boot["rescue"][0]["ansible.builtin.systemd_service"] == {"name": "patroni", "state": "stopped"}
-    assert "ansible.builtin.fail" in boot["rescue"][-1]
-
-    start = _find(tasks, "Start the other members")
-    assert start["ansible.builtin.include_role"] == {"name": "patroni", "tasks_from": "service.yml"}
-    assert start["vars"] == {"patroni_member_start_timeout_s": "{{ nx_restore_timeout_s | default(3600) }}"}
-
-
 def test_restore_playbook_passes_syntax_check(make_inv):
     inv = make_inv("distributed")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
@@ -187,9 +108,10 @@ def test_cli_restores_both_architectures(make_inv, run_cli, monkeypatch, arch):
     monkeypatch.setattr(commands, "_run", lambda args, playbook, verb, vpf, secrets, extravars=None:
                         calls.append((playbook, verb, extravars)) or 0)
     inv = make_inv(arch)
-    code, out, err = run_cli("restore", "-i", str(inv), "--backup", "20261126T033000Z")
+    code, out, err = run_cli("restore", "-i", str(inv), "--backup", "20261126T033000Z", "--yes")
     assert code == 0, out + err
-    assert calls == [("restore.yml", "restore", {"nx_backup_id": "20261126T033000Z"})]
+    assert [c[:2] for c in calls] == [("restore.yml", "restore")]
+    assert calls[0][2]["nx_backup_id"] == "20261126T033000Z"
     c = cluster(inv)
     if arch == "distributed":
         assert f"{c.derived['db']['patroni']['bootstrap_host']} bootstraps it again from the backup" in out
