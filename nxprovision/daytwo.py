@@ -88,7 +88,7 @@ def _last_member_refusals(cluster: Cluster, host: str) -> tuple[list[str], list[
             what = f"{host} is the last {comp} host"
             if comp in DATA_COMPONENTS:
                 hard.append(f"{what}: it holds the only copy of that component's data")
-            else:
+            elif comp != "nuxeo_worker":  # workers are optional: fronts run async work without them
                 soft.append(f"{what}: the cluster would have none")
     db = cluster.derived.get("db") or {}
     if "postgresql" in cluster.hosts[host].groups and db.get("manager") != "patroni" and db.get("primary") == host \
