@@ -212,3 +212,43 @@ def test_limit_strings_agree_with_ansible(make_inv) -> None:
     everyone = list(view.groups.get("all") or view.hostvars)
     for pattern in ("all:!front2", "!front2", "loadbalancers:!lb1"):
         assert sorted(hostkeys.run_hosts(view.groups, everyone, pattern)) == sorted(hosts_matching(inv, pattern))
+
+
+# --------------------------------------------------------------------------- check hooks, run for real
+
+
+def _run_hook(tmp_path: Path, hook: str, nx: dict[str, Any]) -> tuple[int, str]:
+    """Run one check hook on this machine (local connection), members given closed ports: none answers."""
+    import json
+    import subprocess
+    import sys
+
+    pb = tmp_path / "pb.yml"
+    pb.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"nx_remove_host": "gone", "nx_remove_force": True, "nx": nx},
+        "tasks": [{"ansible.builtin.include_tasks": str(HOOKS / "check" / f"{hook}.yml")}],
+    }]))
+    inv = tmp_path / "inv"
+    inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    bindir = Path(sys.executable).parent
+    out = subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inv), str(pb)], capture_output=True, text=True,
+                         timeout=240, env={"PATH": f"{bindir}:/usr/bin:/bin", "ANSIBLE_LOCALHOST_WARNING": "false",
+                                           "ANSIBLE_NOCOLOR": "1", "HOME": str(tmp_path)})
+    return out.returncode, json.dumps(out.stdout + out.stderr)
+
+
+def test_etcd_check_refuses_when_survivors_do_not_answer_even_with_force(tmp_path: Path) -> None:
+    members = [{"host": h, "name": h, "address": "127.0.0.1", "client_url": f"https://127.0.0.1:{p}"}
+               for h, p in (("gone", 1), ("m2", 1), ("m3", 1))]
+    nx = {"tls": {"ca_path": "/x", "certs": {}}, "etcd": {"tls": True, "client_port": 1, "members": members,
+                                                          "hosts": [m["host"] for m in members]}}
+    rc, out = _run_hook(tmp_path, "etcd", nx)
+    assert rc != 0 and "removing gone is refused" in out and "a quorum needs 2 healthy" in out, out
+
+
+def test_patroni_check_refuses_when_no_member_answers(tmp_path: Path) -> None:
+    members = [{"host": h, "name": h, "address": "127.0.0.1", "rest_url": "http://127.0.0.1:1"} for h in ("gone", "m2")]
+    nx = {"tls": {"ca_path": "/x"}, "db": {"patroni": {"rest_port": 1, "rest_tls": False, "members": members}}}
+    rc, out = _run_hook(tmp_path, "patroni", nx)
+    assert rc != 0 and "removing gone is refused" in out and "no member answered" in out, out
