@@ -162,21 +162,32 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     return code
 
 
+def remove_node_run(host: str, unreachable: bool, force: bool) -> tuple[dict[str, object], str | None]:
+    """remove_node.yml's extra vars and --limit: a dead host is left out of the run, never contacted."""
+    extravars: dict[str, object] = {"nx_remove_host": host, "nx_remove_unreachable": unreachable,
+                                    "nx_remove_force": force}
+    return extravars, (f"all:!{host}" if unreachable else None)
+
+
 @exclusive("remove-node")
 def cmd_remove_node(args: argparse.Namespace) -> int:
-    from nxprovision.daytwo import check_removal
+    from nxprovision.daytwo import check_removal, removal_components
 
     cluster, vpf, secrets = _validated(args)
     refuse_pending_rotation(cluster, "remove-node")
     refuse_removed_hosts(args, cluster, "remove-node", allowed=(args.host,))
     for line in check_removal(cluster, args.host, args.force):
         print(f"WARNING --force: {line}")
-    code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars={"nx_remove_host": args.host})
+    unreachable = bool(getattr(args, "unreachable", False))
+    extravars, limit = remove_node_run(args.host, unreachable, args.force)
+    code = _run(args, "remove_node.yml", "remove-node", vpf, secrets, extravars=extravars, limit=limit)
     if code == 0:
         from nxprovision import removed
 
         removed.remember(Path(args.inventory), args.host)
-        print(f"{args.host} is drained, stopped and out of the load balancers. Now delete it from the inventory "
+        comps = ", ".join(removal_components(cluster.to_facts(), args.host)) or "no component"
+        how = "taken out without contacting it" if unreachable else "drained and stopped"
+        print(f"{args.host} ({comps}) is {how}; the other hosts run without it. Now delete it from the inventory "
               f"({args.inventory}); until then a deploy would add it back.")
     return code
 
@@ -572,7 +583,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm = sub.add_parser("remove-node", help="drain, stop and take a host out of the cluster")
     run_args(rm)
     rm.add_argument("host", metavar="HOST")
-    rm.add_argument("--force", action="store_true", help="go below the architecture's minimums")
+    rm.add_argument("--force", action="store_true",
+                    help="go below the architecture's minimums (never past the last copy of data or a quorum)")
+    rm.add_argument("--unreachable", action="store_true",
+                    help="the host is dead: reconfigure the others without contacting it")
     rm.set_defaults(func=cmd_remove_node)
 
     u = sub.add_parser("upgrade", help="rolling upgrade of the Nuxeo nodes to another version")

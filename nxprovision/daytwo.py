@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from nxprovision.errors import NxError
 from nxprovision.inventory import InventoryView
@@ -44,14 +45,74 @@ def view_without(view: InventoryView, host: str) -> InventoryView:
     return v
 
 
+# remove-node's fixed order (playbooks/remove_node.yml runs tasks/remove/<component>.yml in it): Nuxeo first, so
+# no request reaches a node whose database or balancer is leaving; Patroni before etcd, since the switchover and
+# the member key need etcd; data components last.
+REMOVE_ORDER: tuple[str, ...] = (
+    "nuxeo_front", "nuxeo_worker", "loadbalancers", "patroni", "postgresql", "etcd",
+    "mongodb", "opensearch", "kafka", "zookeeper", "s3",
+)
+# Components that hold data: their last member is never removed, --force or not (it holds the last copy).
+DATA_COMPONENTS: frozenset[str] = frozenset({"patroni", "postgresql", "mongodb", "opensearch", "kafka", "s3"})
+_GROUP_OF = {"patroni": "postgresql"}
+
+
+def removal_components(nx: dict, host: str) -> list[str]:
+    """The components of HOST in remove-node's order, from the `nx` fact (Cluster.to_facts()): the
+    postgresql group is `patroni` when Patroni manages the database."""
+    groups = list((nx.get("hosts", {}).get(host) or {}).get("components") or [])
+    patroni = (nx.get("db") or {}).get("manager") == "patroni"
+    present = {("patroni" if g == "postgresql" and patroni else g) for g in groups}
+    return [c for c in REMOVE_ORDER if c in present]
+
+
+def removal_plan(nx: dict, host: str, hooks_dir: Path) -> dict[str, list[str]]:
+    """What remove_node.yml runs for HOST, in order: the optional check/<component>.yml hooks, each component's
+    <component>.yml (a component without one falls back to `service.yml`: its service stopped, nothing moved),
+    then the optional after/<component>.yml hooks. Hooks are found by file name: adding one plugs it in."""
+    comps = removal_components(nx, host)
+    return {
+        "components": comps,
+        "checks": [c for c in comps if (hooks_dir / "check" / f"{c}.yml").is_file()],
+        "tasks": [f"{c}.yml" if (hooks_dir / f"{c}.yml").is_file() else "service.yml" for c in comps],
+        "afters": [c for c in comps if (hooks_dir / "after" / f"{c}.yml").is_file()],
+    }
+
+
+def _last_member_refusals(cluster: Cluster, host: str) -> tuple[list[str], list[str]]:
+    """(refusals --force cannot lift, refusals it can): the last member of a component, the primary of a
+    database that has no automatic failover."""
+    hard: list[str] = []
+    soft: list[str] = []
+    for comp in removal_components(cluster.to_facts(), host):
+        members = cluster.view.groups.get(_GROUP_OF.get(comp, comp), [])
+        if members == [host]:
+            what = f"{host} is the last {comp} host"
+            if comp in DATA_COMPONENTS:
+                hard.append(f"{what}: it holds the only copy of that component's data")
+            elif comp != "nuxeo_worker":  # workers are optional: fronts run async work without them
+                soft.append(f"{what}: the cluster would have none")
+    db = cluster.derived.get("db") or {}
+    if "postgresql" in cluster.hosts[host].groups and db.get("manager") != "patroni" and db.get("primary") == host \
+            and len(db.get("hosts") or []) > 1:
+        hard.append(f"{host} is the PostgreSQL primary (no automatic failover in this architecture): "
+                    "promote a replica and make it the primary in the inventory first")
+    return hard, soft
+
+
 def check_removal(cluster: Cluster, host: str, force: bool = False) -> list[str]:
-    """The rules as they would stand without HOST; errors refuse the removal unless forced."""
+    """The rules as they would stand without HOST; errors refuse the removal unless forced. The last copy of
+    data is refused even when forced."""
     if host not in cluster.hosts:
         raise NxError(f"host {host} is not in the inventory", "name a host listed by `nxprovision plan`")
+    hard, soft = _last_member_refusals(cluster, host)
+    if hard:
+        raise NxError(f"removing {host} is refused: " + "; ".join(hard) + "; nothing was touched",
+                      "add a replacement first (add-node) and let it take the data; --force does not lift this")
     after = build_cluster(view_without(cluster.view, host))
     before_rules = {(f.rule, f.subject) for f in run_rules(cluster) if f.severity == "error"}
     broken = [f for f in run_rules(after) if f.severity == "error" and (f.rule, f.subject) not in before_rules]
-    lines = [f"{f.subject}: {f.message}" for f in broken]
+    lines = soft + [f"{f.subject}: {f.message}" for f in broken]
     if lines and not force:
         raise NxError(f"removing {host} would break the architecture's rules: " + "; ".join(lines),
                       "add a replacement first (add-node), or pass --force to go below the minimum")

@@ -191,22 +191,35 @@ def check(inventory: str | Path, hostvars: dict[str, dict], hosts: Iterable[str]
 
 
 def run_hosts(view_groups: dict[str, list[str]], all_hosts: list[str], limit: str | None) -> list[str]:
-    """The hosts a --limit selects, read simply: names and groups joined by ',' or ':'. Anything richer (patterns,
-    exclusions) counts every host: checking too many keys is safe, too few is not."""
+    """The hosts a --limit selects, read simply: names and groups joined by ',' or ':', each possibly excluded
+    with a leading '!' (`all:!front2`, remove-node --unreachable). Anything richer (wildcards, '&') counts every
+    host: checking too many keys is safe, too few is not."""
     if not limit:
         return list(all_hosts)
     chosen: list[str] = []
+    excluded: set[str] = set()
     for token in limit.replace(":", ",").split(","):
         token = token.strip()
         if not token:
             continue
-        if token in all_hosts:
-            chosen.append(token)
-        elif token in view_groups:
-            chosen += view_groups[token]
+        negate = token.startswith("!")
+        name = token[1:] if negate else token
+        if name == "all":
+            members = list(all_hosts)
+        elif name in all_hosts:
+            members = [name]
+        elif name in view_groups:
+            members = list(view_groups[name])
         else:
             return list(all_hosts)
-    return list(dict.fromkeys(h for h in chosen if h in all_hosts))
+        if negate:
+            excluded.update(members)
+        else:
+            chosen += members
+    if excluded and not chosen:
+        # Ansible reads a pattern that only excludes as "all but these"
+        chosen = list(all_hosts)
+    return list(dict.fromkeys(h for h in chosen if h in all_hosts and h not in excluded))
 
 
 def append(path: Path, target: Target, keys: list[HostKey]) -> None:

@@ -702,3 +702,176 @@ def test_failure_under_load(distributed, scenario: str) -> None:
         assert vip_holders(lab_, d) == [extra["new_vip_holder"]]
     # every front node takes its share of the traffic again
     wait_for(lambda: len({node_of(d.client()) for _ in range(12)}) >= 2, 60, "both front nodes serving")
+
+
+# --------------------------------------------------------------------------- remove-node per component (issue 15)
+# Run after the failure scenarios (they need every host). Each removal but the last brings its host back with
+# `add-node` (the operator's way back, clearing the removal record), so the inventory stays valid for the next
+# one; the Patroni leader's removal comes last and leaves the cluster with two database members.
+
+
+def remove_node(lab_: Lab, host: str, *flags: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NXP, "remove-node", "-i", str(lab_.inventory), host, "--progress", "plain", *flags],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def add_node(lab_: Lab, host: str, timeout: float = 2400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NXP, "add-node", "-i", str(lab_.inventory), host, "--progress", "plain"],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def etcd_member_names(lab_: Lab, d: Deployed, ask: str) -> list[str]:
+    """`etcdctl member list` on `ask`, with that member's own client certificate."""
+    certs = d.cluster.derived["tls"]["certs"][ask]["paths"].get("etcd") or {}
+    tls = (f"--cacert={d.cluster.derived['tls']['ca_path']} --cert={certs['cert']} --key={certs['key']}"
+           if d.cluster.derived["etcd"]["tls"] else "")
+    member = next(m for m in d.cluster.derived["etcd"]["members"] if m["host"] == ask)
+    out = lab_.ssh(ask, f"ETCDCTL_API=3 etcdctl --endpoints={member['client_url']} {tls} member list -w json",
+                   timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return sorted(m.get("name", "") for m in json.loads(out.stdout)["members"])
+
+
+def unit_state(lab_: Lab, host: str, unit: str) -> tuple[str, str]:
+    """(is-active, is-enabled) of a unit on a lab host."""
+    out = lab_.ssh(host, f"systemctl is-active {unit}; systemctl is-enabled {unit}", timeout=30)
+    lines = [*out.stdout.split(), "?", "?"][:2]
+    return lines[0], lines[1]
+
+
+def lb_backends(lab_: Lab, lb: str) -> str:
+    return lab_.ssh(lb, "cat /etc/haproxy/haproxy.cfg", timeout=30).stdout
+
+
+def _under_load(lab_: Lab, d: Deployed, name: str, action: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Runs `action` under the steady load through the virtual IP; every acknowledged write must be readable
+    after it. Returns the figures (reported, and in NXPROVISION_HA_REPORT when set)."""
+    with SteadyLoad(d.client, threads=LOAD_THREADS) as load:
+        wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+        time.sleep(5)
+        failed_before = len(load.stats.failures)
+        t0 = time.monotonic()
+        figures = action()
+        figures["action_s"] = round(time.monotonic() - t0, 1)
+        time.sleep(10)  # load on the cluster without the host
+    stats = load.stats
+    total = stats.requests + len(stats.failures)
+    lost = unreadable_acks(d.client, stats.acked)
+    figures |= {
+        "requests": total, "failed": len(stats.failures), "failed_before": failed_before,
+        "failed_share": round(len(stats.failures) / max(total, 1), 5), "acknowledged_writes": len(stats.acked),
+        "lost_acknowledged_writes": len(lost), "failure_kinds": _kinds(stats.failures),
+        "failures": stats.failures if len(stats.failures) <= 12 else [*stats.failures[:8], "...", *stats.failures[-4:]],
+    }
+    report_figures(f"distributed: remove-node {name}", figures)
+    assert failed_before == 0, stats.failures
+    assert lost == [], lost[:20]
+    assert len(stats.acked) > 20, figures
+    return figures
+
+
+def _healthy(lab_: Lab) -> Deployed:
+    d = Deployed.load(lab_.inventory)
+    wait_for(lambda: (lambda h: h if h[0] else None)(distributed_health(lab_, d)), HEALTHY_WITHIN_S,
+             "a healthy cluster", interval=3)
+    return d
+
+
+def test_remove_etcd_member_refused_below_quorum(distributed) -> None:
+    """One etcd member powered off: removing another would leave 1 healthy of 2, no quorum. Refused, even with
+    --force, before anything changed."""
+    lab_, _first = distributed
+    d = _healthy(lab_)
+    leader, _ = leader_and_other(lab_, d)
+    dead, target = [h for h in d.cluster.db_hosts if h != leader][:2]
+    lab("kill", "--name", lab_.name, dead, timeout=300)
+    try:
+        r = remove_node(lab_, target, "--force")
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out[-4000:]
+        assert "quorum" in out and "is refused" in out, out[-4000:]
+        # nothing changed: the target still runs Patroni and etcd, still an etcd member, no removal recorded
+        assert unit_state(lab_, target, "patroni") == ("active", "enabled")
+        assert unit_state(lab_, target, "etcd") == ("active", "enabled")
+        assert etcd_member_names(lab_, d, leader) == sorted(d.cluster.etcd_hosts)
+        assert not (lab_.inventory / ".nxprovision-removed.yml").exists()
+    finally:
+        lab("start", "--name", lab_.name, dead, timeout=300)
+    _healthy(lab_)
+
+
+def test_remove_powered_off_front_node_with_unreachable(distributed) -> None:
+    lab_, _first = distributed
+    d = _healthy(lab_)
+    victim = "front2"
+    route = d.cluster.derived["lb"]["backends"][1]
+    assert route["host"] == victim, route
+
+    def act() -> dict[str, object]:
+        lab("kill", "--name", lab_.name, victim, timeout=300)
+        r = remove_node(lab_, victim, "--unreachable", "--force")
+        assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+        assert "without contacting it" in r.stdout
+        assert victim not in recap(r.stdout), "the dead host was part of the run"
+        return {"host": victim}
+
+    _under_load(lab_, d, "powered-off front node (--unreachable)", act)
+    for lb in d.cluster.lb_hosts:  # the surviving balancers render their pool without it
+        cfg = lb_backends(lab_, lb)
+        assert not re.search(rf"(?m)^\s*server {victim}\s", cfg), cfg
+        assert f"{route['address']}:{route['port']}" not in cfg, cfg
+    # back: powered on and added again (the operator's way back; clears the removal record)
+    lab("start", "--name", lab_.name, victim, timeout=300)
+    back = add_node(lab_, victim)
+    assert back.returncode == 0, back.stdout[-6000:] + back.stderr[-2000:]
+    _healthy(lab_)
+
+
+def test_remove_load_balancer_holding_the_virtual_ip(distributed) -> None:
+    lab_, _first = distributed
+    d = _healthy(lab_)
+    holder = active_lb(lab_, d)
+    other = next(h for h in d.cluster.lb_hosts if h != holder)
+
+    def act() -> dict[str, object]:
+        r = remove_node(lab_, holder, "--force")
+        assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+        return {"host": holder}
+
+    _under_load(lab_, d, "load balancer holding the virtual IP", act)
+    assert vip_holders(lab_, d) == [other]
+    assert unit_state(lab_, holder, "keepalived") == ("inactive", "disabled")
+    assert unit_state(lab_, holder, "haproxy") == ("inactive", "disabled")
+    back = add_node(lab_, holder)
+    assert back.returncode == 0, back.stdout[-6000:] + back.stderr[-2000:]
+    _healthy(lab_)
+    assert vip_holders(lab_, d) == [other]  # nopreempt: the address stays where it is
+
+
+def test_remove_patroni_leader_after_switchover(distributed) -> None:
+    lab_, _first = distributed
+    d = _healthy(lab_)
+    leader, ask = leader_and_other(lab_, d)
+
+    def act() -> dict[str, object]:
+        r = remove_node(lab_, leader, "--force")
+        assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+        assert "switchover" in r.stdout.lower() or "Hand the leadership over" in r.stdout, r.stdout[-4000:]
+        return {"host": leader}
+
+    figures = _under_load(lab_, d, "Patroni leader (switchover first)", act)
+    members = patroni_members(lab_, ask)
+    assert sorted(m["Member"] for m in members) == sorted(h for h in d.cluster.db_hosts if h != leader), members
+    new_leader = next(m["Member"] for m in members if m["Role"] == "Leader")
+    assert new_leader != leader
+    wait_for(lambda: all(m["State"] in ("streaming", "running") for m in patroni_members(lab_, ask)), 120,
+             "the remaining replica streaming from the new leader")
+    assert unit_state(lab_, leader, "patroni") == ("inactive", "disabled")
+    assert unit_state(lab_, leader, "etcd") == ("inactive", "disabled")
+    assert leader not in etcd_member_names(lab_, d, ask)
+    assert lab_.ssh(leader, "pgrep -x postgres", timeout=30).returncode != 0, "PostgreSQL still runs"
+    print(f"new leader {new_leader}; figures {figures}")
