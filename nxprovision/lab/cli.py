@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from nxprovision.errors import NxError
-from nxprovision.lab import hosts, manager
+from nxprovision.lab import hosts, manager, releases
 from nxprovision.lab.naming import DEFAULT_NAME
 
 
@@ -29,6 +29,10 @@ def register(subparsers: Any) -> None:
                       help="hosts of an architecture's lab layout (default compact)")
     size.add_argument("--hosts", type=int, metavar="N", help="N plain hosts host1..hostN in group `lab`")
     p.add_argument("--database", choices=("postgresql", "mongodb"), default="postgresql")
+    p.add_argument("--os", action="append", metavar="[HOST=]RELEASE",
+                   help=f"Debian release of every host, or of one host with HOST=RELEASE (repeatable; a mixed "
+                        f"lab rehearses an OS migration): {', '.join(releases.RELEASES)} "
+                        f"(default {releases.DEFAULT_OS})")
     p.set_defaults(func=cmd_up)
 
     p = verbs.add_parser("status", help="the lab's hosts and whether each runs")
@@ -55,6 +59,8 @@ def register(subparsers: Any) -> None:
     _name(p)
     p.add_argument("host")
     p.add_argument("--group", action="append", required=True, help="inventory group (repeatable)")
+    p.add_argument("--os", choices=sorted(releases.RELEASES),
+                   help="the host's Debian release (default: that of the lab's first host)")
     p.set_defaults(func=cmd_add_host)
 
     for verb, func, text in (
@@ -98,9 +104,10 @@ def _guard(fn: Any) -> Any:
 
 @_guard
 def cmd_up(args: argparse.Namespace) -> int:
+    lab_os, host_os = releases.parse_os_options(args.os)
     state, timings = manager.up(
         args.name, architecture=args.architecture, count=args.hosts, database=args.database,
-        log=lambda m: print(m, file=sys.stderr),
+        log=lambda m: print(m, file=sys.stderr), os_name=lab_os, host_os=host_os,
     )
     print(f"lab {state.name}: {len(state.hosts)} hosts on {state.subnet} up in {timings.total:.1f} s",
           file=sys.stderr)
@@ -122,10 +129,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"lab {state.name} ({state.phase}) on {state.subnet}, services at {state.bridge_ip}")
     width = max(len(r["host"]) for r in rows) if rows else 4
-    print(f"{'HOST':<{width}}  {'IP':<15}  {'STATE':<19}  GROUPS")
+    print(f"{'HOST':<{width}}  {'IP':<15}  {'STATE':<19}  {'OS':<8}  GROUPS")
     for r in rows:
         st = r["state"] + (" partitioned" if r["partitioned"] else "")
-        print(f"{r['host']:<{width}}  {r['ip']:<15}  {st:<19}  {','.join(r['groups'])}")
+        print(f"{r['host']:<{width}}  {r['ip']:<15}  {st:<19}  {r['os']:<8}  {','.join(r['groups'])}")
     return 0
 
 
@@ -168,8 +175,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_add_host(args: argparse.Namespace) -> int:
-    h = manager.add_host(args.name, args.host, args.group)
-    print(f"lab host {h.name} ({h.ip}) booted, added to {', '.join(h.groups)} in the lab inventory",
+    h = manager.add_host(args.name, args.host, args.group, os_name=args.os)
+    print(f"lab host {h.name} ({h.ip}, {h.os}) booted, added to {', '.join(h.groups)} in the lab inventory",
           file=sys.stderr)
     return 0
 

@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab import cgroups, mounts, network, procs
+from nxprovision.lab import cgroups, mounts, network, procs, releases
 from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
-from nxprovision.lab.image import SUITE
 from nxprovision.lab.naming import LabNames
 from nxprovision.lab.services import APT_PORT
 from nxprovision.lab.state import LabHost
@@ -59,7 +58,7 @@ def prepare(
         'Acquire::Retries "5";\n'
         'Acquire::http::Pipeline-Depth "0";\n'
     )
-    (root / "etc/apt/sources.list").write_text(host_sources_list(mirrors, SUITE))
+    (root / "etc/apt/sources.list").write_text(host_sources_list(mirrors, releases.get(host.os).suite))
     key = root / "etc/ssh/ssh_host_ed25519_key"
     for f in (key, key.with_suffix(".pub")):
         f.unlink(missing_ok=True)

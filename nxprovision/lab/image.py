@@ -20,7 +20,7 @@ from nxprovision.lab.naming import CACHE_ROOT
 
 BASE_ROOT = CACHE_ROOT / "base"
 BUILD_LOG = BASE_ROOT / "debootstrap.log"
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default release (Debian 12); each release's image is cached on its own
 # What any Ansible-managed Debian host has, beyond minbase: systemd as PID 1, sshd, Python for modules,
 # python3-apt for ansible.builtin.apt, and the usual tools roles call.
 PACKAGES: tuple[str, ...] = (
@@ -50,9 +50,19 @@ def image_path(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path
     return BASE_ROOT / image_key(suite, packages)
 
 
-def ensure_base(mirror: str, *, force: bool = False, log: Path | None = None) -> tuple[Path, float | None]:
-    """Return the cached base image, building it first if needed; the second value is the build time."""
-    target = image_path()
+def build_log(suite: str = SUITE) -> Path:
+    return BUILD_LOG if suite == SUITE else BASE_ROOT / f"debootstrap-{suite}.log"
+
+
+def ensure_base(
+    mirror: str, *, suite: str = SUITE, force: bool = False, log: Path | None = None, proxy: str | None = None,
+) -> tuple[Path, float | None]:
+    """Return the cached base image of `suite`, building it first if needed; the second value is the build time.
+
+    `proxy` (the lab's apt cache) is where debootstrap fetches through, so a rebuild and the hosts' later
+    installs reuse the same downloads.
+    """
+    target = image_path(suite)
     if target.is_dir() and not force:
         return target, None
     BASE_ROOT.mkdir(parents=True, exist_ok=True)
@@ -68,8 +78,8 @@ def ensure_base(mirror: str, *, force: bool = False, log: Path | None = None) ->
             )
         _remove_stale_builds()
         started = time.monotonic()
-        tmp = BASE_ROOT / f".build-{image_key()}-{os.getpid()}"
-        _debootstrap(tmp, mirror, log, lock.fileno())
+        tmp = BASE_ROOT / f".build-{image_key(suite)}-{os.getpid()}"
+        _debootstrap(tmp, suite, mirror, log, lock.fileno(), proxy)
         _neutralise(tmp)
         if target.exists():
             old = BASE_ROOT / f".old-{target.name}-{os.getpid()}"
@@ -82,17 +92,18 @@ def ensure_base(mirror: str, *, force: bool = False, log: Path | None = None) ->
         return target, time.monotonic() - started
 
 
-def _debootstrap(tmp: Path, mirror: str, log: Path | None, lock_fd: int) -> None:
+def _debootstrap(tmp: Path, suite: str, mirror: str, log: Path | None, lock_fd: int, proxy: str | None) -> None:
     # debootstrap inherits the build lock: if `lab up` is killed, the orphaned debootstrap keeps the
     # lock until it ends, so the next build waits for it instead of deleting a tree still being written
     cmd = [
         "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "--components=main",
-        SUITE, str(tmp), mirror,
+        suite, str(tmp), mirror,
     ]
+    env = {**os.environ, "http_proxy": proxy} if proxy else None
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     try:
         rc = subprocess.run(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(lock_fd,)
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(lock_fd,), env=env
         ).returncode
     finally:
         if log:
@@ -101,7 +112,7 @@ def _debootstrap(tmp: Path, mirror: str, log: Path | None, lock_fd: int) -> None
         remove_tree(tmp)
         where = f"; see {log}" if log else ""
         raise NxError(
-            f"debootstrap of {SUITE} from {mirror} failed (exit {rc}){where}",
+            f"debootstrap of {suite} from {mirror} failed (exit {rc}){where}",
             "check that `apt-get update` works on this machine, then run `nxprovision lab up` again",
         )
 
@@ -147,9 +158,12 @@ def in_use(image: Path) -> bool:
 
 
 def _remove_unused_images(keep: Path) -> None:
-    """Drop images of older recipes or package lists, unless a running lab's overlays still use one."""
+    """Drop images of older recipes or package lists of the same release, unless a running lab's overlays
+    still use one; other releases' images stay cached."""
+    suite = keep.name.rsplit("-", 1)[0]
     for d in BASE_ROOT.iterdir():
-        if d.is_dir() and not d.name.startswith(".") and d != keep and not in_use(d):
+        same_release = d.name.rsplit("-", 1)[0] == suite
+        if d.is_dir() and same_release and not d.name.startswith(".") and d != keep and not in_use(d):
             remove_tree(d)
 
 

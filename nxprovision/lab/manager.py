@@ -20,7 +20,19 @@ import yaml
 
 from nxprovision.errors import NxError
 from nxprovision.hostkeys import KNOWN_HOSTS_NAME
-from nxprovision.lab import addressing, aptsources, cgroups, hosts, image, mounts, network, preflight, procs, services
+from nxprovision.lab import (
+    addressing,
+    aptsources,
+    cgroups,
+    hosts,
+    image,
+    mounts,
+    network,
+    preflight,
+    procs,
+    releases,
+    services,
+)
 from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
@@ -112,14 +124,17 @@ def traces(names: LabNames) -> list[str]:
 
 def up(
     name: str, *, architecture: str | None = None, count: int | None = None, database: str = "postgresql",
-    force_build: bool = False, log: Any = print,
+    force_build: bool = False, log: Any = print, os_name: str = releases.DEFAULT_OS,
+    host_os: dict[str, str] | None = None,
 ) -> tuple[LabState, UpTimings]:
+    """`os_name` is every host's release but those `host_os` names (a mixed lab rehearses an OS migration)."""
     check_name(name)
+    arch, layout, plan = plan_hosts(architecture, count, database)
+    os_of = releases.plan_os([h for h, _, _ in plan], releases.get(os_name).os, host_os or {})
     preflight.check_all()
     names = LabNames(name)
     timings = UpTimings()
     started = time.monotonic()
-    arch, layout, plan = plan_hosts(architecture, count, database)
     with lab_lock(name):
         existing = traces(names)
         if existing:
@@ -137,7 +152,8 @@ def up(
             state = LabState(
                 name=name, subnet=str(net), bridge_ip=str(bridge), architecture=arch, database=database,
                 hosts=[
-                    LabHost(name=h, index=i, ip=str(addressing.host_ip(net, i)), groups=g, net_admin=na)
+                    LabHost(name=h, index=i, ip=str(addressing.host_ip(net, i)), groups=g, net_admin=na,
+                            os=os_of[h])
                     for i, (h, g, na) in enumerate(plan, start=1)
                 ],
             )
@@ -165,13 +181,6 @@ def _bring_up(
 ) -> None:
     names = state.names
     t = time.monotonic()
-    if not image.image_path().is_dir() or force_build:
-        log(f"lab {state.name}: building the base image (once; about a minute)")
-    # the build log lives with the image cache: a failed up removes the lab directory
-    base, timings.base_build = image.ensure_base(mirrors.archive, force=force_build, log=image.BUILD_LOG)
-    state.base_image = str(base)
-    t = _phase(timings, "base_image", t)
-
     names.ssh_key.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"nxprovision-lab-{state.name}",
@@ -186,9 +195,24 @@ def _bring_up(
         network.add_host(names, h.name, h.index, ipaddress.IPv4Interface(f"{h.ip}/{net.prefixlen}"))
     t = _phase(timings, "network", t)
 
+    # the daemons first: a base image is built through the lab's apt cache, and the stand-in archives get
+    # ready meanwhile
+    state.apt_cache_dir = str(services.start_apt_cache(names, state.bridge_ip, mirrors))
+    services.start_mirror(names, state.bridge_ip)
+    mirror_error: list[BaseException] = []
+    builder = threading.Thread(target=_build_mirror, args=(names.mirror_dir, mirror_error), daemon=True)
+    builder.start()
+    services.wait_listening(names, state.bridge_ip)
+    t = _phase(timings, "services", t)
+
+    state.base_images = _ensure_bases(state, mirrors, force_build, timings, log)
+    state.base_image = state.base_images.get(releases.DEFAULT_OS, "")
+    t = _phase(timings, "base_image", t)
+
     with ThreadPoolExecutor(max_workers=8) as pool:
         for f in [
-            pool.submit(hosts.prepare, names, base, h, state.hosts, pubkey, state.bridge_ip, mirrors)
+            pool.submit(hosts.prepare, names, Path(state.base_for(h.os)), h, state.hosts, pubkey, state.bridge_ip,
+                        mirrors)
             for h in state.hosts
         ]:
             f.result()
@@ -196,14 +220,8 @@ def _bring_up(
 
     for h in state.hosts:
         hosts.boot(names, h)
-    # the daemons and the stand-in archives get ready while the hosts boot
-    state.apt_cache_dir = str(services.start_apt_cache(names, state.bridge_ip, mirrors))
-    services.start_mirror(names, state.bridge_ip)
-    mirror_error: list[BaseException] = []
-    builder = threading.Thread(target=_build_mirror, args=(names.mirror_dir, mirror_error), daemon=True)
-    builder.start()
-    services.wait_listening(names, state.bridge_ip)
-    services.prewarm_apt_cache(state.bridge_ip, mirrors, hosts.SUITE)
+    for suite in sorted({releases.get(h.os).suite for h in state.hosts}):
+        services.prewarm_apt_cache(state.bridge_ip, mirrors, suite)
     hosts.wait_ssh(names, state.hosts)
     services.check_running(names)
     t = _phase(timings, "boot_ssh", t)
@@ -217,6 +235,26 @@ def _bring_up(
     state.phase = "running"
     state.pids = current_pids(state)
     state.save()
+
+
+def _ensure_bases(
+    state: LabState, mirrors: aptsources.DebianMirrors, force_build: bool, timings: UpTimings, log: Any,
+) -> dict[str, str]:
+    """The cached base image of each release the lab's hosts run (built once per release)."""
+    bases: dict[str, str] = {}
+    proxy = f"http://{state.bridge_ip}:{services.APT_PORT}"
+    for os_name in sorted({h.os for h in state.hosts}):
+        suite = releases.get(os_name).suite
+        if not image.image_path(suite).is_dir() or force_build:
+            log(f"lab {state.name}: building the {os_name} ({suite}) base image (once; a minute or two)")
+        # the build log lives with the image cache: a failed up removes the lab directory
+        base, took = image.ensure_base(
+            mirrors.archive, suite=suite, force=force_build, log=image.build_log(suite), proxy=proxy
+        )
+        if took is not None:
+            timings.base_build = (timings.base_build or 0.0) + took
+        bases[os_name] = str(base)
+    return bases
 
 
 def _build_mirror(mirror_dir: Path, errors: list[BaseException]) -> None:
@@ -450,7 +488,7 @@ def host_status(state: LabState) -> list[dict[str, Any]]:
     for h in state.hosts:
         link = network.link_is_up(names, h.index)
         rows.append({
-            "host": h.name, "ip": h.ip, "groups": h.groups,
+            "host": h.name, "ip": h.ip, "groups": h.groups, "os": h.os,
             "state": "running" if hosts.running(names, h.name) else "stopped",
             "partitioned": link is False,
         })
@@ -506,8 +544,11 @@ def reboot(name: str, host: str) -> float:
         return time.monotonic() - t0
 
 
-def add_host(name: str, host: str, groups: list[str]) -> LabHost:
-    """Boot one more host in a running lab and add it to the lab inventory's groups, to rehearse add-node."""
+def add_host(name: str, host: str, groups: list[str], os_name: str | None = None) -> LabHost:
+    """Boot one more host in a running lab and add it to the lab inventory's groups, to rehearse add-node.
+
+    `os_name` (default: the release of the lab's first host) may differ from the other hosts', to rehearse a
+    cluster moving to the next Debian release host by host."""
     from nxprovision.init import render_hosts_yaml
     from nxprovision.model.architectures import GROUPS
 
@@ -520,15 +561,23 @@ def add_host(name: str, host: str, groups: list[str]) -> LabHost:
     state = require_state(name)
     if any(h.name == host for h in state.hosts):
         raise NxError(f"lab {name} already has a host {host}", "pick another host name")
+    os_name = releases.get(os_name or (state.hosts[0].os if state.hosts else releases.DEFAULT_OS)).os
     names = state.names
     net = ipaddress.IPv4Network(state.subnet)
     with lab_lock(name):
+        mirrors = aptsources.machine_mirrors()
+        if not state.base_for(os_name):
+            suite = releases.get(os_name).suite
+            base, _ = image.ensure_base(mirrors.archive, suite=suite, log=image.build_log(suite),
+                                        proxy=f"http://{state.bridge_ip}:{services.APT_PORT}")
+            state.base_images[os_name] = str(base)
         index = max(h.index for h in state.hosts) + 1
-        new = LabHost(name=host, index=index, ip=str(addressing.host_ip(net, index)), groups=list(groups))
+        new = LabHost(name=host, index=index, ip=str(addressing.host_ip(net, index)), groups=list(groups),
+                      os=os_name)
         network.add_host(names, host, index, ipaddress.IPv4Interface(f"{new.ip}/{net.prefixlen}"))
         pubkey = names.ssh_key.with_suffix(".pub").read_text()
-        hosts.prepare(names, Path(state.base_image), new, [*state.hosts, new], pubkey, state.bridge_ip,
-                      aptsources.machine_mirrors())
+        hosts.prepare(names, Path(state.base_for(os_name)), new, [*state.hosts, new], pubkey, state.bridge_ip,
+                      mirrors)
         hosts.boot(names, new)
         hosts.wait_ssh(names, [new])
         state.hosts.append(new)

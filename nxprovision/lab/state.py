@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from nxprovision.lab.naming import STATE_ROOT, LabNames
+from nxprovision.lab.releases import DEFAULT_OS
 
 
 @dataclass
@@ -15,6 +16,7 @@ class LabHost:
     ip: str
     groups: list[str] = field(default_factory=list)
     net_admin: bool = False
+    os: str = DEFAULT_OS  # a key of releases.RELEASES; a lab may mix releases
 
 
 @dataclass
@@ -26,7 +28,8 @@ class LabState:
     database: str
     hosts: list[LabHost]
     phase: str = "creating"  # creating -> running
-    base_image: str = ""
+    base_image: str = ""  # the default release's image (states written before labs could mix releases)
+    base_images: dict[str, str] = field(default_factory=dict)  # os -> cached base image its hosts overlay
     apt_cache_dir: str = ""
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -36,6 +39,9 @@ class LabState:
 
     def host(self, name: str) -> LabHost | None:
         return next((h for h in self.hosts if h.name == name), None)
+
+    def base_for(self, os_name: str) -> str:
+        return self.base_images.get(os_name) or (self.base_image if os_name == DEFAULT_OS else "")
 
     def save(self) -> None:
         path = self.names.state_file
