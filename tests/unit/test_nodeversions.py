@@ -121,7 +121,9 @@ def test_refusal_is_one_block_not_a_failure_report(tmp_path: Path) -> None:
 def _fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: dict[str, str]) -> Path:
     home = tmp_path / "home"
     (home / "playbooks").mkdir(parents=True)
-    (home / "ansible.cfg").write_text(f"[defaults]\nretry_files_enabled = False\naction_plugins = {ROOT}/plugins/action\n")
+    (home / "ansible.cfg").write_text(
+        f"[defaults]\nretry_files_enabled = False\naction_plugins = {ROOT}/plugins/action\n"
+    )
     (home / "playbooks" / "check.yml").write_text(
         "- name: Versions\n  hosts: all\n  gather_facts: false\n  tasks:\n"
         "    - name: Pretend the facts were read\n      ansible.builtin.set_fact:\n"
