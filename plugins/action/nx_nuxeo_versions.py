@@ -10,6 +10,7 @@ The comparison lives in nxprovision/nodeversions.py.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ def _recorded(hostvars: Any, host: str) -> object:
         local = hostvars[host].get("ansible_local") or {}
     except KeyError:
         return None
-    fact = local.get("nuxeo") if isinstance(local, dict) else None
-    return fact.get("version") if isinstance(fact, dict) else None
+    fact = local.get("nuxeo") if isinstance(local, Mapping) else None
+    return fact.get("version") if isinstance(fact, Mapping) else None
 
 
 class ActionModule(ActionBase):
