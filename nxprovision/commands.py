@@ -64,7 +64,28 @@ def refuse_pending_rotation(cluster, verb: str) -> None:
                       "(or go back with --rollback), then run this again")
 
 
+def report_refusal(result, out=sys.stdout) -> int:
+    """A check that refused the run on purpose (a downgrade, ...): what was refused and how to proceed, in one
+    block, without a failure report."""
+    seen: set[str] = set()
+    lines = []
+    for f in result.failures:
+        if f.message in seen:
+            continue
+        seen.add(f.message)
+        first, *rest = f.message.splitlines() or [""]
+        lines.append(f"nxprovision: REFUSED: {first}")
+        lines += [f"  {ln}" for ln in rest if ln.strip()]
+    out.write("\n".join(lines) + "\n")
+    done = (f"the run stopped there, after {result.changed_total} change(s) of earlier plays"
+            if result.changed_total else "nothing was changed")
+    out.write(f"nxprovision: {done}; records in {result.run_dir}\n")
+    return 2
+
+
 def report(result, out=sys.stdout) -> int:
+    if result.rc != 0 and result.failures and all(f.refused for f in result.failures):
+        return report_refusal(result, out)
     if result.recap:
         out.write(format_recap(result.recap) + "\n")
     if result.rc != 0:
@@ -102,9 +123,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = run_playbook(
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
-        verbosity=args.verbose, progress=args.progress,
+        verbosity=args.verbose, progress=args.progress, extravars=downgrade_vars(args),
     )
     return report(result)
+
+
+def downgrade_vars(args: argparse.Namespace) -> dict | None:
+    """--allow-downgrade: the nuxeo role may install an older version than a node records."""
+    return {"nuxeo_allow_downgrade": True} if getattr(args, "allow_downgrade", False) else None
 
 
 def refuse_removed_hosts(args: argparse.Namespace, cluster, verb: str, allowed: tuple[str, ...] = ()) -> None:
@@ -145,7 +171,7 @@ def cmd_add_node(args: argparse.Namespace) -> int:
 
     new = list(dict.fromkeys(args.hosts))
     limit = add_node_limit(cluster, new)
-    code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit))
+    code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit), extravars=downgrade_vars(args))
     if code == 0:
         from nxprovision import removed
 
@@ -240,7 +266,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     if args.packages:
         extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
     playbook = "upgrade_nuxeo.yml" if mode == "rolling" else "upgrade_nuxeo_full_stop.yml"
-    print(f"upgrade: {current} -> {args.nuxeo_version} ({mode})")
+    if current == args.nuxeo_version:
+        print(f"upgrade: resuming to {current} ({mode}): nodes that already run it are not rolled again")
+    else:
+        print(f"upgrade: {current} -> {args.nuxeo_version} ({mode}; nodes that already run it are not rolled again)")
     code = _run(args, playbook, "upgrade", vpf, secrets, extravars=extravars)
     if code == 0:
         where = _set_inventory_version(Path(args.inventory), args.nuxeo_version)
@@ -557,6 +586,10 @@ def cmd_trust_hosts(args: argparse.Namespace) -> int:
     return 1 if plan.changed or plan.silent else 0
 
 
+ALLOW_DOWNGRADE_HELP = ("install the inventory's nuxeo_version even on nodes that run a newer one (refused otherwise, "
+                        "naming them)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -578,6 +611,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("add-node", help="provision hosts newly added to the inventory, touching no other node")
     run_args(a)
     a.add_argument("hosts", nargs="+", metavar="HOST")
+    a.add_argument("--allow-downgrade", action="store_true", help=ALLOW_DOWNGRADE_HELP)
     a.set_defaults(func=cmd_add_node)
 
     rm = sub.add_parser("remove-node", help="drain, stop and take a host out of the cluster")
@@ -646,4 +680,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--skip-tags")
     d.add_argument("--check", action="store_true", help="dry run (Ansible check mode)")
     d.add_argument("--diff", action="store_true", help="show file differences")
+    d.add_argument("--allow-downgrade", action="store_true", help=ALLOW_DOWNGRADE_HELP)
     d.set_defaults(func=cmd_deploy)

@@ -14,7 +14,8 @@ from nxprovision.rules import run_rules
 
 
 def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
-    """'rolling' or 'full-stop'; refuses downgrades, and LTS jumps unless full_stop."""
+    """'rolling' or 'full-stop'; refuses downgrades, and LTS jumps unless full_stop. The inventory's own version
+    is accepted: it resumes an upgrade (the playbook skips the nodes that already record it)."""
     cur, tgt = NuxeoVersion.parse(current), NuxeoVersion.parse(target)
     if tgt is None:
         raise NxError(f"'{target}' is not a Nuxeo LTS version", "write it as <LTS>.<hotfix>, e.g. 2023.35")
@@ -27,8 +28,6 @@ def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
     if tgt < cur:
         raise NxError(f"{target} is older than the running {current}: downgrades are refused",
                       "restore from a backup taken before the upgrade to go back")
-    if tgt == cur:
-        raise NxError(f"the cluster already runs {current}", "nothing to upgrade; `deploy` converges packages")
     if tgt.lts != cur.lts:
         if not full_stop:
             raise NxError(f"{current} -> {target} crosses LTS majors: nodes of two majors must never run together",

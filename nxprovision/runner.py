@@ -45,6 +45,11 @@ class Failure:
     message: str
     unreachable: bool = False
     play: str = ""
+    refused: bool = False  # a check refused the run on purpose (nx_refused in the result), nothing broke
+
+    @property
+    def kind(self) -> str:
+        return "refused" if self.refused else "unreachable" if self.unreachable else "failed"
 
 
 @dataclass
@@ -138,7 +143,10 @@ class PlainDisplay:
         elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
+            if (data.get("res") or {}).get("nx_refused"):
+                self.write(f"  REFUSED  {data.get('host')}  {_task_label(data)}")  # said in full at the end
+            else:
+                self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
         # runner_on_unreachable: run_playbook says it on one line, with the cause and the records
 
 
@@ -354,7 +362,7 @@ def run_playbook(
         if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             failures.append(Failure(str(data.get("host")), str(data.get("task", "")), str(data.get("role") or ""),
                                     mask(_message(data)), kind == "runner_on_unreachable",
-                                    str(data.get("play") or "")))
+                                    str(data.get("play") or ""), bool((data.get("res") or {}).get("nx_refused"))))
         if kind == "playbook_on_stats":
             hosts = set()
             for key, _label in RECAP_KEYS:
@@ -384,7 +392,7 @@ def run_playbook(
         scrub_records(run_dir, mask)
     result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
                        recap=recap, failures=failures)
-    if result.rc != 0 and failures and not check:
+    if result.rc != 0 and failures and not check and not all(f.refused for f in failures):
         from nxprovision import servicelogs
 
         if progress != "json":

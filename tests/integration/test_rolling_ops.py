@@ -1,10 +1,12 @@
 """Day-2 operations under a steady load through the LB (issue 6): add a third front node, roll a restart of
-every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror, apply a configuration change with
-`deploy` (the role restarts one drained node at a time), remove a node. Zero failed requests,
+every Nuxeo node, roll an upgrade to another Nuxeo version from the mirror (failing half way first: `deploy`
+then refuses to downgrade the node already upgraded, and `upgrade` run again completes, issue 15), apply a
+configuration change with `deploy` (the role restarts one drained node at a time), remove a node. Zero failed requests,
 every acknowledged write readable at the end, and add-node changes nothing on the other Nuxeo hosts."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,19 @@ from test_deploy_compact import service_starts
 
 pytestmark = pytest.mark.lab
 
+UPGRADE_FROM = "2023.34"  # what the compact_cluster fixture deploys
 UPGRADE_TO = "2023.35"
+NUXEO_NODES = ("front1", "front2", "front3", "worker1")
+
+
+def recorded_versions(lab_: Any) -> dict[str, str]:
+    """The version each Nuxeo node records in its local fact (ansible_local.nuxeo.version)."""
+    out = {}
+    for host in NUXEO_NODES:
+        fact = lab_.ssh(host, "cat /etc/ansible/facts.d/nuxeo.fact")
+        assert fact.returncode == 0, (host, fact.stderr)
+        out[host] = str(json.loads(fact.stdout)["version"])
+    return out
 
 
 def node_version(d: Deployed, host: str) -> str:
@@ -88,12 +102,41 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         timings["rolling_restart_s"] = time.monotonic() - t0
         assert restart.returncode == 0, restart.stdout[-5000:] + restart.stderr[-2000:]
 
-        # (c) rolling upgrade to another version from the mirror
+        # (c) rolling upgrade to another version from the mirror. It fails half way first: front2's download cache
+        # is a 4 KiB tmpfs, so front1 (first in the roll) is upgraded and the roll stops on front2's download.
+        assert set(recorded_versions(lab_).values()) == {UPGRADE_FROM}
+        full = lab_.ssh("front2", "mount -t tmpfs -o size=4k nxp-full /var/cache/nxprovision")
+        assert full.returncode == 0, full.stdout + full.stderr
+        try:
+            t0 = time.monotonic()
+            broken = nxprovision("upgrade", "-i", inv, "--nuxeo-version", UPGRADE_TO, "--progress", "plain")
+            timings["failed_upgrade_s"] = time.monotonic() - t0
+            assert broken.returncode == 1, broken.stdout[-5000:] + broken.stderr[-2000:]
+            assert "front2 failed at task 'nuxeo : Download the Nuxeo distribution'" in broken.stdout, (
+                broken.stdout[-5000:]
+            )
+            recorded = recorded_versions(lab_)
+            assert recorded == {**dict.fromkeys(NUXEO_NODES, UPGRADE_FROM), "front1": UPGRADE_TO}, recorded
+            # the inventory still names the older version: `deploy` refuses to take front1 back, naming it
+            refused = nxprovision("deploy", "-i", inv, "--progress", "plain")
+            out = refused.stdout
+            assert refused.returncode == 2, out[-5000:] + refused.stderr[-2000:]
+            refusal = f"REFUSED: Nuxeo {UPGRADE_FROM} is older than the version this node runs: front1 ({UPGRADE_TO})"
+            assert refusal in out, out[-5000:]
+            assert f"--nuxeo-version {UPGRADE_TO}" in out and "--allow-downgrade" in out, out[-3000:]
+            assert "failed at task" not in out and "nothing was changed" in out, out[-3000:]
+            assert recorded_versions(lab_)["front1"] == UPGRADE_TO
+        finally:
+            lab_.ssh("front2", "umount /var/cache/nxprovision")
+        # `upgrade` again resumes: front1 is not rolled again (nor restarted), the others are
+        front1_starts = service_starts(lab_, ["front1"])
         t0 = time.monotonic()
         upgrade = nxprovision("upgrade", "-i", inv, "--nuxeo-version", UPGRADE_TO, "--progress", "plain")
         timings["rolling_upgrade_s"] = time.monotonic() - t0
         assert upgrade.returncode == 0, upgrade.stdout[-5000:] + upgrade.stderr[-2000:]
-        versions = {n: node_version(d3, n) for n in ("front1", "front2", "front3", "worker1")}
+        assert service_starts(lab_, ["front1"]) == front1_starts
+        assert recorded_versions(lab_) == dict.fromkeys(NUXEO_NODES, UPGRADE_TO)
+        versions = {n: node_version(d3, n) for n in NUXEO_NODES}
         assert set(versions.values()) == {UPGRADE_TO}, versions
         assert str(d.client().client.server_info(force=True)["productVersion"]) == UPGRADE_TO
 

@@ -31,7 +31,6 @@ def test_allowed_upgrades(cur: str, tgt: str, full: bool, mode: str) -> None:
     [
         ("2023.35", "2023.34", "downgrade"),
         ("2021.40", "2023.35", "--full-stop"),
-        ("2023.35", "2023.35", "already"),
         ("2023.35", "latest", "not a Nuxeo LTS"),
         ("2023.35", "2019.10", "not supported"),
     ],
