@@ -66,6 +66,7 @@ _FIXED_USERS: dict[str, str] = {"postgresql": "postgres", "loadbalancers": "hapr
 PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.invalid")
 
 OK, WARN, ERROR, SKIP = "ok", "warn", "error", "skip"
+INVENTORY = "(inventory)"  # the host column of rows about the inventory as a whole
 
 
 @dataclass
@@ -355,10 +356,10 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
     """Every row of one host that answered."""
     rows = [Row(plan.host, "ssh", OK, "connected")]
     if facts.get("uid") == 0:
-        rows.append(Row(plan.host, "become", OK, f"root via {facts.get('login_user') or 'SSH'}"))
+        rows.append(Row(plan.host, "become", OK, "runs as root"))
     else:
-        rows.append(Row(plan.host, "become", ERROR, f"runs as uid {facts.get('uid')}, not root",
-                        "give the SSH user sudo rights (become), or log in as root"))
+        rows.append(Row(plan.host, "become", ERROR, f"runs as uid {facts.get('uid')}, not root: the roles need root",
+                        "log in as root (ansible_user: root), or give the user sudo rights and run with become"))
     rows.append(os_row(plan.host, facts.get("os") or {}))
     rows += resource_rows(plan, facts)
     rows += port_rows(plan, facts.get("listeners") or {})
@@ -369,10 +370,12 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
     return rows
 
 
-def fast_rows(plan: HostPlan, facts: dict[str, Any]) -> list[Row]:
-    """The cheap subset: connection, privileges, OS and ports."""
+def fast_rows(plan: HostPlan, facts: dict[str, Any], placeholders: list[Row] | None = None) -> list[Row]:
+    """The cheap subset: connection, privileges, OS, ports, and the placeholders (errors only) of the inventory and
+    of this host."""
     rows = evaluate(plan, facts, float(facts.get("time") or 0), 0)
-    return [r for r in rows if r.check in ("ssh", "become", "os") or r.check.startswith("port ")]
+    rows = [r for r in rows if r.check in ("ssh", "become", "os") or r.check.startswith("port ")]
+    return [r for r in placeholders or [] if r.status == ERROR and r.host in (plan.host, INVENTORY)] + rows
 
 
 def failed_host_rows(host: str, message: str, unreachable: bool) -> list[Row]:
@@ -409,7 +412,7 @@ def placeholder_rows(c: Cluster, resolve: Callable[[str], bool] | None = None) -
     for key, value in sorted(c.settings.items()):
         if key in secret or key.startswith("ansible_") or not _placeholder_in(value):
             continue
-        rows.append(Row("(inventory)", "placeholder", ERROR, f"{key}: {value} is init's placeholder",
+        rows.append(Row(INVENTORY, "placeholder", ERROR, f"{key}: {value} is init's placeholder",
                         f"set {key} to the real value in group_vars"))
     for name, host in sorted(c.hosts.items()):
         address = str(host.vars.get("ansible_host") or "")
@@ -419,7 +422,8 @@ def placeholder_rows(c: Cluster, resolve: Callable[[str], bool] | None = None) -
             rows.append(Row(name, "placeholder", ERROR, f"address {address or name} is a placeholder",
                             f"set ansible_host of {name} to its real address"))
         elif not address and not _is_address(name) and not resolve(name):
-            rows.append(Row(name, "placeholder", ERROR, f"no ansible_host and {name} does not resolve here",
+            # a warning: SSH may still reach it through ~/.ssh/config or a jump host
+            rows.append(Row(name, "placeholder", WARN, f"no ansible_host and {name} does not resolve here",
                             f"set ansible_host of {name} to its address (or make the name resolve)"))
     return rows
 

@@ -2,7 +2,7 @@
 
 Measures the host's clock against the controller's around the module call. Returns `rows` (host, check, status,
 detail, fix) and fails the host when a row is an error, so plain `ansible-playbook` runs stop there too.
-Option `fast: true` keeps the cheap subset (SSH, become, OS, ports).
+Option `fast: true` keeps the cheap subset (SSH, become, OS, ports, init's placeholders): the deploy's first check.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class ActionModule(ActionBase):
             why = " ".join(str(facts.get(k) or "").strip() for k in ("module_stderr", "msg")).strip()
             rows = prechecks.failed_host_rows(host, why, unreachable=bool(facts.get("unreachable")))
         elif fast:
-            rows = prechecks.fast_rows(plan, facts)
+            rows = prechecks.fast_rows(plan, facts, prechecks.placeholder_rows(cluster, resolve=lambda _name: True))
         else:
             # the module's own clock reading waits for its interpreter to start (seconds under load); a bare
             # `date` over the connection the module just opened brackets the host's clock much closer
