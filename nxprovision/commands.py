@@ -550,8 +550,9 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
     if reached:
         if not args.json:
             print(f"prechecks: reading {len(reached)} host(s) (nothing is changed) ...", flush=True)
+        # check mode: nothing may change, and a failed check is no failed service whose logs to fetch
         result = run_playbook("prechecks.yml", inv, verb="prechecks", vault_password_file=vpf, secrets=secrets,
-                              limit=",".join(reached), display=collect, out=io.StringIO())
+                              limit=",".join(reached), check=True, display=collect, out=io.StringIO())
         run_dir = result.run_dir
         for h in reached:
             rows += found.get(h) or [prechecks.Row(h, "ssh", prechecks.ERROR, "no answer from the run",

@@ -251,3 +251,46 @@ def test_module_reads_a_listener_and_its_process(tmp_path: Path) -> None:
     d = m.disk(str(tmp_path / "not" / "there"))
     assert d["free_mb"] > 0 and d["exists"] is False
     assert m.os_release().get("id")
+
+
+# -- the verb: rows from the run's events, one table, the exit code ------------------------------------------------
+
+
+def test_verb_folds_events_into_one_table(make_inv, run_cli, monkeypatch, tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from nxprovision import commands
+
+    names = ["lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1"]
+    hv = {h: {"ansible_host": f"10.0.0.{i + 1}", "ansible_connection": "local"} for i, h in enumerate(names)}
+    inv = make_inv("compact", hostvars=hv, set={"nx_public_url": "https://nuxeo.corp.lan/nuxeo",
+                                                "nuxeo_download_base_url": "http://files.corp.lan/nuxeo"})
+    seen: dict[str, Any] = {}
+
+    def fake_run(playbook: str, inventory: Path, **kw: Any) -> Any:
+        seen.update(kw, playbook=playbook)
+        show = kw["display"]
+        for h in names:
+            if h == "kafka1":
+                show({"event": "runner_on_unreachable", "event_data": {"host": h, "res": {"msg": "No route to host"}}})
+                continue
+            rows = [{"host": h, "check": "ssh", "status": "ok", "detail": "connected", "fix": ""}]
+            if h == "db1":
+                rows.append({"host": h, "check": "port 5432", "status": "error", "detail": "held by nc (pid 9)",
+                             "fix": "stop it"})
+            kind = "runner_on_failed" if h == "db1" else "runner_on_ok"
+            show({"event": kind, "event_data": {"host": h, "task": "Read and judge the host", "res": {"rows": rows}}})
+        return SimpleNamespace(run_dir=tmp_path / "run", rc=2)
+
+    monkeypatch.setattr(commands, "run_playbook", fake_run)
+    code, out, _err = run_cli("prechecks", "-i", str(inv))
+    assert code == 1
+    assert seen["playbook"] == "prechecks.yml" and seen["check"] is True
+    assert "db1" in out and "port 5432" in out and "held by nc" in out
+    assert "kafka1" in out and "unreachable: No route to host" in out
+    assert "front1  ssh" not in out  # passing rows hidden without --all
+    code, out, _err = run_cli("prechecks", "-i", str(inv), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False
+    assert {r["host"] for r in data["rows"]} == set(names)
