@@ -590,6 +590,72 @@ ALLOW_DOWNGRADE_HELP = ("install the inventory's nuxeo_version even on nodes tha
                         "naming them)")
 
 
+def cmd_prechecks(args: argparse.Namespace) -> int:
+    """Read every host (nothing changes) and print one table of what it offers against what it needs."""
+    import contextlib
+    import io
+
+    from nxprovision import hostkeys, prechecks
+    from nxprovision.output import dump_json, table
+
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        cluster, vpf, secrets = _validated(args, changing=False)
+    inv = Path(args.inventory)
+    rows = prechecks.placeholder_rows(cluster)
+    hosts = list(cluster.hosts)
+    known = hostkeys.known_hosts_path(inv)
+    over_ssh = [h for h in hosts if str((cluster.view.hostvars.get(h) or {}).get("ansible_connection") or "ssh")
+                in ("ssh", "smart", "ansible.builtin.ssh")]
+    untrusted = {t.host for t in hostkeys.targets_of(cluster.view.hostvars, over_ssh)
+                 if not hostkeys.recorded(known, t).keys}
+    for h in sorted(untrusted):
+        rows.append(prechecks.Row(h, "ssh", prechecks.ERROR, f"no SSH host key recorded in {known}: not connected",
+                                  f"nxprovision trust-hosts -i {args.inventory} {h}"))
+    reached = [h for h in hosts if h not in untrusted]
+    found: dict[str, list[prechecks.Row]] = {}
+
+    def collect(event: dict) -> None:
+        data = event.get("event_data") or {}
+        host = str(data.get("host") or "")
+        kind = event.get("event")
+        if kind == "runner_on_unreachable":
+            found.setdefault(host, prechecks.failed_host_rows(host, str((data.get("res") or {}).get("msg") or ""),
+                                                              unreachable=True))
+        elif kind in ("runner_on_ok", "runner_on_failed") and data.get("task") == "Read and judge the host":
+            res = data.get("res") or {}
+            if res.get("rows"):
+                found[host] = [prechecks.Row(**r) for r in res["rows"]]
+            else:
+                found[host] = prechecks.failed_host_rows(host, str(res.get("msg") or ""), unreachable=False)
+
+    run_dir = None
+    if reached:
+        if not args.json:
+            print(f"prechecks: reading {len(reached)} host(s) (nothing is changed) ...", flush=True)
+        # check mode: nothing may change, and a failed check is no failed service whose logs to fetch
+        result = run_playbook("prechecks.yml", inv, verb="prechecks", vault_password_file=vpf, secrets=secrets,
+                              limit=",".join(reached), check=True, display=collect, out=io.StringIO())
+        run_dir = result.run_dir
+        for h in reached:
+            rows += found.get(h) or [prechecks.Row(h, "ssh", prechecks.ERROR, "no answer from the run",
+                                                   f"see the run's records in {run_dir}")]
+    code = prechecks.exit_code(rows)
+    if args.json:
+        dump_json({"inventory": args.inventory, "ok": code == 0, "rows": [r.to_dict() for r in rows],
+                   "records": str(run_dir) if run_dir else None})
+        return code
+    shown = rows if args.all else [r for r in rows if r.status != prechecks.OK]
+    if shown:
+        table(["host", "check", "status", "detail", "fix"],
+              [[r.host, r.check, r.status.upper(), r.detail, r.fix] for r in shown])
+    errors = sum(r.status == prechecks.ERROR for r in rows)
+    warnings = sum(r.status == prechecks.WARN for r in rows)
+    print(f"prechecks: {len(hosts)} host(s), {len(rows)} check(s): {errors} error(s), {warnings} warning(s)"
+          + ("" if args.all else " (OK rows hidden: --all shows them)")
+          + (f"; records in {run_dir}" if run_dir else ""))
+    return code
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -682,3 +748,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--diff", action="store_true", help="show file differences")
     d.add_argument("--allow-downgrade", action="store_true", help=ALLOW_DOWNGRADE_HELP)
     d.set_defaults(func=cmd_deploy)
+
+    pc = sub.add_parser("prechecks", help="read every host (changing nothing): SSH, become, OS, CPU, memory, disk, "
+                                          "ports, clock, name resolution, mirror; exit 1 on errors")
+    inventory_args(pc)
+    pc.add_argument("--json", action="store_true")
+    pc.add_argument("--all", action="store_true", help="show the passing checks too")
+    pc.set_defaults(func=cmd_prechecks)

@@ -25,7 +25,7 @@ RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("f
               ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
 KEEP_RUNS = 30
 KEEP_READ_ONLY_RUNS = 10
-READ_ONLY_VERBS = frozenset({"status-probe", "certs-check", "support-bundle"})
+READ_ONLY_VERBS = frozenset({"status-probe", "certs-check", "support-bundle", "prechecks"})
 
 
 def runs_dir() -> Path:

@@ -22,32 +22,41 @@ _PORTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def check(c: Cluster) -> Iterator[Finding]:
+def host_ports(c: Cluster, name: str) -> list[tuple[str, str, str, object]]:
+    """(group, label, setting, port as set) of every port the components on host NAME listen on; `prechecks`
+    reads the same list to check the ports are free on the host."""
+    host = c.hosts[name]
+    groups = set(host.groups)
+    out: list[tuple[str, str, str, object]] = []
+    for group, ports in _PORTS.items():
+        if group not in groups:
+            continue
+        if group == "s3" and c.settings.get("s3_mode") == "external":
+            continue
+        if group == "zookeeper" and c.derived["kafka"]["mode"] == "kraft":
+            continue
+        for label, key in ports:
+            out.append((group, label, key, host_setting(c.view, c.settings, name, key)))
     lb_port = c.derived.get("lb", {}).get("frontend_port")
-    for name, host in c.hosts.items():
+    if "loadbalancers" in groups and lb_port:
+        out.append(("loadbalancers", "HAProxy frontend", "nx_public_url", lb_port))
+        redirect = c.derived.get("lb", {}).get("redirect_port")
+        if redirect:
+            out.append(("loadbalancers", "HAProxy http->https redirect", "haproxy_http_port", redirect))
+    return out
+
+
+def check(c: Cluster) -> Iterator[Finding]:
+    for name in c.hosts:
         used: dict[int, str] = {}
-        groups = set(host.groups)
-        for group, ports in _PORTS.items():
-            if group not in groups:
+        for _group, label, key, value in host_ports(c, name):
+            try:
+                port = int(value)  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                yield error("ports.invalid", f"host {name}", f"{key} is not a port number",
+                            f"set {key} to a number between 1 and 65535", c.view.source)
                 continue
-            if group == "s3" and c.settings.get("s3_mode") == "external":
-                continue
-            if group == "zookeeper" and c.derived["kafka"]["mode"] == "kraft":
-                continue
-            for label, key in ports:
-                try:
-                    port = int(host_setting(c.view, c.settings, name, key))
-                except (TypeError, ValueError):
-                    yield error("ports.invalid", f"host {name}", f"{key} is not a port number",
-                                f"set {key} to a number between 1 and 65535", c.view.source)
-                    continue
-                yield from _claim(used, port, label, key, name, c.view.source)
-        if "loadbalancers" in groups and lb_port:
-            yield from _claim(used, int(lb_port), "HAProxy frontend", "nx_public_url", name, c.view.source)
-            redirect = c.derived.get("lb", {}).get("redirect_port")
-            if redirect:
-                yield from _claim(used, int(redirect), "HAProxy http->https redirect", "haproxy_http_port", name,
-                                  c.view.source)
+            yield from _claim(used, port, label, key, name, c.view.source)
 
 
 def _claim(used: dict[int, str], port: int, label: str, key: str, host: str, where: str) -> Iterator[Finding]:

@@ -376,6 +376,51 @@ def http_get(url: str, method: str = "GET") -> tuple[int, bytes]:
         return 0, str(e).encode()
 
 
+def prechecks(inventory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NXP, "prechecks", "-i", str(inventory), *extra], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_prechecks_pass_on_the_lab_and_name_a_foreign_process_on_a_port(compact) -> None:
+    """Issue 18: the deployed cluster's own services hold their ports (fine); a stranger on one is an error."""
+    from nxprovision import prechecks as pc
+
+    lab_, _first = compact
+    clean = prechecks(lab_.inventory, "--json")
+    data = json.loads(clean.stdout or "{}")
+    bad = [r for r in data.get("rows", []) if r["status"] != "ok"]
+    assert clean.returncode == 0, f"{bad or clean.stdout[-3000:]}\n{clean.stderr[-2000:]}"
+    assert not [r for r in bad if r["status"] == "error"], bad
+    checks = {r["check"] for r in data["rows"]}
+    assert {"ssh", "become", "os", "cpu", "memory", "clock", "resolve", "mirror", "port 5432"} <= checks, checks
+    # a port some component of the host needs and does not hold now
+    cluster = Deployed.load(lab_.inventory).cluster
+    spot = None
+    for host in cluster.hosts:
+        for p in pc.host_plan(cluster, host).ports:
+            held = lab_.ssh(host, f"ss -Htln 'sport = :{p['port']}'").stdout.strip()
+            if not held:
+                spot = (host, int(p["port"]))
+                break
+        if spot:
+            break
+    assert spot, "every port of every host is held: no free one to take"
+    host, port = spot
+    unit = "nxp-foreign-listener"
+    started = lab_.ssh(host, f"systemd-run --unit {unit} python3 -m http.server {port} --bind 0.0.0.0")
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_for(lambda: bool(lab_.ssh(host, f"ss -Htln 'sport = :{port}'").stdout.strip()), timeout=60,
+                 what=f"python3 listening on {host}:{port}")
+        taken = prechecks(lab_.inventory)
+        assert taken.returncode == 1, taken.stdout[-3000:] + taken.stderr[-2000:]
+        lines = [ln for ln in taken.stdout.splitlines() if ln.startswith(host) and f"port {port}" in ln]
+        assert lines and "ERROR" in lines[0] and "python3" in lines[0] and f"{unit}.service" in lines[0], \
+            taken.stdout[-3000:]
+    finally:
+        lab_.ssh(host, f"systemctl stop {unit}")
+
+
 def test_seaweedfs_gives_no_data_without_credentials(compact, tmp_path: Path) -> None:
     import shutil
 
