@@ -25,6 +25,9 @@ BECOME_PROMPT = r"^BECOME password.*:\s*?$"
 PASSWORD_VARS = frozenset({"ansible_become_password", "ansible_become_pass", "ansible_password", "ansible_ssh_pass",
                            "ansible_sudo_pass"})
 GUARD_VARS = frozenset({"ansible_ssh_args", "ansible_ssh_extra_args"})
+# an extra var beats a task's `become: false`: the tasks that run on the controller would sudo there
+BECOME_VARS = frozenset({"ansible_become", "ansible_become_user", "ansible_become_method", "ansible_become_exe",
+                         "ansible_become_flags"})
 
 
 def refused_extra_var(name: str) -> str | None:
@@ -42,6 +45,9 @@ def refused_extra_var(name: str) -> str | None:
     if name in PASSWORD_VARS:
         return "a password on the command line ends up in shell history and run records: use -K/--ask-become-pass " \
                "(asked once, never recorded), or an SSH key"
+    if name in BECOME_VARS:
+        return "as an extra var it would also apply to the tasks that run on the controller (they never become): " \
+               "use -b/--become, -K"
     if name in GUARD_VARS:
         return "it would replace the SSH arguments that pin the hosts' keys (known_hosts beside the inventory): use " \
                "--ssh-common-args"
