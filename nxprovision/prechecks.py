@@ -372,8 +372,8 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
         rows.append(Row(plan.host, "become", OK, "runs as root"))
     else:
         rows.append(Row(plan.host, "become", ERROR, f"runs as uid {facts.get('uid')}, not root: the roles need root",
-                        "the plays become root: give the SSH user sudo rights (-K when sudo asks a password) and drop any "
-                        "ansible_become: false from the inventory, or log in as root"))
+                        "the plays become root: give the SSH user sudo rights (-K when sudo asks a password) and "
+                        "drop any ansible_become: false from the inventory, or log in as root"))
     rows.append(os_row(plan.host, facts.get("os") or {}))
     rows += resource_rows(plan, facts)
     rows += port_rows(plan, facts.get("listeners") or {})

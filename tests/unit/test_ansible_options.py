@@ -130,7 +130,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (h / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = False\n")
     (h / "playbooks" / "show.yml").write_text(
         "- name: Show\n  hosts: all\n  gather_facts: false\n  tasks:\n"
-        '    - name: Say\n      ansible.builtin.debug:\n        msg: "greeting={{ greeting }} user={{ ansible_user }}"\n'
+        "    - name: Say\n      ansible.builtin.debug:\n"
+        '        msg: "greeting={{ greeting }} user={{ ansible_user }}"\n'
         '    - name: Breaks\n      ansible.builtin.fail:\n        msg: "boom {{ my_secret }}"\n'
         "      when: fail_now | default(false) | bool\n"
     )
