@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nxprovision.cliargs import inventory_args, run_args
+from nxprovision.ansibleopts import ansible_options, apply_to_view, extra_vars_of
+from nxprovision.cliargs import ansible_args, inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.rotation import masked_names
 from nxprovision.runlock import exclusive
@@ -22,7 +23,9 @@ def _validated(args: argparse.Namespace, changing: bool = True):
     from nxprovision.rules import run_rules
 
     inv = Path(args.inventory)
+    extra = extra_vars_of(args)  # refused names stop the command before anything else
     view = load_inventory(inv, args.vault_password_file)
+    apply_to_view(view, extra)  # validated as the plays will see it: -e wins over the inventory there too
     cluster = build_cluster(view)
     vpf = find_vault_password_file(inv, args.vault_password_file)
     findings = run_rules(cluster) + secret_files.findings(cluster, inventory_dir(inv), vpf)
@@ -124,6 +127,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
         verbosity=args.verbose, progress=args.progress, extravars=downgrade_vars(args),
+        options=ansible_options(args),
     )
     return report(result)
 
@@ -141,7 +145,8 @@ def refuse_removed_hosts(args: argparse.Namespace, cluster, verb: str, allowed: 
 
 def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw) -> int:
     result = run_playbook(playbook, Path(args.inventory), verb=verb, vault_password_file=vpf, secrets=secrets,
-                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"), **kw)
+                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"),
+                          options=ansible_options(args), **kw)
     return report(result)
 
 
@@ -424,7 +429,7 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
     try:
         result = run_playbook("support_bundle.yml", Path(args.inventory), verb="support-bundle",
                               vault_password_file=vpf, secrets=secrets, progress=args.progress,
-                              extravars={"nx_bundle_dir": str(work / "hosts")})
+                              extravars={"nx_bundle_dir": str(work / "hosts")}, options=ansible_options(args))
         (work / "hosts").mkdir(exist_ok=True)
         extra = {"status": as_json(collect(cluster)), "plan": plan_to_dict(make_plan(cluster)),
                  "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)}}
@@ -446,13 +451,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nxprovision.output import dump_json, table
     from nxprovision.status import apply_probes, as_json, collect, probe_hosts
 
+    extra = extra_vars_of(args)
     view = load_inventory(Path(args.inventory), args.vault_password_file)
+    apply_to_view(view, extra)
     cluster = build_cluster(view)
     rows = collect(cluster)
     if not args.quick:
         secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
-        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
+        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets, ansible_options(args)))
     unhealthy = [r for r in rows if not r.healthy]
     from nxprovision import removed
 
@@ -634,7 +641,8 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
             print(f"prechecks: reading {len(reached)} host(s) (nothing is changed) ...", flush=True)
         # check mode: nothing may change, and a failed check is no failed service whose logs to fetch
         result = run_playbook("prechecks.yml", inv, verb="prechecks", vault_password_file=vpf, secrets=secrets,
-                              limit=",".join(reached), check=True, display=collect, out=io.StringIO())
+                              limit=",".join(reached), check=True, display=collect, out=io.StringIO(),
+                              options=ansible_options(args))
         run_dir = result.run_dir
         for h in reached:
             rows += found.get(h) or [prechecks.Row(h, "ssh", prechecks.ERROR, "no answer from the run",
@@ -722,6 +730,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
     inventory_args(st)
+    ansible_args(st)
     st.add_argument("--json", action="store_true")
     st.add_argument(
         "--quick",
@@ -752,6 +761,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pc = sub.add_parser("prechecks", help="read every host (changing nothing): SSH, become, OS, CPU, memory, disk, "
                                           "ports, clock, name resolution, mirror; exit 1 on errors")
     inventory_args(pc)
+    ansible_args(pc)
     pc.add_argument("--json", action="store_true")
     pc.add_argument("--all", action="store_true", help="show the passing checks too")
     pc.set_defaults(func=cmd_prechecks)
