@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
 from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_checksum, archive_root_dir, artifact_url
+from nxprovision.model.compat import load as load_compat
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
@@ -431,22 +432,28 @@ def _derive(c: Cluster) -> dict[str, Any]:
     lb["probe"] = {h: "127.0.0.1" if a[0] == "*" else a[0] for h, a in lb["bind"].items()}
 
     version = c.nuxeo_version
+    search_packages = nuxeo_search_packages(c)
+    packages = list(s.get("nuxeo_packages") or [])
+    packages += [p for p in (search_packages.get("client_package"), search_packages.get("audit_package"))
+                 if p and p not in packages]
     nuxeo = {
         "version": str(s.get("nuxeo_version")),
         "java": java_for(version) if version else "17",
-        "packages": list(s.get("nuxeo_packages") or []),
+        "packages": packages,
+        # LTS 2025 on: the search client and audit packages chosen ({} before: both are built in)
+        "search_packages": search_packages,
         "templates": nuxeo_templates(c),
         "cluster_enabled": len(c.nuxeo_nodes) > 1,
         "distribution_url": artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo",
                                          str(s.get("nuxeo_version"))),
         "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
                                          str(s.get("nuxeo_version")), p)
-                         for p in (s.get("nuxeo_packages") or [])},
+                         for p in packages},
         "distribution_checksum": _checksum(s, "nuxeo", artifact_url(str(s.get("nuxeo_download_base_url") or ""),
                                                                      "nuxeo", str(s.get("nuxeo_version")))),
         "package_checksums": {p: archive_checksum(
             artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package", str(s.get("nuxeo_version")),
-                         p), _package_pins(s).get(p, "")) for p in (s.get("nuxeo_packages") or [])},
+                         p), _package_pins(s).get(p, "")) for p in packages},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
@@ -908,8 +915,41 @@ def _package_pins(s: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
+def nuxeo_search_packages(c: Cluster) -> dict[str, str]:
+    """LTS 2025 on: the search client and audit packages the nodes install, from nuxeo_search_client and
+    nuxeo_audit_backend (validate checks the choice against the compatibility matrix); {} before LTS 2025.
+
+    Each package deploys a template of its own (doc.nuxeo.com, Search Setup and the audit backend pages):
+    <key>-search-client and <key>-audit; the MongoDB and SQL audit templates' names are inferred the same way.
+    """
+    v = c.nuxeo_version
+    m = load_compat().lts.get(v.lts) if v else None
+    if m is None or not m.packaged_search:
+        return {}
+    host = c.nuxeo_nodes[0].host if c.nuxeo_nodes else None
+
+    def setting(key: str) -> str:
+        return str((host_setting(c.view, c.settings, host, key) if host else c.settings.get(key)) or "auto")
+
+    dist, sv = str(c.settings.get("search_distribution")), str(c.settings.get("search_version"))
+    client = m.pick_search_client(setting("nuxeo_search_client"), dist, sv) if c.search_hosts else None
+    out = {"client": "", "client_package": "", "client_template": "",
+           "audit": "", "audit_package": "", "audit_template": "", "audit_store": "memory"}
+    if client:
+        out.update(client=client.key, client_package=client.package, client_template=f"{client.key}-search-client")
+    chosen = setting("nuxeo_audit_backend")
+    audit = out["client"] if chosen == "auto" else chosen
+    backends = m.audit_backends()
+    if audit in backends:
+        package, needs = backends[audit]
+        out.update(audit=audit, audit_package=package, audit_template=f"{audit}-audit", audit_store=needs)
+    return out
+
+
 def nuxeo_templates(c: Cluster) -> list[str]:
-    tpl = ["default"]
+    packaged = nuxeo_search_packages(c)
+    # LTS 2025: the mongodb template stands alone (doc.nuxeo.com, upgrade from LTS 2023 to LTS 2025)
+    tpl = [] if (packaged and c.database == "mongodb") else ["default"]
     if c.database == "mongodb":
         tpl.append("mongodb")
     else:
@@ -918,6 +958,8 @@ def nuxeo_templates(c: Cluster) -> list[str]:
     if "amazon-s3-online-storage" in (c.settings.get("nuxeo_packages") or []) or c.derived.get("s3", {}).get(
             "endpoint"):
         tpl.append("s3binaries")
+    # Their packages add these templates at install, as the S3 one does s3binaries: the rendered nuxeo.conf keeps them
+    tpl += [t for t in (packaged.get("client_template"), packaged.get("audit_template")) if t]
     return tpl
 
 
@@ -928,6 +970,29 @@ def _heap_opts(c: Cluster, node: NuxeoNode) -> str:
     if heap > 0:
         return f"-Xms{heap}m -Xmx{heap}m {base}"
     return f"-XX:InitialRAMPercentage=50 -XX:MaxRAMPercentage=50 {base}"
+
+
+def _search_conf_2025(put: Any, search: dict[str, Any], truststore: dict[str, Any], packaged: dict[str, str]) -> None:
+    """LTS 2025's search and audit keys, those of the chosen packages (doc.nuxeo.com: Search Setup, OpenSearch 1.x
+    Audit Backend): nuxeo.<key>.client.*, nuxeo.search.client.default.<key>.*, nuxeo.audit.backend.default.<key>.*.
+    None of the elasticsearch.* / audit.elasticsearch.* keys: they have no effect since LTS 2025. The trust store
+    and replica key names follow the client's naming [inferred: no public 2025 template to read them from]."""
+    key = packaged.get("client")
+    if key:
+        client = f"nuxeo.{key}.client."
+        put(client + "server", ",".join(search["urls"]))
+        if search.get("tls"):
+            put(client + "trustStorePath", truststore["path"])
+            put(client + "trustStorePassword", truststore["password"])
+            put(client + "trustStoreType", truststore["type"])
+        if search.get("security", {}).get("enabled"):
+            put(client + "username", "nuxeo")
+            put(client + "password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
+        put(f"nuxeo.search.client.default.{key}.index.name", search["index_name"])
+        put(f"nuxeo.search.client.default.{key}.index.numberOfReplicas", search["replicas"])
+    if packaged.get("audit_store") == "search" and packaged.get("audit"):
+        # the audit index beside the repository's, as before (backups snapshot `<index>-audit`)
+        put(f"nuxeo.audit.backend.default.{packaged['audit']}.index.name", f"{search['index_name']}-audit")
 
 
 def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
@@ -984,20 +1049,24 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         put("nuxeo.mongodb.dbname", db.get("name", "nuxeo"))
 
     search = d["search"]
-    put("elasticsearch.client", "RestClient")
-    put("elasticsearch.addressList", ",".join(search["urls"]))
     truststore = d["tls"]["truststore"]
-    if search.get("tls"):
-        put("elasticsearch.restClient.truststore.path", truststore["path"])
-        put("elasticsearch.restClient.truststore.password", truststore["password"])
-        put("elasticsearch.restClient.truststore.type", truststore["type"])
-    if search.get("security", {}).get("enabled"):
-        # Nuxeo's own search user (elasticsearch.restClient.username/password): its indices only
-        put("elasticsearch.restClient.username", "nuxeo")
-        put("elasticsearch.restClient.password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
-    put("elasticsearch.indexName", search["index_name"])
-    put("elasticsearch.indexNumberOfReplicas", search["replicas"])
-    put("audit.elasticsearch.enabled", True)
+    packaged = d["nuxeo"].get("search_packages") or {}
+    if packaged:
+        _search_conf_2025(put, search, truststore, packaged)
+    else:
+        put("elasticsearch.client", "RestClient")
+        put("elasticsearch.addressList", ",".join(search["urls"]))
+        if search.get("tls"):
+            put("elasticsearch.restClient.truststore.path", truststore["path"])
+            put("elasticsearch.restClient.truststore.password", truststore["password"])
+            put("elasticsearch.restClient.truststore.type", truststore["type"])
+        if search.get("security", {}).get("enabled"):
+            # Nuxeo's own search user (elasticsearch.restClient.username/password): its indices only
+            put("elasticsearch.restClient.username", "nuxeo")
+            put("elasticsearch.restClient.password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
+        put("elasticsearch.indexName", search["index_name"])
+        put("elasticsearch.indexNumberOfReplicas", search["replicas"])
+        put("audit.elasticsearch.enabled", True)
 
     kafka = d["kafka"]
     if kafka["brokers"]:
