@@ -486,28 +486,31 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
     alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9093)
     node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
 
+    user = str(s.get("monitoring_user") or "monitoring")
+
     def target(h: str, port: int) -> dict[str, Any]:
         return {"host": h, "address": f"{_addr(c, h)}:{port}"}
 
     # Every job but HAProxy's authenticates with the monitoring user (the vault's nx_secret_monitoring_password);
     # HAProxy's exporter sits on its stats frontend, behind the stats user and password.
     jobs = [
-        {"name": "prometheus", "scheme": scheme, "auth": "monitoring", "metrics_path": "/metrics",
+        {"name": "prometheus", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
          "targets": [target(host, prometheus_port)]},
-        {"name": "alertmanager", "scheme": scheme, "auth": "monitoring", "metrics_path": "/metrics",
+        {"name": "alertmanager", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
          "targets": [target(host, alertmanager_port)]},
-        {"name": "node", "scheme": scheme, "auth": "monitoring", "metrics_path": "/metrics",
+        {"name": "node", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
          "targets": [target(h, node_port) for h in sorted(c.hosts)]},
     ]
     haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
     if haproxy:
         jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
-                     "metrics_path": "/metrics",
+                     "user": str(s.get("haproxy_stats_user") or "admin"), "metrics_path": "/metrics",
                      "targets": [target(h, _int(host_setting(c.view, s, h, "haproxy_stats_port"), 8404))
                                  for h in c.lb_hosts]})
     return {
         "enabled": True,
         "hosts": hosts,
+        "user": user,
         "host": host,
         "address": _addr(c, host),
         "tls": tls["monitoring"],

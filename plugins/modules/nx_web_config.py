@@ -108,6 +108,12 @@ def _verifies(password: str, hashed: str) -> bool:
         return crypt.crypt(password, hashed) == hashed
 
 
+def existing_hashes(text: str) -> dict:
+    """User -> hash from a file this module wrote (the users are the last section)."""
+    _, found, users = text.partition("\nbasic_auth_users:\n")
+    return dict(_USER.findall(users)) if found else {}
+
+
 def render(hashes: dict, cert_file: str, key_file: str, min_version: str) -> str:
     lines = ["# Managed by nxprovision: edits here are overwritten."]
     if cert_file:
@@ -146,7 +152,7 @@ def main() -> None:
     if os.path.exists(p["path"]):
         with open(p["path"], encoding="utf-8") as fh:
             current = fh.read()
-    existing = dict(_USER.findall(current))
+    existing = existing_hashes(current)
     hashes = {}
     for name, password in users.items():
         old = existing.get(name, "")
