@@ -483,7 +483,7 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
     host = hosts[0]
     scheme = "https" if tls["monitoring"] else "http"
     prometheus_port = _int(s.get("monitoring_prometheus_port"), 9090)
-    alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9093)
+    alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9095)
     node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
 
     user = str(s.get("monitoring_user") or "monitoring")

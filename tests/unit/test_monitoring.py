@@ -62,7 +62,7 @@ def test_targets_come_from_the_inventory(make_inv) -> None:
     c = _monitored(make_inv)
     m = c.to_facts()["monitoring"]
     assert m["enabled"] and m["host"] == "lb1" and m["address"] == "10.2.0.10" and m["scheme"] == "https"
-    assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9093"
+    assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9095"
     jobs = {j["name"]: j for j in m["jobs"]}
     assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy"}
     node = jobs["node"]["targets"]
@@ -155,7 +155,7 @@ def test_prometheus_yml_scrapes_the_model_targets_with_auth_and_the_ca(make_inv)
     assert {sc["labels"]["nx_host"] for sc in node["static_configs"]} == set(c.hosts)
     assert jobs["haproxy"]["basic_auth"]["password"] == c.settings["nx_secret_haproxy_stats_password"]
     am = conf["alerting"]["alertmanagers"][0]
-    assert am["static_configs"] == [{"targets": ["10.2.0.10:9093"]}] and am["scheme"] == "https"
+    assert am["static_configs"] == [{"targets": ["10.2.0.10:9095"]}] and am["scheme"] == "https"
     assert conf["rule_files"] == ["/etc/prometheus/nxprovision.rules.yml"]
     if shutil.which("promtool"):
         r = subprocess.run(["promtool", "check", "config", "--syntax-only", "/dev/stdin"], input=text,
@@ -170,7 +170,7 @@ def test_services_listen_on_the_cluster_address_only(make_inv) -> None:
     prom = _render(c, "lb1", "etc/default/prometheus.j2")
     assert "--web.listen-address=10.2.0.10:9090 " in prom and "--web.config.file=/etc/prometheus/web.yml" in prom
     am = _render(c, "lb1", "etc/default/prometheus-alertmanager.j2")
-    assert "--web.listen-address=10.2.0.10:9093 " in am and am.rstrip().endswith('--cluster.listen-address="')
+    assert "--web.listen-address=10.2.0.10:9095 " in am and am.rstrip().endswith('--cluster.listen-address="')
     for text in (node, prom, am):
         assert "0.0.0.0" not in text and "=:9" not in text
 
@@ -223,3 +223,14 @@ def test_web_config_module_keeps_a_hash_that_verifies(tmp_path: Path) -> None:
         r = subprocess.run(["promtool", "check", "web-config", str(tmp_path / "web.yml")], capture_output=True,
                            text=True)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_single_host_with_monitoring_validates(make_inv, run_cli) -> None:
+    """Everything on one host: no port of Prometheus or Alertmanager clashes with another component's (Kafka's
+    KRaft controller takes Alertmanager's usual 9093)."""
+    layout = {"loadbalancers": ["nuxeo1"], "nuxeo_front": ["nuxeo1"], "postgresql": ["nuxeo1"],
+              "opensearch": ["nuxeo1"], "kafka": ["nuxeo1"], "s3": ["nuxeo1"], "monitoring": ["nuxeo1"]}
+    inv = make_inv("single", layout=layout)
+    code, out, _ = run_cli("validate", "-i", str(inv))
+    assert code == 0 and "ports." not in out, out
+    assert _cluster(inv).derived["monitoring"]["alertmanager_port"] == 9095
