@@ -234,3 +234,9 @@ def test_single_host_with_monitoring_validates(make_inv, run_cli) -> None:
     code, out, _ = run_cli("validate", "-i", str(inv))
     assert code == 0 and "ports." not in out, out
     assert _cluster(inv).derived["monitoring"]["alertmanager_port"] == 9095
+
+
+def test_node_exporter_port_clash_is_reported_on_any_host(make_inv, run_cli) -> None:
+    inv = make_inv("compact", set={"monitoring_node_exporter_port": 9200}, layout={**COMPACT, "monitoring": ["lb1"]})
+    code, out, _ = run_cli("validate", "-i", str(inv))
+    assert code == 2 and "9200" in out and "search1" in out, out
