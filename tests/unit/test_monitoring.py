@@ -80,6 +80,13 @@ def test_add_node_adds_a_target(make_inv) -> None:
     c = _cluster(make_inv("compact", layout=layout, hostvars={**ADDRESSES, "front3": {"ansible_host": "10.2.0.40"}}))
     node = next(j for j in c.derived["monitoring"]["jobs"] if j["name"] == "node")
     assert {"host": "front3", "address": "10.2.0.40:9100"} in node["targets"]
+    # add-node's run converges the monitoring host too, which writes the new target
+    from nxprovision.daytwo import add_node_limit
+
+    assert "lb1" in add_node_limit(c, ["front3"])
+    layout = {**COMPACT, "opensearch": ["search1", "search2", "search3", "search4"], "monitoring": ["db1"]}
+    c = _cluster(make_inv("compact", layout=layout))
+    assert add_node_limit(c, ["search4"])[-1] == "db1"
 
 
 def test_every_host_gets_a_certificate_for_its_node_exporter(make_inv) -> None:
