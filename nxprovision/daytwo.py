@@ -136,4 +136,7 @@ def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
         # Nuxeo nodes list every broker and search node in nuxeo.conf: they take the new ones in the same run,
         # restarted one at a time and drained from the load balancers (the nuxeo role's handler).
         limit += [n.host for n in cluster.nuxeo_nodes if n.host not in limit]
+    if cluster.monitoring_hosts:
+        # Prometheus's targets list every host: the monitoring host re-renders them (a reload, no restart).
+        limit += [h for h in cluster.monitoring_hosts if h not in limit]
     return limit

@@ -70,10 +70,12 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "zookeeper": ("zookeeper.service",),
     "s3": ("seaweedfs.service", "seaweedfs-*.service"),
     "loadbalancers": ("haproxy.service",),
+    "monitoring": ("prometheus.service", "prometheus-alertmanager.service"),
 }
 _USERS: dict[str, str] = {"nuxeo": "nuxeo_user", "opensearch": "opensearch_user", "kafka": "kafka_user",
                           "mongodb": "mongodb_user", "s3": "seaweedfs_user"}
-_FIXED_USERS: dict[str, str] = {"postgresql": "postgres", "loadbalancers": "haproxy", "zookeeper": "zookeeper"}
+_FIXED_USERS: dict[str, str] = {"postgresql": "postgres", "loadbalancers": "haproxy", "zookeeper": "zookeeper",
+                                "monitoring": "prometheus"}
 
 # Settings `init` writes with a placeholder the operator must replace.
 PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.invalid")

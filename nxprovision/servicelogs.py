@@ -44,6 +44,7 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     "etcd": ServiceLog(("etcd",)),
     # pgBackRest itself logs per command under /var/log/pgbackrest; its TLS proxy to the S3 store is a unit
     "pgbackrest": ServiceLog(("pgbackrest-tls-proxy",), ("/var/log/pgbackrest/*.log",)),
+    "monitoring": ServiceLog(("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")),
 }
 
 # Tasks of the day-2 playbooks run outside a role: the component is named in the task or play.
@@ -51,7 +52,7 @@ _WORDS = {
     "nuxeo": "nuxeo", "postgresql": "postgresql", "patroni": "patroni", "mongodb": "mongodb", "mongod": "mongodb",
     "opensearch": "opensearch", "search": "opensearch", "kafka": "kafka", "zookeeper": "zookeeper",
     "seaweedfs": "seaweedfs", "s3": "seaweedfs", "haproxy": "haproxy", "load balancer": "haproxy",
-    "keepalived": "keepalived", "etcd": "etcd",
+    "keepalived": "keepalived", "etcd": "etcd", "prometheus": "monitoring", "alertmanager": "monitoring",
 }
 
 

@@ -88,6 +88,8 @@ class Cluster:
     zookeeper_hosts: list[str]
     s3_hosts: list[str]
     etcd_hosts: list[str]
+    # the `monitoring` group (Prometheus and Alertmanager); empty: monitoring is off
+    monitoring_hosts: list[str] = field(default_factory=list)
     derived: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, key: str) -> Any:
@@ -137,7 +139,7 @@ def _host_address(hostvars: dict[str, Any], name: str) -> str:
 def components_of(cluster: Cluster, host: str) -> list[str]:
     comps = []
     for group in ("loadbalancers", "nuxeo_front", "nuxeo_worker", "postgresql", "mongodb", "opensearch",
-                  "kafka", "zookeeper", "s3", "etcd"):
+                  "kafka", "zookeeper", "s3", "etcd", "monitoring"):
         if host in cluster.view.groups.get(group, []):
             comps.append(group)
     return comps
@@ -256,6 +258,7 @@ def build_cluster(view: InventoryView) -> Cluster:
         db_hosts=groups.get(db_flavour, []), search_hosts=groups.get("opensearch", []),
         kafka_brokers=brokers, zookeeper_hosts=groups.get("zookeeper", []),
         s3_hosts=groups.get("s3", []), etcd_hosts=groups.get("etcd", []),
+        monitoring_hosts=groups.get("monitoring", []),
     )
     cluster.derived = _derive(cluster)
     for node in cluster.nuxeo_nodes:
@@ -470,7 +473,66 @@ def _derive(c: Cluster) -> dict[str, Any]:
     else:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
-            "tls": tls, "backup": _backup(c, db, s3, search, tls)}
+            "tls": tls, "backup": _backup(c, db, s3, search, tls), "monitoring": _monitoring(c, tls, lb)}
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str, Any]:
+    """Prometheus and Alertmanager on the `monitoring` host, the node exporter on every host, and the scrape
+    targets: the one list the monitoring role writes into prometheus.yml (and add-node / remove-node change with
+    the inventory). Off (enabled false, no targets) while the group is empty."""
+    s = c.settings
+    hosts = list(c.monitoring_hosts)
+    if not hosts:
+        return {"enabled": False, "hosts": [], "host": "", "tls": False, "scheme": "http", "jobs": []}
+    host = hosts[0]
+    scheme = "https" if tls["monitoring"] else "http"
+    prometheus_port = _int(s.get("monitoring_prometheus_port"), 9090)
+    alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9095)
+    node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
+
+    user = str(s.get("monitoring_user") or "monitoring")
+
+    def target(h: str, port: int) -> dict[str, Any]:
+        return {"host": h, "address": f"{_addr(c, h)}:{port}"}
+
+    # Every job but HAProxy's authenticates with the monitoring user (the vault's nx_secret_monitoring_password);
+    # HAProxy's exporter sits on its stats frontend, behind the stats user and password.
+    jobs = [
+        {"name": "prometheus", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(host, prometheus_port)]},
+        {"name": "alertmanager", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(host, alertmanager_port)]},
+        {"name": "node", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(h, node_port) for h in sorted(c.hosts)]},
+    ]
+    haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
+    if haproxy:
+        jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
+                     "user": str(s.get("haproxy_stats_user") or "admin"), "metrics_path": "/metrics",
+                     "targets": [target(h, _int(host_setting(c.view, s, h, "haproxy_stats_port"), 8404))
+                                 for h in c.lb_hosts]})
+    return {
+        "enabled": True,
+        "hosts": hosts,
+        "user": user,
+        "host": host,
+        "address": _addr(c, host),
+        "tls": tls["monitoring"],
+        "scheme": scheme,
+        "prometheus_port": prometheus_port,
+        "alertmanager_port": alertmanager_port,
+        "node_exporter_port": node_port,
+        "prometheus_url": f"{scheme}://{_addr(c, host)}:{prometheus_port}",
+        "alertmanager_url": f"{scheme}://{_addr(c, host)}:{alertmanager_port}",
+        # where each host's node exporter listens: its cluster address, never every address
+        "node_exporter_bind": {h: f"{_addr(c, h)}:{node_port}" for h in sorted(c.hosts)},
+        "haproxy": haproxy,
+        "ca_file": tls["ca_path"] if tls["monitoring"] else "",
+        "jobs": jobs,
+    }
 
 
 # --------------------------------------------------------------------------- search users
@@ -660,6 +722,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     kafka = enabled and _bool(s.get("nx_tls_kafka", True)) and bool(c.kafka_brokers)
     s3 = (enabled and _bool(s.get("nx_tls_s3", True)) and str(s.get("s3_mode", "seaweedfs")) == "seaweedfs"
           and bool(c.s3_hosts))
+    # Prometheus, Alertmanager and every host's node exporter serve https with the host's certificate
+    monitoring = enabled and _bool(s.get("nx_tls_monitoring", True)) and bool(c.monitoring_hosts)
     broker_hosts = {b.host for b in c.kafka_brokers}
     nuxeo_hosts = {n.host for n in c.nuxeo_nodes}
     os_tls = f"{s.get('opensearch_home') or '/opt/opensearch'}/config/tls"
@@ -685,6 +749,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Patroni's etcd: https with client certificates, between the members and from Patroni (roles/etcd).
         if pg and patroni and name in c.etcd_hosts:
             services.append("etcd")
+        if monitoring:
+            services.append("monitoring")
         if not services:
             continue
         dns = [name]
@@ -724,6 +790,9 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Nuxeo's Kafka client reads a PKCS12 key store (a PEM one takes no store password, which Nuxeo always sets)
         if "kafka-client" in services:
             paths["kafka-client"] = {"keystore": f"{tls_dir}/kafka-client.p12"}
+        # Debian's prometheus, prometheus-alertmanager and prometheus-node-exporter all run as user prometheus
+        if "monitoring" in services:
+            paths["monitoring"] = {"cert": "/etc/prometheus/tls/server.crt", "key": "/etc/prometheus/tls/server.key"}
         if "etcd" in services:
             paths["etcd"] = {"cert": f"{etcd_tls}/server.crt", "key": f"{etcd_tls}/server.key"}
         # Client certificates the cluster CA issues on the host besides its own (the search admin, securityadmin)
@@ -766,6 +835,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         "search": search,
         "kafka": kafka,
         "s3": s3,
+        "monitoring": monitoring,
         "truststore": {
             "path": f"{tls_dir}/truststore.jks" if uses_truststore else "",
             "type": "JKS",

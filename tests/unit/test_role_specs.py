@@ -27,6 +27,7 @@ ROLES = (
     "patroni",
     "pgbackrest",
     "tls",
+    "monitoring",
 )
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
@@ -45,6 +46,8 @@ HANDLERS = {
     "patroni": {"Reload patroni"},
     "pgbackrest": {"Restart pgbackrest-tls-proxy"},
     "tls": set(),  # no service: each component role reloads its own
+    "monitoring": {"Reload prometheus", "Restart prometheus", "Restart prometheus-alertmanager",
+                   "Restart prometheus-node-exporter"},
 }
 
 
@@ -148,6 +151,7 @@ def test_site_playbook_order():
         "nuxeo",
         "haproxy",
         "keepalived",
+        "monitoring",
     ]
     for p in plays[1:]:
         for r in p.get("roles", []):
