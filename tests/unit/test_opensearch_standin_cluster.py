@@ -56,8 +56,10 @@ def test_exclusion_moves_every_copy_away_when_the_others_can_hold_them(tmp_path)
     assert call(c, "GET", "_cluster/health")[1]["status"] == "green"
     # kept across a restart of the node (persistent), cleared by null
     again = make(tmp_path)
-    assert call(again, "GET", "_cluster/settings")[1]["persistent"] == {
+    assert call(again, "GET", "_cluster/settings", flat_settings="true")[1]["persistent"] == {
         "cluster.routing.allocation.exclude._name": "search3"}
+    assert call(again, "GET", "_cluster/settings")[1]["persistent"] == {
+        "cluster": {"routing": {"allocation": {"exclude": {"_name": "search3"}}}}}
     call(again, "PUT", "_cluster/settings", {"persistent": {"cluster.routing.allocation.exclude._name": None}})
     assert per_node(again)["search3"] > 0
 
@@ -107,3 +109,20 @@ def test_members_come_from_the_configured_managers_and_seeds(tmp_path) -> None:
          "discovery.seed_hosts": ["10.0.0.1", "10.0.0.2:9300"]}
     view = opensearch_standin.cluster_view(s, tmp_path, ("127.0.0.1", 1), "search1", "c", 9200)
     assert view.members == [("search1", "10.0.0.1"), ("search2", "10.0.0.2")]
+
+
+def test_voting_config_exclusions(tmp_path) -> None:
+    c = make(tmp_path)
+    status, answer = call(c, "POST", "_cluster/voting_config_exclusions")
+    assert status == 400 and "node identifiers" in answer["error"]["reason"]
+    assert call(c, "POST", "_cluster/voting_config_exclusions", node_names="search3")[0] == 200
+    # search3 still answers: a DELETE waiting for its removal times out, and keeps the exclusion
+    status, answer = call(c, "DELETE", "_cluster/voting_config_exclusions", timeout="1s")
+    assert status == 503 and "timed out waiting for removal" in answer["error"]["reason"]
+    assert make(tmp_path, down=("search3",)).voting_exclusions == ["search3"]
+    gone = make(tmp_path, down=("search3",))
+    assert call(gone, "DELETE", "_cluster/voting_config_exclusions")[0] == 200
+    assert gone.voting_exclusions == []
+    too_many = ",".join(f"n{i}" for i in range(opensearch_cluster.MAX_VOTING_EXCLUSIONS + 1))
+    status, answer = call(c, "POST", "_cluster/voting_config_exclusions", node_names=too_many)
+    assert status == 400 and "cluster.max_voting_config_exclusions" in answer["error"]["reason"]

@@ -4,6 +4,8 @@ The lab's search nodes are separate in-memory servers, not one cluster. This mod
 cluster APIs remove-node and the rolling restart rely on, in OpenSearch's REST shapes:
 - `GET|PUT _cluster/settings`: persistent and transient settings; only the allocation settings are known, any
   other key is refused (400 "not recognized") as OpenSearch refuses an unknown setting; `null` resets a key;
+- `POST|DELETE _cluster/voting_config_exclusions` (`node_names`; `wait_for_removal`): the names kept, refused
+  without node names or beyond `cluster.max_voting_config_exclusions` (10), a DELETE waits until they left;
 - `GET _cat/nodes`, `_cat/allocation`, `_cat/shards` (`format=json`), `GET _cluster/health` (`wait_for_status`,
   `timeout`): the shards of this node's indices (`pri` primaries, `rep` replicas each) allocated over the nodes.
 Members: the names of `cluster.initial_cluster_manager_nodes` paired in order with `discovery.seed_hosts`; this node
@@ -34,6 +36,7 @@ _KNOWN = {
     "cluster.routing.allocation.cluster_concurrent_rebalance", "cluster.routing.allocation.node_concurrent_recoveries",
     *(f"cluster.routing.allocation.{f}.{a}" for f in _FILTERS for a in _ATTRS),
 }
+MAX_VOTING_EXCLUSIONS = 10
 _HEALTH_RANK = {"green": 0, "yellow": 1, "red": 2}
 
 
@@ -59,6 +62,17 @@ def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in flat.items():
+        *head, last = key.split(".")
+        node = out
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = v
+    return out
+
+
 def _values(v: Any) -> list[str]:
     if v is None:
         return []
@@ -81,11 +95,19 @@ class Cluster:
         saved = json.loads(state_file.read_text()) if state_file.exists() else {}
         self.settings: dict[str, dict[str, Any]] = {
             "persistent": dict(saved.get("persistent") or {}), "transient": {}}
+        self.voting_exclusions: list[str] = list(saved.get("voting_exclusions") or [])
+
+    def _save(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        tmp.write_text(json.dumps({"persistent": self.settings["persistent"],
+                                   "voting_exclusions": self.voting_exclusions}, indent=1, sort_keys=True))
+        tmp.replace(self.state_file)
 
     # ------------------------------------------------------------------ settings
 
-    def get_settings(self) -> dict[str, Any]:
-        return {k: dict(v) for k, v in self.settings.items()}
+    def get_settings(self, flat: bool = False) -> dict[str, Any]:
+        return {scope: dict(kv) if flat else _nest(kv) for scope, kv in self.settings.items()}
 
     def put_settings(self, body: dict[str, Any]) -> dict[str, Any]:
         unknown = [k for k in body if k not in ("persistent", "transient")]
@@ -107,15 +129,49 @@ class Cluster:
                         self.settings[scope].pop(k, None)
                     else:
                         self.settings[scope][k] = ",".join(v) if isinstance(v, list) else str(v)
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-            tmp.write_text(json.dumps({"persistent": self.settings["persistent"]}, indent=1, sort_keys=True))
-            tmp.replace(self.state_file)
+            self._save()
         return {"acknowledged": True, **{s: kv for s, kv in changes.items()}}
 
     def _setting(self, key: str) -> Any:
         # transient wins over persistent, as in OpenSearch
         return self.settings["transient"].get(key, self.settings["persistent"].get(key))
+
+    # ------------------------------------------------------------------ voting configuration exclusions
+
+    def add_voting_exclusions(self, query: dict[str, str]) -> dict[str, Any]:
+        names = _values(query.get("node_names"))
+        if not names or "node_ids" in query:
+            raise ClusterError(400, "illegal_argument_exception",
+                               "Please set node identifiers correctly. One and only one of [node_name], [node_names] "
+                               "and [node_ids] has to be set")
+        with self._lock:
+            new = [n for n in names if n not in self.voting_exclusions]
+            if len(self.voting_exclusions) + len(new) > MAX_VOTING_EXCLUSIONS:
+                raise ClusterError(400, "illegal_argument_exception",
+                                   f"add voting config exclusions request for {names} would add "
+                                   f"[{len(new)}] exclusions to the existing [{len(self.voting_exclusions)}] which "
+                                   f"would exceed the maximum of [{MAX_VOTING_EXCLUSIONS}] set by "
+                                   "[cluster.max_voting_config_exclusions]")
+            self.voting_exclusions += new
+            self._save()
+        return {}
+
+    def clear_voting_exclusions(self, query: dict[str, str]) -> dict[str, Any]:
+        if query.get("wait_for_removal", "true") != "false":
+            deadline = time.monotonic() + _seconds(query.get("timeout", "30s"))
+            while True:
+                still = [n for n, _a in self.live() if n in self.voting_exclusions]
+                if not still:
+                    break
+                if time.monotonic() >= deadline:
+                    raise ClusterError(503, "opensearch_timeout_exception",
+                                       f"timed out waiting for removal of nodes; if nodes should not be removed, "
+                                       f"set waitForRemoval to false. {still}")
+                time.sleep(0.5)
+        with self._lock:
+            self.voting_exclusions = []
+            self._save()
+        return {}
 
     # ------------------------------------------------------------------ members and allocation
 
@@ -212,9 +268,14 @@ class Cluster:
     def _route(self, method: str, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> Any:
         if parts == ["_cluster", "settings"]:
             if method == "GET":
-                return self.get_settings()
+                return self.get_settings(query.get("flat_settings") == "true")
             if method == "PUT":
                 return self.put_settings(body)
+        elif parts == ["_cluster", "voting_config_exclusions"]:
+            if method == "POST":
+                return self.add_voting_exclusions(query)
+            if method == "DELETE":
+                return self.clear_voting_exclusions(query)
         elif parts[:2] == ["_cluster", "health"] and method == "GET":
             want = query.get("wait_for_status")
             if not want:
@@ -257,5 +318,5 @@ def _seconds(value: str) -> float:
 
 def is_cluster_call(parts: list[str]) -> bool:
     """The requests this module answers (the front passes every other one to the backend)."""
-    return (parts in (["_cluster", "settings"], ["_cluster", "health"])
+    return (parts in (["_cluster", "settings"], ["_cluster", "health"], ["_cluster", "voting_config_exclusions"])
             or (len(parts) == 2 and parts[0] == "_cat" and parts[1] in ("shards", "nodes", "allocation")))
