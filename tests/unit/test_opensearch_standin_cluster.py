@@ -67,7 +67,8 @@ def test_exclusion_moves_every_copy_away_when_the_others_can_hold_them(tmp_path)
 def test_exclusion_cannot_drain_a_node_whose_copies_have_nowhere_to_go(tmp_path) -> None:
     """Two nodes, one replica: the excluded node keeps its copies (OpenSearch never drops a started copy)."""
     c = make(tmp_path, nodes=NODES[:2])
-    call(c, "PUT", "_cluster/settings", {"persistent": {"cluster.routing.allocation": {"exclude": {"_name": "search2"}}}})
+    nested = {"cluster.routing.allocation": {"exclude": {"_name": "search2"}}}
+    call(c, "PUT", "_cluster/settings", {"persistent": nested})
     assert per_node(c)["search2"] == 3
     assert call(c, "GET", "_cluster/health")[1]["status"] == "green"
 

@@ -70,9 +70,9 @@ def test_repository_hooks_cover_the_handled_components() -> None:
           "db": {"manager": "patroni"}}
     plan = removal_plan(nx, "h", HOOKS)
     assert plan["components"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
-    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "service.yml"]
-    assert plan["checks"] == ["loadbalancers", "patroni", "etcd"]
-    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd"]
+    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "opensearch.yml"]
+    assert plan["checks"] == ["loadbalancers", "patroni", "etcd", "opensearch"]
+    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
     for sub in ("", "check", "after"):  # every hook file is named after a component
         for f in (HOOKS / sub).glob("*.yml"):
             assert f.stem in REMOVE_ORDER or (sub == "" and f.stem == "service"), f
@@ -139,7 +139,7 @@ def test_last_load_balancer_needs_force_but_is_allowed_with_it() -> None:
 
 def test_runtime_refusals_ignore_force() -> None:
     # quorum and last-copy checks run on the hosts; none of them reads nx_remove_force
-    for name in ("etcd", "patroni", "postgresql", "loadbalancers"):
+    for name in ("etcd", "patroni", "postgresql", "loadbalancers", "opensearch"):
         text = (HOOKS / "check" / f"{name}.yml").read_text()
         assert "nx_remove_force" not in text, name
         flat = " ".join(text.split()).lower()
@@ -263,9 +263,9 @@ class _Indices:
     """The backend behind the front: `_cat/indices` answers the given indices, the rest 404."""
 
     def __init__(self, rows: list[dict[str, str]]) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import json
         import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         outer = self
         self.rows = rows
