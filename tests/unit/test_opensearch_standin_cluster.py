@@ -127,3 +127,38 @@ def test_voting_config_exclusions(tmp_path) -> None:
     too_many = ",".join(f"n{i}" for i in range(opensearch_cluster.MAX_VOTING_EXCLUSIONS + 1))
     status, answer = call(c, "POST", "_cluster/voting_config_exclusions", node_names=too_many)
     assert status == 400 and "cluster.max_voting_config_exclusions" in answer["error"]["reason"]
+
+
+def test_nuxeo_search_client_retries_a_502_on_the_next_node() -> None:
+    """A node stopping (the stand-in's front without its backend answers 502 text) is skipped, as the low-level REST
+    client skips a 502/503/504; with every node failing, the error names the status instead of a JSON error."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from nxprovision.lab.standins.nuxeo.runtime.search import SearchClient, SearchError
+
+    def server(status: int, body: bytes) -> ThreadingHTTPServer:
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+        return s
+
+    stopping = server(502, b"search backend unreachable\n")
+    healthy = server(200, b'{"status": "green"}')
+    try:
+        client = SearchClient([f"127.0.0.1:{stopping.server_address[1]}", f"127.0.0.1:{healthy.server_address[1]}"])
+        assert [client.health() for _ in range(4)] == ["green"] * 4
+        with pytest.raises(SearchError, match="502"):
+            SearchClient([f"127.0.0.1:{stopping.server_address[1]}"]).health()
+    finally:
+        stopping.shutdown()
+        healthy.shutdown()
