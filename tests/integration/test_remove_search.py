@@ -2,7 +2,8 @@
 the load balancer: refused, untouched, while the two nodes left could not hold every copy (the index's replicas
 raised to 2); then drained (allocation exclusion until it holds no shard, cluster green), stopped, its exclusions
 lifted and every Nuxeo node's nuxeo.conf rendered without it, rolling and drained: zero failed requests, every
-acknowledged write readable. `add-node` brings it back (the operator's way back) and it takes shards again."""
+acknowledged write readable. `add-node` brings it back (the operator's way back) and it takes shards again.
+A powered-off search node is removed with --unreachable, without contacting it, under the same load."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from cluster_checks import Deployed, wait_for
-from conftest import nxprovision
+from cluster_checks import Deployed, recap, wait_for
+from conftest import lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -111,4 +112,34 @@ def test_remove_search_node_under_load(compact_cluster) -> None:
     assert not (lab_.inventory / ".nxprovision-removed.yml").exists()
     for host in NUXEO:
         assert victim_address in search_hosts_in_nuxeo_conf(lab_, host), host
+    wait_for(lambda: shards_on(d, ask).get(VICTIM, 0) > 0, 120, f"{VICTIM} holding shards again")
+
+
+def test_remove_powered_off_search_node_with_unreachable(compact_cluster) -> None:
+    """A powered-off search node: removed without contacting it (left out of the run), the survivors green with
+    the copies it held, the Nuxeo nodes re-rendered without it; back with `lab start` and add-node."""
+    lab_, first = compact_cluster
+    assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
+    d = Deployed.load(lab_.inventory)
+    inv = str(lab_.inventory)
+    ask = d.cluster.search_hosts[0]
+    wait_for(lambda: search_call(d, ask, "GET", "_cluster/health")[1].get("status") == "green", 300, "green")
+    lab("kill", "--name", lab_.name, VICTIM, timeout=300)
+    try:
+        with SteadyLoad(d.client, threads=4) as load:
+            wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
+            removed = nxprovision("remove-node", "-i", inv, VICTIM, "--unreachable", "--force", "--progress", "plain")
+            assert removed.returncode == 0, removed.stdout[-6000:] + removed.stderr[-2000:]
+            assert "without contacting it" in removed.stdout, removed.stdout[-3000:]
+            assert VICTIM not in recap(removed.stdout), "the dead host was part of the run"
+        assert load.stats.failures == [], load.stats.failures[:20]
+        assert unreadable_acks(d.client, load.stats.acked) == []
+        health = search_call(d, ask, "GET", "_cluster/health")[1]
+        assert health["status"] == "green" and health["number_of_nodes"] == 2, health
+        for host in NUXEO:
+            assert f"{d.address(VICTIM)}:" not in search_hosts_in_nuxeo_conf(lab_, host), host
+    finally:
+        lab("start", "--name", lab_.name, VICTIM, timeout=300)
+    back = nxprovision("add-node", "-i", inv, VICTIM, "--progress", "plain", timeout=2400)
+    assert back.returncode == 0, back.stdout[-6000:] + back.stderr[-2000:]
     wait_for(lambda: shards_on(d, ask).get(VICTIM, 0) > 0, 120, f"{VICTIM} holding shards again")
