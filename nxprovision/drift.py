@@ -93,16 +93,15 @@ def diff_path(res: Mapping[str, Any]) -> str:
     """The file a result changed, when it names one."""
     if res.get("nx_path"):
         return str(res["nx_path"])
-    diffs = res.get("diff")
-    for d in [diffs] if isinstance(diffs, Mapping) else diffs if isinstance(diffs, list) else []:
-        if isinstance(d, Mapping):
-            for key in ("after_header", "before_header"):
-                header = str(d.get(key) or "")
-                if header.startswith("/"):
-                    return header.split(" ")[0]
     for key in ("dest", "path"):
         if isinstance(res.get(key), str) and res[key].startswith("/"):
             return res[key]
+    diffs = res.get("diff")
+    # before_header is the file on the host; a template's after_header is its temporary copy
+    for d in [diffs] if isinstance(diffs, Mapping) else diffs if isinstance(diffs, list) else []:
+        header = str(d.get("before_header") or "") if isinstance(d, Mapping) else ""
+        if header.startswith("/"):
+            return header.split(" ")[0]
     return ""
 
 
