@@ -60,7 +60,8 @@ def test_collector_reads_changed_files_settings_services_and_no_log_tasks() -> N
     c(event("runner_on_ok", "db1", "Write settings", "postgresql", changed=True,
             diff={"before": "max_connections = 100\n", "after": "max_connections = 200\n",
                   "before_header": "/etc/pg.conf", "after_header": "/etc/pg.conf"}))
-    c(event("runner_on_ok", "lb1", "Start haproxy", "haproxy", action="ansible.builtin.systemd_service", changed=True, name="haproxy", state="started"))
+    c(event("runner_on_ok", "lb1", "Start haproxy", "haproxy", action="ansible.builtin.systemd_service",
+            changed=True, name="haproxy", state="started"))
     # a no_log result reaches the callback censored, `changed` included: the callback's line still says it
     c(event("runner_on_ok", "front1", "Write nuxeo.conf", "nuxeo", stdout="changed: [front1]",
             censored="hidden"))
