@@ -13,6 +13,8 @@ from nxprovision.rotation import masked_names
 from nxprovision.runlock import exclusive
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
 
+EXIT_INVALID = 2
+
 
 def _validated(args: argparse.Namespace, changing: bool = True):
     """The cluster of a valid inventory, its vault password file and its secret values; a changing run is
@@ -664,6 +666,60 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
     return code
 
 
+def expected_conf(cluster) -> dict[str, dict[str, str]]:
+    """Per Nuxeo node, the nuxeo.conf keys the model writes, secret values masked as nx_conf_read masks them."""
+    from nxprovision.drift import MASK, SECRET_KEY
+
+    return {n.host: {c.key: MASK if c.value and (c.secret or SECRET_KEY.search(c.key)) else c.value
+                     for c in n.conf} for n in cluster.nuxeo_nodes}
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """What a deploy would change on each host (check mode with diff: nothing is written) and what differs
+    between the Nuxeo nodes. Exit 0 clean, 1 drift, 2 invalid inventory."""
+    import contextlib
+    import io
+
+    from nxprovision import drift
+    from nxprovision.output import dump_json
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+            cluster, vpf, secrets = _validated(args, changing=False)
+    except NxError as exc:
+        sys.stderr.write(f"nxprovision: error: {exc}\n")
+        if args.json:
+            dump_json({"inventory": args.inventory, "clean": False, "error": exc.message})
+        return EXIT_INVALID
+    collector = drift.Collector()
+    if not args.json:
+        print(f"drift: reading {len(cluster.hosts)} host(s) in check mode (nothing is changed) ...", flush=True)
+    result = run_playbook("drift.yml", Path(args.inventory), verb="drift", vault_password_file=vpf, secrets=secrets,
+                          limit=args.limit, check=True, diff=True, display=collector, out=io.StringIO(),
+                          verbosity=args.verbose)
+    findings = collector.findings
+    nodes = drift.compare_nodes(collector.readings, expected_conf(cluster))
+    if result.rc != 0 and not any(f.kind in ("failed", "unreachable") for f in findings):
+        findings.append(drift.Finding("(run)", "failed", "", detail=f"the check run failed (rc={result.rc})"))
+    code = drift.exit_code(findings, nodes)
+    if args.json:
+        dump_json({"inventory": args.inventory, "clean": code == 0,
+                   "hosts": {h: [f.to_dict() for f in findings if f.host == h] for h in sorted({f.host for f in
+                                                                                                 findings})},
+                   "nodes": [n.to_dict() for n in nodes], "records": str(result.run_dir)})
+        return code
+    for line in drift.report_lines(findings, nodes):
+        print(line)
+    if code:
+        hosts = sorted({f.host for f in findings} | {h for n in nodes for h in n.values})
+        print(f"drift: {len(findings)} difference(s) from the model on {len({f.host for f in findings})} host(s), "
+              f"{len(nodes)} between Nuxeo nodes ({', '.join(hosts)}); `nxprovision deploy` converges them; "
+              f"records in {result.run_dir}")
+    else:
+        print(f"drift: none, every host is as the model writes it; records in {result.run_dir}")
+    return code
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -757,6 +813,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--diff", action="store_true", help="show file differences")
     d.add_argument("--allow-downgrade", action="store_true", help=ALLOW_DOWNGRADE_HELP)
     d.set_defaults(func=cmd_deploy)
+
+    dr = sub.add_parser("drift", help="what a deploy would change on each host (unified diffs, secrets masked) and "
+                                      "what differs between Nuxeo nodes, changing nothing; exit 1 on drift")
+    inventory_args(dr)
+    dr.add_argument("--json", action="store_true")
+    dr.add_argument("--limit", help="Ansible host pattern")
+    dr.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
+    dr.set_defaults(func=cmd_drift)
 
     pc = sub.add_parser("prechecks", help="read every host (changing nothing): SSH, become, OS, CPU, memory, disk, "
                                           "ports, clock, name resolution, mirror; exit 1 on errors")

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nxprovision.ansibleopts import AnsibleOptions
+from nxprovision.drift import changed as changed_result
+from nxprovision.drift import result_diffs
 from nxprovision.errors import NxError
 from nxprovision.model.artifacts import PUBLISHED_CHECKSUM_SUFFIX
 from nxprovision.model.roledefaults import project_root
@@ -137,19 +139,30 @@ class PlainDisplay:
         data = event.get("event_data", {}) or {}
         if self.json_lines:
             slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
-                    "role": data.get("role"), "changed": (data.get("res") or {}).get("changed")}
+                    "role": data.get("role"), "changed": changed_result(event) or None,
+                    "diff": (self.mask(shown_diff(event)) or None)}
             self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
             return
         if kind == "playbook_on_play_start":
             self.write(f"PLAY {data.get('play', '')}")
-        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+        elif changed_result(event):
             self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
+            text = shown_diff(event)
+            if text:
+                self.write("\n".join(f"           {ln}" for ln in text.splitlines()))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             if (data.get("res") or {}).get("nx_refused"):
                 self.write(f"  REFUSED  {data.get('host')}  {_task_label(data)}")  # said in full at the end
             else:
                 self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
         # runner_on_unreachable: run_playbook says it on one line, with the cause and the records
+
+
+def shown_diff(event: dict[str, Any]) -> str:
+    """The unified diff of a changed result (--diff runs; the event is masked already), "" when none."""
+    if not changed_result(event):
+        return ""
+    return result_diffs((event.get("event_data") or {}).get("res") or {})
 
 
 def _task_label(data: dict[str, Any]) -> str:
