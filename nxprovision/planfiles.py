@@ -155,7 +155,7 @@ def _play_hosts(cluster: Cluster, pattern: str) -> list[str]:
     return [h for h in cluster.view.groups.get(pattern, []) if h in cluster.hosts]
 
 
-def _role_conditions() -> list[tuple[str, str, list[str]]]:
+def site_roles() -> list[tuple[str, str, list[str]]]:
     """(role, hosts pattern, the role's `when`) in site.yml's order."""
     site = project_root() / "playbooks" / "site.yml"
     out = []
@@ -189,7 +189,7 @@ def planned_files(cluster: Cluster, reveal: bool = False) -> list[PlannedFile]:
     secrets = [s for s in secrets if len(s) >= 6]
     out: list[PlannedFile] = []
     seen: set[tuple[str, str]] = set()
-    for role, pattern, role_when in _role_conditions():
+    for role, pattern, role_when in site_roles():
         tasks = role_templates(role)
         if not tasks:
             continue

@@ -43,13 +43,12 @@ def role_options() -> dict[str, dict[str, dict[str, Any]]]:
 
 @cache
 def _role_groups() -> dict[str, set[str]]:
-    """role -> the host patterns of the site.yml plays that run it."""
+    """role -> the host patterns of the site.yml plays that run it (the walk `plan --files` uses too)."""
+    from nxprovision.planfiles import site_roles
+
     out: dict[str, set[str]] = {}
-    site = project_root() / "playbooks" / "site.yml"
-    for play in yaml.safe_load(site.read_text()) or []:
-        if isinstance(play, dict):
-            for r in play.get("roles") or []:
-                out.setdefault(str(r["role"] if isinstance(r, dict) else r), set()).add(str(play.get("hosts")))
+    for role, pattern, _when in site_roles():
+        out.setdefault(role, set()).add(pattern)
     return out
 
 
