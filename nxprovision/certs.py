@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nxprovision.ansibleopts import ansible_options
 from nxprovision.cliargs import inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.inventory import inventory_dir
@@ -64,7 +65,7 @@ def _host_certs(args: argparse.Namespace, cluster: Any) -> tuple[list[Any], int]
         result = run_playbook("certs_check.yml", Path(args.inventory), verb="certs-check", vault_password_file=vpf,
                               secrets=secrets, progress="plain" if args.json else args.progress,
                               extravars={"nx_certs_dir": str(work)},
-                              out=sys.stderr if args.json else None)
+                              out=sys.stderr if args.json else None, options=ansible_options(args))
         infos = []
         for host, cert in cluster.derived["tls"]["certs"].items():
             wanted = [("host", cert["cert"])] + [(svc, p["cert"]) for svc, p in cert["paths"].items() if "cert" in p]
@@ -134,7 +135,8 @@ def cmd_renew(args: argparse.Namespace) -> int:
                       "set nx_tls_enabled: true and deploy")
     extravars: dict[str, Any] = {"tls_force_renew": bool(args.all)}
     result = run_playbook("certs_renew.yml", Path(args.inventory), verb="certs-renew", vault_password_file=vpf,
-                          secrets=secrets, extravars=extravars, verbosity=args.verbose, progress=args.progress)
+                          secrets=secrets, extravars=extravars, verbosity=args.verbose, progress=args.progress,
+                          options=ansible_options(args))
     return report(result)
 
 

@@ -92,6 +92,19 @@ def _outside_inventory(path: str, inventory: str, what: str) -> None:
         )
 
 
+def _print_planned(planned) -> None:
+    pending = [f for f in planned if f.content is None]
+    for f in planned:
+        if f.content is not None:
+            note = f"; {f.pending}" if f.pending else ""
+            print(f"\n--- {f.host}:{f.path} ({f.role}: {f.task}; secrets masked{note})")
+            print(f.content.rstrip())
+    if pending:
+        print("\nFiles that need the host to be rendered (`deploy --check --diff` shows them as each host "
+              "would get them)")
+        table(["host", "file", "role", "why"], [[f.host, f.path, f.role, f.pending] for f in pending])
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from nxprovision.plan import make_plan, plan_to_dict, write_plan_files
 
@@ -119,10 +132,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         Path(args.graph).write_text(render_svg(cluster))
         if not args.json:
             print(f"wrote {args.graph}")
+    planned = None
+    if args.files or args.output_dir:
+        from nxprovision.planfiles import planned_files
+
+        planned = planned_files(cluster)
     if args.output_dir:
-        write_plan_files(plan, Path(args.output_dir))
+        write_plan_files(plan, Path(args.output_dir), planned)
     if args.json:
         data = plan_to_dict(plan)
+        if planned is not None:
+            data["planned_files"] = [{"host": f.host, "role": f.role, "task": f.task, "path": f.path,
+                                      "content": f.content, "pending": f.pending} for f in planned]
         data["warnings"] = [f.to_dict() for f in findings]
         dump_json(data)
         return 0
@@ -157,11 +178,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print("\nLoad balancer backends (Nuxeo front nodes only)")
     table(["server", "host", "address", "port"], [[b["name"], b["host"], b["address"], b["port"]]
                                                   for b in plan.lb_backends])
-    for host, files in plan.files.items():
-        for target, content in files.items():
-            if args.files or target.endswith("nuxeo.conf"):
-                print(f"\n--- {host}:{target} (secrets masked)")
-                print(content.rstrip())
+    if planned is not None and args.files:
+        _print_planned(planned)
+    else:
+        for host, files in plan.files.items():
+            for target, content in files.items():
+                if target.endswith("nuxeo.conf"):
+                    print(f"\n--- {host}:{target} (secrets masked)")
+                    print(content.rstrip())
     if plan.plays:
         print("\nOrder of plays (playbooks/site.yml)")
         table(["#", "play", "hosts", "roles"], [[i + 1, p["name"], p["hosts"], ", ".join(p["roles"])]
@@ -202,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="show topology, endpoints, rendered configs and play order, touching no host")
     inventory_args(pl)
     pl.add_argument("--json", action="store_true")
-    pl.add_argument("--files", action="store_true", help="print every rendered file, not only nuxeo.conf")
+    pl.add_argument("--files", action="store_true",
+                    help="print every file the roles would write (from their own templates), not only nuxeo.conf; "
+                         "files that need facts of the host are listed with the reason")
     pl.add_argument("--output-dir", help="also write rendered files under DIR/<host>/<path>")
     pl.add_argument("--graph", metavar="FILE.svg", help="also draw the cluster as an SVG picture")
     pl.set_defaults(func=cmd_plan)

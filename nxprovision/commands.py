@@ -6,11 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from nxprovision.cliargs import inventory_args, run_args
+from nxprovision.ansibleopts import ansible_options, apply_to_view, extra_vars_of
+from nxprovision.cliargs import ansible_args, inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.rotation import masked_names
 from nxprovision.runlock import exclusive
 from nxprovision.runner import format_recap, run_playbook, unreachable_cause
+
+EXIT_INVALID = 2
 
 
 def _validated(args: argparse.Namespace, changing: bool = True):
@@ -22,7 +25,9 @@ def _validated(args: argparse.Namespace, changing: bool = True):
     from nxprovision.rules import run_rules
 
     inv = Path(args.inventory)
+    extra = extra_vars_of(args)  # refused names stop the command before anything else
     view = load_inventory(inv, args.vault_password_file)
+    apply_to_view(view, extra)  # validated as the plays will see it: -e wins over the inventory there too
     cluster = build_cluster(view)
     vpf = find_vault_password_file(inv, args.vault_password_file)
     findings = run_rules(cluster) + secret_files.findings(cluster, inventory_dir(inv), vpf)
@@ -124,6 +129,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
         verbosity=args.verbose, progress=args.progress, extravars=downgrade_vars(args),
+        options=ansible_options(args),
     )
     return report(result)
 
@@ -141,7 +147,8 @@ def refuse_removed_hosts(args: argparse.Namespace, cluster, verb: str, allowed: 
 
 def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw) -> int:
     result = run_playbook(playbook, Path(args.inventory), verb=verb, vault_password_file=vpf, secrets=secrets,
-                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"), **kw)
+                          verbosity=getattr(args, "verbose", 0), progress=getattr(args, "progress", "auto"),
+                          options=ansible_options(args), **kw)
     return report(result)
 
 
@@ -424,7 +431,7 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
     try:
         result = run_playbook("support_bundle.yml", Path(args.inventory), verb="support-bundle",
                               vault_password_file=vpf, secrets=secrets, progress=args.progress,
-                              extravars={"nx_bundle_dir": str(work / "hosts")})
+                              extravars={"nx_bundle_dir": str(work / "hosts")}, options=ansible_options(args))
         (work / "hosts").mkdir(exist_ok=True)
         extra = {"status": as_json(collect(cluster)), "plan": plan_to_dict(make_plan(cluster)),
                  "run": {"rc": result.rc, "recap": result.recap, "records": str(result.run_dir)}}
@@ -446,13 +453,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nxprovision.output import dump_json, table
     from nxprovision.status import apply_probes, as_json, collect, probe_hosts
 
+    extra = extra_vars_of(args)
     view = load_inventory(Path(args.inventory), args.vault_password_file)
+    apply_to_view(view, extra)
     cluster = build_cluster(view)
     rows = collect(cluster)
     if not args.quick:
         secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
-        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets))
+        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets, ansible_options(args)))
     unhealthy = [r for r in rows if not r.healthy]
     from nxprovision import removed
 
@@ -634,7 +643,8 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
             print(f"prechecks: reading {len(reached)} host(s) (nothing is changed) ...", flush=True)
         # check mode: nothing may change, and a failed check is no failed service whose logs to fetch
         result = run_playbook("prechecks.yml", inv, verb="prechecks", vault_password_file=vpf, secrets=secrets,
-                              limit=",".join(reached), check=True, display=collect, out=io.StringIO())
+                              limit=",".join(reached), check=True, display=collect, out=io.StringIO(),
+                              options=ansible_options(args))
         run_dir = result.run_dir
         for h in reached:
             rows += found.get(h) or [prechecks.Row(h, "ssh", prechecks.ERROR, "no answer from the run",
@@ -653,6 +663,60 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
     print(f"prechecks: {len(hosts)} host(s), {len(rows)} check(s): {errors} error(s), {warnings} warning(s)"
           + ("" if args.all else " (OK rows hidden: --all shows them)")
           + (f"; records in {run_dir}" if run_dir else ""))
+    return code
+
+
+def expected_conf(cluster) -> dict[str, dict[str, str]]:
+    """Per Nuxeo node, the nuxeo.conf keys the model writes, secret values masked as nx_conf_read masks them."""
+    from nxprovision.drift import MASK, SECRET_KEY
+
+    return {n.host: {c.key: MASK if c.value and (c.secret or SECRET_KEY.search(c.key)) else c.value
+                     for c in n.conf} for n in cluster.nuxeo_nodes}
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """What a deploy would change on each host (check mode with diff: nothing is written) and what differs
+    between the Nuxeo nodes. Exit 0 clean, 1 drift, 2 invalid inventory."""
+    import contextlib
+    import io
+
+    from nxprovision import drift
+    from nxprovision.output import dump_json
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+            cluster, vpf, secrets = _validated(args, changing=False)
+    except NxError as exc:
+        sys.stderr.write(f"nxprovision: error: {exc}\n")
+        if args.json:
+            dump_json({"inventory": args.inventory, "clean": False, "error": exc.message})
+        return EXIT_INVALID
+    collector = drift.Collector()
+    if not args.json:
+        print(f"drift: reading {len(cluster.hosts)} host(s) in check mode (nothing is changed) ...", flush=True)
+    result = run_playbook("drift.yml", Path(args.inventory), verb="drift", vault_password_file=vpf, secrets=secrets,
+                          limit=args.limit, check=True, diff=True, display=collector, out=io.StringIO(),
+                          verbosity=args.verbose)
+    findings = collector.findings
+    nodes = drift.compare_nodes(collector.readings, expected_conf(cluster))
+    if result.rc != 0 and not any(f.kind in ("failed", "unreachable") for f in findings):
+        findings.append(drift.Finding("(run)", "failed", "", detail=f"the check run failed (rc={result.rc})"))
+    code = drift.exit_code(findings, nodes)
+    if args.json:
+        dump_json({"inventory": args.inventory, "clean": code == 0,
+                   "hosts": {h: [f.to_dict() for f in findings if f.host == h] for h in sorted({f.host for f in
+                                                                                                 findings})},
+                   "nodes": [n.to_dict() for n in nodes], "records": str(result.run_dir)})
+        return code
+    for line in drift.report_lines(findings, nodes):
+        print(line)
+    if code:
+        hosts = sorted({f.host for f in findings} | {h for n in nodes for h in n.values})
+        print(f"drift: {len(findings)} difference(s) from the model on {len({f.host for f in findings})} host(s), "
+              f"{len(nodes)} between Nuxeo nodes ({', '.join(hosts)}); `nxprovision deploy` converges them; "
+              f"records in {result.run_dir}")
+    else:
+        print(f"drift: none, every host is as the model writes it; records in {result.run_dir}")
     return code
 
 
@@ -722,6 +786,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     st = sub.add_parser("status", help="live health of every component (exit 1 when something is unhealthy)")
     inventory_args(st)
+    ansible_args(st)
     st.add_argument("--json", action="store_true")
     st.add_argument(
         "--quick",
@@ -749,9 +814,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--allow-downgrade", action="store_true", help=ALLOW_DOWNGRADE_HELP)
     d.set_defaults(func=cmd_deploy)
 
+    dr = sub.add_parser("drift", help="what a deploy would change on each host (unified diffs, secrets masked) and "
+                                      "what differs between Nuxeo nodes, changing nothing; exit 1 on drift")
+    inventory_args(dr)
+    dr.add_argument("--json", action="store_true")
+    dr.add_argument("--limit", help="Ansible host pattern")
+    dr.add_argument("-v", "--verbose", action="count", default=0, help="pass verbosity to Ansible")
+    dr.set_defaults(func=cmd_drift)
+
     pc = sub.add_parser("prechecks", help="read every host (changing nothing): SSH, become, OS, CPU, memory, disk, "
                                           "ports, clock, name resolution, mirror; exit 1 on errors")
     inventory_args(pc)
+    ansible_args(pc)
     pc.add_argument("--json", action="store_true")
     pc.add_argument("--all", action="store_true", help="show the passing checks too")
     pc.set_defaults(func=cmd_prechecks)

@@ -29,6 +29,11 @@ def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
         raise NxError(f"{target} is older than the running {current}: downgrades are refused",
                       "restore from a backup taken before the upgrade to go back")
     if tgt.lts != cur.lts:
+        if tgt.lts == 2025:
+            # the move from LTS 2023 needs preflight checks and a reindex the upgrade does not run yet
+            raise NxError(f"{current} -> {target}: upgrading to Nuxeo LTS 2025 from an earlier LTS is not supported "
+                          "yet: its deployment is coming",
+                          "deploy LTS 2025 on new hosts (nuxeo_version: 2025.N), or stay on your LTS meanwhile")
         if not full_stop:
             raise NxError(f"{current} -> {target} crosses LTS majors: nodes of two majors must never run together",
                           "pass --full-stop (stops every node, upgrades, starts them again) after reading Nuxeo's "
@@ -131,4 +136,7 @@ def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
         # Nuxeo nodes list every broker and search node in nuxeo.conf: they take the new ones in the same run,
         # restarted one at a time and drained from the load balancers (the nuxeo role's handler).
         limit += [n.host for n in cluster.nuxeo_nodes if n.host not in limit]
+    if cluster.monitoring_hosts:
+        # Prometheus's targets list every host: the monitoring host re-renders them (a reload, no restart).
+        limit += [h for h in cluster.monitoring_hosts if h not in limit]
     return limit

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from html import escape
-from itertools import pairwise
 
 from nxprovision.model.cluster import Cluster
 
@@ -34,35 +33,66 @@ def _tiers(c: Cluster) -> list[tuple[str, list[tuple[str, str, str]]]]:
             (lb_title, lbs), ("Nuxeo nodes", nuxeo), ("Shared services", backends)]
 
 
+Box = tuple[str, str]  # (kind, host): one host may hold several parts (the single architecture)
+
+
+def _links(c: Cluster) -> set[tuple[Box, Box]]:
+    """Who talks to whom, as the rendered configs wire it (not every column to every column)."""
+    d = c.derived
+    fronts: list[Box] = [("front", n.host) for n in c.nuxeo_nodes if n.role == "front"]
+    nodes: list[Box] = fronts + [("worker", n.host) for n in c.nuxeo_nodes if n.role == "worker"]
+    db = d["db"]
+    if c.database == "postgresql" and db.get("manager") != "patroni":
+        # plain streaming: Nuxeo connects to the primary only; the replicas follow it
+        databases = [db["primary"]] if db.get("primary") else []
+    else:
+        # Patroni (multi-host JDBC URL, the leader answers) and a MongoDB replica set: every member
+        databases = list(c.db_hosts)
+    services: list[Box] = [("db", h) for h in databases] + [("search", h) for h in c.search_hosts]
+    services += [("kafka", b.host) for b in c.kafka_brokers]
+    services += [("s3", "s3")] if d["s3"]["mode"] == "external" else [("s3", h) for h in c.s3_hosts]
+    lbs: list[Box] = [("lb", h) for h in c.lb_hosts]
+    users: Box = ("user", "users")
+    links = {(users, lb) for lb in lbs} or {(users, f) for f in fronts}
+    links |= {(lb, f) for lb in lbs for f in fronts}
+    links |= {(n, svc) for n in nodes for svc in services}
+    return links
+
+
+def _width(items: list[tuple[str, str, str]]) -> int:
+    # about 7 px per character at 12 px sans-serif: labels are shown whole, never cut
+    return max([BOX_W] + [len(label) * 7 + 16 for _k, _h, label in items])
+
+
 def render_svg(c: Cluster) -> str:
     tiers = _tiers(c)
     rows = max(len(items) for _t, items in tiers) or 1
-    width = MARGIN * 2 + len(tiers) * BOX_W + (len(tiers) - 1) * COL_GAP + 60
+    widths = [_width(items) for _t, items in tiers]
+    width = MARGIN * 2 + sum(widths) + (len(tiers) - 1) * COL_GAP
     height = MARGIN * 2 + 30 + rows * (BOX_H + GAP)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 80}" height="{height}" '
-           f'viewBox="0 0 {width + 80} {height}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{width + 80}" height="{height}" fill="white"/>',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{MARGIN}" y="18" font-size="14" font-weight="bold">'
            f'{escape(str(c.settings.get("nx_cluster_name")))}: {escape(c.architecture)} architecture</text>']
-    centers: list[list[tuple[float, float, str]]] = []
-    for i, (title, items) in enumerate(tiers):
-        x = MARGIN + i * (BOX_W + COL_GAP + 20)
+    boxes: dict[Box, tuple[float, float, float]] = {}  # (kind, host) -> (left, right, middle y)
+    x = MARGIN
+    for (title, items), w in zip(tiers, widths, strict=True):
         out.append(f'<text x="{x}" y="{MARGIN + 16}" font-weight="bold">{escape(title)}</text>')
-        col = []
-        for j, (kind, _host, label) in enumerate(items):
+        for j, (kind, host, label) in enumerate(items):
             y = MARGIN + 30 + j * (BOX_H + GAP)
             fill = COLOURS.get(kind, "#f3f4f6")
-            out.append(f'<rect x="{x}" y="{y}" width="{BOX_W + 20}" height="{BOX_H}" rx="6" fill="{fill}" '
-                       'stroke="#374151"/>')
-            out.append(f'<text x="{x + 8}" y="{y + 21}">{escape(label[:30])}</text>')
-            col.append((x, y + BOX_H / 2, kind))
-        centers.append(col)
-    for a, b in pairwise(centers):
-        for ax, ay, akind in a:
-            for bx, by, bkind in b:
-                if akind == "lb" and bkind == "worker":
-                    continue  # workers take no user traffic
-                dash = ' stroke-dasharray="4 3"' if bkind in ("db", "search", "kafka", "s3", "zookeeper") else ""
-                out.append(f'<line x1="{ax + BOX_W + 20}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#9ca3af"{dash}/>')
+            out.append(f'<rect x="{x}" y="{y}" width="{w}" height="{BOX_H}" rx="6" fill="{fill}" stroke="#374151"/>')
+            out.append(f'<text x="{x + 8}" y="{y + 21}">{escape(label)}</text>')
+            boxes[(kind, host)] = (x, x + w, y + BOX_H / 2)
+        x += w + COL_GAP
+    for a, b in sorted(_links(c)):
+        if a not in boxes or b not in boxes:
+            continue
+        _al, ar, ay = boxes[a]
+        bl, _br, by = boxes[b]
+        dash = ' stroke-dasharray="4 3"' if b[0] in ("db", "search", "kafka", "s3", "zookeeper") else ""
+        out.append(f'<line x1="{ar}" y1="{ay}" x2="{bl}" y2="{by}" stroke="#9ca3af"{dash} '
+                   f'data-from="{escape(a[1])}" data-to="{escape(b[1])}"/>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -24,7 +24,8 @@ class _IndentedDumper(yaml.SafeDumper):
 
 
 # Order of groups in a written hosts.yml; nuxeo_front/nuxeo_worker are written under `nuxeo`.
-_TOP_GROUPS = ("loadbalancers", "nuxeo", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "s3", "etcd")
+_TOP_GROUPS = ("loadbalancers", "nuxeo", "postgresql", "mongodb", "opensearch", "kafka", "zookeeper", "s3", "etcd",
+               "monitoring")
 
 
 @dataclass
@@ -92,6 +93,8 @@ def render_hosts_yaml(
         "# Hosts of this Nuxeo cluster, one group per component (nxprovision validate checks the counts).\n"
         "# nuxeo_front nodes serve users through the load balancers; nuxeo_worker nodes run async work only.\n"
         "# Give each host `ansible_host: <address>` when its name does not resolve.\n"
+        "# monitoring: one host (the load balancer's is enough in small clusters) turns on Prometheus, Alertmanager\n"
+        "# and the node exporter on every host; left empty, there is no monitoring.\n"
     )
     return header + text.replace(": null\n", ":\n").replace(" {}\n", "\n")
 

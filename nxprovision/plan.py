@@ -163,9 +163,16 @@ def parse_properties(text: str) -> dict[str, str]:
     return out
 
 
-def write_plan_files(plan: Plan, directory: Path) -> list[Path]:
+def write_plan_files(plan: Plan, directory: Path, planned: list[Any] | None = None) -> list[Path]:
+    """Rendered files under DIR/<host>/<path>: every role's files when `planned` is given, else the plan's."""
     written = []
-    for host, files in plan.files.items():
+    files_by_host: dict[str, dict[str, str]] = plan.files
+    if planned is not None:
+        files_by_host = {}
+        for f in planned:
+            if f.content is not None:
+                files_by_host.setdefault(f.host, {})[f.path] = f.content
+    for host, files in files_by_host.items():
         for target, content in files.items():
             p = directory / host / target.lstrip("/")
             p.parent.mkdir(parents=True, exist_ok=True)

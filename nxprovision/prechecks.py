@@ -70,10 +70,12 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "zookeeper": ("zookeeper.service",),
     "s3": ("seaweedfs.service", "seaweedfs-*.service"),
     "loadbalancers": ("haproxy.service",),
+    "monitoring": ("prometheus.service", "prometheus-alertmanager.service"),
 }
 _USERS: dict[str, str] = {"nuxeo": "nuxeo_user", "opensearch": "opensearch_user", "kafka": "kafka_user",
                           "mongodb": "mongodb_user", "s3": "seaweedfs_user"}
-_FIXED_USERS: dict[str, str] = {"postgresql": "postgres", "loadbalancers": "haproxy", "zookeeper": "zookeeper"}
+_FIXED_USERS: dict[str, str] = {"postgresql": "postgres", "loadbalancers": "haproxy", "zookeeper": "zookeeper",
+                                "monitoring": "prometheus"}
 
 # Settings `init` writes with a placeholder the operator must replace.
 PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.invalid")
@@ -372,7 +374,8 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
         rows.append(Row(plan.host, "become", OK, "runs as root"))
     else:
         rows.append(Row(plan.host, "become", ERROR, f"runs as uid {facts.get('uid')}, not root: the roles need root",
-                        "log in as root (ansible_user: root), or give the user sudo rights and run with become"))
+                        "the plays become root: give the SSH user sudo rights (-K when sudo asks a password) and "
+                        "drop any ansible_become: false from the inventory, or log in as root"))
     rows.append(os_row(plan.host, facts.get("os") or {}))
     rows += resource_rows(plan, facts)
     rows += port_rows(plan, facts.get("listeners") or {})
@@ -398,7 +401,7 @@ def failed_host_rows(host: str, message: str, unreachable: bool) -> list[Row]:
                     "check the host is up, its address (ansible_host) and that SSH accepts the key/user")]
     return [Row(host, "ssh", OK, "connected"),
             Row(host, "become", ERROR, f"could not run as root: {first}",
-                "give the SSH user passwordless sudo rights, or log in as root")]
+                "give the SSH user sudo rights (passwordless, or pass -K), or log in as root")]
 
 
 # -- on the controller, before connecting ---------------------------------------------------------------------

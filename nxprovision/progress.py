@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from nxprovision.runner import Masker, PlainDisplay, _message, unreachable_cause
+from nxprovision.runner import Masker, PlainDisplay, _message, changed_result, shown_diff, unreachable_cause
 
 
 @dataclass
@@ -43,10 +43,9 @@ class RunState:
             line.task, line.role = str(data.get("task", "")), str(data.get("role") or "")
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") and host:
             line = self.hosts.setdefault(host, HostLine())
-            res = data.get("res") or {}
             if kind == "runner_on_ok":
                 line.ok += 1
-                line.changed += 1 if res.get("changed") else 0
+                line.changed += 1 if changed_result(event) else 0
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
                 line.failed += 1
                 # the runner's reading of the result: a checksum mismatch names the URL and both sums in full
@@ -81,6 +80,13 @@ class RichDisplay:
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.state.apply(event, self.mask)
+        text = shown_diff(event)
+        if text:
+            # printed above the live panel, which keeps redrawing below
+            data = event.get("event_data") or {}
+            role = f"{data.get('role')} : " if data.get("role") else ""
+            self.console.print(self.mask(f"changed  {data.get('host')}  {role}{data.get('task', '')}\n{text}"),
+                               markup=False, highlight=False, soft_wrap=True)
         self.live.update(self._render())
 
     def _render(self) -> Any:

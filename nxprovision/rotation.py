@@ -79,6 +79,10 @@ REFUSED: dict[str, str] = {
     "nx_secret_haproxy_stats_password": (
         "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (HAProxy reloads)"
     ),
+    "nx_secret_monitoring_password": (
+        "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (Prometheus, Alertmanager "
+        "and the node exporters read the new hash; Prometheus scrapes with the new password)"
+    ),
     "nx_secret_search_admin_password": (
         "change it with `ansible-vault edit`, then `nxprovision deploy`: the opensearch role writes the new bcrypt "
         "hash and applies it with securityadmin (its admin certificate needs no password)"

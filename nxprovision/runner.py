@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 import uuid
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from nxprovision.ansibleopts import AnsibleOptions
+from nxprovision.drift import changed as changed_result
+from nxprovision.drift import result_diffs
 from nxprovision.errors import NxError
 from nxprovision.model.artifacts import PUBLISHED_CHECKSUM_SUFFIX
 from nxprovision.model.roledefaults import project_root
@@ -135,19 +139,30 @@ class PlainDisplay:
         data = event.get("event_data", {}) or {}
         if self.json_lines:
             slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
-                    "role": data.get("role"), "changed": (data.get("res") or {}).get("changed")}
+                    "role": data.get("role"), "changed": changed_result(event) or None,
+                    "diff": (self.mask(shown_diff(event)) or None)}
             self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
             return
         if kind == "playbook_on_play_start":
             self.write(f"PLAY {data.get('play', '')}")
-        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+        elif changed_result(event):
             self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
+            text = shown_diff(event)
+            if text:
+                self.write("\n".join(f"           {ln}" for ln in text.splitlines()))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             if (data.get("res") or {}).get("nx_refused"):
                 self.write(f"  REFUSED  {data.get('host')}  {_task_label(data)}")  # said in full at the end
             else:
                 self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
         # runner_on_unreachable: run_playbook says it on one line, with the cause and the records
+
+
+def shown_diff(event: dict[str, Any]) -> str:
+    """The unified diff of a changed result (--diff runs; the event is masked already), "" when none."""
+    if not changed_result(event):
+        return ""
+    return result_diffs((event.get("event_data") or {}).get("res") or {})
 
 
 def _task_label(data: dict[str, Any]) -> str:
@@ -284,14 +299,18 @@ def run_playbook(
     display: Callable[[dict[str, Any]], None] | None = None,
     out: TextIO | None = None,
     progress: str = "plain",
+    options: AnsibleOptions | None = None,
 ) -> RunResult:
     import sys
 
     import ansible_runner
 
     out = out or sys.stdout
-    mask = Masker(secrets)
-    check_host_keys(inventory, vault_password_file, limit)
+    options = options or AnsibleOptions()
+    extravars = options.run_vars(extravars, verb)
+    passwords = options.passwords()
+    mask = Masker(secrets + list(passwords.values()))
+    check_host_keys(inventory, vault_password_file, limit, options.connection_vars())
     # ansible-playbook lives beside this interpreter (a venv that may not be activated).
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -315,10 +334,18 @@ def run_playbook(
         cmdline.append("--diff")
     if skip_tags:
         cmdline += ["--skip-tags", skip_tags]
+    cmdline += options.cmdline()
     (run_dir / "command.json").write_text(json.dumps({
         "verb": verb, "playbook": str(pb), "inventory": str(inventory), "limit": limit, "tags": tags,
         "skip_tags": skip_tags, "check": check, "diff": diff, "extravars": extravars or {},
+        "ansible": options.record(),
     }, indent=2))
+    if passwords:
+        # ansible-runner writes the passwords it is given to env/passwords unless that file exists: an empty one
+        # keeps the become password in memory only
+        env = run_dir / "env"
+        env.mkdir(mode=0o700, exist_ok=True)
+        (env / "passwords").write_text("{}")
     live = None
     if display is not None:
         show = display
@@ -383,7 +410,7 @@ def run_playbook(
         live.__enter__()
     try:
         r = _run(ansible_runner, run_dir, root, pb, inventory, cmdline, limit, tags, extravars, envvars, verbosity,
-                 on_event)
+                 on_event, passwords)
     finally:
         if live is not None:
             live.__exit__(None, None, None)
@@ -399,7 +426,8 @@ def run_playbook(
             say("nxprovision: reading the failed service's log on "
                 + ", ".join(dict.fromkeys(f.host for f in failures)) + " ...")
         vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
-        result.logs = servicelogs.fetch(failures, inventory, vault, envvars, mask, run_dir / "failure-logs")
+        result.logs = servicelogs.fetch(failures, inventory, vault, envvars, mask, run_dir / "failure-logs",
+                                        options=options)
     (run_dir / "summary.json").write_text(json.dumps({
         "rc": result.rc, "status": result.status, "recap": recap,
         "failures": [f.__dict__ for f in failures],
@@ -424,17 +452,20 @@ def ssh_args(cfg: Path, inventory: Path) -> str:
     return f"{base} -o UserKnownHostsFile={shlex.quote(str(known_hosts_path(inventory)))}"
 
 
-def check_host_keys(inventory: Path, vault_password_file: Path | None, limit: str | None) -> None:
-    """Before Ansible starts: every host of the run is trusted and still offers its recorded key."""
+def check_host_keys(inventory: Path, vault_password_file: Path | None, limit: str | None,
+                    overrides: dict[str, Any] | None = None) -> None:
+    """Before Ansible starts: every host of the run is trusted and still offers its recorded key. `overrides`: the
+    connection options of the command line (a --ssh-common-args jump host: the hosts are not scanned from here)."""
     from nxprovision import hostkeys
     from nxprovision.inventory import load_inventory
 
     view = load_inventory(inventory, str(vault_password_file) if vault_password_file else None)
+    hostvars = {h: {**(hv or {}), **(overrides or {})} for h, hv in view.hostvars.items()}
     everyone = list(view.groups.get("all") or view.hostvars)
     hosts = [h for h in hostkeys.run_hosts(view.groups, everyone, limit)
-             if str((view.hostvars.get(h) or {}).get("ansible_connection") or "ssh") in ("ssh", "smart",
-                                                                                           "ansible.builtin.ssh")]
-    hostkeys.check(inventory, view.hostvars, hosts)
+             if str((hostvars.get(h) or {}).get("ansible_connection") or "ssh") in ("ssh", "smart",
+                                                                                    "ansible.builtin.ssh")]
+    hostkeys.check(inventory, hostvars, hosts)
 
 
 def _count_plays(pb: Path) -> int:
@@ -459,13 +490,13 @@ def _count_plays(pb: Path) -> int:
 
 def _run(ansible_runner: Any, run_dir: Path, root: Path, pb: Path, inventory: Path, cmdline: list[str],
          limit: str | None, tags: str | None, extravars: dict[str, Any] | None, envvars: dict[str, str],
-         verbosity: int, on_event: Callable[[dict[str, Any]], bool]) -> Any:
+         verbosity: int, on_event: Callable[[dict[str, Any]], bool], passwords: dict[str, str] | None = None) -> Any:
     return ansible_runner.run(
         private_data_dir=str(run_dir),
         project_dir=str(root),
         playbook=str(pb),
         inventory=str(inventory.resolve()),
-        cmdline=" ".join(cmdline) if cmdline else None,
+        cmdline=shlex.join(cmdline) if cmdline else None,
         limit=limit,
         tags=tags,
         extravars=extravars or {},
@@ -474,4 +505,5 @@ def _run(ansible_runner: Any, run_dir: Path, root: Path, pb: Path, inventory: Pa
         quiet=True,
         event_handler=on_event,
         rotate_artifacts=1,
+        passwords=passwords or None,
     )

@@ -35,7 +35,8 @@ class SecretSpec:
     name: str
     description: str
     generate: Callable[[], str]
-    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "seaweedfs", "distributed", "backup".
+    # Which clusters need it: "always", "postgresql", "mongodb", "s3", "seaweedfs", "distributed", "backup",
+    # "monitoring".
     needed_for: str = "always"
 
 
@@ -84,6 +85,9 @@ SECRET_SPECS: tuple[SecretSpec, ...] = (
     ),
     SecretSpec("nx_secret_nuxeo_admin_password", "password of the Nuxeo `Administrator` user", _token(18)),
     SecretSpec("nx_secret_haproxy_stats_password", "HAProxy stats page password", _token(18)),
+    SecretSpec("nx_secret_monitoring_password",
+               "password of the monitoring user (basic auth on Prometheus, Alertmanager and the node exporters)",
+               _token(24), "monitoring"),
     # OpenSearch security plugin's internal users (bcrypt hashes in internal_users.yml, never the passwords)
     SecretSpec("nx_secret_search_admin_password", "OpenSearch user `admin` (the opensearch role's own calls)",
                _token(24)),

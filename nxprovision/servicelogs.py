@@ -44,6 +44,7 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     "etcd": ServiceLog(("etcd",)),
     # pgBackRest itself logs per command under /var/log/pgbackrest; its TLS proxy to the S3 store is a unit
     "pgbackrest": ServiceLog(("pgbackrest-tls-proxy",), ("/var/log/pgbackrest/*.log",)),
+    "monitoring": ServiceLog(("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")),
 }
 
 # Tasks of the day-2 playbooks run outside a role: the component is named in the task or play.
@@ -51,7 +52,7 @@ _WORDS = {
     "nuxeo": "nuxeo", "postgresql": "postgresql", "patroni": "patroni", "mongodb": "mongodb", "mongod": "mongodb",
     "opensearch": "opensearch", "search": "opensearch", "kafka": "kafka", "zookeeper": "zookeeper",
     "seaweedfs": "seaweedfs", "s3": "seaweedfs", "haproxy": "haproxy", "load balancer": "haproxy",
-    "keepalived": "keepalived", "etcd": "etcd",
+    "keepalived": "keepalived", "etcd": "etcd", "prometheus": "monitoring", "alertmanager": "monitoring",
 }
 
 
@@ -124,8 +125,9 @@ def from_output(host: str, component: str, output: str, mask: Callable[[str], st
 
 
 def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dict[str, str],
-          mask: Callable[[str], str], record_dir: Path | None = None) -> list[LogTail]:
-    """The log tails of the failed hosts (at most MAX_HOSTS), one ad-hoc call each; never raises."""
+          mask: Callable[[str], str], record_dir: Path | None = None, options: Any = None) -> list[LogTail]:
+    """The log tails of the failed hosts (at most MAX_HOSTS), one ad-hoc call each; never raises. `options`: the
+    command's AnsibleOptions (the same user, key, jump host and become password as the run)."""
     from nxprovision.runner import unreachable_cause
 
     wanted: dict[str, str] = {}
@@ -142,7 +144,7 @@ def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dic
             wanted[f.host] = comp
     for host, comp in wanted.items():
         try:
-            tail = _fetch_one(host, comp, inventory, cmdline, envvars, mask, unreachable_cause)
+            tail = _fetch_one(host, comp, inventory, cmdline, envvars, mask, unreachable_cause, options)
         except Exception as exc:  # a failure report never fails because of its own extras
             tail = LogTail(host, comp, error=mask(f"{type(exc).__name__}: {exc}"))
         tails.append(tail)
@@ -154,7 +156,9 @@ def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dic
 
 
 def _fetch_one(host: str, component: str, inventory: Path, cmdline: list[str], envvars: dict[str, str],
-               mask: Callable[[str], str], unreachable_cause: Callable[[str], str]) -> LogTail:
+               mask: Callable[[str], str], unreachable_cause: Callable[[str], str], options: Any = None) -> LogTail:
+    import shlex
+
     import ansible_runner
 
     result: dict[str, Any] = {}
@@ -167,16 +171,24 @@ def _fetch_one(host: str, component: str, inventory: Path, cmdline: list[str], e
             result["res"] = data.get("res") or {}
         return False  # nothing of it is kept on disk beyond the temporary folder
 
+    # the journal is root's to read: become, like the plays (a no-op for a root login)
+    args = [*cmdline, "--become"] + [a for a in (options.cmdline() if options else []) if a != "--become"]
+    passwords = options.passwords() if options else {}
     tmp = Path(tempfile.mkdtemp(prefix="nxprovision-logs-"))
     try:
+        if passwords:
+            (tmp / "env").mkdir(mode=0o700)
+            (tmp / "env" / "passwords").write_text("{}")  # the password stays in memory (runner.run_playbook)
         r = ansible_runner.run(
             private_data_dir=str(tmp),
             host_pattern=host,
             module="ansible.builtin.shell",
             module_args=log_command(component),
             inventory=str(inventory.resolve()),
-            cmdline=" ".join(cmdline) if cmdline else None,
+            cmdline=shlex.join(args),
             envvars={**envvars, "ANSIBLE_TIMEOUT": "10"},
+            extravars=options.connection_vars() if options else None,
+            passwords=passwords or None,
             quiet=True,
             timeout=FETCH_TIMEOUT_S,
             event_handler=on_event,

@@ -312,7 +312,7 @@ PROBE_TASKS = {
 
 
 def probe_hosts(
-    c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str]
+    c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str], options: Any = None
 ) -> dict[tuple[str, str], Any]:
     """Run the read-only probe playbook; returns {(host, 'postgresql'|'kafka'): result} for hosts that answered."""
     from nxprovision.runner import run_playbook
@@ -328,7 +328,7 @@ def probe_hosts(
     from nxprovision.errors import NxError
 
     try:
-        _probe(c, inventory, vault_password_file, secrets, collect_event, run_playbook)
+        _probe(c, inventory, vault_password_file, secrets, collect_event, run_playbook, options)
     except NxError as exc:
         # the outside probes still report; the hosts' own answers need trusted SSH host keys
         import sys
@@ -338,7 +338,7 @@ def probe_hosts(
 
 
 def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secrets: list[str], collect_event: Any,
-           run_playbook: Any) -> None:
+           run_playbook: Any, options: Any = None) -> None:
     import io
 
     run_playbook(
@@ -353,6 +353,7 @@ def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secret
                                                   "/client.properties" if c.derived["kafka"].get("tls") else ""},
         display=collect_event,
         out=io.StringIO(),
+        options=options,
     )
 
 

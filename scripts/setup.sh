@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap systemd-container apt-cacher-ng iproute2 openssh-client
-              haproxy postgresql-client postgresql zip unzip python3-venv curl)
+              haproxy postgresql-client postgresql zip unzip python3-venv curl prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,9 +17,15 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# apt-cacher-ng's packaged service would hold the port the lab's own instance needs.
+# apt-cacher-ng's packaged service would hold the port the lab's own instance needs. prometheus is here for
+# promtool (the alert rules' tests): its packaged server must not run (nor start at boot) on this machine.
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
   systemctl disable --now apt-cacher-ng >/dev/null 2>&1 || true
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/prometheus ]]; then
+  # no systemd (a CI container): the package's SysV script may have started it
+  /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+  update-rc.d prometheus disable >/dev/null 2>&1 || true
 fi
 
 PY=${PYTHON:-python3}

@@ -21,6 +21,7 @@ GROUPS: tuple[str, ...] = (
     "zookeeper",
     "s3",
     "etcd",
+    "monitoring",
 )
 
 # Groups whose members form a quorum or a replicated set: a partial --limit on them is refused.

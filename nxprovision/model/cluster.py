@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
 from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_checksum, archive_root_dir, artifact_url
+from nxprovision.model.compat import load as load_compat
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
@@ -87,6 +88,8 @@ class Cluster:
     zookeeper_hosts: list[str]
     s3_hosts: list[str]
     etcd_hosts: list[str]
+    # the `monitoring` group (Prometheus and Alertmanager); empty: monitoring is off
+    monitoring_hosts: list[str] = field(default_factory=list)
     derived: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, key: str) -> Any:
@@ -136,7 +139,7 @@ def _host_address(hostvars: dict[str, Any], name: str) -> str:
 def components_of(cluster: Cluster, host: str) -> list[str]:
     comps = []
     for group in ("loadbalancers", "nuxeo_front", "nuxeo_worker", "postgresql", "mongodb", "opensearch",
-                  "kafka", "zookeeper", "s3", "etcd"):
+                  "kafka", "zookeeper", "s3", "etcd", "monitoring"):
         if host in cluster.view.groups.get(group, []):
             comps.append(group)
     return comps
@@ -255,6 +258,7 @@ def build_cluster(view: InventoryView) -> Cluster:
         db_hosts=groups.get(db_flavour, []), search_hosts=groups.get("opensearch", []),
         kafka_brokers=brokers, zookeeper_hosts=groups.get("zookeeper", []),
         s3_hosts=groups.get("s3", []), etcd_hosts=groups.get("etcd", []),
+        monitoring_hosts=groups.get("monitoring", []),
     )
     cluster.derived = _derive(cluster)
     for node in cluster.nuxeo_nodes:
@@ -431,22 +435,28 @@ def _derive(c: Cluster) -> dict[str, Any]:
     lb["probe"] = {h: "127.0.0.1" if a[0] == "*" else a[0] for h, a in lb["bind"].items()}
 
     version = c.nuxeo_version
+    search_packages = nuxeo_search_packages(c)
+    packages = list(s.get("nuxeo_packages") or [])
+    packages += [p for p in (search_packages.get("client_package"), search_packages.get("audit_package"))
+                 if p and p not in packages]
     nuxeo = {
         "version": str(s.get("nuxeo_version")),
         "java": java_for(version) if version else "17",
-        "packages": list(s.get("nuxeo_packages") or []),
+        "packages": packages,
+        # LTS 2025 on: the search client and audit packages chosen ({} before: both are built in)
+        "search_packages": search_packages,
         "templates": nuxeo_templates(c),
         "cluster_enabled": len(c.nuxeo_nodes) > 1,
         "distribution_url": artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo",
                                          str(s.get("nuxeo_version"))),
         "package_urls": {p: artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package",
                                          str(s.get("nuxeo_version")), p)
-                         for p in (s.get("nuxeo_packages") or [])},
+                         for p in packages},
         "distribution_checksum": _checksum(s, "nuxeo", artifact_url(str(s.get("nuxeo_download_base_url") or ""),
                                                                      "nuxeo", str(s.get("nuxeo_version")))),
         "package_checksums": {p: archive_checksum(
             artifact_url(str(s.get("nuxeo_download_base_url") or ""), "nuxeo_package", str(s.get("nuxeo_version")),
-                         p), _package_pins(s).get(p, "")) for p in (s.get("nuxeo_packages") or [])},
+                         p), _package_pins(s).get(p, "")) for p in packages},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
     }
@@ -463,7 +473,66 @@ def _derive(c: Cluster) -> dict[str, Any]:
     else:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
-            "tls": tls, "backup": _backup(c, db, s3, search, tls)}
+            "tls": tls, "backup": _backup(c, db, s3, search, tls), "monitoring": _monitoring(c, tls, lb)}
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str, Any]:
+    """Prometheus and Alertmanager on the `monitoring` host, the node exporter on every host, and the scrape
+    targets: the one list the monitoring role writes into prometheus.yml (and add-node / remove-node change with
+    the inventory). Off (enabled false, no targets) while the group is empty."""
+    s = c.settings
+    hosts = list(c.monitoring_hosts)
+    if not hosts:
+        return {"enabled": False, "hosts": [], "host": "", "tls": False, "scheme": "http", "jobs": []}
+    host = hosts[0]
+    scheme = "https" if tls["monitoring"] else "http"
+    prometheus_port = _int(s.get("monitoring_prometheus_port"), 9090)
+    alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9095)
+    node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
+
+    user = str(s.get("monitoring_user") or "monitoring")
+
+    def target(h: str, port: int) -> dict[str, Any]:
+        return {"host": h, "address": f"{_addr(c, h)}:{port}"}
+
+    # Every job but HAProxy's authenticates with the monitoring user (the vault's nx_secret_monitoring_password);
+    # HAProxy's exporter sits on its stats frontend, behind the stats user and password.
+    jobs = [
+        {"name": "prometheus", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(host, prometheus_port)]},
+        {"name": "alertmanager", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(host, alertmanager_port)]},
+        {"name": "node", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
+         "targets": [target(h, node_port) for h in sorted(c.hosts)]},
+    ]
+    haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
+    if haproxy:
+        jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
+                     "user": str(s.get("haproxy_stats_user") or "admin"), "metrics_path": "/metrics",
+                     "targets": [target(h, _int(host_setting(c.view, s, h, "haproxy_stats_port"), 8404))
+                                 for h in c.lb_hosts]})
+    return {
+        "enabled": True,
+        "hosts": hosts,
+        "user": user,
+        "host": host,
+        "address": _addr(c, host),
+        "tls": tls["monitoring"],
+        "scheme": scheme,
+        "prometheus_port": prometheus_port,
+        "alertmanager_port": alertmanager_port,
+        "node_exporter_port": node_port,
+        "prometheus_url": f"{scheme}://{_addr(c, host)}:{prometheus_port}",
+        "alertmanager_url": f"{scheme}://{_addr(c, host)}:{alertmanager_port}",
+        # where each host's node exporter listens: its cluster address, never every address
+        "node_exporter_bind": {h: f"{_addr(c, h)}:{node_port}" for h in sorted(c.hosts)},
+        "haproxy": haproxy,
+        "ca_file": tls["ca_path"] if tls["monitoring"] else "",
+        "jobs": jobs,
+    }
 
 
 # --------------------------------------------------------------------------- search users
@@ -653,6 +722,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
     kafka = enabled and _bool(s.get("nx_tls_kafka", True)) and bool(c.kafka_brokers)
     s3 = (enabled and _bool(s.get("nx_tls_s3", True)) and str(s.get("s3_mode", "seaweedfs")) == "seaweedfs"
           and bool(c.s3_hosts))
+    # Prometheus, Alertmanager and every host's node exporter serve https with the host's certificate
+    monitoring = enabled and _bool(s.get("nx_tls_monitoring", True)) and bool(c.monitoring_hosts)
     broker_hosts = {b.host for b in c.kafka_brokers}
     nuxeo_hosts = {n.host for n in c.nuxeo_nodes}
     os_tls = f"{s.get('opensearch_home') or '/opt/opensearch'}/config/tls"
@@ -678,6 +749,8 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Patroni's etcd: https with client certificates, between the members and from Patroni (roles/etcd).
         if pg and patroni and name in c.etcd_hosts:
             services.append("etcd")
+        if monitoring:
+            services.append("monitoring")
         if not services:
             continue
         dns = [name]
@@ -717,6 +790,9 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         # Nuxeo's Kafka client reads a PKCS12 key store (a PEM one takes no store password, which Nuxeo always sets)
         if "kafka-client" in services:
             paths["kafka-client"] = {"keystore": f"{tls_dir}/kafka-client.p12"}
+        # Debian's prometheus, prometheus-alertmanager and prometheus-node-exporter all run as user prometheus
+        if "monitoring" in services:
+            paths["monitoring"] = {"cert": "/etc/prometheus/tls/server.crt", "key": "/etc/prometheus/tls/server.key"}
         if "etcd" in services:
             paths["etcd"] = {"cert": f"{etcd_tls}/server.crt", "key": f"{etcd_tls}/server.key"}
         # Client certificates the cluster CA issues on the host besides its own (the search admin, securityadmin)
@@ -759,6 +835,7 @@ def _tls(c: Cluster, public_host: str) -> dict[str, Any]:
         "search": search,
         "kafka": kafka,
         "s3": s3,
+        "monitoring": monitoring,
         "truststore": {
             "path": f"{tls_dir}/truststore.jks" if uses_truststore else "",
             "type": "JKS",
@@ -908,8 +985,41 @@ def _package_pins(s: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
 
 
+def nuxeo_search_packages(c: Cluster) -> dict[str, str]:
+    """LTS 2025 on: the search client and audit packages the nodes install, from nuxeo_search_client and
+    nuxeo_audit_backend (validate checks the choice against the compatibility matrix); {} before LTS 2025.
+
+    Each package deploys a template of its own (doc.nuxeo.com, Search Setup and the audit backend pages):
+    <key>-search-client and <key>-audit; the MongoDB and SQL audit templates' names are inferred the same way.
+    """
+    v = c.nuxeo_version
+    m = load_compat().lts.get(v.lts) if v else None
+    if m is None or not m.packaged_search:
+        return {}
+    host = c.nuxeo_nodes[0].host if c.nuxeo_nodes else None
+
+    def setting(key: str) -> str:
+        return str((host_setting(c.view, c.settings, host, key) if host else c.settings.get(key)) or "auto")
+
+    dist, sv = str(c.settings.get("search_distribution")), str(c.settings.get("search_version"))
+    client = m.pick_search_client(setting("nuxeo_search_client"), dist, sv) if c.search_hosts else None
+    out = {"client": "", "client_package": "", "client_template": "",
+           "audit": "", "audit_package": "", "audit_template": "", "audit_store": "memory"}
+    if client:
+        out.update(client=client.key, client_package=client.package, client_template=f"{client.key}-search-client")
+    chosen = setting("nuxeo_audit_backend")
+    audit = out["client"] if chosen == "auto" else chosen
+    backends = m.audit_backends()
+    if audit in backends:
+        package, needs = backends[audit]
+        out.update(audit=audit, audit_package=package, audit_template=f"{audit}-audit", audit_store=needs)
+    return out
+
+
 def nuxeo_templates(c: Cluster) -> list[str]:
-    tpl = ["default"]
+    packaged = nuxeo_search_packages(c)
+    # LTS 2025: the mongodb template stands alone (doc.nuxeo.com, upgrade from LTS 2023 to LTS 2025)
+    tpl = [] if (packaged and c.database == "mongodb") else ["default"]
     if c.database == "mongodb":
         tpl.append("mongodb")
     else:
@@ -918,6 +1028,8 @@ def nuxeo_templates(c: Cluster) -> list[str]:
     if "amazon-s3-online-storage" in (c.settings.get("nuxeo_packages") or []) or c.derived.get("s3", {}).get(
             "endpoint"):
         tpl.append("s3binaries")
+    # Their packages add these templates at install, as the S3 one does s3binaries: the rendered nuxeo.conf keeps them
+    tpl += [t for t in (packaged.get("client_template"), packaged.get("audit_template")) if t]
     return tpl
 
 
@@ -928,6 +1040,29 @@ def _heap_opts(c: Cluster, node: NuxeoNode) -> str:
     if heap > 0:
         return f"-Xms{heap}m -Xmx{heap}m {base}"
     return f"-XX:InitialRAMPercentage=50 -XX:MaxRAMPercentage=50 {base}"
+
+
+def _search_conf_2025(put: Any, search: dict[str, Any], truststore: dict[str, Any], packaged: dict[str, str]) -> None:
+    """LTS 2025's search and audit keys, those of the chosen packages (doc.nuxeo.com: Search Setup, OpenSearch 1.x
+    Audit Backend): nuxeo.<key>.client.*, nuxeo.search.client.default.<key>.*, nuxeo.audit.backend.default.<key>.*.
+    None of the elasticsearch.* / audit.elasticsearch.* keys: they have no effect since LTS 2025. The trust store
+    and replica key names follow the client's naming [inferred: no public 2025 template to read them from]."""
+    key = packaged.get("client")
+    if key:
+        client = f"nuxeo.{key}.client."
+        put(client + "server", ",".join(search["urls"]))
+        if search.get("tls"):
+            put(client + "trustStorePath", truststore["path"])
+            put(client + "trustStorePassword", truststore["password"])
+            put(client + "trustStoreType", truststore["type"])
+        if search.get("security", {}).get("enabled"):
+            put(client + "username", "nuxeo")
+            put(client + "password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
+        put(f"nuxeo.search.client.default.{key}.index.name", search["index_name"])
+        put(f"nuxeo.search.client.default.{key}.index.numberOfReplicas", search["replicas"])
+    if packaged.get("audit_store") == "search" and packaged.get("audit"):
+        # the audit index beside the repository's, as before (backups snapshot `<index>-audit`)
+        put(f"nuxeo.audit.backend.default.{packaged['audit']}.index.name", f"{search['index_name']}-audit")
 
 
 def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
@@ -984,20 +1119,24 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
         put("nuxeo.mongodb.dbname", db.get("name", "nuxeo"))
 
     search = d["search"]
-    put("elasticsearch.client", "RestClient")
-    put("elasticsearch.addressList", ",".join(search["urls"]))
     truststore = d["tls"]["truststore"]
-    if search.get("tls"):
-        put("elasticsearch.restClient.truststore.path", truststore["path"])
-        put("elasticsearch.restClient.truststore.password", truststore["password"])
-        put("elasticsearch.restClient.truststore.type", truststore["type"])
-    if search.get("security", {}).get("enabled"):
-        # Nuxeo's own search user (elasticsearch.restClient.username/password): its indices only
-        put("elasticsearch.restClient.username", "nuxeo")
-        put("elasticsearch.restClient.password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
-    put("elasticsearch.indexName", search["index_name"])
-    put("elasticsearch.indexNumberOfReplicas", search["replicas"])
-    put("audit.elasticsearch.enabled", True)
+    packaged = d["nuxeo"].get("search_packages") or {}
+    if packaged:
+        _search_conf_2025(put, search, truststore, packaged)
+    else:
+        put("elasticsearch.client", "RestClient")
+        put("elasticsearch.addressList", ",".join(search["urls"]))
+        if search.get("tls"):
+            put("elasticsearch.restClient.truststore.path", truststore["path"])
+            put("elasticsearch.restClient.truststore.password", truststore["password"])
+            put("elasticsearch.restClient.truststore.type", truststore["type"])
+        if search.get("security", {}).get("enabled"):
+            # Nuxeo's own search user (elasticsearch.restClient.username/password): its indices only
+            put("elasticsearch.restClient.username", "nuxeo")
+            put("elasticsearch.restClient.password", SECRET_PLACEHOLDER, "nx_secret_search_nuxeo_password")
+        put("elasticsearch.indexName", search["index_name"])
+        put("elasticsearch.indexNumberOfReplicas", search["replicas"])
+        put("audit.elasticsearch.enabled", True)
 
     kafka = d["kafka"]
     if kafka["brokers"]:

@@ -27,7 +27,7 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "The hosts' OS release: debian12 | debian13 (set it per host for a mixed cluster). validate checks it\n"
         "against the OS releases nxprovision supports for nuxeo_version (docs/compatibility.md).",
     ),
-    "nuxeo_version": ("2023.35", "Nuxeo LTS version with its hotfix level (LTS 2021.x or 2023.x)."),
+    "nuxeo_version": ("2023.35", "Nuxeo LTS version with its hotfix level (LTS 2021.x, 2023.x or 2025.x)."),
     "nuxeo_packages": (
         ["nuxeo-web-ui", "amazon-s3-online-storage"],
         "Marketplace packages, identical on every Nuxeo node (installed offline from the mirror).",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 
 from nxprovision.model.cluster import Cluster
 from nxprovision.rules import (
+    argspecs,
     counts,
     downloads,
     hostnames,
@@ -36,6 +37,7 @@ RULES: tuple[RuleFn, ...] = (
     secrets_present.check,
     tls.check,
     downloads.check,
+    argspecs.check,
 )
 
 

@@ -19,6 +19,7 @@ _PORTS: dict[str, tuple[tuple[str, str], ...]] = {
     "s3": (("SeaweedFS master", "seaweedfs_master_port"), ("SeaweedFS volume", "seaweedfs_volume_port"),
            ("SeaweedFS filer", "seaweedfs_filer_port"), ("SeaweedFS S3", "seaweedfs_s3_port")),
     "loadbalancers": (("HAProxy stats", "haproxy_stats_port"),),
+    "monitoring": (("Prometheus", "monitoring_prometheus_port"), ("Alertmanager", "monitoring_alertmanager_port")),
 }
 
 
@@ -37,6 +38,10 @@ def host_ports(c: Cluster, name: str) -> list[tuple[str, str, str, object]]:
             continue
         for label, key in ports:
             out.append((group, label, key, host_setting(c.view, c.settings, name, key)))
+    if c.derived.get("monitoring", {}).get("enabled"):
+        # the node exporter runs on every host once monitoring is on
+        out.append(("node_exporter", "node exporter", "monitoring_node_exporter_port",
+                    host_setting(c.view, c.settings, name, "monitoring_node_exporter_port")))
     lb_port = c.derived.get("lb", {}).get("frontend_port")
     if "loadbalancers" in groups and lb_port:
         out.append(("loadbalancers", "HAProxy frontend", "nx_public_url", lb_port))

@@ -20,6 +20,8 @@ def _needed(c: Cluster, needed_for: str) -> bool:
         return c.derived["s3"]["mode"] == "seaweedfs" and bool(c.s3_hosts)
     if needed_for == "backup":
         return bool(c.derived.get("backup", {}).get("enabled"))
+    if needed_for == "monitoring":
+        return bool(c.monitoring_hosts)
     if needed_for == "distributed":
         return c.architecture == "distributed"
     return True

@@ -234,8 +234,21 @@ def _os(c: Cluster, matrix: Matrix, m: Lts) -> Iterator[Finding]:
         release = str(host_setting(c.view, c.settings, h, "nx_os_release") or "")
         by_release.setdefault(release, []).append(h)
     listed = ", ".join(o.release for o in m.os) or "none"
+    java_package = str(c.settings.get("common_java_package") or "")
     for release, hosts in by_release.items():
-        if m.os_support(release):
+        support = m.os_support(release)
+        if support and support.java == "mirror" and not java_package and any(
+                h in {n.host for n in c.nuxeo_nodes} for h in hosts):
+            known = matrix.os_releases.get(release)
+            label = known.label if known else release
+            yield error("versions.java_os", f"hosts {', '.join(hosts[:5])}",
+                        f"{label} has no OpenJDK {m.java.versions.describe()} package, which Nuxeo LTS {m.lts} needs "
+                        f"({support.source}; {m.java.source}), and nxprovision does not install a JDK archive from "
+                        "a mirror yet", "run the Nuxeo nodes on "
+                        + ", ".join(o.release for o in m.os if o.java == "archive")
+                        + f", or name a JDK {m.java.versions.patterns[0]} package of your apt repository in "
+                          "common_java_package", of_setting(c, "nx_os_release"))
+        if support:
             continue
         known = matrix.os_releases.get(release)
         if known:

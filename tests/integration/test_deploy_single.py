@@ -109,6 +109,30 @@ def test_second_deploy_changes_and_restarts_nothing(single) -> None:
     assert service_starts(lab_, [HOST]) == before
 
 
+def test_a_non_root_ssh_user_with_sudo_deploys_with_become(single) -> None:
+    """Issue 18: the plays become root, so a non-root SSH user with passwordless sudo deploys; `--user` wins over
+    the lab inventory's ansible_user: root. Runs after the other tests of this lab (it logs in as another user)."""
+    lab_, first = single
+    assert first.returncode == 0
+    user = "nxops"
+    setup = lab_.ssh(HOST, f"id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; "
+                     f"install -d -m 700 -o {user} -g {user} /home/{user}/.ssh && "
+                     f"install -m 600 -o {user} -g {user} /root/.ssh/authorized_keys /home/{user}/.ssh/ && "
+                     f"echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{user} && "
+                     f"chmod 440 /etc/sudoers.d/{user} && sleep 1 && date +%s")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    since = setup.stdout.strip().splitlines()[-1]
+    # The lab is converged already (as root): one run as the user, with every task checked and nothing to
+    # change, proves the plays reach root through sudo (a task without root would fail or report a change).
+    run = deploy(lab_.inventory, "--user", user, "--become", timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert recap(run.stdout)[HOST][1] == 0, f"the deploy as {user} changed something: {recap(run.stdout)}"
+    journal = lab_.ssh(HOST, f"journalctl --since @{since} --no-pager -o cat | grep -E 'Accepted publickey|COMMAND=' "
+                             "|| true").stdout
+    assert f"Accepted publickey for {user}" in journal, journal[-2000:]
+    assert f"{user} : " in journal and "USER=root" in journal, journal[-2000:]  # sudo to root by the user
+
+
 # -- Molecule scenarios per reference architecture (long: `make test-long` only) ---------------------------
 
 REPO = Path(__file__).resolve().parents[2]

@@ -90,7 +90,7 @@ def test_version_patterns(patterns: tuple[str, ...], version: str, expected: boo
 
 def test_the_2025_facts_from_the_documentation() -> None:
     m = compat.load().lts[2025]
-    assert not m.deployable
+    assert m.deployable
     assert m.java.versions.patterns == ("21",) and m.app_server.versions.patterns == ("10.1",)
     assert m.postgresql.recommended == "16" and m.postgresql.versions.matches("17")
     assert m.mongodb.recommended == "8" and not m.mongodb.versions.matches("4.2")
@@ -109,7 +109,7 @@ def test_the_2025_facts_from_the_documentation() -> None:
 
 
 def test_lookups_read_the_data() -> None:
-    assert set(MATRIX) == {2021, 2023}  # the LTS lines the roles deploy
+    assert set(MATRIX) == {2021, 2023, 2025}  # the LTS lines the roles deploy
     assert java_for(NuxeoVersion(2025, 0)) == "21" and java_for(NuxeoVersion(2023, 35)) == "17"
     assert not supports_kraft(NuxeoVersion(2025, 4)) and supports_kraft(NuxeoVersion(2025, 5))
     assert supports_kraft(NuxeoVersion(2023, 33)) and not supports_kraft(NuxeoVersion(2021, 40))
@@ -118,8 +118,9 @@ def test_lookups_read_the_data() -> None:
 def test_upgrading_to_2025_is_still_refused() -> None:
     from nxprovision.daytwo import check_upgrade
 
-    with pytest.raises(NxError, match="LTS 2025 is not supported yet: its deployment is coming"):
+    with pytest.raises(NxError, match="upgrading to Nuxeo LTS 2025 from an earlier LTS is not supported yet"):
         check_upgrade("2023.35", "2025.5", full_stop=True)
+    assert check_upgrade("2025.8", "2025.9") == "rolling"  # hotfixes within LTS 2025
 
 
 def test_the_committed_page_is_up_to_date() -> None:
@@ -150,12 +151,21 @@ def _error(lines: dict[str, list[str]], rule: str) -> str:
     return found[0]
 
 
-def test_2025_is_checked_and_refused_for_deployment_as_coming(make_inv, run_cli) -> None:
-    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7"})
+def test_2025_on_debian_13_with_coherent_settings_is_deployable(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian13"})
+    assert code == 0, lines
+    assert not [ln for ls in lines.values() for ln in ls if ln.startswith("ERROR")]
+
+
+def test_2025_nodes_on_debian_12_need_a_jdk_21_package(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12"})
     assert code == 2
-    line = _error(lines, "versions.nuxeo")
-    assert "cannot deploy Nuxeo LTS 2025 yet" in line and "deployment is coming" in line
-    assert [r for r, ls in lines.items() if any(ln.startswith("ERROR") for ln in ls)] == ["versions.nuxeo"]
+    line = _error(lines, "versions.java_os")
+    assert "Debian 12 (bookworm) has no OpenJDK 21 package" in line and M2025 in line
+    assert "run the Nuxeo nodes on debian13" in line and "common_java_package" in line
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12",
+                                                    "common_java_package": "temurin-21-jre"})
+    assert code == 0, lines
 
 
 def test_2025_with_java_17(make_inv, run_cli) -> None:
@@ -163,7 +173,7 @@ def test_2025_with_java_17(make_inv, run_cli) -> None:
     assert code == 2
     line = _error(lines, "versions.java")
     assert "Java 17 does not run Nuxeo LTS 2025, which needs JDK 21" in line and M2025 in line
-    assert "versions.nuxeo" in lines  # the deployment refusal is reported as well
+    assert "versions.nuxeo" not in lines  # LTS 2025 itself is deployable
 
 
 def test_2025_with_a_java_17_package(make_inv, run_cli) -> None:

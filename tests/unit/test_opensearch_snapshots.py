@@ -159,6 +159,30 @@ def _audit(node: Node, n: int) -> None:
     assert node.call("POST", "/_bulk?refresh=true", ndjson=bulk)[1]["errors"] is False
 
 
+def test_cluster_calls_answered_by_the_front_over_the_backends_indices(nodes, tmp_path) -> None:
+    """With a cluster view (opensearch_cluster), the front answers the cluster APIs from the backend's indices."""
+    from nxprovision.lab.standins.runtime import opensearch_cluster, opensearch_standin
+
+    node = nodes()
+    live = {"search1"}
+    view = opensearch_standin.cluster_view(
+        {"cluster.initial_cluster_manager_nodes": ["search1", "search2"], "discovery.seed_hosts": ["127.0.0.1", "x"]},
+        tmp_path, node.api.backend.address, "search1", "c-search", 9200)
+    view._alive = lambda host, _p: host == "x" and "search2" in live  # type: ignore[method-assign]
+    opensearch_snapshots.close_quietly(node.front)
+    node.front = opensearch_snapshots.serve_front(("127.0.0.1", 0), node.api.backend.address, node.api, None, view)
+    node.url = f"http://127.0.0.1:{node.front.server_address[1]}"
+    assert node.call("PUT", "/nuxeo", {"settings": {"number_of_shards": 2, "number_of_replicas": 1}})[0] == 200
+    assert node.call("GET", "/_cluster/health")[1]["status"] == "yellow"  # alone: the replicas have no node
+    live.add("search2")
+    assert node.call("GET", "/_cluster/health?wait_for_status=green&timeout=5s")[1]["status"] == "green"
+    assert isinstance(opensearch_cluster.Cluster, type)
+    status, rows = node.call("GET", "/_cat/allocation?format=json&h=node,shards")
+    assert status == 200 and {r["node"]: r["shards"] for r in rows} == {"search1": "2", "search2": "2"}
+    status, rows = node.call("GET", "/_cat/indices?format=json&h=index,pri,rep,status&expand_wildcards=all")
+    assert status == 200 and rows[0]["rep"] == "1", rows  # passed on to the backend
+
+
 def test_other_requests_pass_through_the_front(nodes) -> None:
     node = nodes()
     status, health = node.call("GET", "/_cluster/health")

@@ -70,9 +70,9 @@ def test_repository_hooks_cover_the_handled_components() -> None:
           "db": {"manager": "patroni"}}
     plan = removal_plan(nx, "h", HOOKS)
     assert plan["components"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
-    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "service.yml"]
-    assert plan["checks"] == ["loadbalancers", "patroni", "etcd"]
-    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd"]
+    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "opensearch.yml"]
+    assert plan["checks"] == ["loadbalancers", "patroni", "etcd", "opensearch"]
+    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
     for sub in ("", "check", "after"):  # every hook file is named after a component
         for f in (HOOKS / sub).glob("*.yml"):
             assert f.stem in REMOVE_ORDER or (sub == "" and f.stem == "service"), f
@@ -139,7 +139,7 @@ def test_last_load_balancer_needs_force_but_is_allowed_with_it() -> None:
 
 def test_runtime_refusals_ignore_force() -> None:
     # quorum and last-copy checks run on the hosts; none of them reads nx_remove_force
-    for name in ("etcd", "patroni", "postgresql", "loadbalancers"):
+    for name in ("etcd", "patroni", "postgresql", "loadbalancers", "opensearch"):
         text = (HOOKS / "check" / f"{name}.yml").read_text()
         assert "nx_remove_force" not in text, name
         flat = " ".join(text.split()).lower()
@@ -252,3 +252,140 @@ def test_patroni_check_refuses_when_no_member_answers(tmp_path: Path) -> None:
     nx = {"tls": {"ca_path": "/x"}, "db": {"patroni": {"rest_port": 1, "rest_tls": False, "members": members}}}
     rc, out = _run_hook(tmp_path, "patroni", nx)
     assert rc != 0 and "removing gone is refused" in out and "no member answered" in out, out
+
+
+# --------------------------------------------------------------------------- search node hooks, run for real
+# The hooks run on this machine (local connection) against the OpenSearch stand-in's front and cluster view, in
+# front of a small backend that lists the indices: `localhost` is the survivor they ask, `gone` the node removed.
+
+
+class _Indices:
+    """The backend behind the front: `_cat/indices` answers the given indices, the rest 404."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.rows = rows
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                data = json.dumps(outer.rows if self.path.startswith("/_cat/indices") else {}).encode()
+                self.send_response(200 if self.path.startswith("/_cat/indices") else 404)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = ("127.0.0.1", self.server.server_address[1])
+
+
+@pytest.fixture()
+def search_cluster(tmp_path: Path):
+    from nxprovision.lab.standins.runtime import opensearch_cluster, opensearch_snapshots
+
+    backend = _Indices([{"index": "nuxeo", "status": "open", "pri": "2", "rep": "1"}])
+    up = {"gone"}
+    holder: dict[str, Any] = {}
+
+    def cluster(members: list[str]) -> Any:
+        view = opensearch_cluster.Cluster(
+            node_name="localhost", cluster_name="c", members=[(m, "127.0.0.1" if m == "localhost" else m)
+                                                              for m in members],
+            http_port=0, state_file=tmp_path / "cluster.json",
+            indices=lambda: backend.rows, alive=lambda host, _p: host in up)
+        api = opensearch_snapshots.SnapshotApi(opensearch_snapshots.Backend(backend.address),
+                                               state_file=tmp_path / "repos.json", keystore=dict,
+                                               plugin_installed=False)
+        front = opensearch_snapshots.serve_front(("127.0.0.1", 0), backend.address, api, None, view)
+        holder.update(front=front, view=view)
+        return SimpleNamespace(view=view, port=front.server_address[1], backend=backend, up=up)
+
+    yield cluster
+    opensearch_snapshots.close_quietly(holder.get("front"))
+    backend.server.shutdown()
+
+
+def _search_nx(port: int, hosts: list[str]) -> dict[str, Any]:
+    return {"hosts": {h: {"address": "127.0.0.1" if h == "localhost" else "127.0.0.9"} for h in hosts},
+            "search": {"hosts": hosts, "http_port": port, "tls": False, "ca_file": "",
+                       "security": {"enabled": False, "users": {"admin": {"secret": "search_admin_pw"}}}}}
+
+
+def _run_search_hooks(tmp_path: Path, hooks: list[str], nx: dict[str, Any], **extra: Any) -> tuple[int, str]:
+    import json
+    import subprocess
+    import sys
+
+    pb = tmp_path / "pb.yml"
+    pb.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"nx_remove_host": "gone", "nx_remove_force": True, "nx_remove_unreachable": False, "nx": nx,
+                 # long: Ansible masks a no_log value wherever it appears in a result, keys included
+                 "search_admin_pw": "search-admin-test-password", **extra},
+        "tasks": [{"ansible.builtin.include_tasks": str(HOOKS / h)} for h in hooks],
+    }]))
+    inv = tmp_path / "inv"
+    inv.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    bindir = Path(sys.executable).parent
+    out = subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inv), str(pb)], capture_output=True, text=True,
+                         timeout=240, env={"PATH": f"{bindir}:/usr/bin:/bin", "ANSIBLE_LOCALHOST_WARNING": "false",
+                                           "ANSIBLE_NOCOLOR": "1", "HOME": str(tmp_path)})
+    return out.returncode, json.dumps(out.stdout + out.stderr)
+
+
+def test_search_check_refuses_when_the_nodes_left_cannot_hold_the_replicas(tmp_path: Path, search_cluster) -> None:
+    c = search_cluster(["localhost", "gone"])
+    rc, out = _run_search_hooks(tmp_path, ["check/opensearch.yml"], _search_nx(c.port, ["localhost", "gone"]))
+    assert rc != 0 and "removing gone is refused: 1 search node(s) would be left" in out, out
+    assert "keeps 2 copies" in out and "--force does not lift this" in out, out
+    assert c.view.settings["persistent"] == {} and c.view.voting_exclusions == []  # nothing touched
+
+
+def test_search_check_refuses_while_a_copy_is_missing(tmp_path: Path, search_cluster) -> None:
+    c = search_cluster(["localhost", "gone", "third"])  # `third` does not answer: its copies are missing
+    c.backend.rows[0]["rep"] = "2"
+    rc, out = _run_search_hooks(tmp_path, ["check/opensearch.yml"],
+                                _search_nx(c.port, ["localhost", "gone", "third", "fourth"]))
+    assert rc != 0 and "the search cluster is yellow" in out and "may hold the last one" in out, out
+
+
+def test_search_check_refuses_when_no_survivor_answers(tmp_path: Path) -> None:
+    rc, out = _run_search_hooks(tmp_path, ["check/opensearch.yml"], _search_nx(1, ["gone", "m2"]))
+    assert rc != 0 and "no other search node answers" in out, out
+
+
+def test_search_node_dead_is_waited_out_and_its_exclusions_lifted(tmp_path: Path, search_cluster) -> None:
+    """--unreachable: the check accepts a yellow cluster, the removal never excludes or stops the dead node but
+    waits until the cluster dropped it; the after hook lifts the exclusions (an older one of the node included)."""
+    c = search_cluster(["localhost", "gone", "third"])
+    c.up.add("third")
+    c.view.put_settings({"persistent": {"cluster.routing.allocation.exclude._name": "gone,other"}})
+    c.up.discard("gone")  # powered off
+    nx = _search_nx(c.port, ["localhost", "gone", "third"])
+    rc, out = _run_search_hooks(tmp_path, ["check/opensearch.yml", "opensearch.yml"], nx, nx_remove_unreachable=True)
+    assert rc == 0, out
+    assert c.view.voting_exclusions == ["gone"]
+    nx_after = _search_nx(c.port, ["localhost", "third"])
+    rc, out = _run_search_hooks(tmp_path, ["after/opensearch.yml"], nx_after, nx_remove_search_peer="localhost")
+    assert rc == 0, out
+    assert c.view.settings["persistent"] == {"cluster.routing.allocation.exclude._name": "other"}
+    assert c.view.voting_exclusions == []
+
+
+def test_search_removal_drains_before_it_stops() -> None:
+    (block,) = yaml.safe_load((HOOKS / "opensearch.yml").read_text())
+    names = [t["name"] for t in block["block"]]
+    assert names.index("Exclude the node from shard allocation") < names.index("Wait until the node holds no shard") \
+        < names.index("Stop and disable OpenSearch") < names.index("Wait until the cluster no longer lists the node")
+    stop = next(t for t in block["block"] if t["name"] == "Stop and disable OpenSearch")
+    assert stop["when"] == "not nx_remove_unreachable | bool" and stop["delegate_to"] == "{{ nx_remove_host }}"

@@ -17,8 +17,8 @@ from nxprovision.model.artifacts import archive_root_dir
 
 log = logging.getLogger(__name__)
 
-NUXEO_VERSIONS = ("2023.34", "2023.35")
-PACKAGES = ("nuxeo-web-ui", "amazon-s3-online-storage")
+# LTS 2025 with two hotfix levels, for upgrades within the line
+NUXEO_VERSIONS = ("2023.34", "2023.35", "2025.8", "2025.9")
 BACKEND = "nxprovision's Nuxeo stand-in"
 
 
@@ -29,7 +29,8 @@ def layout() -> ModuleType | None:
     except ImportError as e:
         log.warning("Nuxeo stand-in not available (%s): the mirror is built without Nuxeo archives", e)
         return None
-    missing = [n for n in ("write_distribution", "write_package", "PYTHON_DEPS") if not hasattr(mod, n)]
+    missing = [n for n in ("write_distribution", "write_package", "package_names", "PYTHON_DEPS")
+               if not hasattr(mod, n)]
     if missing:
         log.warning("Nuxeo stand-in layout lacks %s: the mirror is built without Nuxeo archives", missing)
         return None
@@ -80,7 +81,7 @@ def specs() -> list[ArchiveSpec]:
                 backend=BACKEND,
             )
         )
-        for name in PACKAGES:
+        for name in mod.package_names(v):
             out.append(
                 ArchiveSpec(
                     product="nuxeo_package",

@@ -12,7 +12,7 @@ from nxprovision.model.artifacts import archive_root_dir
 REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
 BACKEND = "osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory, one node, no persistence"
 RUNTIME = ("opensearch_standin.py", "opensearch_snapshots.py", "opensearch_keystore.py", "opensearch_security.py",
-           "confparse.py", "javaprops.py", "standin_common.py")
+           "opensearch_cluster.py", "confparse.py", "javaprops.py", "standin_common.py")
 # The Nuxeo stand-in's S3 client (SigV4) and Java trust store reader, reused by the snapshot API.
 SHARED = (HERE / "nuxeo" / "runtime" / "s3.py", HERE / "nuxeo" / "runtime" / "truststore.py")
 # The lab's archive comes with the repository-s3 plugin installed: nxprovision documents it as a prerequisite of

@@ -328,6 +328,9 @@ def actions(method: str, parts: list[str], body: bytes) -> list[tuple[str, list[
             return [("cluster:monitor/health", [])]
         if sub == "stats":
             return [("cluster:monitor/stats", [])]
+        if sub == "voting_config_exclusions":
+            kind = "clear_exclusions" if m == "DELETE" else "add_exclusions"
+            return [(f"cluster:admin/voting_config/{kind}", [])]
         return [("cluster:monitor/state", [])]
     if head == "_snapshot":
         if len(parts) <= 2:

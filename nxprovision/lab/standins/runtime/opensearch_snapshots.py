@@ -35,7 +35,9 @@ from typing import Any
 if __package__:
     from ..nuxeo.runtime import s3 as s3mod
     from ..nuxeo.runtime import truststore
+    from . import opensearch_cluster
 else:
+    import opensearch_cluster  # type: ignore[no-redef]
     import s3 as s3mod  # type: ignore[no-redef]
     import truststore  # type: ignore[no-redef]
 
@@ -501,6 +503,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         path, _, query = self.path.partition("?")
         parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
+        cluster = self.server.cluster
+        if cluster is not None and opensearch_cluster.is_cluster_call(parts):
+            q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+            try:
+                payload = json.loads(body) if body.strip() else {}
+            except ValueError:
+                status, answer = 400, ApiError(400, "parse_exception", "request body is not JSON").body()
+            else:
+                status, answer = cluster.handle(self.command, parts, q, payload)
+            text = json.dumps(answer, indent=2 if "pretty" in q else None).encode()
+            self._send(status, [("Content-Type", "application/json; charset=UTF-8")], text)
+            return
         api = parts[:1] == ["_snapshot"] or (parts[:1] == ["_nodes"] and parts[-1:] == ["reload_secure_settings"])
         if api:
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
@@ -551,16 +565,17 @@ class _FrontServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
-                 security: Any = None) -> None:
+                 security: Any = None, cluster: Any = None) -> None:
         self.backend, self.api, self.local, self.security = backend, api, threading.local(), security
+        self.cluster = cluster
         super().__init__(listen, _Handler)
 
 
 def serve_front(listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
-                security: Any = None) -> _FrontServer:
+                security: Any = None, cluster: Any = None) -> _FrontServer:
     """The REST port (or the loopback port behind the TLS listener): the security plugin's checks (when given),
-    the snapshot API here, the rest passed on."""
-    server = _FrontServer(listen, backend, api, security)
+    the snapshot API and the cluster view (opensearch_cluster, when given) here, the rest passed on."""
+    server = _FrontServer(listen, backend, api, security, cluster)
     threading.Thread(target=server.serve_forever, name="rest-front", daemon=True).start()
     return server
 

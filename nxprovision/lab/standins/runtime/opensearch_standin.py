@@ -18,12 +18,21 @@ from typing import Any
 BASE = Path(__file__).resolve().parents[2]
 if __package__:
     # imported from the nxprovision source tree (unit tests)
-    from . import confparse, javaprops, opensearch_keystore, opensearch_security, opensearch_snapshots, standin_common
+    from . import (
+        confparse,
+        javaprops,
+        opensearch_cluster,
+        opensearch_keystore,
+        opensearch_security,
+        opensearch_snapshots,
+        standin_common,
+    )
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
     sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
+    import opensearch_cluster  # type: ignore[no-redef]
     import opensearch_keystore  # type: ignore[no-redef]
     import opensearch_security  # type: ignore[no-redef]
     import opensearch_snapshots  # type: ignore[no-redef]
@@ -168,6 +177,25 @@ def snapshot_api(s: dict[str, Any], conf_dir: Path, opts: list[str], data: Path,
     )
 
 
+def cluster_view(s: dict[str, Any], data: Path, backend: tuple[str, int], node: str, cluster: str,
+                 port: int) -> Any:
+    """The cluster APIs over the configured nodes: names of cluster.initial_cluster_manager_nodes, paired in order
+    with discovery.seed_hosts (the lab's nodes are separate servers; see opensearch_cluster)."""
+    names = confparse.as_list(s.get("cluster.initial_cluster_manager_nodes")
+                              or s.get("cluster.initial_master_nodes"))
+    seeds = [h.rsplit(":", 1)[0] if h.count(":") == 1 else h for h in confparse.as_list(s.get("discovery.seed_hosts"))]
+    members = list(zip(names, seeds, strict=False)) if len(names) == len(seeds) else []
+    api = opensearch_snapshots.Backend(backend)
+
+    def indices() -> list[dict[str, Any]]:
+        return list(api.ok("GET", "/_cat/indices?format=json&expand_wildcards=all"))
+
+    return opensearch_cluster.Cluster(
+        node_name=node, cluster_name=cluster, members=members, http_port=port,
+        state_file=data / "standin-cluster-settings.json", indices=indices,
+        alive=lambda host, p: standin_common.port_open(host, p, timeout=0.5))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="opensearch")
     ap.add_argument("-d", "--daemonize", action="store_true")
@@ -262,7 +290,8 @@ def main(argv: list[str]) -> int:
         return standin_common.port_open(*backend)
 
     def on_ready() -> None:
-        opensearch_snapshots.serve_front(front, backend, api, security)
+        view = cluster_view(s, data, backend, node, cluster, port)
+        opensearch_snapshots.serve_front(front, backend, api, security, view)
         if security is not None:
             # securityadmin (1.x) talks to the transport port with the admin certificate: mutual TLS
             cert, key, cas = transport_tls(s, conf_dir)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,11 @@ DB_TEMPLATE_MONGO = "mongodb"
 # nuxeo.conf keys a PostgreSQL template needs from the operator; the template's own values are
 # placeholders (localhost / "password") that Nuxeo's DB check would fail to log in with.
 SQL_REQUIRED_KEYS = ("nuxeo.db.host", "nuxeo.db.name", "nuxeo.db.user", "nuxeo.db.password")
+# Since LTS 2025 these keys have no effect (the search client and audit store are packages with keys of their
+# own: doc.nuxeo.com/nxdoc/upgrade-from-lts-2023-to-lts-2025/); the stand-in logs them and never uses them.
+DEAD_KEY_PREFIXES_2025 = ("elasticsearch.", "audit.elasticsearch.")
+# The JDK each LTS needs (doc.nuxeo.com compatibility matrix); lines before 2025 are not checked by the stand-in.
+JAVA_BY_LTS = {2025: 21}
 SECRET_HINTS = ("password", "secret", "secretkey", "token", "jaas.config", "status.key")
 _SUBST = re.compile(r"\$\{([^}]+)\}")
 
@@ -263,9 +270,65 @@ def load(home: Path, conf_path: Path | None = None, env: dict[str, str] | None =
     )
 
 
+def lts_of(cfg: NuxeoConfig) -> int:
+    """The LTS line of this distribution (org.nuxeo.ecm.product.version: 2025.9 -> 2025; 0 when unknown)."""
+    head = cfg.get("org.nuxeo.ecm.product.version").split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def search_client_key(cfg: NuxeoConfig) -> str:
+    """LTS 2025: the installed search client package's key (template <key>-search-client), '' = none."""
+    for name in cfg.templates:
+        if Path(name).name.endswith("-search-client"):
+            return Path(name).name[: -len("-search-client")]
+    return ""
+
+
+def audit_backend_key(cfg: NuxeoConfig) -> str:
+    """LTS 2025: the installed audit package's key (template <key>-audit), '' = the in-memory store."""
+    for name in cfg.templates:
+        if Path(name).name.endswith("-audit"):
+            return Path(name).name[: -len("-audit")]
+    return ""
+
+
+def dead_keys(cfg: NuxeoConfig) -> list[str]:
+    """nuxeo.conf keys that LTS 2025 ignores (set by the operator, not by a template default)."""
+    return sorted(k for k in cfg.user if k.startswith(DEAD_KEY_PREFIXES_2025) or k == "elasticsearch.enabled")
+
+
+def _java_major(env: dict[str, str]) -> tuple[int | None, str]:
+    """The major version of the JVM the launcher would run: $JAVA_HOME/bin/java, else `java` on PATH."""
+    java_home = env.get("JAVA_HOME", "")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java", path=env.get("PATH"))
+    if not java or not Path(java).exists():
+        return None, "no java executable (JAVA_HOME unset and no java on PATH)"
+    home = Path(os.path.realpath(java)).parent.parent
+    release = home / "release"
+    text = ""
+    if release.is_file():
+        m = re.search(r'^JAVA_VERSION="([^"]+)"', release.read_text(errors="replace"), re.M)
+        text = m.group(1) if m else ""
+    if not text:
+        try:
+            out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, f"{java} -version failed: {e}"
+        m = re.search(r'version "([^"]+)"', out.stderr + out.stdout)
+        text = m.group(1) if m else ""
+    head = text.split(".", 1)[0]
+    return (int(head) if head.isdigit() else None), f"{java} ({text or 'unknown version'})"
+
+
 def refusals(cfg: NuxeoConfig) -> list[str]:
     """Configuration Nuxeo would not start with, plus what the stand-in itself cannot serve."""
     problems: list[str] = []
+    lts = lts_of(cfg)
+    need = JAVA_BY_LTS.get(lts)
+    if need:
+        major, what = _java_major(cfg.env)
+        if major is None or major < need:
+            problems.append(f"Nuxeo {lts} needs Java {need}: the JVM found is {what}")
     db_type = cfg.get("nuxeo.db.type")
     if cfg.has_template("postgresql") or db_type == "postgresql":
         missing = [k for k in SQL_REQUIRED_KEYS if not cfg.user_set(k)]
@@ -292,12 +355,31 @@ def refusals(cfg: NuxeoConfig) -> list[str]:
             "nuxeo.cluster.enabled=true needs a shared binary store: install amazon-s3-online-storage "
             "(template s3binaries) or set nuxeo.binarystores.root to a shared mount"
         )
-    if cfg.flag("elasticsearch.enabled", True) and not split_list(cfg.get("elasticsearch.addressList")):
+    if lts >= 2025:
+        problems.extend(_refusals_2025(cfg, cluster))
+    elif cfg.flag("elasticsearch.enabled", True) and not split_list(cfg.get("elasticsearch.addressList")):
         problems.append(
             "elasticsearch.addressList is empty: the embedded Elasticsearch is not available in the stand-in"
         )
     if not cfg.get("nuxeo.server.http.port").strip().isdigit():
         problems.append(f"nuxeo.server.http.port is not a port number: {cfg.get('nuxeo.server.http.port')!r}")
+    return problems
+
+
+def _refusals_2025(cfg: NuxeoConfig, cluster: bool) -> list[str]:
+    problems: list[str] = []
+    client = search_client_key(cfg)
+    if client and not split_list(cfg.get(f"nuxeo.{client}.client.server")):
+        problems.append(f"search client {client} is installed but nuxeo.{client}.client.server is empty")
+    audit = audit_backend_key(cfg)
+    if cluster and not audit:
+        problems.append(
+            "nuxeo.cluster.enabled=true without an audit backend package: the default audit store is in memory "
+            "(testing purpose only) and each node would keep its own; install nuxeo-audit-<backend>"
+        )
+    if audit and audit != client:
+        problems.append(f"audit package {audit} stores in the search cluster through search client {audit}, "
+                        f"which is not installed (installed: {client or 'none'}): the stand-in has no other store")
     return problems
 
 

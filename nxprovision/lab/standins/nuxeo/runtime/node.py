@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nxql
-from .conf import NuxeoConfig, split_list
+from .conf import NuxeoConfig, audit_backend_key, dead_keys, lts_of, search_client_key, split_list
 from .repository import Doc, MongoRepository, PostgresRepository, Repository, hash_password, verify_password
 from .s3 import S3Client
 from .search import AUDIT_MAPPING, DOC_MAPPING, SearchClient
@@ -139,35 +139,16 @@ class Node:
         self._threads: list[threading.Thread] = []
         self.repo: Repository = self._make_repo()
         self.blobs = BlobStore(cfg)
-        self.search_enabled = cfg.flag("elasticsearch.enabled", True)
-        addresses = split_list(cfg.get("elasticsearch.addressList"))
-        search_ctx = None
-        if any(a.startswith("https://") for a in addresses):
-            store = (cfg.get("elasticsearch.restClient.truststore.path"),
-                     cfg.get("elasticsearch.restClient.truststore.password"),
-                     cfg.get("elasticsearch.restClient.truststore.type"))
-            search_ctx = client_context(*store)
-            if not cfg.flag("elasticsearch.restClient.ssl.certificate.verification", True):
-                search_ctx.check_hostname = False
-                search_ctx.verify_mode = ssl.CERT_NONE
-                log.warning("elasticsearch.restClient.ssl.certificate.verification=false: search certificates "
-                            "are NOT verified")
-            log.info("search cluster %s over TLS, verified with %s", ",".join(addresses),
-                     describe(store[0], store[2]))
-        self.search = (
-            SearchClient(
-                addresses,
-                cfg.get("elasticsearch.restClient.username"),
-                cfg.get("elasticsearch.restClient.password"),
-                timeout=cfg.number("elasticsearch.restClient.socketTimeoutMs", 121000) / 1000,
-                context=search_ctx,
-            )
-            if addresses
-            else None
-        )
-        self.index_name = cfg.get("elasticsearch.indexName") or "nuxeo"
-        self.audit_enabled = cfg.flag("audit.elasticsearch.enabled")
-        self.audit_index = cfg.get("audit.elasticsearch.indexName") or f"{self.index_name}-audit"
+        self.lts = lts_of(cfg)
+        self.registered_file = cfg.path("nuxeo.data.dir", "nxserver/data") / "instance.clid"
+        # an unregistered hotfixed LTS 2025 server stops after this many commits (Nuxeo: 100k)
+        self.commit_limit = int(cfg.number("nuxeo.standin.unregistered.commit.limit", 100000))
+        self.commits = 0
+        self.on_commit_limit: Any = None
+        if self.lts >= 2025:
+            self._search_settings_2025(cfg)
+        else:
+            self._search_settings(cfg)
         self.stream: WorkStream | None = None
         if cfg.flag("kafka.enabled"):
             threads = int(cfg.number("nuxeo.work.queue.common.threads", 4))
@@ -180,6 +161,79 @@ class Node:
                 kafka_client_config(cfg),
             )
         self._local_work = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="work")
+
+    def _search_settings(self, cfg: NuxeoConfig) -> None:
+        """Up to LTS 2023: the built-in client, elasticsearch.* and audit.elasticsearch.* keys."""
+        self.search_enabled = cfg.flag("elasticsearch.enabled", True)
+        self.search = self._search_client(
+            split_list(cfg.get("elasticsearch.addressList")), "elasticsearch.restClient.",
+            (cfg.get("elasticsearch.restClient.truststore.path"),
+             cfg.get("elasticsearch.restClient.truststore.password"),
+             cfg.get("elasticsearch.restClient.truststore.type")),
+            cfg.flag("elasticsearch.restClient.ssl.certificate.verification", True))
+        self.index_name = cfg.get("elasticsearch.indexName") or "nuxeo"
+        self.replicas = int(cfg.number("elasticsearch.indexNumberOfReplicas", 1))
+        self.shards = int(cfg.number("elasticsearch.indexNumberOfShards", 5))
+        self.audit_enabled = cfg.flag("audit.elasticsearch.enabled")
+        self.audit_index = cfg.get("audit.elasticsearch.indexName") or f"{self.index_name}-audit"
+
+    def _search_settings_2025(self, cfg: NuxeoConfig) -> None:
+        """LTS 2025: the search client and the audit store come from packages (templates <key>-search-client,
+        <key>-audit) with keys of their own; elasticsearch.* and audit.elasticsearch.* have no effect."""
+        for key in dead_keys(cfg):
+            log.warning("%s has no effect since Nuxeo LTS 2025 (ignored)", key)
+        client = search_client_key(cfg)
+        self.search_enabled = bool(client)
+        prefix = f"nuxeo.{client}.client."
+        self.search = self._search_client(
+            split_list(cfg.get(prefix + "server")) if client else [], prefix,
+            (cfg.get(prefix + "trustStorePath"), cfg.get(prefix + "trustStorePassword"),
+             cfg.get(prefix + "trustStoreType")),
+            cfg.flag(prefix + "sslCertificateVerification", True))
+        index = f"nuxeo.search.client.default.{client}."
+        self.index_name = cfg.get(index + "index.name") or "nuxeo"
+        self.replicas = int(cfg.number(index + "index.numberOfReplicas", 1))
+        self.shards = int(cfg.number(index + "index.numberOfShards", 5))
+        audit = audit_backend_key(cfg)
+        self.audit_enabled = bool(audit) and audit == client
+        self.audit_index = cfg.get(f"nuxeo.audit.backend.default.{audit}.index.name") or f"{self.index_name}-audit"
+        if client:
+            log.info("search client %s (index %s), audit store %s", client, self.index_name,
+                     audit or "in memory (no audit package: testing purpose only)")
+        else:
+            log.warning("no search client package: only the limited repository search client runs")
+
+    def _search_client(self, addresses: list[str], prefix: str, store: tuple[str, str, str],
+                       verify: bool) -> SearchClient | None:
+        if not addresses:
+            return None
+        search_ctx = None
+        if any(a.startswith("https://") for a in addresses):
+            search_ctx = client_context(*store)
+            if not verify:
+                search_ctx.check_hostname = False
+                search_ctx.verify_mode = ssl.CERT_NONE
+                log.warning("%sssl certificate verification off: search certificates are NOT verified", prefix)
+            log.info("search cluster %s over TLS, verified with %s", ",".join(addresses),
+                     describe(store[0], store[2]))
+        return SearchClient(
+            addresses,
+            self.cfg.get(prefix + "username"),
+            self.cfg.get(prefix + "password"),
+            timeout=self.cfg.number(prefix + "socketTimeoutMs", 121000) / 1000,
+            context=search_ctx,
+        )
+
+    def count_commit(self) -> None:
+        """Nuxeo stops an unregistered hotfixed LTS 2025 server after its commit limit; a CLID registers it."""
+        if self.lts < 2025:
+            return
+        self.commits += 1
+        if self.commits >= self.commit_limit and not self.registered_file.is_file():
+            log.error("this unregistered instance reached %d commits: register it (a CLID) to keep it running; "
+                      "stopping", self.commits)
+            if self.on_commit_limit:
+                self.on_commit_limit()
 
     def _make_repo(self) -> Repository:
         c = self.cfg
@@ -215,8 +269,8 @@ class Node:
                 "Registering binary manager 'default' using S3BinaryManager (bucket %s)", self.blobs.s3.bucket
             )
         if self.search_enabled and self.search:
-            shards = int(self.cfg.number("elasticsearch.indexNumberOfShards", 5))
-            replicas = int(self.cfg.number("elasticsearch.indexNumberOfReplicas", 1))
+            shards = self.shards
+            replicas = self.replicas
             status = self.search.health()
             if status not in ("green", "yellow"):
                 raise RuntimeError(f"search cluster health is {status}")
@@ -468,6 +522,7 @@ class Node:
         self.audit("documentRemoved", doc)
 
     def after_change(self, doc: Doc, event: str, changed_blobs: list[str]) -> None:
+        self.count_commit()
         self.index(doc)
         self.audit(event, doc)
         for xpath in changed_blobs:
@@ -530,6 +585,15 @@ class Node:
             "extended": {"nodeId": self.node_id},
         }
         self.search.index(self.audit_index, uuid.uuid4().hex, entry, refresh=False)
+
+    def audit_entries(self, doc: Doc) -> list[dict[str, Any]]:
+        """The document's audit entries, newest first (the @audit adapter)."""
+        if not (self.search_enabled and self.search and self.audit_enabled):
+            return []
+        # docUUID is mapped dynamically (text): match it, then keep the exact ids
+        body = {"query": {"match": {"docUUID": doc.id}}, "size": 1000, "sort": [{"id": {"order": "desc"}}]}
+        res = self.search.search(self.audit_index, body)
+        return [h["_source"] for h in res["hits"]["hits"] if h["_source"].get("docUUID") == doc.id]
 
     def query(
         self, text: str, page_size: int, page: int, sort_by: str = "", sort_order: str = ""

@@ -1,5 +1,7 @@
 """OpenSearch / Elasticsearch REST client over urllib, spreading requests round-robin over
-`elasticsearch.addressList` and failing over to the next address when one cannot be reached."""
+`elasticsearch.addressList` and failing over to the next address when one cannot be reached or answers 502, 503
+or 504 (a node stopping, a proxy without its backend), as the Elasticsearch/OpenSearch low-level REST client
+retries those on another node."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from typing import Any
 log = logging.getLogger("nuxeo.search")
 
 # Nuxeo keeps every string as a keyword (exact NXQL `=`) with a text sub-field for full text;
+# Answers the low-level REST client retries on the next node rather than returning them.
+RETRY_ON_NEXT = (502, 503, 504)
 # `ecm:fulltext` is the text Nuxeo copies title, description and extracted blob text into.
 DOC_MAPPING: dict[str, Any] = {
     "dynamic_templates": [
@@ -93,7 +97,13 @@ class SearchClient:
                     log.error("search node %s: TLS certificate refused: %s", base, getattr(e, "reason", e))
                 last = e  # unreachable node: try the next address
                 continue
-            payload = json.loads(text) if text else {}
+            if status in RETRY_ON_NEXT and status not in ok:
+                last = SearchError(status, text[:200].decode(errors="replace"))
+                continue
+            try:
+                payload = json.loads(text) if text else {}
+            except ValueError:
+                raise SearchError(status, f"not JSON: {text[:200]!r}") from None
             if status not in ok:
                 raise SearchError(status, json.dumps(payload)[:300])
             return payload

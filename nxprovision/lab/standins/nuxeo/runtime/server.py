@@ -58,6 +58,7 @@ def run(home: Path, conf_path: Path) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         node = Node(cfg)
+        node.on_commit_limit = stop.set
         bind = cfg.get("nuxeo.bind.address") or "0.0.0.0"
         port = int(cfg.get("nuxeo.server.http.port"))
         transient = (

@@ -422,6 +422,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.json(200, self.page([node.render(d, base) for d in kids], len(kids), len(kids) or 1, 0, 1))
         if adapter.startswith("blob/") and m == "GET":
             return self.send_blob(doc, adapter[len("blob/") :])
+        if adapter == "audit" and m == "GET":
+            entries = node.audit_entries(doc)
+            return self.json(200, {"entity-type": "logEntries", "entries": entries})
         if adapter:
             raise NotFound("@" + adapter)
         if m == "GET":

@@ -1,0 +1,120 @@
+"""Monitoring on the single architecture (issue 20, first slice): the one host also runs the `monitoring` group.
+
+Deployed from nothing into a one-host lab, then checked from outside: Prometheus, Alertmanager and the node
+exporter refuse a request without credentials (401) over TLS verified with the cluster CA, Prometheus reports every
+target of the model up and has loaded the alert rules, and a second deploy changes nothing. Its own lab and two
+full deploys: `slow`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from cluster_checks import Deployed, recap, wait_for
+from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+NAME = lab_name("nxmon")
+HOST = "nuxeo1"
+
+
+@pytest.fixture(scope="module")
+def monitored() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]]:
+    require_lab_machine()
+    try:
+        lab_ = bring_up(NAME, "--architecture", "single")
+        hosts_yml = lab_.inventory / "hosts.yml"
+        data = yaml.safe_load(hosts_yml.read_text())
+        data["all"]["children"]["monitoring"] = {"hosts": {HOST: None}}
+        hosts_yml.write_text(yaml.safe_dump(data, sort_keys=False))
+        first = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain")
+        second = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain") if first.returncode == 0 \
+            else first
+        yield lab_, first, second
+    finally:
+        lab("down", "--name", NAME, check=False)
+
+
+def _get(url: str, ca: str, auth: tuple[str, str] | None) -> tuple[int, Any]:
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
+            body = r.read()
+            return r.status, json.loads(body) if body.startswith((b"{", b"[")) else body
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _setup(lab_: Lab) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
+    d = Deployed.load(lab_.inventory)
+    m = d.cluster.derived["monitoring"]
+    ca = str(lab_.inventory / d.cluster.derived["tls"]["ca_cert_file"])
+    return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))
+
+
+def test_first_deploy_converges(monitored) -> None:
+    _lab, first, _ = monitored
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+
+
+def test_every_service_wants_credentials(monitored) -> None:
+    lab_, first, _ = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = _setup(lab_)
+    assert m["scheme"] == "https"
+    for url in (m["prometheus_url"] + "/api/v1/targets", m["alertmanager_url"] + "/api/v2/status",
+                f"https://{m['node_exporter_bind'][HOST]}/metrics"):
+        assert _get(url, ca, None)[0] == 401, url
+        assert _get(url, ca, ("monitoring", "wrong"))[0] == 401, url
+        assert _get(url, ca, auth)[0] == 200, url
+    # HAProxy's exporter: behind the stats page's password
+    lb = next(j for j in m["jobs"] if j["name"] == "haproxy")["targets"][0]["address"]
+    assert _get(f"https://{lb}/metrics", ca, None)[0] == 401
+    # the node exporter listens on the cluster address only
+    listening = lab_.ssh(HOST, "ss -Hltn 'sport = :9100'").stdout
+    assert f"{d.address(HOST)}:9100" in listening and "0.0.0.0:9100" not in listening and "*:9100" not in listening
+
+
+def test_prometheus_reports_every_target_up(monitored) -> None:
+    lab_, first, _ = monitored
+    assert first.returncode == 0
+    _d, m, ca, auth = _setup(lab_)
+    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
+    assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy"}
+
+    def all_up() -> Any:
+        code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        assert code == 200, code
+        active = body["data"]["activeTargets"]
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
+        assert set(seen) == expected, seen
+        return seen if all(h == "up" for h in seen.values()) else None
+
+    wait_for(all_up, 120, "every scrape target up", interval=5)
+    code, body = _get(m["prometheus_url"] + "/api/v1/rules", ca, auth)
+    names = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
+    assert code == 200 and {"NxTargetDown", "NxFrontNodeOutOfPool", "NxCertificateExpiring"} <= names
+    # the certificate expiry metrics reach Prometheus through the node exporter's textfile collector
+    query = m["prometheus_url"] + "/api/v1/query?query=nxprovision_tls_certificate_not_after_timestamp_seconds"
+    wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "certificate expiry metrics", interval=5)
+
+
+def test_second_deploy_changes_nothing(monitored) -> None:
+    _lab, first, second = monitored
+    assert first.returncode == 0
+    assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
+    hosts = recap(second.stdout)
+    changed = {h: v[1] for h, v in hosts.items() if v[1]}
+    assert not changed, (changed, [ln for ln in second.stdout.splitlines() if ln.startswith("changed:")][-20:])
