@@ -1,4 +1,7 @@
-"""The compact cluster as a security review sees it from outside: what listens where (issue 14)."""
+"""The compact cluster as a security review sees it from outside: what listens where (issue 14).
+
+Runs on the session's shared compact lab (conftest.compact_cluster), the one test_deploy_compact deploys.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import subprocess
 
 import pytest
 from conftest import Lab
+from listeners import Listener, beyond_cluster, parse_ss
 
 pytestmark = pytest.mark.lab
 
@@ -18,19 +22,10 @@ WILDCARD_ALLOWED = {
 }
 
 
-def _listeners(lab_: Lab, host: str) -> list[tuple[str, str, str]]:
-    """(address, port, process) of every listening TCP socket of a lab host."""
+def _listeners(lab_: Lab, host: str) -> list[Listener]:
     r = lab_.ssh(host, "ss -Hltnp")
     assert r.returncode == 0, r.stderr
-    out = []
-    for line in r.stdout.splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        addr, _, port = fields[3].rpartition(":")
-        proc = fields[5].split('"')[1] if len(fields) > 5 and '"' in fields[5] else "?"
-        out.append((addr.strip("[]"), port, proc))
-    return out
+    return parse_ss(r.stdout)
 
 
 def test_every_service_listens_on_the_cluster_address_only(compact_cluster: Deployment) -> None:
@@ -38,12 +33,9 @@ def test_every_service_listens_on_the_cluster_address_only(compact_cluster: Depl
     assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
     wide, seen = [], 0
     for h in lab_.status["hosts"]:
-        for addr, port, proc in _listeners(lab_, h["host"]):
-            seen += 1
-            if addr in (h["ip"], "::1") or addr.startswith("127."):
-                continue
-            if proc in WILDCARD_ALLOWED:
-                continue
-            wide.append(f"{h['host']}: {proc} on {addr}:{port}")
+        listeners = _listeners(lab_, h["host"])
+        seen += len(listeners)
+        print(f"{h['host']} ({h['ip']}):", ", ".join(map(str, listeners)))
+        wide += [f"{h['host']}: {ln}" for ln in beyond_cluster(listeners, h["ip"], set(WILDCARD_ALLOWED))]
     assert seen > 2 * len(lab_.status["hosts"]), "too few listeners seen: is ss reading the hosts?"
     assert wide == [], "listening beyond the cluster address:\n" + "\n".join(wide)
