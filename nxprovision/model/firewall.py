@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from nxprovision.model.cluster import Cluster
 
 ANY = "any"  # a port open to every source (the public frontend, sshd)
+LOOPBACK = "loopback"  # a port bound to loopback only: no rule at all
 
 # SeaweedFS's gRPC port of each server is its HTTP port + 10000 (the role leaves SeaweedFS's default offsets).
 SEAWEEDFS_GRPC_OFFSET = 10000
@@ -53,7 +54,7 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
     return {
         # users reach Nuxeo through the load balancers; without any, directly
         "nuxeo_http_port": lbs or [ANY],
-        "nuxeo_tomcat_admin_port": [],  # loopback only
+        "nuxeo_tomcat_admin_port": [LOOPBACK],
         "postgresql_port": list(db.get("hba_clients", [])) + list(db.get("replication_clients", []))
         + addr(c.db_hosts),
         "mongodb_port": nuxeo + addr(c.db_hosts),
@@ -119,6 +120,8 @@ def firewall(c: Cluster) -> dict[str, Any]:
             allowed = sources.get(key)
             if allowed is None:
                 allowed = [h.address for h in c.hosts.values()]  # a port nobody classified: the cluster's hosts
+            if LOOPBACK in allowed:
+                continue
             if ANY in allowed:
                 rules.append({"label": label, "port": port, "sources": ANY})
             else:
