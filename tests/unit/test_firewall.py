@@ -134,3 +134,19 @@ def test_rendered_rules_pass_nft_check(make_inv, tmp_path: Path) -> None:
         f.write_text(text)
         r = subprocess.run(["unshare", "-rn", "nft", "-c", "-f", str(f)], capture_output=True, text=True)
         assert r.returncode == 0, f"{host}: {r.stderr}\n{text}"
+
+
+def test_add_node_also_reloads_the_firewalls_that_admit_the_new_host(make_inv) -> None:
+    from nxprovision.daytwo import add_node_limit
+
+    layout = {"nuxeo_worker": ["worker1", "worker2"]}
+    hostvars = {"worker2": {"ansible_host": "10.2.0.30"}}
+    with_fw = build_cluster(load_inventory(make_inv("compact", set={"nx_firewall_enabled": True}, layout={
+        **COMPACT, **layout}, hostvars={**{h: {"ansible_host": ip} for h, ip in IP.items()}, **hostvars})))
+    limit = add_node_limit(with_fw, ["worker2"])
+    # pg_hba's database hosts were in the limit already; search, Kafka and S3 now too
+    assert set(limit) >= {"worker2", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1"}
+    assert "front1" not in limit and "lb1" not in limit  # nothing of theirs admits a worker
+    without = build_cluster(load_inventory(make_inv("compact", layout={**COMPACT, **layout}, hostvars={
+        **{h: {"ansible_host": ip} for h, ip in IP.items()}, **hostvars})))
+    assert "kafka1" not in add_node_limit(without, ["worker2"])
