@@ -93,6 +93,9 @@ def _set_firewall(lab_: Lab, enabled: bool) -> subprocess.CompletedProcess[str]:
                        timeout=900)
 
 
+# Not in CI yet: its one run failed at the role's `nft -c -f` with "netlink: cache initialization failed: Operation
+# not permitted": the lab's nspawn hosts lack CAP_NET_ADMIN for nftables. Gate it once the lab grants it.
+@pytest.mark.slow
 def test_firewall_admits_each_port_only_from_the_hosts_that_need_it(compact_cluster: Deployment) -> None:
     lab_, first = compact_cluster
     assert first.returncode == 0, "the compact deploy failed; see test_deploy_compact"
