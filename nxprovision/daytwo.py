@@ -139,4 +139,11 @@ def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
     if cluster.monitoring_hosts:
         # Prometheus's targets list every host: the monitoring host re-renders them (a reload, no restart).
         limit += [h for h in cluster.monitoring_hosts if h not in limit]
+    firewall = cluster.derived.get("firewall") or {}
+    if firewall.get("enabled"):
+        # The host firewalls admit the new hosts by address: every host with a rule naming one reloads its rules
+        # (in the firewall play, before the new hosts' services start).
+        new_addresses = {cluster.hosts[h].address for h in new if h in cluster.hosts}
+        limit += [h for h, part in firewall["hosts"].items() if h not in limit and any(
+            r["sources"] != "any" and new_addresses & set(r["sources"]) for r in part["rules"])]
     return limit

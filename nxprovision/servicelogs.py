@@ -45,6 +45,7 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     # pgBackRest itself logs per command under /var/log/pgbackrest; its TLS proxy to the S3 store is a unit
     "pgbackrest": ServiceLog(("pgbackrest-tls-proxy",), ("/var/log/pgbackrest/*.log",)),
     "monitoring": ServiceLog(("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")),
+    "firewall": ServiceLog(("nxprovision-firewall*",)),  # firewall_service
 }
 
 # Tasks of the day-2 playbooks run outside a role: the component is named in the task or play.

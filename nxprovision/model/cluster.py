@@ -261,6 +261,9 @@ def build_cluster(view: InventoryView) -> Cluster:
         monitoring_hosts=groups.get("monitoring", []),
     )
     cluster.derived = _derive(cluster)
+    from nxprovision.model.firewall import firewall  # reads the derived values (and rules.ports, which imports us)
+
+    cluster.derived["firewall"] = firewall(cluster)
     for node in cluster.nuxeo_nodes:
         node.conf = nuxeo_conf(cluster, node)
     return cluster

@@ -28,6 +28,7 @@ ROLES = (
     "pgbackrest",
     "tls",
     "monitoring",
+    "firewall",
 )
 PHASES = ("preflight.yml", "install.yml", "configure.yml", "service.yml")
 # Handlers each role must offer, named for the service and the action.
@@ -48,6 +49,7 @@ HANDLERS = {
     "tls": set(),  # no service: each component role reloads its own
     "monitoring": {"Reload prometheus", "Restart prometheus", "Restart prometheus-alertmanager",
                    "Restart prometheus-node-exporter"},
+    "firewall": {"Reload nxprovision-firewall"},
 }
 
 
@@ -139,6 +141,7 @@ def test_site_playbook_order():
     order = [r["role"] if isinstance(r, dict) else r for p in plays for r in p.get("roles", [])]
     assert order == [
         "common",
+        "firewall",
         "tls",
         "etcd",
         "postgresql",
