@@ -60,6 +60,7 @@ def deploy(checkout: Path, inventory: Path, runs_dir: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, help="checkout of the commit to compare with")
+    parser.add_argument("--new", type=Path, default=REPO, help="checkout of the new code (default this one)")
     parser.add_argument("--runs", type=int, default=3, help="no-op runs of each checkout (default 3)")
     parser.add_argument("--name", default=(os.environ.get("NXP_TEST_LAB_PREFIX", "") + "noop")[:20])
     parser.add_argument("--reuse", action="store_true", help="the lab is up and deployed already")
@@ -70,7 +71,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("noop_bench: run as root", file=sys.stderr)
         return 2
-    kinds = {"new": REPO} | ({"old": args.old.resolve()} if args.old else {})
+    kinds = {"new": args.new.resolve()} | ({"old": args.old.resolve()} if args.old else {})
     work = Path(tempfile.mkdtemp(prefix="noop-bench-"))
     figures: dict[str, Any] = {"architecture": "compact", "lab": args.name, "load_start": loadavg(),
                                "checkouts": {k: subprocess.run(["git", "-C", str(v), "rev-parse", "--short", "HEAD"],
