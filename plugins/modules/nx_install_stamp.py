@@ -65,7 +65,7 @@ def script(stamp: str, paths: list[str], users: list[str], packages: list[str]) 
     checks = [f"[ -e {shlex.quote(p)} ]" for p in paths]
     checks += [f"id -u {shlex.quote(u)} >/dev/null 2>&1" for u in users]
     checks += [f"dpkg-query -W -f='${{Status}}' {shlex.quote(p)} 2>/dev/null | grep -q 'ok installed'"
-               for p in packages]
+               for p in (q.split("=")[0] for q in packages)]
     ok = " && ".join(checks) or "true"
     answer = shlex.quote('{"stamp": "' + stamp + '"}')
     return ("#!/bin/sh\n# Managed by nxprovision: the install phase is in place while every check holds.\n"

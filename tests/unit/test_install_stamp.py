@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "plugins" / "modules"))
 from nx_install_stamp import script  # noqa: E402
 
-GATED = ["common", "nuxeo", "opensearch", "seaweedfs"]
+GATED = ["common", "nuxeo", "opensearch", "pgbackrest", "postgresql", "seaweedfs", "tls"]
 
 
 def answer(tmp_path: Path, text: str) -> dict[str, str]:
