@@ -8,6 +8,8 @@ that ran on no host (every host skipped: pure controller cost) and the controlle
 
 Wall time of a task: from its start event to the next task's (or play's, or the recap's) start event, so the
 walls of one run add up to the run. Host time: the sum of the per-host durations ansible-runner records.
+A play with `strategy: free` sends one task start per host, so its tasks count once per host there (its play wall
+time stays right).
 """
 
 from __future__ import annotations
