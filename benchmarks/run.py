@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["validate_plan_bench.py", "lab_bench.py", "deploy_bench.py", "daytwo_bench.py"]
+BENCHES = ["validate_plan_bench.py", "lab_bench.py", "deploy_bench.py", "noop_bench.py", "daytwo_bench.py"]
 
 
 def main() -> int:

@@ -457,11 +457,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     view = load_inventory(Path(args.inventory), args.vault_password_file)
     apply_to_view(view, extra)
     cluster = build_cluster(view)
-    rows = collect(cluster)
-    if not args.quick:
+    if args.quick:
+        rows = collect(cluster)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
         secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
-        apply_probes(cluster, rows, probe_hosts(cluster, Path(args.inventory), vpf, secrets, ansible_options(args)))
+        # the SSH probe (a playbook run, seconds) and the outside probes run side by side
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            probed = pool.submit(probe_hosts, cluster, Path(args.inventory), vpf, secrets, ansible_options(args))
+            rows = collect(cluster)
+            found = probed.result()
+        apply_probes(cluster, rows, found)
     unhealthy = [r for r in rows if not r.healthy]
     from nxprovision import removed
 

@@ -72,6 +72,14 @@ def test_first_deploy_converges(compact) -> None:
             assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
 
 
+def test_first_deploy_starts_seaweedfs_once(compact) -> None:
+    """The server the first deploy starts has read every file: no restart or reload of it follows in that run."""
+    _lab, first = compact
+    lines = [ln.split("  ")[-1] for ln in first.stdout.splitlines() if ln.startswith("  changed  s3-1  ")]
+    assert "seaweedfs : Start SeaweedFS" in lines, lines
+    assert not [ln for ln in lines if ln in ("seaweedfs : Restart seaweedfs", "seaweedfs : Reload seaweedfs")], lines
+
+
 def admin_login(d: Deployed, password: str, **kw: Any) -> int:
     """The status of Nuxeo's current-user call through the load balancer's https, verified with the cluster CA."""
     import requests
