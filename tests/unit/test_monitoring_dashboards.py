@@ -49,8 +49,8 @@ def test_uids_are_unique() -> None:
 
 def test_metric_names_are_extracted_from_promql() -> None:
     f = dashboards.metric_names
-    assert f('sum by (code) (rate(haproxy_backend_http_responses_total{proxy="nuxeo",code=~"5.."}[$__rate_interval]))') \
-        == {"haproxy_backend_http_responses_total"}
+    expr = 'sum by (code) (rate(haproxy_backend_http_responses_total{proxy="nuxeo",code=~"5.."}[$__rate_interval]))'
+    assert f(expr) == {"haproxy_backend_http_responses_total"}
     assert f("1 - node_filesystem_avail_bytes{fstype!=\"tmpfs\"} / on (nx_host) group_left node_filesystem_size_bytes"
              " offset 5m") == {"node_filesystem_avail_bytes", "node_filesystem_size_bytes"}
     assert f("count(up == 0) or vector(0)") == {"up"}
