@@ -457,7 +457,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     view = load_inventory(Path(args.inventory), args.vault_password_file)
     apply_to_view(view, extra)
     cluster = build_cluster(view)
-    if args.quick:
+    if getattr(args, "from_prometheus", False):
+        from nxprovision import promstatus
+
+        rows = promstatus.collect(cluster)
+    elif args.quick:
         rows = collect(cluster)
     else:
         from concurrent.futures import ThreadPoolExecutor
@@ -802,6 +806,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="outside probes only (HTTP/TCP); skip the SSH probe of database roles, replica lag and "
         "Kafka under-replicated partitions",
     )
+    st.add_argument("--from-prometheus", action="store_true",
+                    help="read the fleet from the monitoring host's Prometheus (HTTP API, TLS, basic auth): "
+                    "no SSH, no probe per host")
     st.set_defaults(func=cmd_status)
 
     th = sub.add_parser("trust-hosts", help="record the hosts' SSH keys beside the inventory, after showing their "

@@ -534,6 +534,8 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         "node_exporter_bind": {h: f"{_addr(c, h)}:{node_port}" for h in sorted(c.hosts)},
         "haproxy": haproxy,
         "ca_file": tls["ca_path"] if tls["monitoring"] else "",
+        # the node exporter's textfile collector: playbooks outside the role (backup) write their metrics there
+        "textfile_dir": str(s.get("monitoring_textfile_dir") or "/var/lib/prometheus/node-exporter"),
         "jobs": jobs,
     }
 

@@ -89,6 +89,22 @@ def test_add_node_adds_a_target(make_inv) -> None:
     assert add_node_limit(c, ["search4"])[-1] == "db1"
 
 
+def test_remove_node_takes_the_host_out_of_the_targets(make_inv) -> None:
+    from nxprovision.daytwo import view_without
+
+    layout = {**COMPACT, "nuxeo_front": ["front1", "front2", "front3"], "monitoring": ["lb1"]}
+    c = _cluster(make_inv("compact", layout=layout, hostvars={**ADDRESSES, "front3": {"ansible_host": "10.2.0.40"}}))
+    after = build_cluster(view_without(c.view, "front3"))
+    text = _render(after, "lb1", "etc/prometheus/prometheus.yml.j2")
+    assert "10.2.0.40" not in text and "10.2.0.11:9100" in text
+    assert "10.2.0.40:9100" in _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
+    # remove_node.yml and the deploy write them with the same task file, which reloads (never restarts)
+    tasks = yaml.safe_load((ROOT / "roles/monitoring/tasks/targets.yml").read_text())
+    assert [t["notify"] for t in tasks] == ["Reload prometheus"]
+    server = (ROOT / "roles/monitoring/tasks/server.yml").read_text()
+    assert "import_tasks: targets.yml" in server and "prometheus.yml.j2" not in server
+
+
 def test_every_host_gets_a_certificate_for_its_node_exporter(make_inv) -> None:
     c = _monitored(make_inv)
     certs = c.derived["tls"]["certs"]

@@ -87,7 +87,10 @@ def test_remove_node_playbook_dispatches_checks_then_removals_then_afters() -> N
                         "tasks/remove/after/{{ nx_remove_component }}.yml"]
     # no play targets the host being removed: it is reached by delegation, and only when reachable
     for p in plays[1:]:
-        assert p["hosts"].startswith("all:!"), p["name"]
+        assert p["hosts"].endswith(":!{{ nx_remove_host | default('nx-no-host-given') }}"), p["name"]
+    # last, whatever the host carried: the monitoring host writes the scrape targets without it (a reload)
+    assert plays[-1]["hosts"].startswith("monitoring:!")
+    assert plays[-1]["tasks"][0]["ansible.builtin.include_role"] == {"name": "monitoring", "tasks_from": "targets.yml"}
 
 
 def test_no_removal_task_stops_postgresql_under_patroni() -> None:
