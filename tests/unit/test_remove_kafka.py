@@ -307,3 +307,9 @@ def _out(capsys, main, argv: list[str]) -> list[str]:
     capsys.readouterr()
     assert main(argv) == 0, capsys.readouterr().err
     return capsys.readouterr().out.splitlines()
+
+
+def test_the_kafka_role_has_no_stand_in_case() -> None:
+    # the lab's stand-in settings reach server.properties as any inventory's extra broker settings do
+    template = (ROOT / "roles" / "kafka" / "templates" / "etc" / "kafka" / "server.properties.j2").read_text()
+    assert "standin" not in template and "kafka_extra_settings" in template
