@@ -297,11 +297,13 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
         values["nx_public_url"] = f"https://{vip}/nuxeo"
     if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
         # Lab only: the Kafka stand-in (Tansu) keeps topics in memory per broker; the three brokers share one
-        # log through a bucket of the lab's SeaweedFS instead (stand-in-only keys, ignored by Apache Kafka).
-        # The keys are references to the vaulted secrets, resolved by Ansible on the brokers.
+        # log through a bucket of the lab's SeaweedFS instead. The stand-in reads these keys from server.properties
+        # (Apache Kafka ignores unknown keys); the lab passes them as any inventory passes extra broker settings,
+        # through kafka_extra_settings, so the kafka role has no stand-in case. The keys are references to the
+        # vaulted secrets, resolved by Ansible on the brokers.
         s3 = next(h for h in state.hosts if "s3" in h.groups)
         values["seaweedfs_extra_buckets"] = [LAB_KAFKA_BUCKET]
-        values["kafka_standin_properties"] = {
+        values["kafka_extra_settings"] = {
             "standin.tansu.storage.engine": f"s3://{LAB_KAFKA_BUCKET}/",
             # the store serves https with the cluster CA's certificate (nx_tls_s3): the stand-in verifies it
             "standin.tansu.s3.endpoint": f"https://{s3.ip}:8333",

@@ -89,6 +89,6 @@ def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> No
     )
     values = manager.lab_group_vars(state)
     assert values["nx_public_url"] == f"https://{values['nx_vip']}/nuxeo"
-    props = values["kafka_standin_properties"]
+    props = values["kafka_extra_settings"]
     assert props["standin.tansu.storage.engine"] == "s3://kafka/" and values["seaweedfs_extra_buckets"] == ["kafka"]
     assert props["standin.tansu.s3.secret.key"] == "{{ nx_secret_s3_secret_key }}"  # a reference, never a value

@@ -66,13 +66,15 @@ def test_plan_finds_hooks_by_file_name(tmp_path: Path) -> None:
 
 
 def test_repository_hooks_cover_the_handled_components() -> None:
-    nx = {"hosts": {"h": {"components": ["nuxeo_front", "loadbalancers", "postgresql", "etcd", "opensearch"]}},
+    nx = {"hosts": {"h": {"components": ["nuxeo_front", "loadbalancers", "postgresql", "etcd", "opensearch",
+                                         "kafka"]}},
           "db": {"manager": "patroni"}}
     plan = removal_plan(nx, "h", HOOKS)
-    assert plan["components"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
-    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "opensearch.yml"]
-    assert plan["checks"] == ["loadbalancers", "patroni", "etcd", "opensearch"]
-    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch"]
+    assert plan["components"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch", "kafka"]
+    assert plan["tasks"] == ["nuxeo_front.yml", "loadbalancers.yml", "patroni.yml", "etcd.yml", "opensearch.yml",
+                             "kafka.yml"]
+    assert plan["checks"] == ["loadbalancers", "patroni", "etcd", "opensearch", "kafka"]
+    assert plan["afters"] == ["nuxeo_front", "loadbalancers", "patroni", "etcd", "opensearch", "kafka"]
     for sub in ("", "check", "after"):  # every hook file is named after a component
         for f in (HOOKS / sub).glob("*.yml"):
             assert f.stem in REMOVE_ORDER or (sub == "" and f.stem == "service"), f
@@ -142,7 +144,7 @@ def test_last_load_balancer_needs_force_but_is_allowed_with_it() -> None:
 
 def test_runtime_refusals_ignore_force() -> None:
     # quorum and last-copy checks run on the hosts; none of them reads nx_remove_force
-    for name in ("etcd", "patroni", "postgresql", "loadbalancers", "opensearch"):
+    for name in ("etcd", "patroni", "postgresql", "loadbalancers", "opensearch", "kafka"):
         text = (HOOKS / "check" / f"{name}.yml").read_text()
         assert "nx_remove_force" not in text, name
         flat = " ".join(text.split()).lower()

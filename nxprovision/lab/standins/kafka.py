@@ -19,6 +19,8 @@ SCRIPTS = {
     "kafka-topics.sh": "topics",
     "kafka-broker-api-versions.sh": "broker-api-versions",
     "kafka-configs.sh": "configs",
+    "kafka-reassign-partitions.sh": "reassign-partitions",
+    "kafka-cluster.sh": "cluster",
 }
 
 # The defaults Kafka 3.6 ships, trimmed of comments: ZooKeeper mode in config/, KRaft in config/kraft/.
@@ -74,6 +76,8 @@ NOTES = (
     "The bin/kafka-*.sh scripts read Kafka's configuration files and run the Tansu broker (memory storage).",
     "Each broker is its own single-node cluster: no replication, no KRaft quorum, nothing kept on disk.",
     "Consumer groups work; a group's first join completes after about half of session.timeout.ms.",
+    "kafka-reassign-partitions.sh checks plans as Kafka does and completes a plan of the current replicas at once; "
+    "kafka-cluster.sh unregister answers that the cluster has no unregistration API.",
 )
 
 

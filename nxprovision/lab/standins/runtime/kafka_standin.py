@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import socket
@@ -744,6 +745,154 @@ def configs_main(argv: list[str]) -> int:
     return 0
 
 
+# --- kafka-reassign-partitions.sh and kafka-cluster.sh ---------------------------------------------------------
+
+
+def _assignment_json(parts: dict[tuple[str, int], list[int]]) -> str:
+    return json.dumps({"version": 1, "partitions": [{"topic": t, "partition": p, "replicas": r, "log_dirs":
+                                                     ["any"] * len(r)} for (t, p), r in sorted(parts.items())]},
+                      separators=(",", ":"))
+
+
+def current_assignment(client) -> dict[tuple[str, int], list[int]]:  # client: KafkaAdminClient
+    names = sorted(client.list_topics())
+    out: dict[tuple[str, int], list[int]] = {}
+    for t in client.describe_topics(names) if names else []:
+        for p in t["partitions"]:
+            out[(t["name"], p["partition_index"])] = list(p["replica_nodes"])
+    return out
+
+
+def reassign_main(argv: list[str]) -> int:
+    """kafka-reassign-partitions.sh over the broker's metadata: --generate, --execute, --verify, --list, --cancel
+    with Kafka's checks and messages. The stand-in keeps each partition on its one broker: a plan naming any other
+    broker is refused as Kafka refuses unknown broker ids, and a plan of the current replicas completes at once."""
+    ap = argparse.ArgumentParser(prog="kafka-reassign-partitions.sh")
+    ap.add_argument("--bootstrap-server", required=True)
+    ap.add_argument("--command-config")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    for a in ("generate", "execute", "verify", "list", "cancel"):
+        mode.add_argument(f"--{a}", action="store_true")
+    ap.add_argument("--reassignment-json-file")
+    ap.add_argument("--topics-to-move-json-file")
+    ap.add_argument("--broker-list")
+    ap.add_argument("--throttle", type=int, default=-1)
+    ap.add_argument("--replica-alter-log-dirs-throttle", type=int, default=-1)
+    ap.add_argument("--timeout", type=int, default=10000)
+    ap.add_argument("--preserve-throttles", action="store_true")
+    ap.add_argument("--additional", action="store_true")
+    ap.add_argument("--disable-rack-aware", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        return _reassign(args)
+    except Exception as e:  # the real tool prints the cause on one line and exits 1
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+
+
+def _plan(path: str | None) -> dict[tuple[str, int], list[int]]:
+    if not path:
+        raise ValueError("Missing required argument \"[reassignment-json-file]\"")
+    data = json.loads(Path(path).read_text())
+    plan: dict[tuple[str, int], list[int]] = {}
+    for m in data.get("partitions") or []:
+        replicas = [int(r) for r in m["replicas"]]
+        if len(set(replicas)) != len(replicas):
+            raise ValueError(f"Partition replica lists may not contain duplicate entries: {m['topic']}-"
+                             f"{m['partition']} contains duplicate replicas")
+        plan[(str(m["topic"]), int(m["partition"]))] = replicas
+    if not plan:
+        raise ValueError("Partition reassignment list cannot be empty")
+    return plan
+
+
+def _reassign(args: argparse.Namespace) -> int:
+    client = admin(args.bootstrap_server, args.command_config)
+    try:
+        current = current_assignment(client)
+        brokers = sorted(b["broker_id"] for b in client.describe_cluster()["brokers"])
+        if args.list:
+            print("No partition reassignments found.")
+        elif args.cancel:
+            print("None of the specified partition moves are active.")
+        elif args.generate:
+            if not args.topics_to_move_json_file or not args.broker_list:
+                raise ValueError("--generate needs --topics-to-move-json-file and --broker-list")
+            wanted = {t["topic"] for t in json.loads(Path(args.topics_to_move_json_file).read_text())["topics"]}
+            ids = [int(b) for b in args.broker_list.split(",") if b.strip()]
+            unknown = sorted(set(ids) - set(brokers))
+            if unknown:
+                raise ValueError(f"The following brokers are not found in the cluster: {','.join(map(str, unknown))}")
+            ours = {k: v for k, v in current.items() if k[0] in wanted}
+            proposed = {}
+            for (t, p), replicas in ours.items():
+                if len(replicas) > len(ids):
+                    raise ValueError(f"Replication factor: {len(replicas)} larger than available brokers: {len(ids)}.")
+                proposed[(t, p)] = [ids[(p + j) % len(ids)] for j in range(len(replicas))]
+            print("Current partition replica assignment")
+            print(_assignment_json(ours))
+            print()
+            print("Proposed partition reassignment configuration")
+            print(_assignment_json(proposed))
+        else:
+            plan = _plan(args.reassignment_json_file)
+            missing = [f"{t}-{p}" for t, p in plan if (t, p) not in current]
+            if missing:
+                raise ValueError(f"Unable to find partition(s): {', '.join(missing)}")
+            if args.execute:
+                unknown = sorted({b for r in plan.values() for b in r} - set(brokers))
+                if unknown:
+                    raise ValueError(f"The proposed assignment contains non-existent brokerIDs: "
+                                     f"{','.join(map(str, unknown))}")
+                print("Current partition replica assignment\n")
+                print(_assignment_json({k: current[k] for k in plan}))
+                print("\nSave this to use as the --reassignment-json-file option during rollback")
+                print("Successfully started partition reassignments for "
+                      + ",".join(f"{t}-{p}" for t, p in sorted(plan)))
+            else:
+                print("Status of partition reassignment:")
+                for (t, p), target in sorted(plan.items()):
+                    if current[(t, p)] == target:
+                        print(f"Reassignment of partition {t}-{p} is completed.")
+                    else:
+                        print(f"There is no active reassignment of partition {t}-{p}, but replica set is "
+                              f"{current[(t, p)]} rather than {target}.")
+                if not args.preserve_throttles:
+                    print("\nClearing broker-level throttles on brokers " + ",".join(map(str, brokers)))
+    finally:
+        client.close()
+    return 0
+
+
+def cluster_main(argv: list[str]) -> int:
+    """kafka-cluster.sh: cluster-id, and unregister answered as Kafka answers a cluster without the
+    UnregisterBroker API (the stand-in keeps no broker registrations)."""
+    ap = argparse.ArgumentParser(prog="kafka-cluster.sh")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("cluster-id", "unregister"):
+        s = sub.add_parser(name)
+        s.add_argument("--bootstrap-server", "-b", required=True)
+        s.add_argument("--config", "-c")
+        if name == "unregister":
+            s.add_argument("--id", "-i", type=int, required=True)
+    args = ap.parse_args(argv)
+    try:
+        client = admin(args.bootstrap_server, args.config)
+        cluster = client.describe_cluster()
+        supported = 64 in {int(k) for k in client.api_versions()}  # UnregisterBroker
+        client.close()
+    except Exception as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    if args.cmd == "cluster-id":
+        print(f"Cluster ID: {cluster['cluster_id']}")
+    elif not supported:
+        print("The target cluster does not support the broker unregistration API.")
+    else:  # pragma: no cover - a broker behind the stand-in never offers it
+        print(f"Broker {args.id} is no longer registered.")
+    return 0
+
+
 COMMANDS = {
     "server-start": server_start_main,
     "server-stop": server_stop_main,
@@ -751,6 +900,8 @@ COMMANDS = {
     "topics": topics_main,
     "broker-api-versions": api_versions_main,
     "configs": configs_main,
+    "reassign-partitions": reassign_main,
+    "cluster": cluster_main,
 }
 
 
