@@ -209,17 +209,34 @@ def wrap(dispatch: Callable[[dict[str, Any], Any], dict[str, Any]], rs: ReplSet)
         auth = getattr(ctx, "connection_auth", None)
         return not getattr(ctx, "require_auth", False) or bool(auth is not None and auth.is_authenticated)
 
+    def moved(ctx: Any, reply: dict[str, Any]) -> dict[str, Any]:
+        """A new configuration moves the topology: drivers' awaitable hellos answer at once (as on a stepdown)."""
+        state = getattr(ctx, "step_down_state", None)
+        if reply.get("ok") == 1 and state is not None:
+            with state._lock:
+                state._counter += 1
+        return reply
+
+    def not_primary(ctx: Any) -> dict[str, Any]:
+        try:
+            from secantus.commands import _HELLO_PROCESS_ID
+            from secantus.stepdown import not_primary_reply
+        except ImportError:  # not under SecantusDB (unit tests)
+            return _err(10107, "NotWritablePrimary", "not primary")
+        # with the topologyVersion mongod gives, without which a driver takes the error as news and drops the server
+        return dict(not_primary_reply(getattr(ctx, "step_down_state", None), _HELLO_PROCESS_ID))
+
     def dispatch_rs(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         name = next(iter(doc), "")
         if name == PUSH:
-            return rs.receive(doc)
+            return moved(ctx, rs.receive(doc))
         if name in HELLO:
             return rs.hello(dispatch(doc, ctx))
         if name in ("replSetInitiate", "replSetGetStatus", "replSetGetConfig", "replSetReconfig"):
             if not authorized(ctx):
                 return _err(13, "Unauthorized", f"command {name} requires authentication")
             if name == "replSetInitiate":
-                return rs.initiate(doc.get("replSetInitiate"))
+                return moved(ctx, rs.initiate(doc.get("replSetInitiate")))
             if name == "replSetGetStatus":
                 return rs.status()
             if name == "replSetGetConfig":
@@ -227,7 +244,7 @@ def wrap(dispatch: Callable[[dict[str, Any], Any], dict[str, Any]], rs: ReplSet)
                         else _err(94, "NotYetInitialized", "no replset config has been received"))
             return _err(115, "CommandNotSupported", "replSetReconfig: " + NOTICE)
         if name in WRITES and not rs.is_primary():
-            return _err(10107, "NotWritablePrimary", "not primary")
+            return not_primary(ctx)
         return dispatch(doc, ctx)
 
     return dispatch_rs
