@@ -120,11 +120,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     refuse_removed_hosts(args, cluster, "deploy")
     for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
         print(f"WARNING --force: {problem}")
-    db = cluster.derived.get("db", {})
-    if db.get("standin_single_node"):
-        others = ", ".join(h for h in db.get("hosts", []) if h not in db.get("servers", []))
-        print(f"note: MongoDB stand-in: single node, no replication: mongod runs on {db['primary']} only "
-              f"(replica set {db.get('replica_set')} of one member); {others} run no MongoDB")
     result = run_playbook(
         "site.yml", Path(args.inventory), verb="deploy", vault_password_file=vpf, secrets=secrets,
         limit=args.limit, tags=args.tags, skip_tags=args.skip_tags, check=args.check, diff=args.diff,
@@ -484,9 +479,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(f"Cluster {cluster.settings.get('nx_cluster_name')} ({cluster.architecture}) at "
               f"{cluster.settings.get('nx_public_url')}")
-        table(["host", "component", "address", "health", "version", "LB", "stand-in", "detail"],
+        table(["host", "component", "address", "health", "version", "LB", "detail"],
               [[r.host, r.component, r.address, r.health.upper(), r.version, r.lb_state,
-                "yes" if r.standin else "", r.detail] for r in rows])
+                r.detail + (f" [{r.notice}]" if r.notice else "")] for r in rows])
         print(f"{len(rows) - len(unhealthy)}/{len(rows)} healthy")
         for h, when in sorted(gone.items()):
             print(f"note: {h} was removed with remove-node ({when}); delete it from the inventory")

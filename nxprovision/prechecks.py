@@ -143,9 +143,6 @@ def _groups_of(c: Cluster, host: str) -> list[str]:
         groups.discard("zookeeper")
     if c.derived.get("db", {}).get("manager") != "patroni":
         groups.discard("etcd")
-    db = c.derived.get("db", {})
-    if db.get("standin_single_node") and host not in (db.get("servers") or [host]):
-        groups.discard("mongodb")
     return [g for g in DEFAULT_MINIMUMS if g in groups]
 
 

@@ -35,7 +35,8 @@ class Row:
     address: str
     health: str  # ok | degraded | down | unknown
     version: str = ""
-    standin: bool = False
+    # What the server itself declares about its limits (a test double answering the product's APIs says so here).
+    notice: str = ""
     lb_state: str = ""
     detail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,7 +101,7 @@ def _nuxeo(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
     try:
         code, body, _ = _http(base + "/runningstatus")
         data = json.loads(body or b"{}") if body.strip().startswith(b"{") else {}
-        row.standin = bool(data.get("standin"))
+        row.notice = str(data.get("notice") or "")
         failing = [k for k, v in data.items() if k.endswith("Status") and v != "ok"]
         row.health = "ok" if code == 200 else ("degraded" if data else "down")
         row.detail = f"probes failing: {', '.join(failing)}" if failing else f"runningstatus {code}"
@@ -179,6 +180,7 @@ def _search(c: Cluster, host: str, ctx: ssl.SSLContext | None = None) -> Row:
         status = data.get("status", "?")
         row.health = {"green": "ok", "yellow": "degraded"}.get(status, "down")
         row.detail = f"cluster {status}, {data.get('number_of_nodes', '?')} node(s)" + (", https" if ctx else "")
+        row.notice = str(data.get("notice") or "")
         _code, body, _ = _http(f"{scheme}://{addr}:{port}/", auth, context=ctx)
         row.version = str(json.loads(body or b"{}").get("version", {}).get("number", ""))
     except (OSError, ValueError) as exc:
@@ -262,8 +264,7 @@ def collect(c: Cluster) -> list[Row]:
         for n in c.nuxeo_nodes:
             jobs.append(pool.submit(_nuxeo, c, n.host, ctx))
         db = c.derived["db"]
-        # a single-node stand-in database runs on its first host only (nx.db.servers)
-        for h in db.get("servers") or c.db_hosts:
+        for h in c.db_hosts:
             role = "primary" if h == db.get("primary") else "replica"
             if c.database == "postgresql":
                 jobs.append(pool.submit(_postgresql, c, h, int(db.get("port", 5432)), role, ctx))
@@ -280,14 +281,6 @@ def collect(c: Cluster) -> list[Row]:
         for j in jobs:
             r = j.result()
             rows.extend(r if isinstance(r, list) else [r])
-    standins = set((c.settings.get("nx_lab") or {}).get("standins", [])) if isinstance(
-        c.settings.get("nx_lab"), dict) else set()
-    for r in rows:
-        comp = r.component.split()[0]
-        if comp in standins or (comp == "kafka" and "kafka" in standins):
-            r.standin = True
-        if r.component.startswith("nuxeo") and "nuxeo" in standins:
-            r.standin = True
     lb_states: dict[str, str] = {}
     for r in rows:
         for server, state in r.extra.get("servers", {}).items():
@@ -308,6 +301,7 @@ def as_json(rows: list[Row]) -> list[dict[str, Any]]:
 PROBE_TASKS = {
     "Read the server's role and replication state": "postgresql",
     "List the under-replicated partitions this broker sees": "kafka",
+    "Read the member's state in its replica set": "mongodb",
 }
 
 
@@ -350,11 +344,33 @@ def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secret
         extravars={"status_kafka_bootstrap": {b.host: f"{b.address}:{b.port}" for b in c.kafka_brokers},
                    # TLS brokers: the tools' client settings the kafka role wrote (SSL, the cluster CA)
                    "status_kafka_command_config": f"{c.settings.get('kafka_config_dir') or '/etc/kafka'}"
-                                                  "/client.properties" if c.derived["kafka"].get("tls") else ""},
+                                                  "/client.properties" if c.derived["kafka"].get("tls") else "",
+                   "status_mongodb_port": int((c.derived.get("db") or {}).get("port") or 27017)},
         display=collect_event,
         out=io.StringIO(),
         options=options,
     )
+
+
+def _mongodb_member(r: Row, res: dict[str, Any]) -> None:
+    """A MongoDB server's own view (`hello`): its state in the replica set and the members it lists."""
+    try:
+        hello = json.loads(str(res.get("stdout") or "").strip())
+    except ValueError:
+        r.health, r.detail = "degraded", f"hello failed: {str(res.get('stderr') or '')[-120:]}"
+        return
+    r.extra["mongodb"] = hello
+    r.notice = str(hello.get("notice") or "")
+    if not hello.get("setName"):
+        r.detail = "standalone" if not hello.get("isreplicaset") else "not in a replica set yet (not initiated)"
+        if hello.get("isreplicaset"):
+            r.health = "degraded"
+        return
+    state = "PRIMARY" if hello.get("isWritablePrimary") else "SECONDARY" if hello.get("secondary") else "OTHER"
+    r.detail = (f"{state} of {hello['setName']}, {len(hello.get('hosts') or [])} member(s), "
+                f"primary {hello.get('primary') or 'none'}")
+    if state == "OTHER" or not hello.get("primary"):
+        r.health = "degraded"
 
 
 def apply_probes(c: Cluster, rows: list[Row], found: dict[tuple[str, str], Any]) -> None:
@@ -388,6 +404,8 @@ def apply_probes(c: Cluster, rows: list[Row], found: dict[tuple[str, str], Any])
                 r.detail += f", {r.extra['tls']} verified with the CA"
             if pending:
                 r.detail += f"; pending restart: {', '.join(pending)}"
+        elif comp == "mongodb":
+            _mongodb_member(r, res)
         elif comp == "kafka":
             if res.get("rc") != 0:
                 r.health, r.detail = "degraded", f"kafka-topics failed: {str(res.get('stderr') or '')[-120:]}"

@@ -107,6 +107,7 @@ class Cluster:
         return {
             "architecture": self.architecture,
             "cluster_name": self.settings.get("nx_cluster_name"),
+            # TODO(issue 15): read by the kafka role's template only; goes with the Kafka clean-up of the lab.
             "standins": list(self.settings.get("nx_lab", {}).get("standins", []))
             if isinstance(self.settings.get("nx_lab"), dict) else [],
             "hosts": {
@@ -269,12 +270,6 @@ def build_cluster(view: InventoryView) -> Cluster:
     return cluster
 
 
-def _standins(settings: dict[str, Any]) -> list[str]:
-    """Products the lab serves as stand-ins (`nx_lab.standins`, written by the lab only)."""
-    lab = settings.get("nx_lab")
-    return [str(p) for p in lab.get("standins", [])] if isinstance(lab, dict) else []
-
-
 def _addr(cluster: Cluster, host: str) -> str:
     return cluster.hosts[host].address if host in cluster.hosts else host
 
@@ -319,13 +314,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
     elif c.database == "mongodb" and c.db_hosts:
         port = _int(s.get("mongodb_port"), 27017)
         rs = str(s.get("mongodb_replica_set", "rs0")) if len(c.db_hosts) > 1 else ""
-        # The lab's MongoDB stand-in is a single node: it answers as the only member (and primary) of the
-        # replica set and replicates nothing, so only the first host runs it and Nuxeo connects to that one.
-        standin = "mongodb" in _standins(s)
-        servers = list(c.db_hosts[:1]) if standin else list(c.db_hosts)
+        # Every host runs mongod, a member of the replica set the first host initiates.
+        servers = list(c.db_hosts)
         members = [f"{_addr(c, h)}:{port}" for h in servers]
         db.update(hosts=list(c.db_hosts), servers=servers, primary=c.db_hosts[0], replicas=servers[1:], port=port,
-                  standin_single_node=standin and len(c.db_hosts) > 1,
                   members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
                   user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
                   archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
@@ -655,8 +647,8 @@ def _audit_snapshot(c: Cluster, backups: bool, endpoint: str, bucket: str, ca_fi
                     tls: dict[str, Any]) -> dict[str, Any]:
     """The search cluster's S3 snapshot repository for the audit index, in the backup bucket under its own prefix.
 
-    Registered through the first search node (a repository is cluster-wide; the lab's stand-in nodes are not a
-    cluster, and the backups talk to that same node). Its settings are written as OpenSearch answers them (strings):
+    Registered through the first search node (a repository is cluster-wide, and the backups talk to that same
+    node). Its settings are written as OpenSearch answers them (strings):
     the role compares them as they are. Endpoint, protocol and path-style access are repository settings (the S3
     client's, overridden per repository), so opensearch.yml stays as it is; the keys go to the keystore. No region:
     the S3 client signs for the endpoint's own (an S3-compatible store takes any).

@@ -1,8 +1,8 @@
 """The compact architecture on MongoDB deployed from nothing into the lab, verified from outside.
 
-1 LB; 2 Nuxeo front nodes and 1 worker; 3 search; 3 MongoDB hosts; 1 Kafka; 1 S3 host (issue 5). The lab's
-MongoDB is a stand-in (SecantusDB) that is a single node: it runs on mongo1 only, as the one member and
-primary of the replica set, with access control (SCRAM) on; mongo2 and mongo3 run no MongoDB.
+1 LB; 2 Nuxeo front nodes and 1 worker; 3 search; 3 MongoDB hosts; 1 Kafka; 1 S3 host (issue 5). Every MongoDB host
+runs mongod and the role initiates the 3-member replica set, with access control (SCRAM) on. (The lab's MongoDB
+answers the replica-set commands as mongod does but does not replicate: the data is on the primary only.)
 Then (after the second deploy) `secrets rotate db_password` under a steady load, and a deploy after it.
 """
 
@@ -41,6 +41,8 @@ NXP = [sys.executable, "-m", "nxprovision.cli"]
 NAME = lab_name("nxmongo")
 SERVICES = {
     "mongo1": ["mongod"],
+    "mongo2": ["mongod"],
+    "mongo3": ["mongod"],
     "front1": ["nuxeo"],
     "front2": ["nuxeo"],
     "worker1": ["nuxeo"],
@@ -104,19 +106,39 @@ def test_first_deploy_converges(compact_mongodb) -> None:
     expected = {"lb1", "front1", "front2", "worker1", "mongo1", "mongo2", "mongo3", "search1", "kafka1", "s3-1"}
     assert expected <= set(hosts), hosts
     assert all(r[2] == 0 and r[3] == 0 for r in hosts.values()), hosts
-    # the stand-in's limit is said plainly, once, before the run
-    notes = [ln for ln in first.stdout.splitlines() if "stand-in: single node, no replication" in ln]
-    assert len(notes) == 1 and "mongo1 only" in notes[0], notes
 
 
-def test_only_the_first_host_runs_the_single_node_stand_in(compact_mongodb) -> None:
+def test_every_host_runs_a_member_of_the_replica_set(compact_mongodb) -> None:
     lab_, _ = compact_mongodb
-    assert lab_.ssh("mongo1", "systemctl is-active mongod").stdout.strip() == "active"
-    for other in ("mongo2", "mongo3"):
-        assert lab_.ssh(other, "systemctl is-active mongod").stdout.strip() != "active"
+    members = ",".join(f"{lab_.ip(h)}:27017" for h in ("mongo1", "mongo2", "mongo3"))
+    for h in ("mongo1", "mongo2", "mongo3"):
+        assert lab_.ssh(h, "systemctl is-active mongod").stdout.strip() == "active", h
     conf = lab_.ssh("front1", "grep '^nuxeo.mongodb.server=' /etc/nuxeo/nuxeo.conf").stdout
-    assert f"@{lab_.ip('mongo1')}:27017/nuxeo?replicaSet=rs0" in conf, conf
-    assert lab_.ip("mongo2") not in conf
+    assert f"@{members}/nuxeo?replicaSet=rs0" in conf, conf
+    # each member answers with the whole set and its own state (hello needs no login)
+    probe = ("import json, pymongo; h = pymongo.MongoClient('127.0.0.1', 27017, directConnection=True)"
+             ".admin.command('hello'); print(json.dumps({k: h.get(k) for k in ('setName', 'hosts', 'primary', "
+             "'isWritablePrimary', 'secondary')}))")
+    for h in ("mongo1", "mongo2", "mongo3"):
+        r = lab_.ssh(h, f"python3 -c {shlex.quote(probe)}")
+        seen = json.loads(r.stdout.strip().splitlines()[-1])
+        assert seen["setName"] == "rs0" and seen["hosts"] == members.split(","), seen
+        assert seen["primary"] == f"{lab_.ip('mongo1')}:27017", seen
+        assert seen["isWritablePrimary"] is (h == "mongo1") and seen["secondary"] is (h != "mongo1"), (h, seen)
+
+
+def test_status_lists_every_member_with_its_state(compact_mongodb) -> None:
+    lab_, _ = compact_mongodb
+    out = nxprovision("status", "-i", str(lab_.inventory), "--json")
+    report = json.loads(out.stdout)
+    rows = {r["host"]: r for r in report["components"] if r["component"] == "mongodb"}
+    assert sorted(rows) == ["mongo1", "mongo2", "mongo3"], report["components"]
+    assert rows["mongo1"]["detail"].startswith("PRIMARY of rs0, 3 member(s)"), rows["mongo1"]
+    for h in ("mongo2", "mongo3"):
+        assert rows[h]["detail"].startswith("SECONDARY of rs0, 3 member(s)"), rows[h]
+    # the lab's MongoDB says what it does not do
+    assert all("no replication" in r["notice"] for r in rows.values()), rows
+    assert all(r["healthy"] for r in rows.values()), rows
 
 
 def test_runningstatus_through_the_lb(compact_mongodb) -> None:
@@ -152,7 +174,7 @@ def test_documents_blobs_search_work_and_the_data_in_mongodb(compact_mongodb) ->
     seen = json.loads(r.stdout.strip().splitlines()[-1])
     assert seen["title"] == title, seen
     assert seen["anonymous"].startswith("refused"), seen  # access control (SCRAM) is on
-    assert seen["setName"] == "rs0" and seen["hosts"] == [f"{lab_.ip('mongo1')}:27017"], seen
+    assert seen["setName"] == "rs0" and len(seen["hosts"]) == 3, seen
 
 
 def test_second_deploy_changes_and_restarts_nothing(compact_mongodb) -> None:

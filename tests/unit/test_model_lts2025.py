@@ -63,3 +63,16 @@ def test_2023_is_unchanged(make_inv) -> None:
     conf = conf_of(nx)
     assert conf["audit.elasticsearch.enabled"] == "true" and "elasticsearch.addressList" in conf
     assert not [k for k in conf if k.startswith("nuxeo.opensearch")]
+
+
+def test_mongodb_every_host_is_a_member_whatever_the_lab_says(make_inv) -> None:
+    """Each MongoDB host runs mongod in the replica set and Nuxeo lists them all (the lab's list of the products
+    it serves changes nothing)."""
+    for extra in ({}, {"nx_lab": {"standins": ["mongodb", "opensearch", "nuxeo"]}}):
+        nx = facts(make_inv, "mongodb", **extra)
+        db = nx["db"]
+        assert len(db["hosts"]) == 3 and db["servers"] == db["hosts"] and len(db["members"]) == 3
+        assert db["replica_set"] == "rs0" and db["replicas"] == db["hosts"][1:]
+        assert not any(k.startswith("standin") for k in db)
+        server = conf_of(nx)["nuxeo.mongodb.server"]
+        assert ",".join(db["members"]) in server, server

@@ -78,3 +78,28 @@ def test_hosts_that_did_not_answer_keep_the_outside_view() -> None:
     r.health = "down"
     apply_probes(cluster, [p, r, k], {(r.host, "postgresql"): _pg("replica", receiving="streaming")})
     assert (p.detail, r.health, k.detail) == ("primary port 5432 open", "down", "broker 1 port 9092 open")
+
+
+def _hello(**kw: object) -> dict[str, object]:
+    return {"rc": 0, "stdout": json.dumps(kw)}
+
+
+def test_mongodb_members_report_their_state_and_notice() -> None:
+    cluster = build_cluster(load_inventory(ROOT / "inventories" / "compact"))
+    hosts = ["10.0.0.1:27017", "10.0.0.2:27017", "10.0.0.3:27017"]
+    rows = [Row(f"mongo{i}", "mongodb", f"10.0.0.{i}", "ok", detail="port 27017 open") for i in (1, 2, 3, 4, 5)]
+    apply_probes(cluster, rows, {
+        ("mongo1", "mongodb"): _hello(setName="rs0", isWritablePrimary=True, hosts=hosts, primary=hosts[0],
+                                      notice="no replication"),
+        ("mongo2", "mongodb"): _hello(setName="rs0", isWritablePrimary=False, secondary=True, hosts=hosts,
+                                      primary=hosts[0]),
+        ("mongo3", "mongodb"): _hello(isWritablePrimary=False, secondary=False, isreplicaset=True),
+        ("mongo4", "mongodb"): _hello(setName="rs0", isWritablePrimary=False, secondary=True, hosts=hosts),
+        ("mongo5", "mongodb"): {"rc": 1, "stdout": "", "stderr": "ServerSelectionTimeoutError"},
+    })
+    assert rows[0].detail == "PRIMARY of rs0, 3 member(s), primary 10.0.0.1:27017" and rows[0].healthy
+    assert rows[0].notice == "no replication"
+    assert rows[1].detail.startswith("SECONDARY of rs0") and rows[1].healthy and rows[1].notice == ""
+    assert rows[2].detail.startswith("not in a replica set yet") and rows[2].health == "degraded"
+    assert rows[3].detail.endswith("primary none") and rows[3].health == "degraded"  # a set without a primary
+    assert rows[4].health == "degraded" and "hello failed" in rows[4].detail

@@ -10,12 +10,16 @@ from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
 from nxprovision.model.artifacts import archive_root_dir
 
 REQUIREMENTS = ("secantusdb==0.7.0b3", "pyyaml==6.0.3")
-BACKEND = "SecantusDB 0.7.0b3 (PyPI), MongoDB wire protocol on WiredTiger, single node, no replica sets"
-RUNTIME = ("mongod_standin.py", "confparse.py", "javaprops.py", "standin_common.py")
+BACKEND = ("SecantusDB 0.7.0b3 (PyPI), MongoDB wire protocol on WiredTiger; replica-set control plane, "
+           "no replication")
+RUNTIME = ("mongod_standin.py", "mongod_replset.py", "confparse.py", "javaprops.py", "standin_common.py")
 
 NOTES = (
     "bin/mongod reads mongod's YAML configuration file and serves the MongoDB wire protocol with",
-    "SecantusDB. Single node: a replSetName makes it answer as that set's only member and primary.",
+    "SecantusDB. With a replSetName it answers replSetInitiate, replSetGetStatus, replSetGetConfig and hello",
+    "for every member as mongod does, but it does NOT replicate: the data lives on the primary only (a",
+    "secondary refuses writes and holds none of it), there are no elections (the first member of the",
+    "configuration is always the primary) and no replSetReconfig.",
 )
 
 

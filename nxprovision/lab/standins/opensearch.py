@@ -118,8 +118,11 @@ admin:
 
 NOTES = (
     "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server behind",
-    "network.host:http.port. One in-memory node: no cluster, no transport port, no persistence of indices;",
-    "it reports cluster name 'osmem' and node name 'osmem-node' whatever opensearch.yml says.",
+    "network.host:http.port. Each node is its own in-memory server: no transport port, no persistence of indices,",
+    "no shard data copied between nodes. The cluster APIs (_cluster/health, _cat/nodes|shards|allocation,",
+    "allocation settings) are computed over the nodes of discovery.seed_hosts, so health counts every node and",
+    "is green once every replica has a node, but a node holds only the documents it was sent;",
+    "the root answer reports cluster name 'osmem' and node name 'osmem-node' whatever opensearch.yml says.",
     "plugins/repository-s3 comes installed: _snapshot/... (S3 repositories) is answered by the stand-in itself,",
     "which keeps snapshots in the bucket in its own layout (not OpenSearch's repository format).",
     "bin/opensearch-keystore writes its own JSON file, not OpenSearch's encrypted keystore format.",

@@ -2,8 +2,8 @@
 
 It reads mongod's YAML configuration file (and its main command-line options), enforces what mongod
 enforces at start (existing dbPath, --fork needs a log file), and serves the MongoDB wire protocol with
-SecantusDB (WiredTiger storage, single node). Runs under the lab host's system python3 with the
-archive's lib/python only.
+SecantusDB (WiredTiger storage), with mongod's replica-set control plane (mongod_replset: no replication).
+Runs under the lab host's system python3 with the archive's lib/python only.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from typing import Any
 BASE = Path(__file__).resolve().parents[2]
 if __package__:
     # imported from the nxprovision source tree (unit tests)
-    from . import confparse, javaprops, standin_common
+    from . import confparse, javaprops, mongod_replset, standin_common
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
     sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
+    import mongod_replset  # type: ignore[no-redef]
     import standin_common  # type: ignore[no-redef]
 
 PROG = "mongod"
@@ -165,18 +166,14 @@ def main(argv: list[str]) -> int:
     if s["repl_set"]:
         standin_common.log(
             PROG,
-            f"replication.replSetName={s['repl_set']}: replica sets are NOT supported by the stand-in; it answers as "
-            "the only member and primary of that set (no secondaries, no elections, replSetInitiate fails)",
+            f"replication.replSetName={s['repl_set']}: {mongod_replset.NOTICE}",
             sys.stdout,
-        )
-    if s["key_file"]:
-        standin_common.log(
-            PROG, "security.keyFile is ignored: there are no replica set members to authenticate", sys.stdout
         )
     for k in s["unused"]:
         standin_common.log(PROG, f"option {k} is accepted but has no effect on the stand-in", sys.stdout)
 
-    from secantus.server import SecantusDBServer  # vendored
+    import secantus.server  # vendored
+    from secantus.server import SecantusDBServer
 
     main_host, extra = s["bind_ips"][0], s["bind_ips"][1:]
     kwargs: dict[str, Any] = {
@@ -187,6 +184,10 @@ def main(argv: list[str]) -> int:
     if s["cache_gb"]:
         kwargs["cache_size"] = f"{max(1, int(float(s['cache_gb']) * 1024))}M"
     try:
+        if s["repl_set"]:
+            rs = mongod_replset.ReplSet(s["repl_set"], db_path, s["bind_ips"], s["port"],
+                                        mongod_replset.key_digest(s["key_file"]))
+            secantus.server.dispatch = mongod_replset.wrap(secantus.server.dispatch, rs)  # type: ignore[attr-defined]
         server = SecantusDBServer(host=main_host, port=s["port"], storage_path=str(db_path), **kwargs)
         server.start()
         for h in extra:

@@ -38,6 +38,9 @@ _KNOWN = {
 }
 MAX_VOTING_EXCLUSIONS = 10
 _HEALTH_RANK = {"green": 0, "yellow": 1, "red": 2}
+# What the health answer (and so `nxprovision status`) says the stand-in does not do.
+NOTICE = ("OpenSearch stand-in: shards and health computed over the nodes, but each node holds only the documents "
+          "it was sent (no shard copies, no recovery), in memory")
 
 
 class ClusterError(Exception):
@@ -243,6 +246,7 @@ class Cluster:
             "delayed_unassigned_shards": 0, "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0,
             "task_max_waiting_in_queue_millis": 0,
             "active_shards_percent_as_number": 100.0 * (len(rows) - len(unassigned)) / max(len(rows), 1),
+            "notice": NOTICE,
         }
 
     def wait_health(self, want: str, timeout_s: float) -> dict[str, Any]:

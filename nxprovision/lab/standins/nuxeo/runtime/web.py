@@ -725,6 +725,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         results = node.probes()
         body = {k: "ok" if v else "failed" for k, v in results.items()}
         body["standin"] = True  # type: ignore[assignment]
+        body["notice"] = NOTICE
         self.json(200 if all(results.values()) else 500, body)
 
     # ---- static files of nxserver/nuxeo.war (clusterinfo.html for affinity checks) ----
@@ -737,6 +738,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise NotFound(rel)
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self.respond(200, target.read_bytes(), ctype)
+
+
+# What the runningstatus answer (and so `nxprovision status`) says the stand-in does not do.
+NOTICE = ("Nuxeo stand-in: a subset of the REST and Automation APIs and of NXQL over the real backends; "
+          "no Nuxeo Platform code, no UI, no marketplace packages' features")
 
 
 class StandinHTTPServer(http.server.ThreadingHTTPServer):
