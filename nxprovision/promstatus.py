@@ -97,8 +97,6 @@ def collect(c: Cluster, prom: Prometheus | None = None) -> list[Row]:
         if _value(s) == 1 and (state == "UP" or server not in states):
             states[server] = state or "UP"
     drained = {str(s["metric"].get("server")) for s in prom.query('haproxy_server_weight{proxy="nuxeo"} == 0')}
-    standin = "nuxeo" in set((c.settings.get("nx_lab") or {}).get("standins", [])) \
-        if isinstance(c.settings.get("nx_lab"), dict) else False
     # front nodes only: workers are behind no balancer, and Nuxeo's own metrics are not scraped in this release
     for node in (n for n in c.nuxeo_nodes if n.role == "front"):
         state = states.get(node.jvm_route, "")
@@ -106,7 +104,7 @@ def collect(c: Cluster, prom: Prometheus | None = None) -> list[Row]:
             state = "DRAIN"
         rows.append(Row(node.host, f"nuxeo ({node.role})", node.address,
                         "ok" if state == "UP" else "degraded" if state in ("DRAIN", "MAINT") else
-                        "down" if state else "unknown", standin=standin, lb_state=state or "-",
+                        "down" if state else "unknown", lb_state=state or "-",
                         detail=f"load balancer reports {state}" if state else "no load balancer reports it"))
     for r in rows:
         if r.component.startswith("host") and firing.get(r.host):
