@@ -50,8 +50,11 @@ def test_failure_names_host_and_task_and_masks_secrets(fake_home: Path) -> None:
     assert "b : ok=1  changed=1  unreachable=0  failed=1" in text
     assert str(result.run_dir) in text
     assert SECRET not in text
-    for f in result.run_dir.rglob("summary.json"):
-        assert SECRET not in f.read_text()
+    # every file the run kept (ansible-runner's stdout and job events of the failing task included), its folder 0700
+    kept = [f for f in result.run_dir.rglob("*") if f.is_file()]
+    assert any(f.name == "stdout" for f in kept) and any(f.parent.name == "job_events" for f in kept), kept
+    assert [str(f) for f in kept if SECRET.encode() in f.read_bytes()] == []
+    assert result.run_dir.stat().st_mode & 0o077 == 0
 
 
 def test_runs_are_rotated(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
