@@ -401,7 +401,10 @@ def test_nodes_start_with_the_products_default_login(cluster: list[NuxeoNode], w
         "streamStatus": "ok",
         "s3BinaryManagerStatus": "ok",
         "standin": True,
+        "notice": probes.get("notice"),
     }
+    # what the stand-in does not do, said by the server itself (status shows it; product code never asks)
+    assert "stand-in" in probes["notice"] and "no Nuxeo Platform code" in probes["notice"], probes
     assert headers["X-Nuxeo-Node"] == "A"
     assert "JSESSIONID=" in headers["Set-Cookie"] and ".routeA;" in headers["Set-Cookie"]
     assert a.get("/runningstatus?info=summary")[0] == 403
