@@ -604,7 +604,8 @@ def test_mongod_forks_serves_and_keeps_data(mirror: Path, tmp_path: Path, procs:
             direct = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true",
                                          serverSelectionTimeoutMS=10000)
             assert "setName" not in direct.admin.command("hello")
-            direct.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": f"127.0.0.1:{port}"}]})
+            members = [{"_id": 0, "host": f"127.0.0.1:{port}"}]
+            direct.admin.command("replSetInitiate", {"_id": "rs0", "members": members})
             direct.close()
         client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/?replicaSet=rs0", serverSelectionTimeoutMS=10000)
         docs = client["nuxeo"]["default"]
