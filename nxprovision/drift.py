@@ -102,6 +102,10 @@ def diff_path(res: Mapping[str, Any]) -> str:
         header = str(d.get("before_header") or "") if isinstance(d, Mapping) else ""
         if header.startswith("/"):
             return header.split(" ")[0]
+    # a loop writing several files (one task, one item per file): the first item that changed
+    for item in res.get("results") or []:
+        if isinstance(item, Mapping) and item.get("changed") and (path := diff_path(item)):
+            return path
     return ""
 
 

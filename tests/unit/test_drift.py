@@ -80,6 +80,23 @@ def test_collector_reads_changed_files_settings_services_and_no_log_tasks() -> N
     assert "+k=2" in front1[0].diff
 
 
+def test_collector_names_the_file_a_loop_item_changed() -> None:
+    """One task writing several files (a loop): the changed item's file is named, with its diff only."""
+    c = Collector()
+    c(event("runner_on_ok", "h1", "Raise the open files limit", "common", action="ansible.builtin.copy",
+            changed=True, results=[
+                {"changed": False, "dest": "/etc/security/limits.d/90-nxprovision.conf", "item": {}},
+                {"changed": True, "dest": "/etc/systemd/system.conf.d/90-nxprovision.conf", "item": {},
+                 "diff": {"before": "DefaultLimitNOFILE=1\n", "after": "DefaultLimitNOFILE=65535\n",
+                          "before_header": "/etc/systemd/system.conf.d/90-nxprovision.conf",
+                          "after_header": "/etc/systemd/system.conf.d/90-nxprovision.conf"}}]))
+    c(event("runner_on_ok", "h2", "Raise the open files limit", "common", action="ansible.builtin.copy",
+            changed=False, results=[{"changed": False, "dest": "/etc/x", "item": {}}]))
+    assert [(f.host, f.kind, f.path) for f in c.findings] == [
+        ("h1", "file", "/etc/systemd/system.conf.d/90-nxprovision.conf")]
+    assert "+DefaultLimitNOFILE=65535" in c.findings[0].diff and "limits.d" not in c.findings[0].diff
+
+
 def test_collector_skips_handlers_and_keeps_failures_and_readings() -> None:
     c = Collector()
     c({"event": "playbook_on_handler_task_start", "event_data": {"task": "Restart nuxeo", "task_uuid": "u-R"}})
