@@ -298,8 +298,9 @@ def test_decision_without_issued_certificates_ignores_the_expiry(tmp_path: Path)
 def test_main_dispatches_configure_behind_the_decision() -> None:
     main = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
     configure = next(t for t in main if t["name"] == "Configure")
+    # an include (its `when` skips the whole phase in one step), gated on the decision only
+    assert configure["ansible.builtin.include_tasks"]["file"] == "configure.yml"
     assert configure["when"].strip() == "not __tls_configure_fast | bool"
-    assert all(set(t) <= {"name", "ansible.builtin.include_tasks", "when", "tags"} for t in main)
     last = yaml.safe_load((ROLE / "tasks" / "configure.yml").read_text())[-1]
     assert last["nx_configure_stamp"]["name"] == "tls"
     assert "__tls_configure_stamp" in last["nx_configure_stamp"]["stamp"]
