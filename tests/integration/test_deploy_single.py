@@ -133,6 +133,46 @@ def test_a_non_root_ssh_user_with_sudo_deploys_with_become(single) -> None:
     assert f"{user} : " in journal and "USER=root" in journal, journal[-2000:]  # sudo to root by the user
 
 
+def _tls_tasks(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The tls role's task starts of a run, read from its job events (the run's records folder)."""
+    records = Path(run.stdout.rsplit("records in ", 1)[1].split()[0])
+    events = [json.loads(p.read_text()) for p in records.glob("artifacts/*/job_events/*.json")]
+    return [e["event_data"]["task"] for e in sorted(events, key=lambda e: e["counter"])
+            if e["event"] == "playbook_on_task_start" and e["event_data"].get("role") == "tls"]
+
+
+def test_tls_fast_path_skips_a_converged_host_and_reissues_a_deleted_certificate(single) -> None:
+    """Issue 19: on a converged host the tls role runs no certificate task; a certificate deleted on the host is
+    seen at the next fact gathering (the configure stamp re-checks the files) and issued again with the same key.
+    Last of this lab's tests: the new certificate is not installed into the services here."""
+    lab_, first = single
+    assert first.returncode == 0
+    noop = deploy(lab_.inventory, "--tags", "role::tls", timeout=600)
+    assert noop.returncode == 0, noop.stdout[-4000:]
+    assert recap(noop.stdout)[HOST][1] == 0, recap(noop.stdout)
+    tasks = _tls_tasks(noop)
+    full_path = {"Sign the certificate on the controller with the CA key", "Install the cluster CA certificate",
+                 "Record what the tls role deployed"}
+    assert "Configure" in tasks and not full_path & set(tasks), tasks
+    cert = f"/etc/nxprovision/tls/{HOST}.crt"
+    pub = f"openssl pkey -pubout -in /etc/nxprovision/tls/{HOST}.key | sha256sum"
+    key_before = lab_.ssh(HOST, pub).stdout
+    gone = lab_.ssh(HOST, f"openssl x509 -noout -serial -in {cert} && rm -f {cert}")
+    assert gone.returncode == 0, gone.stderr
+    again = deploy(lab_.inventory, "--tags", "role::tls", timeout=600)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert recap(again.stdout)[HOST][1] > 0, recap(again.stdout)
+    assert "Sign the certificate on the controller with the CA key" in _tls_tasks(again)
+    issued = lab_.ssh(HOST, f"openssl x509 -noout -serial -checkend 86400 -in {cert}")
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    assert issued.stdout.splitlines()[0] != gone.stdout.splitlines()[0]  # a new serial
+    assert lab_.ssh(HOST, pub).stdout == key_before  # the key stayed on the host, the same
+    # and the host is converged again: the next run skips the phase
+    third = deploy(lab_.inventory, "--tags", "role::tls", timeout=600)
+    assert third.returncode == 0 and recap(third.stdout)[HOST][1] == 0, third.stdout[-4000:]
+    assert not full_path & set(_tls_tasks(third))
+
+
 # -- Molecule scenarios per reference architecture (long: `make test-long` only) ---------------------------
 
 REPO = Path(__file__).resolve().parents[2]
