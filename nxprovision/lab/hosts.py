@@ -90,15 +90,23 @@ def running(names: LabNames, host: str) -> bool:
     return pid is not None and any(procs.alive(c) for c in procs.children(pid))
 
 
-def boot(names: LabNames, host: LabHost) -> int:
+def nspawn_command(names: LabNames, host: LabHost) -> list[str]:
     root = names.host_root(host.name)
-    cmd = [
+    return [
         NSPAWN, "-D", str(root), "--boot", "--register=no", "--keep-unit",
         f"--network-namespace-path={network.NETNS_DIR / names.netns(host.name)}",
         f"--machine={host.name}", "--link-journal=no", "--resolv-conf=off", "--console=read-only",
+        # CAP_NET_ADMIN on every host, as root on a real server has it: nftables (the firewall role, which any
+        # lab may turn on in its inventory after boot) and keepalived's VIP need it. nspawn grants it on its own
+        # only with networking it sets up itself, not with --network-namespace-path. Each host has a network
+        # namespace of its own, so nft, ip and keepalived there act on that host's rules and interfaces, not on
+        # the bridge or the other hosts. (Not a sandbox: nspawn hosts keep CAP_SYS_ADMIN by default anyway.)
+        "--capability=CAP_NET_ADMIN",
     ]
-    if host.net_admin:
-        cmd.append("--capability=CAP_NET_ADMIN")
+
+
+def boot(names: LabNames, host: LabHost) -> int:
+    cmd = nspawn_command(names, host)
     network.ip("-n", names.netns(host.name), "link", "set", "eth0", "up")
     names.log_dir.mkdir(parents=True, exist_ok=True)
     join = cgroups.joiner(cgroups.prepare_host(names.name, host.name))

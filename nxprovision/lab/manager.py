@@ -72,27 +72,26 @@ def _alloc_lock() -> Iterator[None]:
 
 def plan_hosts(
     architecture: str | None, count: int | None, database: str
-) -> tuple[str, dict[str, tuple[str, ...]], list[tuple[str, list[str], bool]]]:
-    """(architecture, layout, [(host, groups, net_admin)]) for `up --architecture A` or `up --hosts N`."""
+) -> tuple[str, dict[str, tuple[str, ...]], list[tuple[str, list[str]]]]:
+    """(architecture, layout, [(host, groups)]) for `up --architecture A` or `up --hosts N`."""
     from nxprovision.init import _sample_layout
 
     if count is not None:
         if not 1 <= count <= addressing.MAX_HOSTS:
             raise NxError(f"--hosts {count} is out of range", f"ask for 1 to {addressing.MAX_HOSTS} hosts")
         names = tuple(f"host{i}" for i in range(1, count + 1))
-        return "single", {"lab": names}, [(h, ["lab"], False) for h in names]
+        return "single", {"lab": names}, [(h, ["lab"]) for h in names]
     arch = architecture or "compact"
     if arch not in architectures.ARCHITECTURES:
         raise NxError(
             f"unknown architecture '{arch}'", f"use one of: {', '.join(architectures.ARCHITECTURES)}"
         )
     layout = _sample_layout(arch, database)
-    net_admin_groups = set(architectures.get(arch).lab_net_admin_groups)
     order: dict[str, list[str]] = {}
     for group, members in layout.items():
         for h in members:
             order.setdefault(check_host(h), []).append(group)
-    return arch, layout, [(h, g, bool(net_admin_groups & set(g))) for h, g in order.items()]
+    return arch, layout, list(order.items())
 
 
 def traces(names: LabNames) -> list[str]:
@@ -130,7 +129,7 @@ def up(
     """`os_name` is every host's release but those `host_os` names (a mixed lab rehearses an OS migration)."""
     check_name(name)
     arch, layout, plan = plan_hosts(architecture, count, database)
-    os_of = releases.plan_os([h for h, _, _ in plan], releases.get(os_name).os, host_os or {})
+    os_of = releases.plan_os([h for h, _ in plan], releases.get(os_name).os, host_os or {})
     preflight.check_all()
     names = LabNames(name)
     timings = UpTimings()
@@ -152,9 +151,8 @@ def up(
             state = LabState(
                 name=name, subnet=str(net), bridge_ip=str(bridge), architecture=arch, database=database,
                 hosts=[
-                    LabHost(name=h, index=i, ip=str(addressing.host_ip(net, i)), groups=g, net_admin=na,
-                            os=os_of[h])
-                    for i, (h, g, na) in enumerate(plan, start=1)
+                    LabHost(name=h, index=i, ip=str(addressing.host_ip(net, i)), groups=g, os=os_of[h])
+                    for i, (h, g) in enumerate(plan, start=1)
                 ],
             )
             # recorded before any kernel object exists, so `down` after a crash knows the subnet

@@ -15,7 +15,6 @@ class LabHost:
     index: int  # 1-based; names the host's veth and picks its address
     ip: str
     groups: list[str] = field(default_factory=list)
-    net_admin: bool = False
     os: str = DEFAULT_OS  # a key of releases.RELEASES; a lab may mix releases
 
 
@@ -57,7 +56,8 @@ class LabState:
             data = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
-        data["hosts"] = [LabHost(**h) for h in data.get("hosts", [])]
+        # states written before every host got CAP_NET_ADMIN (hosts.boot) record which ones had it
+        data["hosts"] = [LabHost(**{k: v for k, v in h.items() if k != "net_admin"}) for h in data.get("hosts", [])]
         return cls(**data)
 
 

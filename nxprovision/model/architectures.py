@@ -37,8 +37,6 @@ class Architecture:
     counts: dict[str, tuple[int, int | None]]
     multi_node: bool
     lab_layout: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # groups whose members need extra container capabilities in the lab (VRRP)
-    lab_net_admin_groups: tuple[str, ...] = ()
 
 
 SINGLE = Architecture(
@@ -123,7 +121,6 @@ DISTRIBUTED = Architecture(
         "kafka": ("kafka1", "kafka2", "kafka3"),
         "s3": ("s3-1",),
     },
-    lab_net_admin_groups=("loadbalancers",),
 )
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (SINGLE, COMPACT, DISTRIBUTED)}

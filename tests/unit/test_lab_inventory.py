@@ -18,24 +18,22 @@ from nxprovision.lab.state import LabHost, LabState
 def test_plain_hosts_plan() -> None:
     arch, layout, plan = manager.plan_hosts(None, 3, "postgresql")
     assert arch == "single" and layout == {"lab": ("host1", "host2", "host3")}
-    assert plan == [("host1", ["lab"], False), ("host2", ["lab"], False), ("host3", ["lab"], False)]
+    assert plan == [("host1", ["lab"]), ("host2", ["lab"]), ("host3", ["lab"])]
     with pytest.raises(NxError):
         manager.plan_hosts(None, 0, "postgresql")
 
 
-def test_distributed_plan_gives_net_admin_to_load_balancers_only() -> None:
+def test_distributed_plan_gives_db_hosts_both_of_their_groups() -> None:
     _arch, _layout, plan = manager.plan_hosts("distributed", None, "postgresql")
-    by_host = {h: (g, na) for h, g, na in plan}
-    assert by_host["lb1"][1] and by_host["lb2"][1]
-    assert not any(na for h, (_g, na) in by_host.items() if not h.startswith("lb"))
-    # db hosts carry both of their groups
-    assert set(by_host["db1"][0]) == {"postgresql", "etcd"}
+    by_host = dict(plan)
+    assert set(by_host["db1"]) == {"postgresql", "etcd"}
+    assert by_host["lb1"] == ["loadbalancers"]
 
 
 def test_mongodb_plan_uses_mongo_hosts() -> None:
     _arch, layout, plan = manager.plan_hosts("compact", None, "mongodb")
     assert "postgresql" not in layout and layout["mongodb"] == ("mongo1", "mongo2", "mongo3")
-    assert "db1" not in [h for h, _g, _n in plan]
+    assert "db1" not in [h for h, _g in plan]
 
 
 def test_unknown_architecture() -> None:
@@ -56,7 +54,7 @@ def _state(arch: str, layout_hosts: list[tuple[str, list[str]]]) -> LabState:
 
 def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
     _a, _l, plan = manager.plan_hosts("compact", None, "postgresql")
-    state = _state("compact", [(h, g) for h, g, _n in plan])
+    state = _state("compact", plan)
     values = manager.lab_group_vars(state)
     lb = state.host("lb1")
     assert lb is not None and values["nx_public_url"] == f"https://{lb.ip}/nuxeo"
@@ -74,7 +72,7 @@ def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
 
 def test_distributed_lab_gets_a_virtual_ip_inside_the_lab() -> None:
     _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
-    state = _state("distributed", [(h, g) for h, g, _n in plan])
+    state = _state("distributed", plan)
     vip = manager.lab_group_vars(state)["nx_vip"]
     assert vip == "10.213.9.10" and vip not in [h.ip for h in state.hosts]
 
@@ -98,7 +96,7 @@ def _ansible_inventory(directory: Path) -> dict:  # type: ignore[type-arg]
 
 def test_written_architecture_inventory_loads_in_ansible(tmp_path: Path) -> None:
     _arch, layout, plan = manager.plan_hosts("compact", None, "postgresql")
-    state = _state("compact", [(h, g) for h, g, _n in plan])
+    state = _state("compact", plan)
     manager.write_lab_inventory(state, layout, tmp_path / "inv")
     inv = _ansible_inventory(tmp_path / "inv")
     hv = inv["_meta"]["hostvars"]
@@ -111,7 +109,7 @@ def test_written_architecture_inventory_loads_in_ansible(tmp_path: Path) -> None
 
 def test_written_plain_inventory_has_only_the_lab_group(tmp_path: Path) -> None:
     _arch, layout, plan = manager.plan_hosts(None, 2, "postgresql")
-    state = _state("single", [(h, g) for h, g, _n in plan])
+    state = _state("single", plan)
     manager.write_lab_inventory(state, layout, tmp_path / "inv")
     hosts_yml = yaml.safe_load((tmp_path / "inv" / "hosts.yml").read_text())
     assert hosts_yml == {
@@ -123,3 +121,17 @@ def test_written_plain_inventory_has_only_the_lab_group(tmp_path: Path) -> None:
     }
     inv = _ansible_inventory(tmp_path / "inv")
     assert inv["lab"]["hosts"] == ["host1", "host2"]
+
+
+def test_every_lab_host_gets_net_admin_in_its_own_network_namespace() -> None:
+    # nftables (the firewall role, turned on after boot) needs it on any host, keepalived on the load balancers
+    from nxprovision.lab import hosts
+
+    _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
+    state = _state("distributed", plan)
+    for h in state.hosts:
+        cmd = hosts.nspawn_command(state.names, h)
+        assert "--capability=CAP_NET_ADMIN" in cmd, h.name
+        # ... which reaches that host's own namespace only
+        assert f"--network-namespace-path=/run/netns/{state.names.netns(h.name)}" in cmd, h.name
+    assert len({state.names.netns(h.name) for h in state.hosts}) == len(state.hosts)

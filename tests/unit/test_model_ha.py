@@ -85,7 +85,7 @@ def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> No
         bridge_ip="10.213.9.1",
         architecture="distributed",
         database="postgresql",
-        hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g, _n) in enumerate(plan, start=1)],
+        hosts=[LabHost(h, i, f"10.213.9.{10 + i}", g) for i, (h, g) in enumerate(plan, start=1)],
     )
     values = manager.lab_group_vars(state)
     assert values["nx_public_url"] == f"https://{values['nx_vip']}/nuxeo"
