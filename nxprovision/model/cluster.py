@@ -107,9 +107,6 @@ class Cluster:
         return {
             "architecture": self.architecture,
             "cluster_name": self.settings.get("nx_cluster_name"),
-            # TODO(issue 15): read by the kafka role's template only; goes with the Kafka clean-up of the lab.
-            "standins": list(self.settings.get("nx_lab", {}).get("standins", []))
-            if isinstance(self.settings.get("nx_lab"), dict) else [],
             "hosts": {
                 h.name: {"address": h.address, "components": components_of(self, h.name)}
                 for h in self.hosts.values()

@@ -14,12 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCOPES = ("nxprovision", "roles", "playbooks", "plugins")
 PATTERN = re.compile(r"stand[\s_-]?ins?\b|standin|stand_in", re.IGNORECASE)
-# TODO(issue 15): the Kafka stand-in's properties (kafka_standin_properties) and the `standins` list of the nx fact
-# that selects them go with the Kafka clean-up; nothing else may be added here.
+# Nothing may be added here.
 ALLOWED = {
-    "nxprovision/model/cluster.py": {"standins"},
-    "roles/kafka/templates/etc/kafka/server.properties.j2": {"standins", "standin", "stand-in"},
-    "roles/kafka/tasks/configure.yml": {"standin", "standins"},
     "playbooks/site.yml": {"stand-in"},
 }
 
