@@ -72,12 +72,31 @@ def test_first_deploy_converges(compact) -> None:
             assert str(value) not in first.stdout + first.stderr, f"{name} printed by deploy"
 
 
-def test_first_deploy_starts_seaweedfs_once(compact) -> None:
-    """The server the first deploy starts has read every file: no restart or reload of it follows in that run."""
-    _lab, first = compact
-    lines = [ln.split("  ")[-1] for ln in first.stdout.splitlines() if ln.startswith("  changed  s3-1  ")]
-    assert "seaweedfs : Start SeaweedFS" in lines, lines
-    assert not [ln for ln in lines if ln in ("seaweedfs : Restart seaweedfs", "seaweedfs : Reload seaweedfs")], lines
+@pytest.mark.parametrize(
+    ("host", "unit", "start", "again"),
+    [
+        ("s3-1", "seaweedfs", "seaweedfs : Start SeaweedFS",
+         ("seaweedfs : Restart seaweedfs", "seaweedfs : Reload seaweedfs")),
+        ("kafka1", "kafka", "kafka : Start Kafka",
+         ("kafka : Restart kafka", "kafka : Restart kafka for its new key store",
+          "kafka : Reload the kafka key store in place")),
+        ("search1", "opensearch", "opensearch : Start OpenSearch",
+         ("opensearch : Restart opensearch", "opensearch : Reload opensearch secure settings")),
+    ],
+)
+def test_first_deploy_starts_each_server_once(
+    compact, host: str, unit: str, start: str, again: tuple[str, ...]
+) -> None:
+    """A server the first deploy starts has read every file: no restart or reload of it follows in that run, and
+    its journal holds one start (a restart right after a start drops what connected in between)."""
+    lab_, first = compact
+    lines = [ln.split("  ")[-1] for ln in first.stdout.splitlines() if ln.startswith(f"  changed  {host}  ")]
+    assert start in lines, lines
+    assert not [ln for ln in lines if ln in again], lines
+    journal = lab_.ssh(host, f"journalctl -u {unit} --no-pager -o cat")
+    assert journal.returncode == 0, journal.stderr
+    starts = [ln for ln in journal.stdout.splitlines() if ln.startswith("Started ")]
+    assert len(starts) == 1, journal.stdout[-3000:]
 
 
 def admin_login(d: Deployed, password: str, **kw: Any) -> int:
