@@ -194,6 +194,39 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(f"  {line}" for line in data.decode(errors="replace").splitlines()[-lines:])
 
 
+def refresh_package_lists(names: LabNames, hosts: list[LabHost], attempts: int = 3) -> list[str]:
+    """Give each host fresh package lists, as a cloud image's first boot does; return what did not work.
+
+    The first host of each release goes alone and fills the lab's apt cache (by-hash index names
+    included), then the others read from the cache, a few at a time. A deploy's hosts all asking a
+    cold cache at once stalled past the role's time limit, and a stalled `apt-get` holds apt's lock
+    on its host for minutes: here a stalled attempt is ended on the host and tried again.
+    """
+    first: dict[str, LabHost] = {}
+    for h in hosts:
+        first.setdefault(releases.get(h.os).suite, h)
+    problems = [p for h in first.values() if (p := _refresh_one(names, h, attempts))]
+    rest = [h for h in hosts if h not in first.values()]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        problems += [p for p in pool.map(lambda h: _refresh_one(names, h, attempts), rest) if p]
+    return problems
+
+
+def _refresh_one(names: LabNames, host: LabHost, attempts: int) -> str | None:
+    why = ""
+    for _ in range(attempts):
+        # `timeout` runs on the host, so a stalled apt-get ends there and releases its lock
+        proc = subprocess.run(
+            ["ssh", *ssh_options(names.ssh_key), f"root@{host.ip}", "timeout", "-k", "5", "120",
+             "apt-get", "-q", "update"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        )
+        if proc.returncode == 0:
+            return None
+        why = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    return f"apt-get update on {host.name} failed {attempts} times ({why})"
+
+
 def wait_ssh(names: LabNames, hosts: list[LabHost], timeout: float = 90) -> None:
     """Wait, for all hosts at once, until each accepts the lab key; fail early if a host died."""
 

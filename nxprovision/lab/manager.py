@@ -34,6 +34,8 @@ from nxprovision.lab import (
     services,
 )
 from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
+from nxprovision.lab.standins import kafka as standin_kafka
+from nxprovision.lab.standins import mongodb as standin_mongodb
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
 
@@ -218,11 +220,13 @@ def _bring_up(
 
     for h in state.hosts:
         hosts.boot(names, h)
-    for suite in sorted({releases.get(h.os).suite for h in state.hosts}):
-        services.prewarm_apt_cache(state.bridge_ip, mirrors, suite)
     hosts.wait_ssh(names, state.hosts)
     services.check_running(names)
     t = _phase(timings, "boot_ssh", t)
+    for problem in hosts.refresh_package_lists(names, state.hosts):
+        # not fatal: the deploy refreshes stale lists itself, only more slowly
+        log(f"lab {state.name}: {problem}")
+    t = _phase(timings, "package_lists", t)
     builder.join()
     if mirror_error:
         raise mirror_error[0]
@@ -294,26 +298,10 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
         values["nx_vip"] = vip
         values["nx_public_url"] = f"https://{vip}/nuxeo"
     if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
-        # Lab only: the Kafka stand-in (Tansu) keeps topics in memory per broker; the three brokers share one
-        # log through a bucket of the lab's SeaweedFS instead. The stand-in reads these keys from server.properties
-        # (Apache Kafka ignores unknown keys); the lab passes them as any inventory passes extra broker settings,
-        # through kafka_extra_settings, so the kafka role has no stand-in case. The keys are references to the
-        # vaulted secrets, resolved by Ansible on the brokers.
         s3 = next(h for h in state.hosts if "s3" in h.groups)
-        values["seaweedfs_extra_buckets"] = [LAB_KAFKA_BUCKET]
-        values["kafka_extra_settings"] = {
-            "standin.tansu.storage.engine": f"s3://{LAB_KAFKA_BUCKET}/",
-            # the store serves https with the cluster CA's certificate (nx_tls_s3): the stand-in verifies it
-            "standin.tansu.s3.endpoint": f"https://{s3.ip}:8333",
-            "standin.tansu.s3.ca.file": "/etc/nxprovision/tls/ca.crt",
-            "standin.tansu.s3.access.key": "{{ nx_secret_s3_access_key }}",
-            "standin.tansu.s3.secret.key": "{{ nx_secret_s3_secret_key }}",
-            "standin.tansu.s3.region": "{{ s3_region }}",
-        }
+        values.update(standin_kafka.shared_log_settings(s3.ip, LAB_KAFKA_BUCKET))
     if state.database == "mongodb" and "mongodb" in STANDINS:
-        # The MongoDB stand-in enforces access control but has no localhost exception: the role creates the users
-        # before it turns access control on.
-        values["mongodb_users_bootstrap"] = "unauthenticated"
+        values.update(standin_mongodb.INVENTORY_SETTINGS)
     return values
 
 
@@ -580,6 +568,7 @@ def add_host(name: str, host: str, groups: list[str], os_name: str | None = None
                       mirrors)
         hosts.boot(names, new)
         hosts.wait_ssh(names, [new])
+        hosts.refresh_package_lists(names, [new])  # not fatal, as at `up`
         state.hosts.append(new)
         state.pids = current_pids(state)
         state.save()

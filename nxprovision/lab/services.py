@@ -115,22 +115,6 @@ def _remove_stale_index_copies(cache: Path) -> None:
                 f.unlink(missing_ok=True)
 
 
-def prewarm_apt_cache(bridge_ip: str, mirrors: DebianMirrors, suite: str) -> None:
-    """Fetch each release file once, one after the other, before the hosts ask for them all at once."""
-    import urllib.request
-
-    proxy = urllib.request.ProxyHandler({"http": f"http://{bridge_ip}:{APT_PORT}"})
-    opener = urllib.request.build_opener(proxy)
-    urls = [f"{mirrors.archive.rstrip('/')}/dists/{d}/InRelease" for d in (suite, f"{suite}-updates")]
-    if mirrors.security:
-        urls.append(f"{mirrors.security.rstrip('/')}/dists/{suite}-security/InRelease")
-    for url in urls:
-        try:
-            opener.open(url, timeout=30).read()
-        except OSError:
-            continue  # the hosts will ask again; a failure here only loses the head start
-
-
 def start_mirror(names: LabNames, bridge_ip: str) -> None:
     names.mirror_dir.mkdir(parents=True, exist_ok=True)
     _spawn(names, MIRROR, [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from nxprovision.lab.standins import packing, tree, vendor
 from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
@@ -79,6 +80,28 @@ NOTES = (
     "kafka-reassign-partitions.sh checks plans as Kafka does and completes a plan of the current replicas at once; "
     "kafka-cluster.sh unregister answers that the cluster has no unregistration API.",
 )
+
+
+def shared_log_settings(s3_address: str, bucket: str) -> dict[str, Any]:
+    """Inventory settings for a lab of several brokers: the brokers share one log through a bucket of the lab's
+    SeaweedFS (Tansu keeps topics in memory per broker otherwise).
+
+    The stand-in reads the keys from server.properties (Apache Kafka ignores unknown keys); they go through
+    kafka_extra_settings as any inventory's extra broker settings do, so the kafka role has no stand-in case. The
+    secrets are references to the vault, resolved by Ansible on the brokers.
+    """
+    return {
+        "seaweedfs_extra_buckets": [bucket],
+        "kafka_extra_settings": {
+            "standin.tansu.storage.engine": f"s3://{bucket}/",
+            # the store serves https with the cluster CA's certificate (nx_tls_s3): the stand-in verifies it
+            "standin.tansu.s3.endpoint": f"https://{s3_address}:8333",
+            "standin.tansu.s3.ca.file": "/etc/nxprovision/tls/ca.crt",
+            "standin.tansu.s3.access.key": "{{ nx_secret_s3_access_key }}",
+            "standin.tansu.s3.secret.key": "{{ nx_secret_s3_secret_key }}",
+            "standin.tansu.s3.region": "{{ s3_region }}",
+        },
+    }
 
 
 def write_tree(root: Path, version: str) -> None:

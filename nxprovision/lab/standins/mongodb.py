@@ -23,6 +23,11 @@ NOTES = (
 )
 
 
+# The stand-in enforces access control but has no localhost exception: the role creates the users before it
+# turns access control on (a setting the role offers any inventory, for a mongod started the same way).
+INVENTORY_SETTINGS = {"mongodb_users_bootstrap": "unauthenticated"}
+
+
 def write_tree(root: Path, version: str) -> None:
     tree.write_launcher(root, "bin/mongod", "MongoDB", "lib/standin/mongod_standin.py")
     tree.copy_runtime(root / "lib" / "standin", RUNTIME)
