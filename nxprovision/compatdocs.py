@@ -68,7 +68,8 @@ def render() -> str:
         "package index for the OS releases. `validate` applies the same data: a version outside it is an error,",
         "which `nx_compat_overrides: {<component>: '<reason>'}` turns into a warning when you run outside the",
         "matrix on purpose (the component is the rule id's last part: `postgresql`, `mongodb`, `opensearch`,",
-        "`elasticsearch`, `search_client`, `audit_backend`, `kafka`, `os`).",
+        "`elasticsearch`, `search_client`, `audit_backend`, `kafka`, `os`; `postgresql_package`: a PostgreSQL",
+        "major the database hosts' Debian release does not ship).",
         "",
         "Version lists: `13` means 13.x; `greater than 11` means any version above 11.",
         "",
@@ -106,9 +107,11 @@ def render() -> str:
             if sc.package:
                 out.append(f"| `{sc.key}` | {_link(sc.package, sc.source)} | `{sc.audit_package}` | "
                            + " | ".join(sc.products[p].describe() for p in PRODUCT_LABELS) + " |")
-    out += ["", "## OS releases", "", "| release | OpenJDK in its archive |", "|---|---|"]
+    out += ["", "## OS releases", "", "| release | OpenJDK in its archive | PostgreSQL in its archive |",
+            "|---|---|---|"]
     for r in matrix.os_releases.values():
-        out.append(f"| `{r.name}`: {r.label} | {_link(', '.join(r.openjdk), r.source)} |")
+        out.append(f"| `{r.name}`: {r.label} | {_link(', '.join(r.openjdk), r.source)} | "
+                   f"{_link(', '.join(r.postgresql), r.postgresql_source)} |")
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -125,6 +125,8 @@ class OsRelease:
     label: str
     openjdk: tuple[str, ...]
     source: str
+    postgresql: tuple[str, ...] = ()
+    postgresql_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,8 +247,12 @@ def parse(data: Any) -> Matrix:
         jdks = _req(r, "openjdk", w)
         if not isinstance(jdks, list):
             raise CompatDataError(f"{w}: openjdk must be a list")
+        pgs = _req(r, "postgresql", w)
+        if not isinstance(pgs, list):
+            raise CompatDataError(f"{w}: postgresql must be a list")
         releases[str(name)] = OsRelease(str(name), str(_req(r, "label", w)), tuple(str(j) for j in jdks),
-                                        _url(_req(r, "source", w), w))
+                                        _url(_req(r, "source", w), w), tuple(str(v) for v in pgs),
+                                        _url(_req(r, "postgresql_source", w), w))
     table = {}
     for key, d in (_req(data, "lts", "top level") or {}).items():
         if not isinstance(key, int):

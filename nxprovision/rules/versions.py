@@ -64,7 +64,7 @@ def check(c: Cluster) -> Iterator[Finding]:
                     f"deploy LTS {deployable} until then (e.g. nuxeo_version: 2023.35)", of_setting(c, "nuxeo_version"))
 
     yield from _java(c, m)
-    yield from _database(c, m)
+    yield from _database(c, matrix, m)
     yield from _search(c, m)
     yield from _kafka(c, m, v)
     yield from _os(c, matrix, m)
@@ -88,12 +88,13 @@ def _java(c: Cluster, m: Lts) -> Iterator[Finding]:
                     of_setting(c, "common_java_package"))
 
 
-def _database(c: Cluster, m: Lts) -> Iterator[Finding]:
+def _database(c: Cluster, matrix: Matrix, m: Lts) -> Iterator[Finding]:
     if c.database == "postgresql" and c.db_hosts:
         pv = str(c.settings.get("postgresql_version"))
         if not m.postgresql.versions.matches(pv):
             yield from _version_outside(c, "postgresql", "postgresql_version", pv, m.postgresql.describe(), m.lts,
                                         m.postgresql.source)
+        yield from _postgresql_packaged(c, matrix, pv)
     elif c.database == "mongodb" and c.db_hosts:
         mv = str(c.settings.get("mongodb_version"))
         if not m.mongodb.versions.matches(mv):
@@ -226,6 +227,24 @@ def _kafka(c: Cluster, m: Lts, v: NuxeoVersion) -> Iterator[Finding]:
         yield warning("versions.zookeeper_unused", "group zookeeper",
                       "has hosts but Kafka runs in KRaft mode: ZooKeeper will not be installed",
                       "empty the zookeeper group", of_setting(c, "kafka_mode"))
+
+
+def _postgresql_packaged(c: Cluster, matrix: Matrix, version: str) -> Iterator[Finding]:
+    """The role installs postgresql-<version> from the host's own release: a version that release does not ship
+    would fail at the package task, after every other host had been changed."""
+    by_release: dict[str, list[str]] = {}
+    for h in c.db_hosts:
+        by_release.setdefault(str(host_setting(c.view, c.settings, h, "nx_os_release") or ""), []).append(h)
+    for release, hosts in by_release.items():
+        known = matrix.os_releases.get(release)
+        if not known or not known.postgresql or version in known.postgresql:
+            continue  # an unknown release is _os's finding
+        # overridable: an apt repository of the operator's own may carry other majors
+        yield from _outside(
+            c, "postgresql_package", f"hosts {', '.join(hosts[:5])}", "postgresql_version",
+            f"postgresql_version {version} is not in {known.label}'s archive, which ships PostgreSQL "
+            f"{', '.join(known.postgresql)} ({known.postgresql_source})",
+            f"set postgresql_version: '{known.postgresql[0]}' (the database hosts all run one version)")
 
 
 def _os(c: Cluster, matrix: Matrix, m: Lts) -> Iterator[Finding]:

@@ -152,9 +152,23 @@ def _error(lines: dict[str, list[str]], rule: str) -> str:
 
 
 def test_2025_on_debian_13_with_coherent_settings_is_deployable(make_inv, run_cli) -> None:
-    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian13"})
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian13",
+                                                    "postgresql_version": "17"})
     assert code == 0, lines
     assert not [ln for ls in lines.values() for ln in ls if ln.startswith("ERROR")]
+
+
+def test_a_postgresql_version_the_hosts_release_does_not_ship_is_refused(make_inv, run_cli) -> None:
+    """Debian 13 ships PostgreSQL 17 only: 15 (the Debian 12 default) would fail at the package task mid-run."""
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian13",
+                                                    "postgresql_version": "15"})
+    assert code == 2
+    line = _error(lines, "versions.postgresql_package")
+    assert "postgresql_version 15 is not in Debian 13 (trixie)'s archive, which ships PostgreSQL 17" in line, line
+    assert "set postgresql_version: '17'" in line and "packages.debian.org/trixie/postgresql" in line, line
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2023.35", "nx_os_release": "debian12",
+                                                    "postgresql_version": "15"})
+    assert "versions.postgresql_package" not in lines, lines
 
 
 def test_2025_nodes_on_debian_12_need_a_jdk_21_package(make_inv, run_cli) -> None:
@@ -260,9 +274,11 @@ def test_2025_on_debian_13_and_12(make_inv, run_cli) -> None:
 def test_the_override_mechanism_applies(make_inv, run_cli) -> None:
     code, lines = _validate(make_inv, run_cli, set={
         "nx_os_release": "debian13",
-        "nx_compat_overrides": {"os": "JDK 17 from our own repository", "postgresql": "Debian 12 ships 15"}})
+        "nx_compat_overrides": {"os": "JDK 17 from our own repository", "postgresql": "Debian 12 ships 15",
+                                "postgresql_package": "PostgreSQL 15 from our own apt repository"}})
     assert code == 0, lines
     assert any("overridden: JDK 17 from our own repository" in ln for ln in lines["versions.os"])
+    assert lines["versions.postgresql_package"][0].startswith("WARNING"), lines
     code, lines = _validate(make_inv, run_cli, set={
         "nuxeo_version": "2025.7", "nuxeo_search_client": "opensearch1", "search_version": "2.19.1",
         "nx_compat_overrides": {"search_client": "tested by us"}})
