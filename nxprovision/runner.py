@@ -41,6 +41,10 @@ def runs_dir() -> Path:
     return Path.home() / ".local" / "state" / "nxprovision" / "runs"
 
 
+# site.yml's play that ends a run before the Nuxeo nodes when a host failed in an earlier play.
+STOP_PLAY = "Stop before the Nuxeo nodes when a host failed above"
+
+
 @dataclass
 class Failure:
     host: str
@@ -54,6 +58,11 @@ class Failure:
     @property
     def kind(self) -> str:
         return "refused" if self.refused else "unreachable" if self.unreachable else "failed"
+
+    @property
+    def stop(self) -> bool:
+        """site.yml stopped the run because a host failed in an earlier play: this host itself broke nothing."""
+        return self.play == STOP_PLAY
 
 
 @dataclass
@@ -153,6 +162,8 @@ class PlainDisplay:
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             if (data.get("res") or {}).get("nx_refused"):
                 self.write(f"  REFUSED  {data.get('host')}  {_task_label(data)}")  # said in full at the end
+            elif data.get("play") == STOP_PLAY:
+                self.write(f"  STOPPED  {_message(data)}")  # the host it ran on broke nothing
             else:
                 self.write(f"  FAILED   {data.get('host')}  {_task_label(data)}: {_message(data)}")
         # runner_on_unreachable: run_playbook says it on one line, with the cause and the records
@@ -280,6 +291,14 @@ def _rotate(base: Path, keep: int | None = None, keep_read_only: int | None = No
     changing = [p for p in runs if run_verb(p.name) not in READ_ONLY_VERBS]
     for old in changing[: max(0, len(changing) - keep)] + read_only[: max(0, len(read_only) - keep_read_only)]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _endpoints(inventory: Path, vault_password_file: Path | None) -> dict[str, tuple[str, str]]:
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+    from nxprovision.servicelogs import cluster_endpoints
+
+    return cluster_endpoints(build_cluster(load_inventory(inventory, vault_password_file)))
 
 
 def run_playbook(
@@ -419,15 +438,17 @@ def run_playbook(
         scrub_records(run_dir, mask)
     result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
                        recap=recap, failures=failures)
-    if result.rc != 0 and failures and not check and not all(f.refused for f in failures):
+    if result.rc != 0 and failures and not check and not all(f.refused or f.stop for f in failures):
         from nxprovision import servicelogs
 
+        broken = [f for f in failures if not f.stop]  # the host a stop ran on broke nothing: no log of it
         if progress != "json":
             say("nxprovision: reading the failed service's log on "
-                + ", ".join(dict.fromkeys(f.host for f in failures)) + " ...")
+                + ", ".join(dict.fromkeys(f.host for f in broken)) + " ...")
         vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
-        result.logs = servicelogs.fetch(failures, inventory, vault, envvars, mask, run_dir / "failure-logs",
-                                        options=options)
+        result.logs = servicelogs.fetch(broken, inventory, vault, envvars, mask, run_dir / "failure-logs",
+                                        options=options,
+                                        endpoints=lambda: _endpoints(inventory, vault_password_file))
     (run_dir / "summary.json").write_text(json.dumps({
         "rc": result.rc, "status": result.status, "recap": recap,
         "failures": [f.__dict__ for f in failures],

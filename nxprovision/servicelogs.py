@@ -48,6 +48,16 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     "firewall": ServiceLog(("nxprovision-firewall*",)),  # firewall_service
 }
 
+# inventory group -> the component whose log a port of that group leads to (rules.ports lists the ports)
+_GROUP_COMPONENT = {
+    "nuxeo": "nuxeo", "postgresql": "postgresql", "mongodb": "mongodb", "opensearch": "opensearch",
+    "kafka": "kafka", "zookeeper": "zookeeper", "s3": "seaweedfs", "loadbalancers": "haproxy",
+    "monitoring": "monitoring",
+}
+MAX_BACKENDS = 2  # hosts named in a failure beyond the failed ones
+Endpoints = Callable[[], dict[str, tuple[str, str]]]  # host:port -> (host, component), built only after a failure
+_ENDPOINT_RE = re.compile(r"(?<![\w.-])([A-Za-z0-9][\w.-]*):(\d{2,5})\b")
+
 # Tasks of the day-2 playbooks run outside a role: the component is named in the task or play.
 _WORDS = {
     "nuxeo": "nuxeo", "postgresql": "postgresql", "patroni": "patroni", "mongodb": "mongodb", "mongod": "mongodb",
@@ -105,6 +115,7 @@ class LogTail:
     component: str
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     error: str | None = None  # why nothing could be read
+    named: bool = False  # not a failed host: a failed host's task or log named this one's service
 
     def lines(self) -> list[str]:
         """The report's lines for this host (already masked)."""
@@ -112,7 +123,8 @@ class LogTail:
             return [f"nxprovision: no {self.component} log from {self.host}: {self.error}"]
         if not self.sections:
             return [f"nxprovision: {self.host} has no {self.component} log lines (no journal entries, no log file)"]
-        out = [f"nxprovision: last lines of {self.component}'s logs on {self.host} "
+        why = ", named in the failure above" if self.named else ""
+        out = [f"nxprovision: last lines of {self.component}'s logs on {self.host}{why} "
                f"({'; '.join(s for s, _ in self.sections)}):"]
         for source, body in self.sections:
             out.append(f"  == {source}")
@@ -125,10 +137,41 @@ def from_output(host: str, component: str, output: str, mask: Callable[[str], st
     return LogTail(host, component, sections)
 
 
+def cluster_endpoints(cluster: Any) -> dict[str, tuple[str, str]]:
+    """"host:port" and "address:port" of every service the cluster's hosts listen on -> (host, component)."""
+    from nxprovision.rules.ports import host_ports
+
+    out: dict[str, tuple[str, str]] = {}
+    for name, host in cluster.hosts.items():
+        for group, _label, _key, port in host_ports(cluster, name):
+            comp = _GROUP_COMPONENT.get(group)
+            if comp is None or not str(port).isdigit():
+                continue
+            for where in dict.fromkeys((name, host.address)):
+                out.setdefault(f"{where}:{port}", (name, comp))
+    return out
+
+
+def named_backends(texts: list[str], endpoints: dict[str, tuple[str, str]], skip: set[str]
+                   ) -> list[tuple[str, str]]:
+    """(host, component) of the cluster's services a failure's text names by host:port, in order of mention:
+    a node that waited for a broker or a database says which one, and that one's log says why."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for m in _ENDPOINT_RE.finditer(text):
+            hit = endpoints.get(f"{m.group(1)}:{m.group(2)}")
+            if hit and hit[0] not in skip and hit[0] not in found:
+                found[hit[0]] = hit[1]
+    return list(found.items())
+
+
 def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dict[str, str],
-          mask: Callable[[str], str], record_dir: Path | None = None, options: Any = None) -> list[LogTail]:
+          mask: Callable[[str], str], record_dir: Path | None = None, options: Any = None,
+          endpoints: Endpoints | None = None) -> list[LogTail]:
     """The log tails of the failed hosts (at most MAX_HOSTS), one ad-hoc call each; never raises. `options`: the
-    command's AnsibleOptions (the same user, key, jump host and become password as the run)."""
+    command's AnsibleOptions (the same user, key, jump host and become password as the run). `endpoints` (called
+    only here, after a failure): the cluster's services by host:port; the services a failure or a fetched log
+    names that way get their log fetched too (at most MAX_BACKENDS more hosts)."""
     from nxprovision.runner import unreachable_cause
 
     wanted: dict[str, str] = {}
@@ -149,11 +192,37 @@ def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dic
         except Exception as exc:  # a failure report never fails because of its own extras
             tail = LogTail(host, comp, error=mask(f"{type(exc).__name__}: {exc}"))
         tails.append(tail)
+    tails += _backend_tails(failures, tails, endpoints, inventory, cmdline, envvars, mask, options)
     if record_dir is not None and tails:
         record_dir.mkdir(parents=True, exist_ok=True)
         for t in tails:
             (record_dir / f"{t.host}.log").write_text("\n".join(t.lines()) + "\n")
     return tails
+
+
+def _backend_tails(failures: list[Any], tails: list[LogTail], endpoints: Endpoints | None, inventory: Path,
+                   cmdline: list[str], envvars: dict[str, str], mask: Callable[[str], str], options: Any,
+                   ) -> list[LogTail]:
+    from nxprovision.runner import unreachable_cause
+
+    if endpoints is None:
+        return []
+    try:
+        known = endpoints()
+    except Exception:  # a failure report never fails because of its own extras
+        return []
+    texts = [str(getattr(f, "message", "")) for f in failures]
+    texts += [ln for t in tails for _src, body in t.sections for ln in body]
+    skip = {t.host for t in tails} | {f.host for f in failures if getattr(f, "unreachable", False)}
+    out: list[LogTail] = []
+    for host, comp in named_backends(texts, known, skip)[:MAX_BACKENDS]:
+        try:
+            tail = _fetch_one(host, comp, inventory, cmdline, envvars, mask, unreachable_cause, options)
+        except Exception as exc:
+            tail = LogTail(host, comp, error=mask(f"{type(exc).__name__}: {exc}"))
+        tail.named = True
+        out.append(tail)
+    return out
 
 
 def _fetch_one(host: str, component: str, inventory: Path, cmdline: list[str], envvars: dict[str, str],

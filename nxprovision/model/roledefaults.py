@@ -16,10 +16,15 @@ def project_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
-@functools.lru_cache(maxsize=1)
 def role_defaults() -> dict[str, Any]:
+    return _role_defaults(project_root())
+
+
+# keyed by the checkout: a process that changes NXPROVISION_HOME (the tests do) reads the other checkout's roles
+@functools.lru_cache(maxsize=4)
+def _role_defaults(root: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    roles = project_root() / "roles"
+    roles = root / "roles"
     for f in sorted(roles.glob("*/defaults/main.yml")):
         data = yaml.safe_load(f.read_text()) or {}
         merged.update(data)

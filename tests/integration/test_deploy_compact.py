@@ -379,6 +379,7 @@ def test_status_reports_every_component(compact) -> None:
     assert {r["version"] for r in fronts} == {str(d.cluster.settings["nuxeo_version"])}, fronts
     search1 = rows[("search1", "opensearch")]
     assert search1["detail"].startswith("cluster green, 3 node(s)"), search1
+    assert search1["version"] == str(d.cluster.settings["search_version"]), search1  # the product's, from GET /
     # the lab's stand-ins say what they do not do, in their own answers; real components say nothing
     for r in report["components"]:
         if r["component"].split()[0] in ("opensearch", "nuxeo"):
@@ -738,3 +739,42 @@ def test_rotate_nuxeo_admin_password_without_restarts(compact) -> None:
     assert again.returncode == 0, again.stdout[-4000:]
     assert {h: c[1] for h, c in recap(again.stdout).items() if c[1]} == {}, again.stdout[-3000:]
 
+
+
+def test_a_failed_search_node_stops_the_run_before_the_nuxeo_nodes(compact, tmp_path: Path) -> None:
+    """search1 fails its role (a heap its preflight refuses) while search2 and search3 go on: the run stops before
+    the Nuxeo play, names search1 and its task, says where it stopped without blaming the host the stop ran on, and
+    no Nuxeo task runs (the nodes would otherwise start against a search cluster short of a node). One failed host
+    of several is the case to stop: when every host of a play fails, Ansible ends the run there by itself."""
+    import shutil
+
+    import yaml
+
+    lab_, _ = compact
+    broken = tmp_path / "inv"
+    shutil.copytree(lab_.inventory, broken)
+    (broken / "host_vars").mkdir(exist_ok=True)
+    (broken / "host_vars" / "search1.yml").write_text(yaml.safe_dump({"opensearch_heap_mb": 100}))
+    hosts = ["front1", "front2", "worker1"]
+    before = service_starts(lab_, hosts)
+    r = deploy(broken, "--tags", "role::opensearch,role::nuxeo", timeout=900)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-4000:]
+    lines = out.splitlines()
+    failed = [ln for ln in lines if ln.startswith("nxprovision: search1 failed at task 'opensearch : Assert")]
+    assert failed, out[-4000:]
+    stop = [ln for ln in lines if ln.startswith("nxprovision: stopped before the Nuxeo nodes and the load balancers: "
+                                                "search1 did not come through")]
+    assert stop, out[-4000:]
+    assert not [ln for ln in lines if re.match(r"nxprovision: search[23] failed", ln)], out[-4000:]
+    assert not [ln for ln in lines if re.match(r"nxprovision: \S+ failed at task 'Check that every host", ln)], out
+    # the progress stream says it too, without a host to blame
+    assert [ln for ln in lines if ln.startswith("  STOPPED  stopped before the Nuxeo nodes")], out[-4000:]
+    assert not [ln for ln in lines if "FAILED" in ln and "Check that every host" in ln], out[-4000:]
+    assert "last lines of nuxeo's logs" not in out
+    records = Path(re.findall(r"records in (\S+)", out)[-1])
+    events = [json.loads(p.read_text()) for p in records.glob("artifacts/*/job_events/*.json")]
+    assert events
+    nuxeo_tasks = [e for e in events if (e.get("event_data") or {}).get("role") == "nuxeo"]
+    assert nuxeo_tasks == [], [e["event_data"].get("task") for e in nuxeo_tasks][:5]
+    assert service_starts(lab_, hosts) == before

@@ -126,3 +126,53 @@ def test_an_unreachable_host_degrades_to_one_line(tmp_path: Path) -> None:
     tails = servicelogs.fetch([F()], inv, [], {"ANSIBLE_HOST_KEY_CHECKING": "False"}, Masker([]))
     assert len(tails) == 1 and tails[0].error, tails
     assert tails[0].lines()[0].startswith("nxprovision: no nuxeo log from gone: ")
+
+
+def test_a_service_the_failed_nodes_log_names_gets_its_log_fetched_too(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """front1's Nuxeo waited for kafka1:9092 (its own log says so): the report carries kafka1's Kafka log as well,
+    read by a real ad-hoc call, and no log of a host nobody named."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n"
+        "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        "  hosts:\n    front1:\n    kafka1:\n    db1:\n"
+    )
+    nuxeo_log, kafka_log = tmp_path / "server.log", tmp_path / "kafka.log"
+    nuxeo_log.write_text("WARN Connection to node -1 (kafka1/10.0.0.20:9092) could not be established\n"
+                         "ERROR Timeout expired while waiting for kafka1:9092\n")
+    kafka_log.write_text("ERROR Exiting Kafka due to fatal exception during startup\n")
+    monkeypatch.setitem(servicelogs.SERVICE_LOGS, "nuxeo",
+                        servicelogs.ServiceLog(("nxprovision-no-such-unit",), (str(nuxeo_log),)))
+    monkeypatch.setitem(servicelogs.SERVICE_LOGS, "kafka",
+                        servicelogs.ServiceLog(("nxprovision-no-such-unit",), (str(kafka_log),)))
+
+    class F:
+        host, role, task, play, unreachable = "front1", "nuxeo", "Wait for Nuxeo to be running", "", False
+        message = "Status code was -1 and not [200]"
+
+    endpoints = {"kafka1:9092": ("kafka1", "kafka"), "10.0.0.20:9092": ("kafka1", "kafka"),
+                 "db1:5432": ("db1", "postgresql")}
+    tails = servicelogs.fetch([F()], inv, [], {"ANSIBLE_HOST_KEY_CHECKING": "False"}, Masker([]),
+                              endpoints=lambda: endpoints)
+    assert [(t.host, t.component, t.named) for t in tails] == [("front1", "nuxeo", False), ("kafka1", "kafka", True)]
+    lines = tails[1].lines()
+    assert lines[0].startswith("nxprovision: last lines of kafka's logs on kafka1, named in the failure above ("), lines
+    assert "  | ERROR Exiting Kafka due to fatal exception during startup" in lines
+
+
+def test_endpoints_come_from_the_cluster_model(make_inv) -> None:
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+
+    inv = make_inv("compact")
+    c = build_cluster(load_inventory(inv, None))
+    known = servicelogs.cluster_endpoints(c)
+    kafka = c.kafka_brokers[0]
+    assert known.get(f"{kafka.host}:9092") == (kafka.host, "kafka"), sorted(known)
+    assert known[f"{c.hosts[kafka.host].address}:9092"] == (kafka.host, "kafka")
+    db = c.db_hosts[0]
+    assert known[f"{db}:5432"] == (db, "postgresql")
+    assert servicelogs.named_backends(
+        [f"waiting for {db}:5432 and {kafka.host}:9092", f"again {db}:5432", "front1:8080 is not a backend here"],
+        known, skip={"front1"}) == [(db, "postgresql"), (kafka.host, "kafka")]
