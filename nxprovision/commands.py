@@ -75,7 +75,7 @@ def report_refusal(result, out=sys.stdout) -> int:
     seen: set[str] = set()
     lines = []
     for f in result.failures:
-        if f.message in seen:
+        if f.message in seen or f.stop:
             continue
         seen.add(f.message)
         first, *rest = f.message.splitlines() or [""]
@@ -89,7 +89,9 @@ def report_refusal(result, out=sys.stdout) -> int:
 
 
 def report(result, out=sys.stdout) -> int:
-    if result.rc != 0 and result.failures and all(f.refused for f in result.failures):
+    # a refusal stops the run at the same gate as a failure: the stop adds nothing to what was refused
+    if result.rc != 0 and result.failures and all(f.refused or f.stop for f in result.failures) \
+            and any(f.refused for f in result.failures):
         return report_refusal(result, out)
     if result.recap:
         out.write(format_recap(result.recap) + "\n")
@@ -99,6 +101,9 @@ def report(result, out=sys.stdout) -> int:
             if (f.host, f.task) in seen:
                 continue
             seen.add((f.host, f.task))
+            if f.stop:
+                out.write(f"nxprovision: {(f.message.splitlines() or [''])[0]}\n")
+                continue
             what = "unreachable" if f.unreachable else "failed"
             role = f"{f.role} : " if f.role else ""
             first = unreachable_cause(f.message) if f.unreachable else (f.message.splitlines() or [""])[0]
@@ -446,7 +451,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nxprovision.inventory import find_vault_password_file, load_inventory
     from nxprovision.model.cluster import build_cluster
     from nxprovision.output import dump_json, table
-    from nxprovision.status import apply_probes, as_json, collect, probe_hosts
+    from nxprovision.status import apply_probes, as_json, collect, collect_via_hosts, probe_hosts
 
     extra = extra_vars_of(args)
     view = load_inventory(Path(args.inventory), args.vault_password_file)
@@ -456,19 +461,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         from nxprovision import promstatus
 
         rows = promstatus.collect(cluster)
-    elif args.quick:
+    elif args.quick and not args.via_hosts:
         rows = collect(cluster)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
         vpf = find_vault_password_file(Path(args.inventory), args.vault_password_file)
-        # the SSH probe (a playbook run, seconds) and the outside probes run side by side
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            probed = pool.submit(probe_hosts, cluster, Path(args.inventory), vpf, secrets, ansible_options(args))
-            rows = collect(cluster)
-            found = probed.result()
-        apply_probes(cluster, rows, found)
+        if args.via_hosts:
+            rows = collect_via_hosts(cluster, Path(args.inventory), vpf, secrets, ansible_options(args), args.quick)
+        else:
+            # the SSH probe (a playbook run, seconds) and the outside probes run side by side
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                probed = pool.submit(probe_hosts, cluster, Path(args.inventory), vpf, secrets, ansible_options(args))
+                rows = collect(cluster)
+                found = probed.result()
+            apply_probes(cluster, rows, found)
     unhealthy = [r for r in rows if not r.healthy]
     from nxprovision import removed
 
@@ -801,9 +809,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="outside probes only (HTTP/TCP); skip the SSH probe of database roles, replica lag and "
         "Kafka under-replicated partitions",
     )
-    st.add_argument("--from-prometheus", action="store_true",
-                    help="read the fleet from the monitoring host's Prometheus (HTTP API, TLS, basic auth): "
-                    "no SSH, no probe per host")
+    where = st.add_mutually_exclusive_group()
+    where.add_argument("--via-hosts", action="store_true",
+                       help="run the same probes from the cluster's own hosts, over SSH (the inventory's bastion or "
+                       "--ssh-common-args apply), for a cluster the controller reaches only through SSH; with "
+                       "--quick, only those probes")
+    where.add_argument("--from-prometheus", action="store_true",
+                       help="read the fleet from the monitoring host's Prometheus (HTTP API, TLS, basic auth): "
+                       "no SSH, no probe per host")
     st.set_defaults(func=cmd_status)
 
     th = sub.add_parser("trust-hosts", help="record the hosts' SSH keys beside the inventory, after showing their "

@@ -14,7 +14,8 @@ from typing import Any
 
 from nxprovision.errors import NxError
 from nxprovision.model.cluster import Cluster
-from nxprovision.status import TIMEOUT, Row, _http, tls_context
+from nxprovision.status import Row, _http, tls_context
+from nxprovision.status_remote import TIMEOUT
 
 # job of the model -> component column
 _COMPONENT = {"node": "host (node exporter)", "haproxy": "haproxy", "prometheus": "prometheus",

@@ -109,6 +109,62 @@ def test_second_deploy_changes_and_restarts_nothing(single) -> None:
     assert service_starts(lab_, [HOST]) == before
 
 
+# `status` with the controller's own network probes cut off, as behind a bastion that passes only SSH
+_CUT_OFF = """
+import sys
+from nxprovision import status
+def cut(*args, **kwargs):
+    raise OSError("the controller's own probes are cut off")
+status._http = status._tls_handshake = status._pg_tls_handshake = cut
+status._tcp = lambda address, port: False
+from nxprovision.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_status_via_hosts_probes_from_the_hosts_and_leaves_nothing(single, tmp_path: Path) -> None:
+    """Issue 18: `status --via-hosts` runs the probes on the cluster's hosts. With the controller's own probes cut
+    off it reads every row healthy, the rows the controller reads when it can reach the ports; the run records and
+    the output hold no secret, and the host keeps no file of it."""
+    from nxprovision.inventory import load_inventory
+    from nxprovision.rotation import masked_names
+
+    lab_, first = single
+    assert first.returncode == 0
+    inv = str(lab_.inventory)
+    outside = subprocess.run([sys.executable, "-m", "nxprovision.cli", "status", "-i", inv, "--json"],
+                             capture_output=True, text=True, timeout=300)
+    assert outside.returncode == 0, outside.stdout[-3000:] + outside.stderr[-2000:]
+    env = {**os.environ, "NXPROVISION_RUNS_DIR": str(tmp_path / "runs")}
+    blind = subprocess.run([sys.executable, "-c", _CUT_OFF, "status", "-i", inv, "--json", "--quick"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert blind.returncode == 1 and all(c["health"] == "down" for c in json.loads(blind.stdout)["components"])
+    marker = lab_.ssh(HOST, "touch /run/nxvia.marker && echo marked")
+    assert "marked" in marker.stdout, marker.stderr
+    via = subprocess.run([sys.executable, "-c", _CUT_OFF, "status", "-i", inv, "--json", "--via-hosts"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert via.returncode == 0, via.stdout[-3000:] + via.stderr[-2000:]
+
+    def rows(doc: str) -> list[tuple[str, ...]]:
+        return sorted((c["host"], c["component"], c["address"], c["health"], c["version"], c["lb_state"], c["detail"])
+                      for c in json.loads(doc)["components"])
+
+    assert rows(via.stdout) == rows(outside.stdout)
+    view = load_inventory(lab_.inventory)
+    secrets = {str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names() and len(str(v)) > 5}
+    [run] = list((tmp_path / "runs").glob("*-status-probe-*"))
+    command = json.loads((run / "command.json").read_text())
+    assert command["extravars"]["status_via_plan"] and command["extravars"]["status_via_secret_names"]
+    for path in [p for p in run.rglob("*") if p.is_file()]:
+        text = path.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], path
+    assert not [s for s in secrets if s in via.stdout + via.stderr]
+    left = lab_.ssh(HOST, "find /root /tmp /var/tmp /home -newer /run/nxvia.marker \\( -path '*/.ansible/tmp/*' "
+                          "-o -name '*ansible*' -o -name '*AnsiballZ*' -o -name '*status*' -o -name '*.py' \\) -print; "
+                          "rm -f /run/nxvia.marker")
+    assert left.returncode == 0 and left.stdout.strip() == "", left.stdout + left.stderr
+
+
 def test_a_non_root_ssh_user_with_sudo_deploys_with_become(single) -> None:
     """Issue 18: the plays become root, so a non-root SSH user with passwordless sudo deploys; `--user` wins over
     the lab inventory's ansible_user: root. Runs after the other tests of this lab (it logs in as another user)."""
