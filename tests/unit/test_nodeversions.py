@@ -4,9 +4,14 @@ on it is refused, naming the nodes, unless --allow-downgrade; the refusal is rep
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nxprovision.cli import build_parser
 from nxprovision.commands import downgrade_vars, report
@@ -160,3 +165,43 @@ def test_action_plugin_lets_an_allowed_downgrade_through(tmp_path: Path, monkeyp
                           extravars={"nuxeo_allow_downgrade": True})
     assert result.rc == 0, out.getvalue()
     assert report(result, out) == 0
+
+
+def _versions_then_marker(tmp_path: Path, recorded: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The real nuxeo_versions.yml, then a play writing a marker on every host (what the plays after it would do)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    pb = tmp_path / "pb.yml"
+    pb.write_text(yaml.safe_dump([
+        {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "nuxeo_versions.yml")},
+        {"name": "After", "hosts": "all", "gather_facts": False, "tasks": [
+            {"name": "Mark",
+             "ansible.builtin.copy": {"content": "ran\n", "dest": f"{marks}/{{{{ inventory_hostname }}}}"}}]},
+    ]))
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  vars:\n    ansible_connection: local\n"
+                   "    ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+                   "  children:\n    nuxeo:\n      hosts:\n        front1:\n        front2:\n"
+                   "    postgresql:\n      hosts:\n        db1:\n")
+    extra = {"nx": {"nuxeo": {"version": "2023.34"}}, "ansible_local": {"nuxeo": {"version": recorded}},
+             "ansible_become": False}
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), str(pb), "-e", json.dumps(extra)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )
+    return run, marks
+
+
+def test_a_refusal_stops_every_host_not_only_the_nuxeo_nodes(tmp_path: Path) -> None:
+    """db1 is no Nuxeo node, yet the plays after the refusal must not run on it either: nothing is changed."""
+    run, marks = _versions_then_marker(tmp_path, "2023.35")
+    assert run.returncode != 0, run.stdout
+    assert "Nuxeo 2023.34 is older than the version 2 nodes run" in run.stdout, run.stdout[-3000:]
+    assert sorted(p.name for p in marks.iterdir()) == [], run.stdout[-3000:]
+
+
+def test_without_a_refusal_every_host_goes_on(tmp_path: Path) -> None:
+    run, marks = _versions_then_marker(tmp_path, "2023.34")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert sorted(p.name for p in marks.iterdir()) == ["db1", "front1", "front2"]

@@ -167,7 +167,7 @@ def test_cluster_calls_answered_by_the_front_over_the_backends_indices(nodes, tm
     live = {"search1"}
     view = opensearch_standin.cluster_view(
         {"cluster.initial_cluster_manager_nodes": ["search1", "search2"], "discovery.seed_hosts": ["127.0.0.1", "x"]},
-        tmp_path, node.api.backend.address, "search1", "c-search", 9200)
+        tmp_path, node.api.backend.address, "search1", "c-search", 9200, "1.3.20")
     view._alive = lambda host, _p: host == "x" and "search2" in live  # type: ignore[method-assign]
     opensearch_snapshots.close_quietly(node.front)
     node.front = opensearch_snapshots.serve_front(("127.0.0.1", 0), node.api.backend.address, node.api, None, view)

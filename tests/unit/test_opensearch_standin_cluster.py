@@ -108,7 +108,7 @@ def test_refused_settings(tmp_path, body, reason) -> None:
 def test_members_come_from_the_configured_managers_and_seeds(tmp_path) -> None:
     s = {"cluster.initial_cluster_manager_nodes": ["search1", "search2"],
          "discovery.seed_hosts": ["10.0.0.1", "10.0.0.2:9300"]}
-    view = opensearch_standin.cluster_view(s, tmp_path, ("127.0.0.1", 1), "search1", "c", 9200)
+    view = opensearch_standin.cluster_view(s, tmp_path, ("127.0.0.1", 1), "search1", "c", 9200, "1.3.20")
     assert view.members == [("search1", "10.0.0.1"), ("search2", "10.0.0.2")]
 
 
@@ -162,3 +162,15 @@ def test_nuxeo_search_client_retries_a_502_on_the_next_node() -> None:
     finally:
         stopping.shutdown()
         healthy.shutdown()
+
+
+def test_the_root_reports_the_product_version_not_the_backends(tmp_path) -> None:
+    """GET / is how clients and `status` read the version: the in-memory backend would give its own."""
+    c = opensearch_cluster.Cluster(
+        node_name="search1", cluster_name="c-search", members=NODES, http_port=9200,
+        state_file=tmp_path / "settings.json", indices=lambda: [], alive=lambda _h, _p: True, version="1.3.20")
+    status, root = call(c, "GET", "")
+    assert status == 200
+    assert root["version"]["number"] == "1.3.20" and root["version"]["distribution"] == "opensearch"
+    assert root["name"] == "search1" and root["cluster_name"] == "c-search"
+    assert opensearch_cluster.is_cluster_call([], "GET") and not opensearch_cluster.is_cluster_call([], "HEAD")

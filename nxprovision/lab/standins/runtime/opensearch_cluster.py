@@ -88,8 +88,8 @@ class Cluster:
 
     def __init__(self, *, node_name: str, cluster_name: str, members: list[tuple[str, str]], http_port: int,
                  state_file: Path, indices: Callable[[], list[dict[str, Any]]],
-                 alive: Callable[[str, int], bool]) -> None:
-        self.node_name, self.cluster_name = node_name, cluster_name
+                 alive: Callable[[str, int], bool], version: str = "") -> None:
+        self.node_name, self.cluster_name, self.version = node_name, cluster_name, version
         names = [n for n, _a in members]
         self.members = members if node_name in names else [(node_name, ""), *members]
         self.http_port, self.state_file = http_port, state_file
@@ -269,7 +269,19 @@ class Cluster:
         except ClusterError as e:
             return e.status, e.body()
 
+    def root(self) -> dict[str, Any]:
+        """GET /: the product's own name and version (the backend would report its own)."""
+        return {
+            "name": self.node_name, "cluster_name": self.cluster_name,
+            "version": {"distribution": "opensearch", "number": self.version, "build_type": "tar",
+                        "minimum_wire_compatibility_version": "6.8.0",
+                        "minimum_index_compatibility_version": "6.0.0-beta1"},
+            "tagline": "The OpenSearch Project: https://opensearch.org/",
+        }
+
     def _route(self, method: str, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> Any:
+        if parts == [] and method == "GET":
+            return self.root()
         if parts == ["_cluster", "settings"]:
             if method == "GET":
                 return self.get_settings(query.get("flat_settings") == "true")
@@ -320,7 +332,8 @@ def _seconds(value: str) -> float:
     return float(v) if v.replace(".", "", 1).isdigit() else 30.0
 
 
-def is_cluster_call(parts: list[str]) -> bool:
+def is_cluster_call(parts: list[str], method: str = "GET") -> bool:
     """The requests this module answers (the front passes every other one to the backend)."""
-    return (parts in (["_cluster", "settings"], ["_cluster", "health"], ["_cluster", "voting_config_exclusions"])
+    return ((parts == [] and method == "GET")
+            or parts in (["_cluster", "settings"], ["_cluster", "health"], ["_cluster", "voting_config_exclusions"])
             or (len(parts) == 2 and parts[0] == "_cat" and parts[1] in ("shards", "nodes", "allocation")))

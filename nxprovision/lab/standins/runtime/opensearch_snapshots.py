@@ -504,7 +504,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         parts = [urllib.parse.unquote(p) for p in path.split("/") if p]
         cluster = self.server.cluster
-        if cluster is not None and opensearch_cluster.is_cluster_call(parts):
+        if cluster is not None and opensearch_cluster.is_cluster_call(parts, self.command):
             q = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
             try:
                 payload = json.loads(body) if body.strip() else {}

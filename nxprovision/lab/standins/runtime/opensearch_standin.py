@@ -178,7 +178,7 @@ def snapshot_api(s: dict[str, Any], conf_dir: Path, opts: list[str], data: Path,
 
 
 def cluster_view(s: dict[str, Any], data: Path, backend: tuple[str, int], node: str, cluster: str,
-                 port: int) -> Any:
+                 port: int, version: str) -> Any:
     """The cluster APIs over the configured nodes: names of cluster.initial_cluster_manager_nodes, paired in order
     with discovery.seed_hosts (the lab's nodes are separate servers; see opensearch_cluster)."""
     names = confparse.as_list(s.get("cluster.initial_cluster_manager_nodes")
@@ -193,7 +193,7 @@ def cluster_view(s: dict[str, Any], data: Path, backend: tuple[str, int], node: 
     return opensearch_cluster.Cluster(
         node_name=node, cluster_name=cluster, members=members, http_port=port,
         state_file=data / "standin-cluster-settings.json", indices=indices,
-        alive=lambda host, p: standin_common.port_open(host, p, timeout=0.5))
+        alive=lambda host, p: standin_common.port_open(host, p, timeout=0.5), version=version)
 
 
 def main(argv: list[str]) -> int:
@@ -290,7 +290,7 @@ def main(argv: list[str]) -> int:
         return standin_common.port_open(*backend)
 
     def on_ready() -> None:
-        view = cluster_view(s, data, backend, node, cluster, port)
+        view = cluster_view(s, data, backend, node, cluster, port, version)
         opensearch_snapshots.serve_front(front, backend, api, security, view)
         if security is not None:
             # securityadmin (1.x) talks to the transport port with the admin certificate: mutual TLS
