@@ -52,13 +52,10 @@ path:
   returned: always
 """
 
-import os
-import re
 import shlex
 
+from ansible.module_utils import nx_stamp
 from ansible.module_utils.basic import AnsibleModule
-
-SAFE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 def script(stamp: str, paths: list[str], users: list[str], packages: list[str]) -> str:
@@ -85,23 +82,13 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    if not SAFE_NAME.match(p["name"]) or not re.match(r"^[A-Za-z0-9]+$", p["stamp"]):
-        module.fail_json(msg="name must be [a-z0-9_]+ and stamp alphanumeric")
-    path = os.path.join(p["fact_dir"], f"nx_install_{p['name']}.fact")
+    if not nx_stamp.valid(p["name"], p["stamp"]):
+        module.fail_json(msg=nx_stamp.NAME_RULE)
+    path = nx_stamp.fact_path(p["fact_dir"], "nx_install", p["name"])
     text = script(p["stamp"], p["paths"], p["users"], p["packages"])
-    try:
-        with open(path) as f:
-            current = f.read()
-    except OSError:
-        current = None
-    changed = current != text or (current is not None and os.stat(path).st_mode & 0o777 != 0o755)
+    changed = nx_stamp.needs_writing(path, text)
     if changed and not module.check_mode:
-        os.makedirs(p["fact_dir"], mode=0o755, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        nx_stamp.write(path, text)
     module.exit_json(changed=changed, path=path)
 
 

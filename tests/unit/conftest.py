@@ -7,12 +7,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ansible.module_utils
 import pytest
 import yaml
 
 from nxprovision import secrets
 from nxprovision.cli import main
 from nxprovision.init import write_inventory
+
+# The modules of plugins/modules import the project's module_utils as Ansible ships them to a host
+# (`from ansible.module_utils import nx_stamp`): tests that import a module directly find them the same way.
+_MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils")
+if _MODULE_UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_MODULE_UTILS)
 
 _CACHE: dict[tuple[str, str], Path] = {}
 
