@@ -735,6 +735,83 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return code
 
 
+LOCK_TASK = "Read the packages and their versions"
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Write the version lock from what the hosts run (nothing on them changes). Exit 0 written or up to date,
+    1 when the hosts differ from an existing lock and --update was not given (the differences are printed)."""
+    import io
+
+    from nxprovision import versionlock
+    from nxprovision.inventory import inventory_dir
+    from nxprovision.model.cluster import components_of
+
+    cluster, vpf, secrets = _validated(args, changing=False)
+    inv = Path(args.inventory)
+    path = versionlock.path_of(inventory_dir(inv))
+    old = versionlock.load(path)
+    readings: dict[str, versionlock.Reading] = {}
+    failed: dict[str, str] = {}
+
+    def collect(event: dict) -> None:
+        data = event.get("event_data") or {}
+        host, res = str(data.get("host") or ""), data.get("res") or {}
+        kind = event.get("event")
+        if kind in ("runner_on_unreachable", "runner_on_failed"):
+            failed[host] = str(res.get("msg") or "failed").splitlines()[0]
+        elif kind == "runner_on_ok" and data.get("task") == LOCK_TASK and host in cluster.hosts:
+            readings[host] = versionlock.Reading(host, str(res.get("release") or ""),
+                                                 versionlock.profile(components_of(cluster, host)),
+                                                 {str(k): str(v) for k, v in (res.get("packages") or {}).items()})
+
+    print(f"lock: reading the packages of {len(cluster.hosts)} host(s) (nothing is changed) ...", flush=True)
+    result = run_playbook("lock.yml", inv, verb="lock", vault_password_file=vpf, secrets=secrets, check=True,
+                          display=collect, out=io.StringIO(), options=ansible_options(args))
+    unread = sorted(set(cluster.hosts) - set(readings))
+    if unread:
+        why = "; ".join(f"{h}: {failed.get(h, 'no answer')}" for h in unread)
+        raise NxError(f"could not read {len(unread)} host(s), so no lock was written: {why}",
+                      f"make them reachable (`nxprovision prechecks -i {args.inventory}`), then run lock again; "
+                      f"records in {result.run_dir}")
+    lock, conflicts = versionlock.build(readings.values())
+    if conflicts:
+        shown = "; ".join(c.text() for c in conflicts[:8]) + (" ..." if len(conflicts) > 8 else "")
+        raise NxError(f"hosts with the same components run different versions of {len(conflicts)} package(s), "
+                      f"which one lock cannot hold; nothing written: {shown}",
+                      "bring them to one version (upgrade the older hosts' packages, or rebuild one), then run "
+                      "lock again")
+    count = len(versionlock.flat(lock))
+    what = (f"{count} package version(s) of {len(readings)} host(s), {len(lock['releases'])} Debian release(s)")
+    if old is None:
+        _write(path, versionlock.render(lock))
+        print(f"lock: wrote {path}: {what}. Commit it with the inventory: every deploy now holds the hosts to "
+              "these versions and refuses, naming them, versions a host cannot get.")
+        return 0
+    diff = versionlock.changes(old, lock)
+    if not diff:
+        print(f"lock: {path} is up to date ({what})")
+        return 0
+    for line in diff:
+        print(f"  {line}")
+    if not args.update:
+        print(f"lock: the hosts differ from {path} in {len(diff)} place(s) (above); nothing written. "
+              f"`nxprovision lock -i {args.inventory} --update` takes what the hosts run.")
+        return 1
+    _write(path, versionlock.render(lock))
+    print(f"lock: updated {path}: {len(diff)} change(s) (above), {what}. Commit it with the inventory.")
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    """Whole or not at all: a deploy reading the inventory meanwhile sees the old lock or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -852,3 +929,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--json", action="store_true")
     pc.add_argument("--all", action="store_true", help="show the passing checks too")
     pc.set_defaults(func=cmd_prechecks)
+
+    lk = sub.add_parser("lock", help="write the version lock beside the inventory from what the hosts run (apt "
+                                     "pins every deploy holds them to); exit 1 when they differ from it")
+    inventory_args(lk)
+    ansible_args(lk)
+    lk.add_argument("--update", action="store_true", help="rewrite an existing lock with what the hosts run now "
+                                                          "(the changes are shown either way)")
+    lk.set_defaults(func=cmd_lock)

@@ -112,7 +112,7 @@ def diff_path(res: Mapping[str, Any]) -> str:
 @dataclass
 class Finding:
     host: str
-    kind: str  # file | hidden | service | setting | failed | unreachable
+    kind: str  # file | hidden | service | setting | package | failed | unreachable
     task: str
     path: str = ""
     diff: str = ""
@@ -123,7 +123,7 @@ class Finding:
 
     def line(self) -> str:
         what = {"file": f"file {self.path}", "hidden": f"file {self.path or '?'}",
-                "service": "service", "setting": "setting", "failed": "check FAILED",
+                "service": "service", "setting": "setting", "package": "package", "failed": "check FAILED",
                 "unreachable": "UNREACHABLE"}.get(self.kind, self.kind)
         return f"{what}: {self.detail}  (task '{self.task}')" if self.detail else f"{what}  (task '{self.task}')"
 
@@ -171,6 +171,12 @@ class Collector:
         if kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.findings.append(Finding(host, "failed", label, detail=str(res.get("msg") or "")[:300]))
             return
+        if kind == "runner_on_ok" and isinstance(res.get("nx_lock_differ"), dict):
+            # nx_apt_lock: packages installed at another version than the version lock's (no deploy moves them)
+            for name, versions in sorted(res["nx_lock_differ"].items()):
+                have, want = [*list(versions), "?", "?"][:2]
+                self.findings.append(Finding(host, "package", label,
+                                             detail=f"{name} {have} is installed, the version lock holds {want}"))
         if not changed(event) or str(data.get("task_uuid") or "") in self.handlers:
             return
         if res.get("nx_diff_of"):

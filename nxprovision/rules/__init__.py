@@ -20,6 +20,7 @@ from nxprovision.rules import (
     settings,
     tls,
     topology,
+    versionlock,
     versions,
 )
 from nxprovision.rules.finding import Finding
@@ -33,6 +34,7 @@ RULES: tuple[RuleFn, ...] = (
     topology.check,
     placement.check,
     versions.check,
+    versionlock.check,
     ports.check,
     secrets_present.check,
     tls.check,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cluster_checks import Deployed, create_document_with_blob, md5_hex, node_of, nxql, runningstatus, s3_keys, wait_for
-from conftest import Lab, lab, lab_name, lab_traces, require_lab_machine
+from conftest import Lab, lab, lab_name, lab_traces, nxprovision, require_lab_machine
 from test_deploy_compact import deploy, recap, service_starts
 
 pytestmark = pytest.mark.lab
@@ -200,7 +201,7 @@ def _tls_tasks(run: subprocess.CompletedProcess[str]) -> list[str]:
 def test_tls_fast_path_skips_a_converged_host_and_reissues_a_deleted_certificate(single) -> None:
     """Issue 19: on a converged host the tls role runs no certificate task; a certificate deleted on the host is
     seen at the next fact gathering (the configure stamp re-checks the files) and issued again with the same key.
-    Last of this lab's tests: the new certificate is not installed into the services here."""
+    The new certificate is not installed into the services here."""
     lab_, first = single
     assert first.returncode == 0
     noop = deploy(lab_.inventory, "--tags", "role::tls", timeout=600)
@@ -227,6 +228,71 @@ def test_tls_fast_path_skips_a_converged_host_and_reissues_a_deleted_certificate
     third = deploy(lab_.inventory, "--tags", "role::tls", timeout=600)
     assert third.returncode == 0 and recap(third.stdout)[HOST][1] == 0, third.stdout[-4000:]
     assert not full_path & set(_tls_tasks(third))
+
+
+def test_version_lock_holds_the_host_and_refuses_a_version_it_cannot_get(single) -> None:
+    """Issue 18: `lock` writes the versions the host runs (dpkg's); the next deploy holds the host there with apt
+    pins that apt honours, changing nothing else; a locked version the host cannot get fails the deploy naming the
+    host and package before any package task, `lock` then shows the difference and `--update` takes the host's.
+    Without the lock, the next deploy removes the pins. Last of this lab's tests."""
+    import yaml
+
+    from nxprovision import versionlock
+    from nxprovision.inventory import inventory_dir
+
+    lab_, first = single
+    assert first.returncode == 0
+    inv = lab_.inventory
+    path = versionlock.path_of(inventory_dir(inv))
+    pins_file = "/etc/apt/preferences.d/nxprovision-lock"
+    try:
+        wrote = nxprovision("lock", "-i", str(inv), timeout=600)
+        assert wrote.returncode == 0 and f"wrote {path}" in wrote.stdout, wrote.stdout[-3000:] + wrote.stderr
+        lock = yaml.safe_load(path.read_text())["nx_version_lock"]
+        [(release, profiles)] = lock["releases"].items()
+        [pkgs] = profiles.values()  # one host: one profile, nothing shared
+        assert {"haproxy", "python3-psycopg2"} <= set(pkgs) and "bash" not in pkgs, sorted(pkgs)  # bash: required
+        dpkg = lab_.ssh(HOST, "dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(sorted(pkgs)))
+        assert dict(line.split(" ", 1) for line in dpkg.stdout.splitlines()) == pkgs, dpkg.stdout + dpkg.stderr
+        assert release == lab_.ssh(HOST, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip()
+
+        held = deploy(inv, "--tags", "role::common", timeout=900)
+        assert held.returncode == 0 and recap(held.stdout)[HOST][1] == 1, held.stdout[-4000:]
+        policy = lab_.ssh(HOST, "apt-cache policy haproxy").stdout
+        assert f" {pkgs['haproxy']} 1001" in policy, policy
+        again = nxprovision("lock", "-i", str(inv), timeout=600)
+        assert again.returncode == 0 and "is up to date" in again.stdout, again.stdout[-2000:]
+
+        good = path.read_text()
+        prof = next(iter(profiles))
+        offered = [m.group(1) for m in re.finditer(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$", policy, re.M)
+                   if m.group(1) != pkgs["haproxy"]]
+        if offered:  # the sources offer another haproxy: a lock naming it is drift, left alone by the pins
+            lock["releases"][release][prof]["haproxy"] = offered[0]
+            path.write_text(versionlock.render(lock))
+            drifted = nxprovision("drift", "-i", str(inv), timeout=900)
+            assert drifted.returncode == 1, drifted.stdout[-3000:]
+            assert (f"package: haproxy {pkgs['haproxy']} is installed, the version lock holds {offered[0]}"
+                    in drifted.stdout), drifted.stdout[-3000:]
+            assert f"+Pin: version {offered[0]}" in drifted.stdout, drifted.stdout[-3000:]
+        lock["releases"][release][prof]["haproxy"] = "9.9.9-nx1"
+        path.write_text(versionlock.render(lock))
+        refused = deploy(inv, timeout=900)
+        out = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "haproxy=9.9.9-nx1" in out and HOST in out, out[-4000:]
+        assert "Hold packages to the version lock" in out, out[-4000:]
+        assert lab_.ssh(HOST, f"grep -c 9.9.9-nx1 {pins_file} || true").stdout.strip() == "0"  # nothing written
+        differs = nxprovision("lock", "-i", str(inv), timeout=600)
+        assert differs.returncode == 1 and f"haproxy: 9.9.9-nx1 -> {pkgs['haproxy']}" in differs.stdout, \
+            differs.stdout[-2000:]
+        assert "9.9.9-nx1" in path.read_text()  # nothing written without --update
+        updated = nxprovision("lock", "-i", str(inv), "--update", timeout=600)
+        assert updated.returncode == 0 and path.read_text() == good, updated.stdout[-2000:]
+    finally:
+        path.unlink(missing_ok=True)
+    unpinned = deploy(inv, "--tags", "role::common", timeout=900)
+    assert unpinned.returncode == 0 and recap(unpinned.stdout)[HOST][1] == 1, unpinned.stdout[-4000:]
+    assert lab_.ssh(HOST, f"test -e {pins_file} && echo present || echo gone").stdout.strip() == "gone"
 
 
 # -- Molecule scenarios per reference architecture (long: `make test-long` only) ---------------------------

@@ -54,6 +54,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "url-without-context": ({"set": {"nx_public_url": "http://nuxeo.example.com/"}}, "settings.public_url"),
     "url-malformed": ({"set": {"nx_public_url": "nuxeo.example.com"}}, "settings.public_url"),
     "version-not-lts": ({"set": {"nuxeo_version": "latest"}}, "versions.nuxeo"),
+    "version-lock-not-a-lock": ({"set": {"nx_version_lock": {"format": 1, "releases": ["bookworm"]}}}, "versions.lock"),
     "version-lts-2019": ({"set": {"nuxeo_version": "2019.10"}}, "versions.nuxeo"),
     "java-mismatch": ({"set": {"nuxeo_java_version": "11"}}, "versions.java"),
     "distributed-without-vip": ({"arch": "distributed", "set": {"nx_vip": ""}}, "lb.vip"),

@@ -128,6 +128,25 @@ def test_compare_nodes_reports_only_what_the_model_does_not_explain() -> None:
     assert compare_nodes(same, model) == []
 
 
+def test_collector_names_packages_that_differ_from_the_version_lock() -> None:
+    """nx_apt_lock leaves a package installed at another version alone and returns it: drift names it, beside the
+    pins file it would rewrite."""
+    c, PINS = Collector(), "/etc/apt/preferences.d/nxprovision-lock"
+    c(event("runner_on_ok", "lb1", "Hold packages to the version lock", "common", action="nx_apt_lock",
+            changed=False, nx_lock_differ={"haproxy": ["2.6.13-1", "2.6.12-1"]}))
+    c(event("runner_on_ok", "lb2", "Hold packages to the version lock", "common", action="nx_apt_lock",
+            changed=False, nx_lock_differ={}))
+    c(event("runner_on_ok", "lb3", "Hold packages to the version lock", "common", action="nx_apt_lock",
+            changed=True, nx_lock_differ={},
+            diff={"before": "", "after": "Package: haproxy\n", "before_header": PINS, "after_header": PINS}))
+    assert [(f.host, f.kind, f.line()) for f in c.findings if f.kind == "package"] == [
+        ("lb1", "package", "package: haproxy 2.6.13-1 is installed, the version lock holds 2.6.12-1  "
+                           "(task 'common : Hold packages to the version lock')")]
+    assert [(f.host, f.kind, f.path) for f in c.findings if f.kind != "package"] == [
+        ("lb3", "file", PINS)]
+    assert drift.exit_code(c.findings[:1], []) == drift.DRIFT
+
+
 def test_exit_codes_and_report() -> None:
     assert drift.exit_code([], []) == drift.CLEAN == 0
     f = Finding("db1", "file", "postgresql : Write", "/etc/pg.conf", "--- before: /etc/pg.conf\n+x")
