@@ -250,7 +250,7 @@ def test_version_lock_holds_the_host_and_refuses_a_version_it_cannot_get(single)
         assert wrote.returncode == 0 and f"wrote {path}" in wrote.stdout, wrote.stdout[-3000:] + wrote.stderr
         lock = yaml.safe_load(path.read_text())["nx_version_lock"]
         [(release, profiles)] = lock["releases"].items()
-        [pkgs] = profiles.values()  # one host: one profile, nothing shared
+        [pkgs] = [dict(p) for p in profiles.values()]  # one host: one profile, nothing shared
         assert {"haproxy", "python3-psycopg2"} <= set(pkgs) and "bash" not in pkgs, sorted(pkgs)  # bash: required
         dpkg = lab_.ssh(HOST, "dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(sorted(pkgs)))
         assert dict(line.split(" ", 1) for line in dpkg.stdout.splitlines()) == pkgs, dpkg.stdout + dpkg.stderr
