@@ -26,7 +26,7 @@ from cluster_checks import (
     secret_hits,
     wait_for,
 )
-from conftest import Lab
+from conftest import Lab, nxprovision
 
 pytestmark = pytest.mark.lab
 
@@ -411,6 +411,37 @@ def http_get(url: str, method: str = "GET") -> tuple[int, bytes]:
 def prechecks(inventory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NXP, "prechecks", "-i", str(inventory), *extra], capture_output=True, text=True,
                           timeout=600)
+
+
+def test_version_lock_groups_the_hosts_by_their_components(compact) -> None:
+    """Issue 18: `lock` over the eleven hosts: one entry per kind of host, the versions every kind shares once under
+    `all`, and each host's pins as dpkg reports its packages. Read-only; the file is removed after (the deploys of
+    the later tests run without a lock; the single lab's test deploys with one)."""
+    import yaml
+
+    from nxprovision import versionlock
+    from nxprovision.inventory import inventory_dir
+    from nxprovision.model.cluster import components_of
+
+    lab_, first = compact
+    assert first.returncode == 0
+    path = versionlock.path_of(inventory_dir(lab_.inventory))
+    try:
+        run = nxprovision("lock", "-i", str(lab_.inventory), timeout=600)
+        assert run.returncode == 0 and "of 11 host(s)" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+        lock = yaml.safe_load(path.read_text())["nx_version_lock"]
+        [(release, profiles)] = lock["releases"].items()
+        cluster = Deployed.load(lab_.inventory).cluster
+        kinds = {h: versionlock.profile(components_of(cluster, h)) for h in cluster.hosts}
+        assert set(profiles) == set(kinds.values()) | {"all"}, sorted(profiles)
+        assert "openssh-server" in profiles["all"] and "haproxy" not in profiles["all"]
+        assert "haproxy" in profiles[kinds["lb1"]] and "haproxy" not in versionlock.pins(lock, release, kinds["db1"])
+        for host in ("lb1", "db1", "front2"):
+            pins = versionlock.pins(lock, release, kinds[host]) or {}
+            dpkg = lab_.ssh(host, "dpkg-query -W -f '${Package} ${Version}\\n' " + " ".join(sorted(pins)))
+            assert dict(line.split(" ", 1) for line in dpkg.stdout.splitlines()) == pins, (host, dpkg.stderr)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def test_prechecks_pass_on_the_lab_and_name_a_foreign_process_on_a_port(compact) -> None:
