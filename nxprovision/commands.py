@@ -784,7 +784,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     count = len(versionlock.flat(lock))
     what = (f"{count} package version(s) of {len(readings)} host(s), {len(lock['releases'])} Debian release(s)")
     if old is None:
-        _write(path, versionlock.render(lock))
+        versionlock.write(path, lock)
         print(f"lock: wrote {path}: {what}. Commit it with the inventory: every deploy now holds the hosts to "
               "these versions and refuses, naming them, versions a host cannot get.")
         return 0
@@ -798,18 +798,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
         print(f"lock: the hosts differ from {path} in {len(diff)} place(s) (above); nothing written. "
               f"`nxprovision lock -i {args.inventory} --update` takes what the hosts run.")
         return 1
-    _write(path, versionlock.render(lock))
+    versionlock.write(path, lock)
     print(f"lock: updated {path}: {len(diff)} change(s) (above), {what}. Commit it with the inventory.")
     return 0
 
-
-def _write(path: Path, text: str) -> None:
-    """Whole or not at all: a deploy reading the inventory meanwhile sees the old lock or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    tmp.replace(path)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -123,6 +123,14 @@ def render(lock: Mapping[str, Any]) -> str:
     return head + yaml.safe_dump({VARIABLE: dict(lock)}, sort_keys=False, default_flow_style=False, width=120)
 
 
+def write(path: Path, lock: Mapping[str, Any]) -> None:
+    """Whole or not at all (pki's atomic write): a deploy reading the inventory meanwhile sees the old lock or the
+    new one."""
+    from nxprovision.pki import _write_private
+
+    _write_private(path, render(lock).encode(), 0o644)
+
+
 def path_of(inventory_dir: Path) -> Path:
     return inventory_dir / FILE
 
