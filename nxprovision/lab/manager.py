@@ -39,8 +39,6 @@ from nxprovision.lab.standins import mongodb as standin_mongodb
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
 
-STANDINS = ["nuxeo", "kafka", "opensearch", "mongodb"]
-
 
 @dataclass
 class UpTimings:
@@ -297,10 +295,10 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
         vip = str(addressing.vip(ipaddress.IPv4Network(state.subnet)))
         values["nx_vip"] = vip
         values["nx_public_url"] = f"https://{vip}/nuxeo"
-    if state.architecture == "distributed" and "kafka" in STANDINS and any("s3" in h.groups for h in state.hosts):
+    if state.architecture == "distributed" and any("s3" in h.groups for h in state.hosts):
         s3 = next(h for h in state.hosts if "s3" in h.groups)
         values.update(standin_kafka.shared_log_settings(s3.ip, LAB_KAFKA_BUCKET))
-    if state.database == "mongodb" and "mongodb" in STANDINS:
+    if state.database == "mongodb":
         values.update(standin_mongodb.INVENTORY_SETTINGS)
     return values
 
@@ -327,7 +325,6 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
             "name": state.name,
             "bridge_ip": state.bridge_ip,
             "mirror_url": mirror_url(state.bridge_ip),
-            "standins": list(STANDINS),
         },
     }
 
