@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,42 @@ def lab_name(base: str) -> str:
 
 
 STATE_ROOT = Path("/var/lib/nxprovision/labs")
+
+
+# Durations of the steps inside lab tests, printed in the run's summary: pytest's per-test durations cannot say
+# which step of a scenario grew. Every nxprovision, lab, ansible and molecule command a test runs is timed (the
+# tests call subprocess.run in many places), and a scenario may add its own figures.
+FIGURES: dict[str, float] = {}
+_STEPS: list[tuple[float, str]] = []
+_TIMED = ("nxprovision.cli", "nxprovision.lab.cli", "ansible-playbook", "ansible", "molecule")
+_run = subprocess.run
+
+
+def _timed_run(args: Any, *rest: Any, **kwargs: Any) -> Any:
+    argv = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
+    what = next((i for i, a in enumerate(argv[:3]) if a.rsplit("/", 1)[-1] in _TIMED), None)
+    if what is None or (argv[what].endswith("lab.cli") and argv[what + 1 : what + 2] in (["ssh"], ["status"])):
+        return _run(args, *rest, **kwargs)
+    started = time.monotonic()
+    try:
+        return _run(args, *rest, **kwargs)
+    finally:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rsplit("/", 1)[-1]
+        words = [a for a in argv[what:] if not a.startswith("-") and "/" not in a][:3]
+        _STEPS.append((time.monotonic() - started, f"{test}: {' '.join(words)}"))
+
+
+subprocess.run = _timed_run  # type: ignore[assignment]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _STEPS or FIGURES:
+        terminalreporter.section("lab steps, slowest first (s)")
+        for seconds, name in sorted(_STEPS, reverse=True)[:50]:
+            terminalreporter.write_line(f"{seconds:8.1f}  {name}")
+        terminalreporter.write_line(f"{sum(s for s, _ in _STEPS):8.1f}  all {len(_STEPS)} timed commands")
+        for name, seconds in FIGURES.items():
+            terminalreporter.write_line(f"{seconds:8.1f}  {name}")
 
 
 def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster_checks import Deployed, node_of, recap, wait_for
-from conftest import lab, nxprovision
+from conftest import FIGURES, lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 from test_deploy_compact import service_starts
 
@@ -80,7 +80,9 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         wait_for(lambda: len(load.stats.acked) >= 10, 120, "the load to get going")
 
         # (a) add a third front node
+        t0 = time.monotonic()
         lab("add-host", "--name", lab_.name, "front3", "--group", "nuxeo_front")
+        timings["add_host_s"] = time.monotonic() - t0
         others = ["lb1", "front1", "front2", "worker1", "db1", "db2", "search1", "kafka1", "s3-1"]
         started_before = service_starts(lab_, others)
         t0 = time.monotonic()
@@ -118,7 +120,9 @@ def test_day2_operations_under_load(compact_cluster) -> None:
             recorded = recorded_versions(lab_)
             assert recorded == {**dict.fromkeys(NUXEO_NODES, UPGRADE_FROM), "front1": UPGRADE_TO}, recorded
             # the inventory still names the older version: `deploy` refuses to take front1 back, naming it
+            t0 = time.monotonic()
             refused = nxprovision("deploy", "-i", inv, "--progress", "plain")
+            timings["refused_deploy_s"] = time.monotonic() - t0
             out = refused.stdout
             assert refused.returncode == 2, out[-5000:] + refused.stderr[-2000:]
             refusal = f"REFUSED: Nuxeo {UPGRADE_FROM} is older than the version this node runs: front1 ({UPGRADE_TO})"
@@ -160,11 +164,15 @@ def test_day2_operations_under_load(compact_cluster) -> None:
             assert conf.stdout.strip() == "1", (node, conf.stdout, conf.stderr)
 
         # (d) remove a node
+        t0 = time.monotonic()
         removed = nxprovision("remove-node", "-i", inv, "front3", "--progress", "plain")
+        timings["remove_node_s"] = time.monotonic() - t0
         assert removed.returncode == 0, removed.stdout[-5000:] + removed.stderr[-2000:]
         assert "delete it from the inventory" in removed.stdout
         # until the operator deletes it, a roll is refused up front, naming the host and the fix
+        t0 = time.monotonic()
         refused = nxprovision("restart", "-i", inv, "--component", "nuxeo", "--progress", "plain")
+        timings["refused_restart_s"] = time.monotonic() - t0
         assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-2000:]
         assert "front3 (removed " in refused.stderr and "no host was touched" in refused.stderr, refused.stderr
         drop_host(lab_.inventory, "front3")  # as remove-node asks; later tests of the session run without it
@@ -174,6 +182,8 @@ def test_day2_operations_under_load(compact_cluster) -> None:
         time.sleep(5)
 
     stats = load.stats
+    timings = {k: round(v, 1) for k, v in timings.items()}
+    FIGURES.update({f"day-2 {k.removesuffix('_s')}": v for k, v in timings.items()})
     print(
         f"load: {stats.requests} requests, {len(stats.failures)} failed, {len(stats.acked)} acknowledged writes; "
         f"timings {timings}"
