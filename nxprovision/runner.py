@@ -424,6 +424,10 @@ def run_playbook(
         "ANSIBLE_FORCE_COLOR": "0",
         "NXPROVISION_HOME": str(root),
         "ANSIBLE_SSH_ARGS": ssh_args(root / "ansible.cfg", inventory),
+        # ansible-runner turns host key checking off unless the environment names it, and Ansible then adds
+        # StrictHostKeyChecking=no to every SSH command: our ssh_args come first and win, but a run must not
+        # depend on option order to check host keys
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     if live is not None:
         live.__enter__()

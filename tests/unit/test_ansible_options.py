@@ -193,6 +193,21 @@ def test_extra_vars_and_user_win_over_the_inventory_in_a_real_run(home: Path) ->
     assert "greeting=hello user=ops" in events
 
 
+def test_a_run_through_ansible_runner_keeps_host_key_checking_on(home: Path) -> None:
+    """ansible-runner sets ANSIBLE_HOST_KEY_CHECKING=False unless told, and Ansible then appends
+    StrictHostKeyChecking=no to SSH's command line: the run's own configuration must say True."""
+    (home / "home" / "playbooks" / "hostkeys.yml").write_text(
+        "- name: Show\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Say\n      ansible.builtin.debug:\n"
+        "        msg: \"host_key_checking={{ lookup('ansible.builtin.config', 'HOST_KEY_CHECKING') }}\"\n"
+    )
+    out = io.StringIO()
+    result = run_playbook("hostkeys.yml", home / "inv.yml", verb="t", vault_password_file=None, secrets=[], out=out)
+    assert result.rc == 0, out.getvalue()
+    events = "".join(f.read_text() for f in result.run_dir.rglob("job_events/*.json"))
+    assert "host_key_checking=True" in events, events[-2000:]
+
+
 def test_the_become_password_is_answered_and_never_reaches_the_records(home: Path, deadline: None) -> None:
     """-K: ansible-playbook asks BECOME password, ansible-runner answers from memory; the records hold it nowhere,
     even where a task printed it (masked like a vault secret)."""
