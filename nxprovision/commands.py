@@ -152,6 +152,19 @@ def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw)
     return report(result)
 
 
+@exclusive("reindex")
+def cmd_reindex(args: argparse.Namespace) -> int:
+    cluster, vpf, secrets = _validated(args)
+    refuse_pending_rotation(cluster, "reindex")
+    refuse_removed_hosts(args, cluster, "reindex")
+    if not cluster.search_hosts or not cluster.nuxeo_nodes:
+        raise NxError("this cluster has no search hosts: Nuxeo keeps no repository index to rebuild",
+                      "nothing to do; reindex is for clusters with an opensearch group")
+    print("reindex: the repository index is dropped and rebuilt from the database by one Nuxeo node; searches "
+          "return partial results until it ends (documents, blobs and the audit log are not touched)")
+    return _run(args, "reindex.yml", "reindex", vpf, secrets)
+
+
 @exclusive("restart")
 def cmd_restart(args: argparse.Namespace) -> int:
     cluster, vpf, secrets = _validated(args)
@@ -253,6 +266,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     refuse_removed_hosts(args, cluster, "upgrade")
     current = str(cluster.settings.get("nuxeo_version"))
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
+    target_vars: dict = {"nuxeo_version": args.nuxeo_version}
+    if args.packages:
+        target_vars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
+    _refuse_invalid_target(args, target_vars)
     base = str(cluster.settings.get("nuxeo_download_base_url") or "")
     url = artifact_url(base, "nuxeo", args.nuxeo_version)
     pinned = str(cluster.settings.get("nuxeo_archive_checksum") or "")
@@ -269,10 +286,27 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
             raise NxError(f"the mirror does not serve Nuxeo {args.nuxeo_version}'s {what} ({target}: "
                           f"{getattr(exc, 'code', None) or getattr(exc, 'reason', exc)})",
                           f"put the {what} on the mirror first; no node was touched") from None
-    extravars: dict = {"nuxeo_version": args.nuxeo_version}
-    if args.packages:
-        extravars["nuxeo_packages"] = [p.strip() for p in args.packages.split(",") if p.strip()]
+    extravars: dict = dict(target_vars)
     playbook = "upgrade_nuxeo.yml" if mode == "rolling" else "upgrade_nuxeo_full_stop.yml"
+    from nxprovision.model.versions import NuxeoVersion
+
+    before, after = NuxeoVersion.parse(current), NuxeoVersion.parse(args.nuxeo_version)
+    lts_jump = mode == "full-stop" and before is not None and after is not None and before.lts != after.lts
+    if lts_jump and not args.no_backup and not cluster.derived.get("backup", {}).get("enabled"):
+        _no_backup_refusal()
+    if lts_jump:
+        # the new LTS's index settings and mappings apply to a new index only (doc.nuxeo.com, upgrade notes)
+        extravars["nx_upgrade_reindex"] = True
+        print(f"upgrade: LTS {before.lts} -> {after.lts}: "
+              + ("a full backup first, then " if not args.no_backup else "no backup first (--no-backup), then ")
+              + "every node stopped, upgraded and started; once every node serves, the repository is reindexed")
+        if not args.no_backup:
+            code, backup_id = _take_backup(args, cluster, vpf, secrets, "full")
+            if code != 0:
+                print(f"upgrade: stopped before touching any Nuxeo node: the backup {backup_id} failed (above)")
+                return code
+            print(f"upgrade: backup {backup_id} taken; `nxprovision restore --backup {backup_id}` (with the "
+                  f"inventory's nuxeo_version back at {current}) goes back to it")
     if current == args.nuxeo_version:
         print(f"upgrade: resuming to {current} ({mode}): nodes that already run it are not rolled again")
     else:
@@ -297,19 +331,24 @@ def _backup_enabled(cluster) -> dict:
 
 @exclusive("backup")
 def cmd_backup(args: argparse.Namespace) -> int:
+    cluster, vpf, secrets = _validated(args)
+    refuse_removed_hosts(args, cluster, "backup")
+    return _take_backup(args, cluster, vpf, secrets, args.type)[0]
+
+
+def _take_backup(args: argparse.Namespace, cluster, vpf, secrets, kind: str) -> tuple[int, str]:
+    """Run backup.yml (the database, then the binaries, then the audit index); its exit code and backup id."""
     import json
     import time as _time
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_removed_hosts(args, cluster, "backup")
     b = _backup_enabled(cluster)
     backup_id = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
     records = _records(args)
     records.mkdir(mode=0o700, parents=True, exist_ok=True)
-    print(f"backup {backup_id}: database ({b['tool']} {args.type}, stanza {b['stanza']}), then binaries "
+    print(f"backup {backup_id}: database ({b['tool']} {kind}, stanza {b['stanza']}), then binaries "
           f"({b['source_bucket']} -> {b['bucket']}/{b['binaries_prefix']}), then the audit index")
     code = _run(args, "backup.yml", "backup", vpf, secrets,
-                extravars={"nx_backup_id": backup_id, "nx_backup_type": args.type,
+                extravars={"nx_backup_id": backup_id, "nx_backup_type": kind,
                            "nx_backup_record_dir": str(records.resolve())})
     record = records / f"{backup_id}.json"
     if code == 0 and record.exists():
@@ -319,7 +358,31 @@ def cmd_backup(args: argparse.Namespace) -> int:
               f"{m['binaries']['count']} objects, {m['binaries']['bytes']} bytes; audit {audit.get('status')}"
               + (f" ({audit.get('reason')})" if audit.get("status") == "skipped" else ""))
         print(f"manifest: {record} (and {b['bucket']}/{b['manifests_prefix']}{backup_id}.json)")
-    return code
+    return code, backup_id
+
+
+def _no_backup_refusal() -> None:
+    raise NxError("an upgrade to another LTS starts with a full backup, and this cluster has none configured "
+                  "(backups need a PostgreSQL database, an S3 endpoint and pgbackrest_enabled); no host was touched",
+                  "configure backups and deploy, or pass --no-backup if you hold a backup of your own")
+
+
+def _refuse_invalid_target(args: argparse.Namespace, extravars: dict) -> None:
+    """The inventory as it will be after the upgrade (the new version and packages) must pass every rule (Java and
+    OS of each node, search and audit packages, Kafka mode, ...): refused before any host is touched."""
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+    from nxprovision.rules import run_rules
+
+    view = load_inventory(Path(args.inventory), args.vault_password_file)
+    apply_to_view(view, {**extra_vars_of(args), **extravars})
+    errors = [f for f in run_rules(build_cluster(view)) if f.severity == "error"]
+    for f in errors:
+        sys.stderr.write(f.line() + "\n")
+    if errors:
+        raise NxError(f"upgrade to Nuxeo {args.nuxeo_version} refused: with it, the inventory breaks "
+                      f"{len(errors)} rule(s) above; no host was touched",
+                      "fix those settings in the inventory (for Nuxeo's new version), then run the upgrade again")
 
 
 def _records(args: argparse.Namespace) -> Path:
@@ -822,6 +885,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--component", default="nuxeo", choices=["nuxeo", "opensearch", "kafka", "postgresql", "haproxy"])
     r.set_defaults(func=cmd_restart)
 
+    ri = sub.add_parser("reindex", help="rebuild the repository's search index from the database (Nuxeo's "
+                                        "management API, one node, with its progress)")
+    run_args(ri)
+    ri.set_defaults(func=cmd_reindex)
+
     a = sub.add_parser("add-node", help="provision hosts newly added to the inventory, touching no other node")
     run_args(a)
     a.add_argument("hosts", nargs="+", metavar="HOST")
@@ -842,6 +910,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--nuxeo-version", required=True)
     u.add_argument("--packages", help="comma-separated package list to install with the new version")
     u.add_argument("--full-stop", action="store_true", help="stop every node, upgrade, start (LTS jumps)")
+    u.add_argument("--no-backup", action="store_true",
+                   help="to another LTS: skip the full backup taken first (you hold one of your own)")
     u.set_defaults(func=cmd_upgrade)
 
     bk = sub.add_parser("backup", help="back up the database, then the binaries, then the audit index")

@@ -29,11 +29,6 @@ def check_upgrade(current: str, target: str, full_stop: bool = False) -> str:
         raise NxError(f"{target} is older than the running {current}: downgrades are refused",
                       "restore from a backup taken before the upgrade to go back")
     if tgt.lts != cur.lts:
-        if tgt.lts == 2025:
-            # the move from LTS 2023 needs preflight checks and a reindex the upgrade does not run yet
-            raise NxError(f"{current} -> {target}: upgrading to Nuxeo LTS 2025 from an earlier LTS is not supported "
-                          "yet: its deployment is coming",
-                          "deploy LTS 2025 on new hosts (nuxeo_version: 2025.N), or stay on your LTS meanwhile")
         if not full_stop:
             raise NxError(f"{current} -> {target} crosses LTS majors: nodes of two majors must never run together",
                           "pass --full-stop (stops every node, upgrades, starts them again) after reading Nuxeo's "

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from nxprovision.runner import Masker, PlainDisplay, _message, changed_result, shown_diff, unreachable_cause
+from nxprovision.runner import (
+    Masker,
+    PlainDisplay,
+    _message,
+    changed_result,
+    report_line,
+    shown_diff,
+    unreachable_cause,
+)
 
 
 @dataclass
@@ -80,6 +88,9 @@ class RichDisplay:
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.state.apply(event, self.mask)
+        report = report_line(event)
+        if report:
+            self.console.print(self.mask(report), markup=False, highlight=False, soft_wrap=True)
         text = shown_diff(event)
         if text:
             # printed above the live panel, which keeps redrawing below

@@ -133,8 +133,21 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
+TELL = "Tell the operator"
+
+
+def report_line(event: dict[str, Any]) -> str:
+    """What a playbook tells the operator: the string message of a debug task named "Tell the operator ..." (the
+    reindex's figures, PostgreSQL settings waiting for a restart), shown by every progress mode; "" otherwise."""
+    data = event.get("event_data", {}) or {}
+    if event.get("event") != "runner_on_ok" or not str(data.get("task", "")).startswith(TELL):
+        return ""
+    msg = (data.get("res") or {}).get("msg")
+    return " ".join(str(msg).split()) if isinstance(msg, str) else ""
+
+
 class PlainDisplay:
-    """One line per play, per task start, and per changed/failed/unreachable result."""
+    """One line per play, per changed/failed/unreachable result, and per report."""
 
     def __init__(self, out: TextIO, mask: Masker, json_lines: bool = False) -> None:
         self.out, self.mask, self.json_lines = out, mask, json_lines
@@ -149,11 +162,13 @@ class PlainDisplay:
         if self.json_lines:
             slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
                     "role": data.get("role"), "changed": changed_result(event) or None,
-                    "diff": (self.mask(shown_diff(event)) or None)}
+                    "diff": (self.mask(shown_diff(event)) or None), "report": report_line(event) or None}
             self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
             return
         if kind == "playbook_on_play_start":
             self.write(f"PLAY {data.get('play', '')}")
+        elif report_line(event):
+            self.write(f"  {report_line(event)}")
         elif changed_result(event):
             self.write(f"  changed  {data.get('host')}  {_task_label(data)}")
             text = shown_diff(event)

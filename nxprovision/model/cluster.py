@@ -451,6 +451,10 @@ def _derive(c: Cluster) -> dict[str, Any]:
                          p), _package_pins(s).get(p, "")) for p in packages},
         "archive_dir": archive_root_dir("nuxeo", str(s.get("nuxeo_version"))),
         "transaction_timeout": _int(s.get("nuxeo_transaction_timeout"), 300),
+        # the Management REST API's repository reindex (doc.nuxeo.com REST API reference: "Search Endpoint", since
+        # LTS 2025, which supersedes "Elasticsearch Endpoint"); its bulk status is read at management/bulk/<id>
+        "reindex_path": "/management/search/reindex" if version and version.lts >= 2025
+        else "/management/elasticsearch/reindex",
     }
     if tls["postgresql"] and c.database == "postgresql" and c.db_hosts:
         db["ssl"] = True

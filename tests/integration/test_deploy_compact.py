@@ -157,6 +157,48 @@ def test_documents_blobs_search_and_work(compact) -> None:
     assert md5_hex(content) in " ".join(s3_keys(d))
 
 
+def on_search_node(lab_: Lab, d: Deployed, method: str, path: str) -> tuple[int, str]:
+    """A request to the search cluster from its first node, as the search admin (the firewall admits the search
+    port from the cluster's hosts only)."""
+    host = d.cluster.search_hosts[0]
+    url = d.cluster.derived["search"]["urls"][0] + path
+    tls = d.cluster.derived["tls"]
+    ca = f"--cacert {tls['ca_path']}" if url.startswith("https://") else ""
+    auth = f"-u admin:{d.secret('nx_secret_search_admin_password')}" if tls["search"] else ""
+    r = lab_.ssh(host, f"curl -s -o /tmp/nxp-out -w '%{{http_code}}' {ca} {auth} -X {method} '{url}'; echo; "
+                       "cat /tmp/nxp-out; rm -f /tmp/nxp-out")
+    code, _, body = r.stdout.partition("\n")
+    return int(code or 0), body
+
+
+def test_reindex_rebuilds_the_repository_index_and_leaves_the_audit_alone(compact) -> None:
+    """A document whose index entry is lost is found again after `nxprovision reindex`, which follows the
+    management API's bulk status to its end; the audit index keeps every entry."""
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    nx = d.client()
+    title = f"reindexed {uuid.uuid4().hex[:8]}"
+    doc, content = create_document_with_blob(nx, title, f"kept {title}")
+    wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
+    index = d.cluster.derived["search"]["index_name"]
+    audit_before = json.loads(on_search_node(lab_, d, "GET", f"/{index}-audit/_count")[1])["count"]
+    code, body = on_search_node(lab_, d, "DELETE", f"/{index}/_doc/{doc.uid}?refresh=true")
+    assert code == 200, (code, body)
+    assert nxql(nx, f"dc:title = '{title}'") == []
+
+    r = nxprovision("reindex", "-i", str(lab_.inventory), "--progress", "plain")
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+    report = re.search(r"reindex COMPLETED on (\S+): (\d+) of (\d+) documents indexed", r.stdout)
+    assert report, r.stdout[-4000:]
+    assert report.group(1) in {n.host for n in d.cluster.nuxeo_nodes}
+    assert int(report.group(2)) == int(report.group(3)) > 1
+    assert [e.uid for e in nxql(nx, f"dc:title = '{title}'")] == [doc.uid]
+    assert nx.documents.fetch_blob(uid=doc.uid) == content
+    audit_after = json.loads(on_search_node(lab_, d, "GET", f"/{index}-audit/_count")[1])["count"]
+    assert audit_after >= audit_before > 0
+    assert secret_hits(lab_.name, [d.secret("nx_secret_nuxeo_admin_password")], (r.stdout, r.stderr)) == []
+
+
 def test_sessions_stick_and_both_fronts_serve(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)

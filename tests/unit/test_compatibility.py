@@ -115,11 +115,12 @@ def test_lookups_read_the_data() -> None:
     assert supports_kraft(NuxeoVersion(2023, 33)) and not supports_kraft(NuxeoVersion(2021, 40))
 
 
-def test_upgrading_to_2025_is_still_refused() -> None:
+def test_upgrading_to_2025_takes_a_full_stop() -> None:
     from nxprovision.daytwo import check_upgrade
 
-    with pytest.raises(NxError, match="upgrading to Nuxeo LTS 2025 from an earlier LTS is not supported yet"):
-        check_upgrade("2023.35", "2025.5", full_stop=True)
+    with pytest.raises(NxError, match="crosses LTS majors"):
+        check_upgrade("2023.35", "2025.5")
+    assert check_upgrade("2023.35", "2025.5", full_stop=True) == "full-stop"
     assert check_upgrade("2025.8", "2025.9") == "rolling"  # hotfixes within LTS 2025
 
 

@@ -76,3 +76,10 @@ def test_mongodb_every_host_is_a_member_whatever_the_lab_says(make_inv) -> None:
         assert not any(k.startswith("standin") for k in db)
         server = conf_of(nx)["nuxeo.mongodb.server"]
         assert ",".join(db["members"]) in server, server
+
+
+@pytest.mark.parametrize(("version", "path"), [("2025.9", "/management/search/reindex"),
+                                               ("2023.35", "/management/elasticsearch/reindex")])
+def test_the_reindex_endpoint_follows_the_lts(make_inv, version: str, path: str) -> None:
+    extra = {"nx_os_release": "debian13"} if version.startswith("2025") else {}
+    assert facts(make_inv, nuxeo_version=version, **extra)["nuxeo"]["reindex_path"] == path

@@ -205,3 +205,36 @@ def test_without_a_refusal_every_host_goes_on(tmp_path: Path) -> None:
     run, marks = _versions_then_marker(tmp_path, "2023.34")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert sorted(p.name for p in marks.iterdir()) == ["db1", "front1", "front2"]
+
+
+def test_an_upgrade_to_another_lts_is_validated_as_the_inventory_will_be(make_inv, run_cli,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """LTS 2025 needs Java 21, which Debian 12 does not ship: refused before any host or the mirror is contacted."""
+    import nxprovision.commands as commands
+
+    ran: list[str] = []
+    monkeypatch.setattr(commands, "_run", lambda *a, **_k: ran.append(a[1]) or 0)
+    inv = make_inv("compact", set={"nuxeo_version": "2023.35", "nx_os_release": "debian12"})
+    code, out, err = run_cli("upgrade", "-i", str(inv), "--nuxeo-version", "2025.9", "--full-stop")
+    assert code == 2, out + err
+    assert "versions.java_os" in err and "upgrade to Nuxeo 2025.9 refused" in err and "no host was touched" in err
+    assert ran == []
+
+
+def test_an_upgrade_to_another_lts_needs_a_backup_or_no_backup(make_inv, run_cli,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import nxprovision.commands as commands
+
+    ran: list[tuple[str, dict]] = []
+    monkeypatch.setattr(commands, "_run", lambda *a, **k: ran.append((a[1], k.get("extravars") or {})) or 0)
+    monkeypatch.setattr(commands, "_set_inventory_version", lambda *_a: None)
+    # Java 21 from the operator's own apt repository: the 2025 target is valid on Debian 12
+    inv = make_inv("compact", set={"nuxeo_version": "2023.35", "common_java_package": "temurin-21-jre",
+                                   "pgbackrest_enabled": False, "nuxeo_download_base_url": "file:///srv/mirror"})
+    code, out, err = run_cli("upgrade", "-i", str(inv), "--nuxeo-version", "2025.9", "--full-stop")
+    assert code == 2 and "starts with a full backup" in err and "--no-backup" in err, out + err
+    assert ran == []
+    code, out, err = run_cli("upgrade", "-i", str(inv), "--nuxeo-version", "2025.9", "--full-stop", "--no-backup")
+    assert code == 0, out + err
+    assert [p for p, _ in ran] == ["upgrade_nuxeo_full_stop.yml"]
+    assert ran[0][1]["nx_upgrade_reindex"] is True and "the repository is reindexed" in out

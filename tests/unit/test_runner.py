@@ -120,3 +120,26 @@ def test_masker_covers_json_escaped_secrets(tmp_path: Path) -> None:
     assert sorted(p.name for p in scrub_records(tmp_path, Masker([odd]))) == ["event.json", "plain"]
     assert json.loads((tmp_path / "event.json").read_text()) == {"msg": "x ******** y"}
     assert (tmp_path / "plain").read_text() == "x ******** y"
+
+
+def test_what_a_playbook_tells_the_operator_is_shown_masked_in_every_mode() -> None:
+    from nxprovision.progress import make_display
+    from nxprovision.runner import Masker
+
+    def ok(task: str, msg: object) -> dict:
+        return {"event": "runner_on_ok", "event_data": {"host": "front1", "task": task, "res": {"msg": msg}}}
+
+    told = ok("Tell the operator how the reindex went", "reindex COMPLETED on front1:\n  9 of 9 documents, key s3cr3t")
+    quiet = [ok("Report the certificate of this host", "front1: certificate"), ok("Tell the operator x", ["a list"])]
+    for mode in ("plain", "json", "rich"):
+        out = io.StringIO()
+        show, ctx = make_display(mode, 1, Masker(["s3cr3t"]), out)
+        if ctx:
+            ctx.__enter__()
+        for event in [*quiet, told]:
+            show(event)
+        if ctx:
+            ctx.__exit__(None, None, None)
+        text = out.getvalue()
+        assert "reindex COMPLETED on front1: 9 of 9 documents, key ****" in text, (mode, text)
+        assert "s3cr3t" not in text and "front1: certificate" not in text and "a list" not in text, (mode, text)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nxql
+from .bulk import Bulk
 from .conf import NuxeoConfig, audit_backend_key, dead_keys, lts_of, search_client_key, split_list
 from .repository import Doc, MongoRepository, PostgresRepository, Repository, hash_password, verify_password
 from .s3 import S3Client
@@ -149,6 +150,7 @@ class Node:
             self._search_settings_2025(cfg)
         else:
             self._search_settings(cfg)
+        self.bulk = Bulk()
         self.stream: WorkStream | None = None
         if cfg.flag("kafka.enabled"):
             threads = int(cfg.number("nuxeo.work.queue.common.threads", 4))
@@ -565,6 +567,32 @@ class Node:
     def index(self, doc: Doc) -> None:
         if self.search_enabled and self.search:
             self.search.index(self.index_name, doc.id, self.index_source(doc))
+
+    @property
+    def reindex_path(self) -> str:
+        """The management endpoint's path: search/ since LTS 2025, elasticsearch/ before (Nuxeo's REST API
+        reference: Search Endpoint, Elasticsearch Endpoint)."""
+        return "/api/v1/management/search/reindex" if self.lts >= 2025 else "/api/v1/management/elasticsearch/reindex"
+
+    def reindex(self) -> dict[str, Any]:
+        """Drop the repository index, create it again with its settings and mappings, and index every document
+        of the repository in the background; the bulk status it returns is followed on this node."""
+        search = self.search
+        if not (self.search_enabled and search):
+            raise BadRequest("no search client is configured: there is no index to rebuild")
+
+        def recreate() -> None:
+            search.drop_index(self.index_name)
+            search.ensure_index(self.index_name, DOC_MAPPING, self.shards, self.replicas)
+
+        def index_chunk(ids: list[str]) -> int:
+            docs = self.repo.get_many(ids)
+            for doc in docs:
+                search.index(self.index_name, doc.id, self.index_source(doc), refresh=False)
+            return len(docs)
+
+        return self.bulk.reindex(self.repo.all_ids, recreate, index_chunk,
+                                 lambda: search.refresh(self.index_name))
 
     def audit(self, event: str, doc: Doc) -> None:
         if not (self.search_enabled and self.search and self.audit_enabled):

@@ -95,6 +95,7 @@ class Repository:
     def get(self, uid: str) -> Doc | None: ...
     def get_by_path(self, path: str) -> Doc | None: ...
     def get_many(self, uids: list[str]) -> list[Doc]: ...
+    def all_ids(self) -> list[str]: ...
     def children(self, uid: str) -> list[Doc]: ...
     def insert(self, doc: Doc) -> None: ...
     def update(self, doc: Doc, expected_user_token: int | None, user_change: bool) -> Doc: ...
@@ -311,6 +312,11 @@ class PostgresRepository(Repository):
         by_id = {r[0]: self._doc(r) for r in rows}
         return [by_id[u] for u in uids if u in by_id]
 
+    def all_ids(self) -> list[str]:
+        """Every document of the repository, the root included (what a whole-repository reindex walks)."""
+        with self.conn() as c:
+            return [r[0] for r in c.execute("SELECT id FROM hierarchy ORDER BY created, id").fetchall()]
+
     def children(self, uid: str) -> list[Doc]:
         with self.conn() as c:
             rows = c.execute(
@@ -457,6 +463,9 @@ class MongoRepository(Repository):
     def get_many(self, uids: list[str]) -> list[Doc]:
         by_id = {d["ecm:id"]: self._doc(d) for d in self.coll.find({"ecm:id": {"$in": uids}})}
         return [by_id[u] for u in uids if u in by_id]
+
+    def all_ids(self) -> list[str]:
+        return [d["ecm:id"] for d in self.coll.find({}, {"ecm:id": 1}).sort([("ecm:created", 1)])]
 
     def children(self, uid: str) -> list[Doc]:
         return [self._doc(d) for d in self.coll.find({"ecm:parentId": uid}).sort([("ecm:created", 1)])]

@@ -143,3 +143,9 @@ class SearchClient:
 
     def search(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/{urllib.parse.quote(name)}/_search", body)
+
+    def drop_index(self, name: str) -> None:
+        self.request("DELETE", "/" + urllib.parse.quote(name), ok=(200, 404))
+
+    def refresh(self, name: str) -> None:
+        self.request("POST", f"/{urllib.parse.quote(name)}/_refresh")

@@ -20,6 +20,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from .bulk import ReindexRunning
 from .node import BadRequest, Node, NotFound
 from .repository import Conflict
 
@@ -365,6 +366,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.json(
                 200, {"entity-type": "clusterNodes", "standin": True, "self": node.node_id, "entries": nodes}
             )
+        if rel.startswith("/api/v1/management/"):
+            return self.management(rel)
         if rel.startswith("/api/v1/upload"):
             return self.upload(rel[len("/api/v1/upload") :])
         if rel in ("/api/v1/query/NXQL", "/api/v1/search/lang/NXQL/execute") and m == "GET":
@@ -400,6 +403,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             )
         if rel.startswith(("/site/automation/", "/api/v1/automation/")) and m == "POST":
             return self.automation(rel.rsplit("/", 1)[1])
+        raise NotFound(rel)
+
+    # ---- management ----
+    def management(self, rel: str) -> None:
+        """The Management REST API, for administrators only: the repository reindex and bulk statuses."""
+        node = self.server.node
+        if self.user != "Administrator":
+            return self.error(403, "The Management REST API is restricted to administrators")
+        if rel == node.reindex_path:
+            if self.command != "POST":
+                return self.error(405, self.command)
+            if self.query_params.get("query"):
+                raise BadRequest("the stand-in reindexes the whole repository only (no query)")
+            try:
+                return self.json(200, node.reindex())
+            except ReindexRunning:
+                return self.error(409, "A repository reindex is already in progress")
+        if rel.startswith("/api/v1/management/bulk/") and self.command == "GET":
+            status = node.bulk.status(rel.rsplit("/", 1)[1])
+            if status is None:
+                raise NotFound(rel)
+            return self.json(200, status)
         raise NotFound(rel)
 
     # ---- documents ----
