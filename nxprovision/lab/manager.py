@@ -34,6 +34,7 @@ from nxprovision.lab import (
     services,
 )
 from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
+from nxprovision.lab.standins import jre as standin_jre
 from nxprovision.lab.standins import kafka as standin_kafka
 from nxprovision.lab.standins import mongodb as standin_mongodb
 from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
@@ -284,8 +285,10 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
     base = mirror_url(state.bridge_ip)
     values: dict[str, Any] = {
         f"{product}_download_base_url": f"{base}/{product}"
-        for product in ("nuxeo", "kafka", "opensearch", "mongodb", "seaweedfs")
+        for product in ("nuxeo", "kafka", "opensearch", "mongodb", "seaweedfs", "java")
     }
+    # taken only by Nuxeo nodes whose OS release ships no OpenJDK of Nuxeo's Java (LTS 2025 on Debian 12)
+    values["java_version"] = standin_jre.VERSION
     lbs = [h for h in state.hosts if "loadbalancers" in h.groups]
     if lbs:
         values = {"nx_public_url": f"https://{lbs[0].ip}/nuxeo", **values}

@@ -34,7 +34,16 @@ VENDOR_BASE_URLS: dict[str, str] = {
 }
 
 
+def java_archive_path(version: str) -> str:
+    """A JRE archive as Eclipse Temurin's releases lay it out: `jdk-21.0.5+11/OpenJDK21U-jre_x64_linux_hotspot_
+    21.0.5_11.tar.gz` (the release tag, then the file), unpacking to `jdk-21.0.5+11-jre/`."""
+    major = version.split(".", 1)[0]
+    return f"jdk-{version}/OpenJDK{major}U-jre_x64_linux_hotspot_{version.replace('+', '_')}.tar.gz"
+
+
 def artifact_path(product: str, version: str, name: str = "") -> str:
+    if product == "java":
+        return java_archive_path(version)
     return ARTIFACT_PATHS[product].format(v=version, name=name)
 
 
@@ -49,7 +58,8 @@ PUBLISHED_CHECKSUM_ALGORITHM = "sha512"
 PUBLISHED_CHECKSUM_SUFFIX = ".sha512"
 CHECKSUM_HEX_LENGTHS: dict[str, int] = {"sha256": 64, "sha384": 96, "sha512": 128}
 CHECKSUM_SETTINGS: dict[str, str] = {p: f"{p}_archive_checksum" for p in
-                                     ("nuxeo", "kafka", "opensearch", "elasticsearch", "mongodb", "seaweedfs")}
+                                     ("nuxeo", "kafka", "opensearch", "elasticsearch", "mongodb", "seaweedfs",
+                                      "java")}
 PACKAGE_CHECKSUMS_SETTING = "nuxeo_package_checksums"
 
 
@@ -93,4 +103,5 @@ def archive_root_dir(product: str, version: str) -> str:
         "elasticsearch": f"elasticsearch-{version}",
         "mongodb": f"mongodb-linux-x86_64-debian12-{version}",
         "seaweedfs": "",  # the SeaweedFS tarball holds the `weed` binary at its root
+        "java": f"jdk-{version}-jre",
     }[product]

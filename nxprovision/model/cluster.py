@@ -469,6 +469,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
     else:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
+            "java": {h: _java(c, h, nuxeo["java"]) for h in c.hosts},
             "tls": tls, "backup": _backup(c, db, s3, search, tls), "monitoring": _monitoring(c, tls, lb)}
 
 
@@ -972,6 +973,36 @@ def _search_archive(s: dict[str, Any], what: str) -> str:
     return _checksum(s, product, url) if what == "checksum" else url
 
 
+JAVA_HOMES = "/opt/nxprovision/java"
+
+
+def _java(c: Cluster, host: str, nuxeo_java: str) -> dict[str, Any]:
+    """The Java runtime of a host (used where its components need one, common_java_components): an apt package,
+    or on a Nuxeo node whose OS release ships no OpenJDK of Nuxeo's Java, a JRE archive from the operator's mirror
+    (java_download_base_url, java_version) unpacked under JAVA_HOMES, which nuxeo.conf's JAVA_HOME names."""
+    def setting(key: str) -> str:
+        return str(host_setting(c.view, c.settings, host, key) or "")
+
+    known = load_compat().os_releases.get(setting("nx_os_release"))
+    shipped = list(known.openjdk) if known else [nuxeo_java]
+    out: dict[str, Any] = {"major": nuxeo_java, "package": "", "archive": {}, "home": ""}
+    if setting("common_java_package"):
+        out["package"] = setting("common_java_package")
+    elif nuxeo_java in shipped:
+        out["package"] = f"openjdk-{nuxeo_java}-jre-headless"
+    elif c.node(host) is not None or not shipped:
+        version = setting("java_version")
+        url = artifact_url(setting("java_download_base_url"), "java", version)
+        root = archive_root_dir("java", version)
+        out["archive"] = {"version": version, "url": url, "checksum": _checksum(c.settings, "java", url),
+                          "dir": root}
+        out["home"] = f"{JAVA_HOMES}/{root}"
+    else:
+        # a Kafka host: Kafka runs on any Java from 11, so the release's own OpenJDK
+        out.update(major=shipped[0], package=f"openjdk-{shipped[0]}-jre-headless")
+    return out
+
+
 def _checksum(s: dict[str, Any], product: str, url: str) -> str:
     """What get_url checks the archive against: the inventory's <product>_archive_checksum, else the published
     <url>.sha512 (nxprovision.model.artifacts)."""
@@ -1078,6 +1109,9 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
             value = "true" if value else "false"
         items.append(ConfItem(key, str(value), secret))
 
+    if d["java"][node.host]["home"]:
+        # a JRE from the operator's mirror: nuxeoctl takes JAVA_HOME from nuxeo.conf before looking for a java
+        put("JAVA_HOME", d["java"][node.host]["home"])
     put("JAVA_OPTS", _heap_opts(c, node))
     put("nuxeo.data.dir", hs("nuxeo_data_dir"))
     put("nuxeo.log.dir", hs("nuxeo_log_dir"))

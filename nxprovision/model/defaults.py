@@ -37,6 +37,12 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "Where nuxeo-server-<version>-tomcat.zip and package zips are fetched from (your mirror:\n"
         "Nuxeo LTS distributions need a Nuxeo Online Services account to download).",
     ),
+    "java_download_base_url": (
+        "",
+        "Only for Nuxeo nodes on an OS release without Nuxeo's OpenJDK (LTS 2025 on Debian 12): your mirror of\n"
+        "Eclipse Temurin's releases, jdk-<java_version>/OpenJDK21U-jre_x64_linux_hotspot_<version>.tar.gz.",
+    ),
+    "java_version": ("", "The JRE release taken from java_download_base_url, e.g. 21.0.5+11."),
     "postgresql_version": (
         "15",
         "PostgreSQL major version from the distribution's packages (Debian 12 ships 15).",

@@ -247,6 +247,34 @@ def _postgresql_packaged(c: Cluster, matrix: Matrix, version: str) -> Iterator[F
             f"set postgresql_version: '{known.postgresql[0]}' (the database hosts all run one version)")
 
 
+def _java_archive(c: Cluster, matrix: Matrix, m: Lts, release: str, hosts: list[str],
+                  source: str) -> Iterator[Finding]:
+    """Nuxeo nodes on a release without Nuxeo's OpenJDK take a JRE archive from the operator's mirror: it needs
+    java_download_base_url and a java_version of Nuxeo's Java."""
+    known = matrix.os_releases.get(release)
+    label = known.label if known else release
+    base = str(c.settings.get("java_download_base_url") or "")
+    version = str(c.settings.get("java_version") or "")
+    need = m.java.versions
+    where = f"hosts {', '.join(hosts[:5])}"
+    if not base or not version:
+        yield error("versions.java_os", where,
+                    f"{label} has no OpenJDK {need.describe()} package, which Nuxeo LTS {m.lts} needs ({source}; "
+                    f"{m.java.source})",
+                    f"set java_download_base_url (your mirror of Eclipse Temurin's releases: jdk-<version>/"
+                    f"OpenJDK{need.patterns[0]}U-jre_x64_linux_hotspot_<version>.tar.gz) and java_version (e.g. "
+                    f"{need.patterns[0]}.0.5+11), or run the Nuxeo nodes on "
+                    + ", ".join(o.release for o in m.os if o.java == "archive")
+                    + f", or name a JDK {need.patterns[0]} package of your apt repository in common_java_package",
+                    of_setting(c, "nx_os_release"))
+    elif not need.matches(version.split(".", 1)[0].split("+", 1)[0]):
+        yield error("versions.java_os", "setting java_version",
+                    f"java_version {version} is Java {version.split('.', 1)[0]}; Nuxeo LTS {m.lts} needs JDK "
+                    f"{need.describe()} ({m.java.source})",
+                    f"set java_version to a Java {need.patterns[0]} release, e.g. {need.patterns[0]}.0.5+11",
+                    of_setting(c, "java_version"))
+
+
 def _os(c: Cluster, matrix: Matrix, m: Lts) -> Iterator[Finding]:
     by_release: dict[str, list[str]] = {}
     for h in c.hosts:
@@ -258,15 +286,7 @@ def _os(c: Cluster, matrix: Matrix, m: Lts) -> Iterator[Finding]:
         support = m.os_support(release)
         if support and support.java == "mirror" and not java_package and any(
                 h in {n.host for n in c.nuxeo_nodes} for h in hosts):
-            known = matrix.os_releases.get(release)
-            label = known.label if known else release
-            yield error("versions.java_os", f"hosts {', '.join(hosts[:5])}",
-                        f"{label} has no OpenJDK {m.java.versions.describe()} package, which Nuxeo LTS {m.lts} needs "
-                        f"({support.source}; {m.java.source}), and nxprovision does not install a JDK archive from "
-                        "a mirror yet", "run the Nuxeo nodes on "
-                        + ", ".join(o.release for o in m.os if o.java == "archive")
-                        + f", or name a JDK {m.java.versions.patterns[0]} package of your apt repository in "
-                          "common_java_package", of_setting(c, "nx_os_release"))
+            yield from _java_archive(c, matrix, m, release, hosts, support.source)
         if support:
             continue
         known = matrix.os_releases.get(release)

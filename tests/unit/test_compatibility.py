@@ -178,9 +178,43 @@ def test_2025_nodes_on_debian_12_need_a_jdk_21_package(make_inv, run_cli) -> Non
     line = _error(lines, "versions.java_os")
     assert "Debian 12 (bookworm) has no OpenJDK 21 package" in line and M2025 in line
     assert "run the Nuxeo nodes on debian13" in line and "common_java_package" in line
+    assert "set java_download_base_url" in line and "java_version" in line
     code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12",
                                                     "common_java_package": "temurin-21-jre"})
     assert code == 0, lines
+
+
+JRE = {"nuxeo_version": "2025.7", "nx_os_release": "debian12",
+       "java_download_base_url": "https://mirror.example.com/temurin", "java_version": "21.0.5+11"}
+
+
+def test_2025_nodes_on_debian_12_take_a_jre_archive_from_the_mirror(make_inv, run_cli) -> None:
+    code, lines = _validate(make_inv, run_cli, set=JRE)
+    assert code == 0, lines
+    code, lines = _validate(make_inv, run_cli, set={**JRE, "java_version": "17.0.13+11"})
+    assert code == 2
+    line = _error(lines, "versions.java_os")
+    assert "java_version 17.0.13+11 is Java 17; Nuxeo LTS 2025 needs JDK 21" in line, line
+
+
+def test_the_jre_archive_is_where_the_model_says_and_nuxeo_conf_names_it(make_inv) -> None:
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+
+    c = build_cluster(load_inventory(make_inv("compact", set=JRE)))
+    front = c.derived["java"]["front1"]
+    assert front["package"] == "" and front["home"] == "/opt/nxprovision/java/jdk-21.0.5+11-jre"
+    assert front["archive"]["url"] == ("https://mirror.example.com/temurin/jdk-21.0.5+11/"
+                                       "OpenJDK21U-jre_x64_linux_hotspot_21.0.5_11.tar.gz")
+    assert front["archive"]["checksum"] == "sha512:" + front["archive"]["url"] + ".sha512"
+    conf = {i.key: i.value for i in c.node("front1").conf}
+    assert conf["JAVA_HOME"] == front["home"]
+    # Kafka runs on the release's own OpenJDK; a 2023 node on Debian 12 keeps the package and no JAVA_HOME
+    assert c.derived["java"]["kafka1"] == {"major": "17", "package": "openjdk-17-jre-headless", "archive": {},
+                                           "home": ""}
+    old = build_cluster(load_inventory(make_inv("compact", set={"nuxeo_version": "2023.35"})))
+    assert old.derived["java"]["front1"]["package"] == "openjdk-17-jre-headless"
+    assert "JAVA_HOME" not in {i.key for i in old.node("front1").conf}
 
 
 def test_2025_with_java_17(make_inv, run_cli) -> None:

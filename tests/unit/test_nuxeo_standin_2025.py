@@ -139,3 +139,13 @@ def test_2023_keeps_its_keys(tmp_path: Path) -> None:
     assert node.search is not None and node.audit_enabled and node.commit_limit == 100000
     node.commits = 10**6
     node.count_commit()  # no limit before 2025
+
+
+def test_java_home_in_nuxeo_conf_wins_over_the_environment(home: Path, tmp_path: Path) -> None:
+    """nuxeoctl takes JAVA_HOME from nuxeo.conf first (a JRE unpacked from the mirror on Debian 12)."""
+    p = home / "nuxeo.conf"
+    jre = jdk(tmp_path, "21.0.5")["JAVA_HOME"]
+    p.write_text(MONGO + f"JAVA_HOME={jre}\n")
+    assert not any("Java" in r for r in conf.refusals(conf.load(home, p, jdk(tmp_path, "17.0.13"))))
+    p.write_text(MONGO + f"JAVA_HOME={tmp_path / 'gone'}\n")
+    assert any("no java" in r for r in conf.refusals(conf.load(home, p, jdk(tmp_path, "21.0.5"))))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab.standins import kafka, mongodb, nuxeo_archives, opensearch, seaweedfs
+from nxprovision.lab.standins import jre, kafka, mongodb, nuxeo_archives, opensearch, seaweedfs
 from nxprovision.lab.standins.spec import ArchiveSpec
 from nxprovision.model.defaults import DEFAULTS
 
@@ -41,6 +41,7 @@ def all_specs() -> list[ArchiveSpec]:
         opensearch.spec(DEFAULTS["search_version"]),
         mongodb.spec(DEFAULTS["mongodb_version"]),
         seaweedfs.spec(SEAWEEDFS_VERSION),
+        jre.spec(jre.VERSION),
     ]
     return specs + nuxeo_archives.specs()
 

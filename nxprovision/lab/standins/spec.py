@@ -24,6 +24,7 @@ MIRROR_FOLDERS: dict[str, str] = {
     "seaweedfs": "seaweedfs",
     "nuxeo": "nuxeo",
     "nuxeo_package": "nuxeo",
+    "java": "java",
 }
 
 

@@ -297,9 +297,10 @@ def dead_keys(cfg: NuxeoConfig) -> list[str]:
     return sorted(k for k in cfg.user if k.startswith(DEAD_KEY_PREFIXES_2025) or k == "elasticsearch.enabled")
 
 
-def _java_major(env: dict[str, str]) -> tuple[int | None, str]:
-    """The major version of the JVM the launcher would run: $JAVA_HOME/bin/java, else `java` on PATH."""
-    java_home = env.get("JAVA_HOME", "")
+def _java_major(env: dict[str, str], conf_java_home: str = "") -> tuple[int | None, str]:
+    """The major version of the JVM the launcher would run: nuxeo.conf's JAVA_HOME (nuxeoctl reads it first), else
+    $JAVA_HOME/bin/java, else `java` on PATH."""
+    java_home = conf_java_home or env.get("JAVA_HOME", "")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java", path=env.get("PATH"))
     if not java or not Path(java).exists():
         return None, "no java executable (JAVA_HOME unset and no java on PATH)"
@@ -326,7 +327,7 @@ def refusals(cfg: NuxeoConfig) -> list[str]:
     lts = lts_of(cfg)
     need = JAVA_BY_LTS.get(lts)
     if need:
-        major, what = _java_major(cfg.env)
+        major, what = _java_major(cfg.env, cfg.user.get("JAVA_HOME", ""))
         if major is None or major < need:
             problems.append(f"Nuxeo {lts} needs Java {need}: the JVM found is {what}")
     db_type = cfg.get("nuxeo.db.type")
