@@ -280,6 +280,14 @@ def mirror_url(bridge_ip: str) -> str:
 LAB_KAFKA_BUCKET = "kafka"
 
 
+def lab_release(state: LabState) -> str:
+    """The release most of the lab's hosts run (the inventory's nx_os_release; the others say theirs)."""
+    counts: dict[str, int] = {}
+    for h in state.hosts:
+        counts[h.os] = counts.get(h.os, 0) + 1
+    return max(sorted(counts), key=lambda r: counts[r]) if counts else releases.DEFAULT_OS
+
+
 def lab_group_vars(state: LabState) -> dict[str, Any]:
     """Inventory settings that point the roles at the lab's mirror and load balancer."""
     base = mirror_url(state.bridge_ip)
@@ -289,6 +297,15 @@ def lab_group_vars(state: LabState) -> dict[str, Any]:
     }
     # taken only by Nuxeo nodes whose OS release ships no OpenJDK of Nuxeo's Java (LTS 2025 on Debian 12)
     values["java_version"] = standin_jre.VERSION
+    # the hosts' release as the lab booted them (per host where a mixed lab differs), and the PostgreSQL major
+    # that release's archive ships: the inventory says what the hosts are
+    release = lab_release(state)
+    values["nx_os_release"] = release
+    from nxprovision.model.compat import load as load_compat
+
+    known = load_compat().os_releases.get(release)
+    if known and known.postgresql:
+        values["postgresql_version"] = known.postgresql[0]
     lbs = [h for h in state.hosts if "loadbalancers" in h.groups]
     if lbs:
         values = {"nx_public_url": f"https://{lbs[0].ip}/nuxeo", **values}
@@ -353,7 +370,9 @@ def write_lab_inventory(
     from nxprovision.init import write_inventory
 
     directory = directory or state.names.inventory_dir
-    hostvars = {h.name: {"ansible_host": h.ip} for h in state.hosts}
+    release = lab_release(state)
+    hostvars: dict[str, dict[str, Any]] = {
+        h.name: {"ansible_host": h.ip, **({"nx_os_release": h.os} if h.os != release else {})} for h in state.hosts}
     plain = "lab" in layout
     write_inventory(
         directory, state.architecture, database=state.database,

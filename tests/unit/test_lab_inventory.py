@@ -135,3 +135,19 @@ def test_every_lab_host_gets_net_admin_in_its_own_network_namespace() -> None:
         # ... which reaches that host's own namespace only
         assert f"--network-namespace-path=/run/netns/{state.names.netns(h.name)}" in cmd, h.name
     assert len({state.names.netns(h.name) for h in state.hosts}) == len(state.hosts)
+
+
+def test_the_inventory_says_which_release_each_lab_host_runs(tmp_path: Path) -> None:
+    _arch, layout, plan = manager.plan_hosts("compact", None, "postgresql")
+    state = _state("compact", plan)
+    assert manager.lab_group_vars(state)["nx_os_release"] == "debian12"
+    assert manager.lab_group_vars(state)["postgresql_version"] == "15"
+    for h in state.hosts:
+        h.os = "debian13"
+    state.hosts[0].os = "debian12"  # lb1 stays on the older release: a mixed lab
+    values = manager.lab_group_vars(state)
+    assert values["nx_os_release"] == "debian13" and values["postgresql_version"] == "17"
+    manager.write_lab_inventory(state, layout, tmp_path / "inv")
+    hv = _ansible_inventory(tmp_path / "inv")["_meta"]["hostvars"]
+    assert hv[state.hosts[0].name]["nx_os_release"] == "debian12"
+    assert hv["front1"]["nx_os_release"] == "debian13"
