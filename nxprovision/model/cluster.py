@@ -489,6 +489,7 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
     prometheus_port = _int(s.get("monitoring_prometheus_port"), 9090)
     alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9095)
     node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
+    blackbox_port = _int(s.get("monitoring_blackbox_port"), 9115)
 
     user = str(s.get("monitoring_user") or "monitoring")
 
@@ -505,6 +506,14 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         {"name": "node", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
          "targets": [target(h, node_port) for h in sorted(c.hosts)]},
     ]
+    if c.nuxeo_nodes:
+        # each node's runningstatus as users' requests would meet it, probed by the blackbox exporter on the
+        # monitoring host (probe_success, the NxRunningstatusFailing alert): the target is the probed URL
+        jobs.append({"name": "nuxeo_runningstatus", "scheme": scheme, "auth": "monitoring", "user": user,
+                     "metrics_path": "/probe",
+                     "probe": {"module": "nuxeo_runningstatus", "exporter": f"{_addr(c, host)}:{blackbox_port}"},
+                     "targets": [{"host": n.host, "address": f"http://{n.address}:{n.port}/nuxeo/runningstatus"}
+                                 for n in c.nuxeo_nodes]})
     haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
     if haproxy:
         jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
@@ -522,6 +531,7 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         "prometheus_port": prometheus_port,
         "alertmanager_port": alertmanager_port,
         "node_exporter_port": node_port,
+        "blackbox_port": blackbox_port,
         "prometheus_url": f"{scheme}://{_addr(c, host)}:{prometheus_port}",
         "alertmanager_url": f"{scheme}://{_addr(c, host)}:{alertmanager_port}",
         # where each host's node exporter listens: its cluster address, never every address

@@ -53,7 +53,8 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
     brokers = [b.address for b in c.kafka_brokers]
     return {
         # users reach Nuxeo through the load balancers; without any, directly
-        "nuxeo_http_port": lbs or [ANY],
+        # the monitoring host's blackbox exporter probes each node's runningstatus
+        "nuxeo_http_port": (lbs + watcher) if lbs else [ANY],
         "nuxeo_tomcat_admin_port": [LOOPBACK],
         "postgresql_port": list(db.get("hba_clients", [])) + list(db.get("replication_clients", []))
         + addr(c.db_hosts),
@@ -74,6 +75,7 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
         "monitoring_prometheus_port": watcher,
         "monitoring_alertmanager_port": watcher,
         "monitoring_node_exporter_port": watcher,
+        "monitoring_blackbox_port": watcher,
         "nx_public_url": [ANY],
         "haproxy_http_port": [ANY],
         "etcd_client_port": addr(c.etcd_hosts) + addr(c.db_hosts),  # Patroni on the database hosts

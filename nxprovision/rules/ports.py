@@ -19,7 +19,8 @@ _PORTS: dict[str, tuple[tuple[str, str], ...]] = {
     "s3": (("SeaweedFS master", "seaweedfs_master_port"), ("SeaweedFS volume", "seaweedfs_volume_port"),
            ("SeaweedFS filer", "seaweedfs_filer_port"), ("SeaweedFS S3", "seaweedfs_s3_port")),
     "loadbalancers": (("HAProxy stats", "haproxy_stats_port"),),
-    "monitoring": (("Prometheus", "monitoring_prometheus_port"), ("Alertmanager", "monitoring_alertmanager_port")),
+    "monitoring": (("Prometheus", "monitoring_prometheus_port"), ("Alertmanager", "monitoring_alertmanager_port"),
+                   ("blackbox exporter", "monitoring_blackbox_port")),
 }
 
 

@@ -75,7 +75,7 @@ def test_every_service_wants_credentials(monitored) -> None:
     d, m, ca, auth = _setup(lab_)
     assert m["scheme"] == "https"
     for url in (m["prometheus_url"] + "/api/v1/targets", m["alertmanager_url"] + "/api/v2/status",
-                f"https://{m['node_exporter_bind'][HOST]}/metrics"):
+                f"https://{m['node_exporter_bind'][HOST]}/metrics", f"https://{m['address']}:{m['blackbox_port']}/"):
         assert _get(url, ca, None)[0] == 401, url
         assert _get(url, ca, ("monitoring", "wrong"))[0] == 401, url
         assert _get(url, ca, auth)[0] == 200, url
@@ -92,7 +92,7 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
     assert first.returncode == 0
     _d, m, ca, auth = _setup(lab_)
     expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
-    assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy"}
+    assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
 
     def all_up() -> Any:
         code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
@@ -109,6 +109,10 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
     # the certificate expiry metrics reach Prometheus through the node exporter's textfile collector
     query = m["prometheus_url"] + "/api/v1/query?query=nxprovision_tls_certificate_not_after_timestamp_seconds"
     wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "certificate expiry metrics", interval=5)
+    # each Nuxeo node's runningstatus, probed through the blackbox exporter: the NxRunningstatusFailing alert's input
+    query = m["prometheus_url"] + '/api/v1/query?query=probe_success%7Bjob%3D%22nuxeo_runningstatus%22%7D'
+    probes = wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "runningstatus probes", interval=5)
+    assert {(p["metric"]["nx_host"], p["value"][1]) for p in probes} == {(HOST, "1")}, probes
 
 
 def test_second_deploy_changes_nothing(monitored) -> None:

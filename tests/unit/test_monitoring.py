@@ -64,7 +64,12 @@ def test_targets_come_from_the_inventory(make_inv) -> None:
     assert m["enabled"] and m["host"] == "lb1" and m["address"] == "10.2.0.10" and m["scheme"] == "https"
     assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9095"
     jobs = {j["name"]: j for j in m["jobs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
+    # each Nuxeo node's runningstatus, probed by the blackbox exporter on the monitoring host
+    probe = jobs["nuxeo_runningstatus"]
+    assert probe["probe"] == {"module": "nuxeo_runningstatus", "exporter": "10.2.0.10:9115"}
+    assert {t["host"]: t["address"] for t in probe["targets"]} == {
+        n.host: f"http://{n.address}:{n.port}/nuxeo/runningstatus" for n in c.nuxeo_nodes}
     node = jobs["node"]["targets"]
     # every host, on its cluster address
     assert sorted(t["host"] for t in node) == sorted(c.hosts)
@@ -171,7 +176,11 @@ def test_prometheus_yml_scrapes_the_model_targets_with_auth_and_the_ca(make_inv)
     text = _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
     conf = yaml.safe_load(text)
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
+    probe = jobs["nuxeo_runningstatus"]
+    assert probe["metrics_path"] == "/probe" and probe["params"] == {"module": ["nuxeo_runningstatus"]}
+    assert {"target_label": "__address__", "replacement": "10.2.0.10:9115"} in probe["relabel_configs"]
+    assert probe["basic_auth"]["username"] == "monitoring" and probe["scheme"] == "https"
     node = jobs["node"]
     assert node["scheme"] == "https" and node["tls_config"] == {"ca_file": "/etc/nxprovision/tls/ca.crt"}
     assert node["basic_auth"] == {"username": "monitoring", "password": c.settings["nx_secret_monitoring_password"]}
@@ -194,7 +203,9 @@ def test_services_listen_on_the_cluster_address_only(make_inv) -> None:
     assert "--web.listen-address=10.2.0.10:9090 " in prom and "--web.config.file=/etc/prometheus/web.yml" in prom
     am = _render(c, "lb1", "etc/default/prometheus-alertmanager.j2")
     assert "--web.listen-address=10.2.0.10:9095 " in am and am.rstrip().endswith('--cluster.listen-address="')
-    for text in (node, prom, am):
+    bb = _render(c, "lb1", "etc/default/prometheus-blackbox-exporter.j2")
+    assert "--web.listen-address=10.2.0.10:9115 " in bb and "--web.config.file=/etc/prometheus/blackbox-web.yml" in bb
+    for text in (node, prom, am, bb):
         assert "0.0.0.0" not in text and "=:9" not in text
 
 
