@@ -490,6 +490,8 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
     alertmanager_port = _int(s.get("monitoring_alertmanager_port"), 9095)
     node_port = _int(s.get("monitoring_node_exporter_port"), 9100)
     blackbox_port = _int(s.get("monitoring_blackbox_port"), 9115)
+    postgres_port = _int(s.get("monitoring_postgres_exporter_port"), 9187)
+    postgres = c.database == "postgresql" and bool(c.db_hosts)
 
     user = str(s.get("monitoring_user") or "monitoring")
 
@@ -506,6 +508,10 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         {"name": "node", "scheme": scheme, "auth": "monitoring", "user": user, "metrics_path": "/metrics",
          "targets": [target(h, node_port) for h in sorted(c.hosts)]},
     ]
+    if postgres:
+        # Debian's postgres exporter on each database host, reading its local PostgreSQL (replication lag)
+        jobs.append({"name": "postgres", "scheme": scheme, "auth": "monitoring", "user": user,
+                     "metrics_path": "/metrics", "targets": [target(h, postgres_port) for h in c.db_hosts]})
     if c.nuxeo_nodes:
         # each node's runningstatus as users' requests would meet it, probed by the blackbox exporter on the
         # monitoring host (probe_success, the NxRunningstatusFailing alert): the target is the probed URL
@@ -532,6 +538,8 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         "alertmanager_port": alertmanager_port,
         "node_exporter_port": node_port,
         "blackbox_port": blackbox_port,
+        "postgres_exporter": postgres,
+        "postgres_exporter_bind": {h: f"{_addr(c, h)}:{postgres_port}" for h in c.db_hosts} if postgres else {},
         "prometheus_url": f"{scheme}://{_addr(c, host)}:{prometheus_port}",
         "alertmanager_url": f"{scheme}://{_addr(c, host)}:{alertmanager_port}",
         # where each host's node exporter listens: its cluster address, never every address

@@ -76,6 +76,7 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
         "monitoring_alertmanager_port": watcher,
         "monitoring_node_exporter_port": watcher,
         "monitoring_blackbox_port": watcher,
+        "monitoring_postgres_exporter_port": watcher,
         "nx_public_url": [ANY],
         "haproxy_http_port": [ANY],
         "etcd_client_port": addr(c.etcd_hosts) + addr(c.db_hosts),  # Patroni on the database hosts

@@ -75,7 +75,8 @@ def test_every_service_wants_credentials(monitored) -> None:
     d, m, ca, auth = _setup(lab_)
     assert m["scheme"] == "https"
     for url in (m["prometheus_url"] + "/api/v1/targets", m["alertmanager_url"] + "/api/v2/status",
-                f"https://{m['node_exporter_bind'][HOST]}/metrics", f"https://{m['address']}:{m['blackbox_port']}/"):
+                f"https://{m['node_exporter_bind'][HOST]}/metrics", f"https://{m['address']}:{m['blackbox_port']}/",
+                f"https://{m['postgres_exporter_bind'][HOST]}/metrics"):
         assert _get(url, ca, None)[0] == 401, url
         assert _get(url, ca, ("monitoring", "wrong"))[0] == 401, url
         assert _get(url, ca, auth)[0] == 200, url
@@ -92,7 +93,8 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
     assert first.returncode == 0
     _d, m, ca, auth = _setup(lab_)
     expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
-    assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
+    assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus",
+                                              "postgres"}
 
     def all_up() -> Any:
         code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
@@ -113,6 +115,12 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
     query = m["prometheus_url"] + '/api/v1/query?query=probe_success%7Bjob%3D%22nuxeo_runningstatus%22%7D'
     probes = wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "runningstatus probes", interval=5)
     assert {(p["metric"]["nx_host"], p["value"][1]) for p in probes} == {(HOST, "1")}, probes
+    # the postgres exporter reads the local server (pg_up 1) as the peer-authenticated monitoring role, and the
+    # replication lag the NxDatabaseReplicaLag alert reads is there (0 on a primary)
+    for metric in ("pg_up", "pg_replication_lag"):
+        query = m["prometheus_url"] + f"/api/v1/query?query={metric}"
+        found = wait_for(lambda q=query: _get(q, ca, auth)[1]["data"]["result"], 90, metric, interval=5)
+        assert {(r["metric"]["nx_host"], r["value"][1]) for r in found} == {(HOST, "1" if metric == "pg_up" else "0")}
 
 
 def test_second_deploy_changes_nothing(monitored) -> None:

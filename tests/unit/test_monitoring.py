@@ -64,7 +64,9 @@ def test_targets_come_from_the_inventory(make_inv) -> None:
     assert m["enabled"] and m["host"] == "lb1" and m["address"] == "10.2.0.10" and m["scheme"] == "https"
     assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9095"
     jobs = {j["name"]: j for j in m["jobs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres"}
+    assert jobs["postgres"]["targets"] == [{"host": h, "address": f"{ADDRESSES[h]['ansible_host']}:9187"}
+                                           for h in c.db_hosts]
     # each Nuxeo node's runningstatus, probed by the blackbox exporter on the monitoring host
     probe = jobs["nuxeo_runningstatus"]
     assert probe["probe"] == {"module": "nuxeo_runningstatus", "exporter": "10.2.0.10:9115"}
@@ -176,7 +178,7 @@ def test_prometheus_yml_scrapes_the_model_targets_with_auth_and_the_ca(make_inv)
     text = _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
     conf = yaml.safe_load(text)
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres"}
     probe = jobs["nuxeo_runningstatus"]
     assert probe["metrics_path"] == "/probe" and probe["params"] == {"module": ["nuxeo_runningstatus"]}
     assert {"target_label": "__address__", "replacement": "10.2.0.10:9115"} in probe["relabel_configs"]
@@ -205,7 +207,10 @@ def test_services_listen_on_the_cluster_address_only(make_inv) -> None:
     assert "--web.listen-address=10.2.0.10:9095 " in am and am.rstrip().endswith('--cluster.listen-address="')
     bb = _render(c, "lb1", "etc/default/prometheus-blackbox-exporter.j2")
     assert "--web.listen-address=10.2.0.10:9115 " in bb and "--web.config.file=/etc/prometheus/blackbox-web.yml" in bb
-    for text in (node, prom, am, bb):
+    pg = _render(c, "db1", "etc/default/prometheus-postgres-exporter.j2")
+    assert "--web.listen-address=10.2.0.14:9187 " in pg and "user=prometheus host=/var/run/postgresql" in pg
+    assert "password" not in pg
+    for text in (node, prom, am, bb, pg):
         assert "0.0.0.0" not in text and "=:9" not in text
 
 
