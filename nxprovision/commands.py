@@ -131,7 +131,20 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         verbosity=args.verbose, progress=args.progress, extravars=downgrade_vars(args),
         options=ansible_options(args),
     )
-    return report(result)
+    code = report(result)
+    if code == 0 and not args.check and not args.limit:
+        _suggest_lock(Path(args.inventory))
+    return code
+
+
+def _suggest_lock(inventory: Path) -> None:
+    """A converged cluster without a version lock: the next build of it may get other package versions."""
+    from nxprovision import versionlock
+    from nxprovision.inventory import inventory_dir
+
+    if not versionlock.path_of(inventory_dir(inventory)).exists():
+        print(f"note: no version lock beside the inventory: `nxprovision lock -i {inventory}` records the package "
+              "versions each kind of host runs now, so later builds install exactly those (README, Version lock)")
 
 
 def downgrade_vars(args: argparse.Namespace) -> dict | None:

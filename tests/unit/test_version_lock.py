@@ -199,3 +199,15 @@ def test_pins_are_written_once_honoured_by_apt_and_a_missing_version_is_refused(
     assert "bash-completion=0.0-nx" in res["msg"] and path.read_text() == before  # nothing written
     rc, res = _module(tmp_path, state="absent", path=str(path))
     assert rc == 0 and res["changed"] is True and not path.exists()
+
+
+def test_a_deploy_without_a_lock_suggests_one(make_inv, capsys) -> None:
+    from nxprovision import versionlock
+    from nxprovision.commands import _suggest_lock
+
+    inv = make_inv("compact")
+    _suggest_lock(inv)
+    assert f"`nxprovision lock -i {inv}`" in capsys.readouterr().out
+    versionlock.path_of(inv).write_text("nx_version_lock: {}\n")
+    _suggest_lock(inv)
+    assert capsys.readouterr().out == ""
