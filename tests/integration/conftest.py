@@ -46,7 +46,13 @@ def _timed_run(args: Any, *rest: Any, **kwargs: Any) -> Any:
         return _run(args, *rest, **kwargs)
     finally:
         test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rsplit("/", 1)[-1]
-        words = [a for a in argv[what:] if not a.startswith("-") and "/" not in a][:3]
+        words, rest = [], argv[what:]
+        while rest and len(words) < 3:
+            word, rest = rest[0], rest[1:]
+            if word.startswith("-"):
+                rest = rest[1:] if rest and not rest[0].startswith("-") else rest  # the option's value
+            elif "/" not in word:
+                words.append(word)
         _STEPS.append((time.monotonic() - started, f"{test}: {' '.join(words)}"))
 
 
