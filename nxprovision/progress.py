@@ -16,6 +16,7 @@ from nxprovision.runner import (
     report_line,
     shown_diff,
     unreachable_cause,
+    warning_lines,
 )
 
 
@@ -88,6 +89,8 @@ class RichDisplay:
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.state.apply(event, self.mask)
+        for line in warning_lines(event):
+            self.console.print(self.mask(line), markup=False, highlight=False, soft_wrap=True, style="yellow")
         report = report_line(event)
         if report:
             self.console.print(self.mask(report), markup=False, highlight=False, soft_wrap=True)

@@ -146,6 +146,17 @@ def report_line(event: dict[str, Any]) -> str:
     return " ".join(str(msg).split()) if isinstance(msg, str) else ""
 
 
+def warning_lines(event: dict[str, Any]) -> list[str]:
+    """The warnings a module returned with its result (e.g. a package installed at another version than the lock's),
+    which Ansible's own display prints and ours would otherwise keep to the run records."""
+    data = event.get("event_data", {}) or {}
+    if event.get("event") not in ("runner_on_ok", "runner_on_failed"):
+        return []
+    warnings = (data.get("res") or {}).get("warnings") or []
+    return [f"WARNING  {data.get('host')}  {_task_label(data)}: {' '.join(str(w).split())}"
+            for w in warnings if isinstance(w, str) and w.strip()]
+
+
 class PlainDisplay:
     """One line per play, per changed/failed/unreachable result, and per report."""
 
@@ -162,9 +173,12 @@ class PlainDisplay:
         if self.json_lines:
             slim = {"event": kind, "host": data.get("host"), "task": data.get("task"), "play": data.get("play"),
                     "role": data.get("role"), "changed": changed_result(event) or None,
-                    "diff": (self.mask(shown_diff(event)) or None), "report": report_line(event) or None}
+                    "diff": (self.mask(shown_diff(event)) or None), "report": report_line(event) or None,
+                    "warnings": [self.mask(w) for w in warning_lines(event)] or None}
             self.write(json.dumps({k: v for k, v in slim.items() if v is not None}))
             return
+        for line in warning_lines(event):
+            self.write(f"  {line}")
         if kind == "playbook_on_play_start":
             self.write(f"PLAY {data.get('play', '')}")
         elif report_line(event):

@@ -143,3 +143,23 @@ def test_what_a_playbook_tells_the_operator_is_shown_masked_in_every_mode() -> N
         text = out.getvalue()
         assert "reindex COMPLETED on front1: 9 of 9 documents, key ****" in text, (mode, text)
         assert "s3cr3t" not in text and "front1: certificate" not in text and "a list" not in text, (mode, text)
+
+
+def test_module_warnings_are_shown_in_every_mode() -> None:
+    from nxprovision.progress import make_display
+    from nxprovision.runner import Masker
+
+    res = {"warnings": ["haproxy is installed at\n 2.6.1, not s3cr3t"]}
+    event = {"event": "runner_on_ok", "event_data": {"host": "db1", "task": "Hold packages to the version lock",
+                                                     "role": "common", "res": res}}
+    for mode in ("plain", "json", "rich"):
+        out = io.StringIO()
+        show, ctx = make_display(mode, 1, Masker(["s3cr3t"]), out)
+        if ctx:
+            ctx.__enter__()
+        show(event)
+        if ctx:
+            ctx.__exit__(None, None, None)
+        text = out.getvalue()
+        assert "WARNING  db1  common : Hold packages to the version lock: haproxy is installed at" in text, (mode, text)
+        assert "s3cr3t" not in text, (mode, text)
