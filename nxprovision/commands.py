@@ -200,11 +200,18 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     if unknown:
         raise NxError(f"{', '.join(unknown)} not in the inventory",
                       "add the new hosts to their groups in the inventory first, then run add-node")
-    from nxprovision.daytwo import add_node_limit
+    from nxprovision.daytwo import add_node_firewall_hosts, add_node_hosts
 
     new = list(dict.fromkeys(args.hosts))
-    limit = add_node_limit(cluster, new)
-    code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(limit), extravars=downgrade_vars(args))
+    firewall_only = add_node_firewall_hosts(cluster, new)
+    if firewall_only:
+        # first, so that the new hosts' services find their peers open to them when they start
+        print(f"add-node: {', '.join(firewall_only)} admit the new hosts in their firewall (that play alone)")
+        code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(firewall_only), tags="role::firewall")
+        if code != 0:
+            return code
+    code = _run(args, "site.yml", "add-node", vpf, secrets, limit=",".join(add_node_hosts(cluster, new)),
+                extravars=downgrade_vars(args))
     if code == 0:
         from nxprovision import removed
 

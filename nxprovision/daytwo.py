@@ -120,6 +120,24 @@ def check_removal(cluster: Cluster, host: str, force: bool = False) -> list[str]
 
 def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
     """The hosts an add-node run converges: the new ones, and those whose configuration lists them."""
+    return add_node_hosts(cluster, new) + add_node_firewall_hosts(cluster, new)
+
+
+def add_node_firewall_hosts(cluster: Cluster, new: list[str]) -> list[str]:
+    """The hosts whose only change is a firewall rule admitting a new host (its search, Kafka, S3 or database
+    peers): add-node runs the firewall play alone on them, before the new hosts' services start."""
+    others = add_node_hosts(cluster, new)
+    firewall = cluster.derived.get("firewall") or {}
+    if not firewall.get("enabled"):
+        return []
+    # The host firewalls admit the new hosts by address: every host with a rule naming one reloads its rules.
+    new_addresses = {cluster.hosts[h].address for h in new if h in cluster.hosts}
+    return [h for h, part in firewall["hosts"].items() if h not in others and any(
+        r["sources"] != "any" and new_addresses & set(r["sources"]) for r in part["rules"])]
+
+
+def add_node_hosts(cluster: Cluster, new: list[str]) -> list[str]:
+    """The hosts add-node converges whole: the new ones and those whose own configuration lists them."""
     limit = list(new)
     if any((n := cluster.node(h)) is not None and n.role == "front" for h in new):
         # The load balancers re-render their backend list; they run after the new nodes serve (site.yml order).
@@ -134,11 +152,4 @@ def add_node_limit(cluster: Cluster, new: list[str]) -> list[str]:
     if cluster.monitoring_hosts:
         # Prometheus's targets list every host: the monitoring host re-renders them (a reload, no restart).
         limit += [h for h in cluster.monitoring_hosts if h not in limit]
-    firewall = cluster.derived.get("firewall") or {}
-    if firewall.get("enabled"):
-        # The host firewalls admit the new hosts by address: every host with a rule naming one reloads its rules
-        # (in the firewall play, before the new hosts' services start).
-        new_addresses = {cluster.hosts[h].address for h in new if h in cluster.hosts}
-        limit += [h for h, part in firewall["hosts"].items() if h not in limit and any(
-            r["sources"] != "any" and new_addresses & set(r["sources"]) for r in part["rules"])]
     return limit

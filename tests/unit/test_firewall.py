@@ -147,6 +147,29 @@ def test_add_node_also_reloads_the_firewalls_that_admit_the_new_host(make_inv) -
     # pg_hba's database hosts were in the limit already; search, Kafka and S3 now too
     assert set(limit) >= {"worker2", "db1", "db2", "search1", "search2", "search3", "kafka1", "s3-1"}
     assert "front1" not in limit and "lb1" not in limit  # nothing of theirs admits a worker
+    # those whose only change is the rule get the firewall play alone, before the worker's services start
+    from nxprovision.daytwo import add_node_firewall_hosts, add_node_hosts
+
+    assert set(add_node_firewall_hosts(with_fw, ["worker2"])) == {"search1", "search2", "search3", "kafka1", "s3-1"}
+    assert set(add_node_hosts(with_fw, ["worker2"])) == {"worker2", "db1", "db2"}
     without = build_cluster(load_inventory(make_inv("compact", layout={**COMPACT, **layout}, hostvars={
         **{h: {"ansible_host": ip} for h, ip in IP.items()}, **hostvars})))
     assert "kafka1" not in add_node_limit(without, ["worker2"])
+
+
+def test_add_node_runs_the_firewall_play_alone_first_then_the_hosts_it_converges(make_inv, run_cli,
+                                                                                 monkeypatch) -> None:
+    import nxprovision.commands as commands
+
+    runs: list[tuple[str, str, str | None]] = []
+    monkeypatch.setattr(commands, "_run", lambda _a, pb, _v, _p, _s, **k: runs.append(
+        (pb, k["limit"], k.get("tags"))) or 0)
+    hostvars = {**{h: {"ansible_host": ip} for h, ip in IP.items()}, "worker2": {"ansible_host": "10.2.0.30"}}
+    inv = make_inv("compact", set={"nx_firewall_enabled": True},
+                   layout={**COMPACT, "nuxeo_worker": ["worker1", "worker2"]}, hostvars=hostvars)
+    code, out, err = run_cli("add-node", "-i", str(inv), "worker2")
+    assert code == 0, out + err
+    (pb1, fw, tags), (pb2, main, main_tags) = runs
+    assert pb1 == pb2 == "site.yml" and tags == "role::firewall" and main_tags is None
+    assert set(fw.split(",")) == {"search1", "search2", "search3", "kafka1", "s3-1"}
+    assert set(main.split(",")) == {"worker2", "db1", "db2"}
