@@ -50,9 +50,16 @@ def mask_text(text: str, secrets: Iterable[str] = (), secret_keys: Iterable[str]
     return "".join(out)
 
 
+PREPARED_LINES = 20
+
+
 def _one_diff(d: Mapping[str, Any]) -> str:
     if d.get("prepared"):
-        return str(d["prepared"]).rstrip("\n")
+        # a module's own listing (rsync's itemized changes of an unpacked distribution: one line per file), not a
+        # file's content: the first lines say what it is, the run records keep it whole
+        lines = str(d["prepared"]).rstrip("\n").splitlines()
+        more = len(lines) - PREPARED_LINES
+        return "\n".join(lines[:PREPARED_LINES] + ([f"... {more} more lines in the run records"] if more > 0 else []))
     before, after = d.get("before"), d.get("after")
     if before is None and after is None:
         return ""

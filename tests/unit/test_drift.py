@@ -40,6 +40,9 @@ def test_diff_text_of_nothing_and_of_prepared_and_state_diffs() -> None:
     assert diff_text({"before": "same\n", "after": "same\n"}) == ""
     assert diff_text(None) == "" and diff_text({}) == ""
     assert diff_text({"prepared": "The following packages will be upgraded: haproxy\n"}).startswith("The following")
+    # a listing of an unpacked tree (one line per file) is cut, the records keep it whole
+    listing = diff_text({"prepared": "".join(f">f++++++.?? nuxeo/lib/{i}.jar\n" for i in range(500))})
+    assert listing.splitlines()[-1] == "... 480 more lines in the run records" and len(listing.splitlines()) == 21
     state = diff_text({"before": {"state": "absent"}, "after": {"state": "file"}, "before_header": "/p",
                        "after_header": "/p"})
     assert "-state: absent" in state and "+state: file" in state
