@@ -1008,7 +1008,10 @@ def _java(c: Cluster, host: str, nuxeo_java: str) -> dict[str, Any]:
         out["package"] = setting("common_java_package")
     elif nuxeo_java in shipped:
         out["package"] = f"openjdk-{nuxeo_java}-jre-headless"
-    elif c.node(host) is not None or not shipped:
+    elif c.node(host) is not None:
+        if "kafka" in c.hosts[host].groups:
+            # a broker beside the node (single architecture): Kafka takes the release's own OpenJDK from PATH
+            out["package"] = f"openjdk-{shipped[0]}-jre-headless"
         version = setting("java_version")
         url = artifact_url(setting("java_download_base_url"), "java", version)
         root = archive_root_dir("java", version)

@@ -212,6 +212,11 @@ def test_the_jre_archive_is_where_the_model_says_and_nuxeo_conf_names_it(make_in
     # Kafka runs on the release's own OpenJDK; a 2023 node on Debian 12 keeps the package and no JAVA_HOME
     assert c.derived["java"]["kafka1"] == {"major": "17", "package": "openjdk-17-jre-headless", "archive": {},
                                            "home": ""}
+    # one host running Nuxeo and a broker (single architecture): the JRE for Nuxeo, the release's OpenJDK for Kafka
+    single = build_cluster(load_inventory(make_inv("single", set=JRE)))
+    host = single.nuxeo_nodes[0].host
+    assert single.derived["java"][host]["package"] == "openjdk-17-jre-headless"
+    assert single.derived["java"][host]["home"].endswith("jdk-21.0.5+11-jre")
     old = build_cluster(load_inventory(make_inv("compact", set={"nuxeo_version": "2023.35"})))
     assert old.derived["java"]["front1"]["package"] == "openjdk-17-jre-headless"
     assert "JAVA_HOME" not in {i.key for i in old.node("front1").conf}
