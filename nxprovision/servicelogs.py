@@ -44,7 +44,8 @@ SERVICE_LOGS: dict[str, ServiceLog] = {
     "etcd": ServiceLog(("etcd",)),
     # pgBackRest itself logs per command under /var/log/pgbackrest; its TLS proxy to the S3 store is a unit
     "pgbackrest": ServiceLog(("pgbackrest-tls-proxy",), ("/var/log/pgbackrest/*.log",)),
-    "monitoring": ServiceLog(("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")),
+    "monitoring": ServiceLog(("prometheus", "prometheus-alertmanager", "prometheus-node-exporter",
+                              "prometheus-blackbox-exporter", "prometheus-postgres-exporter")),
     "firewall": ServiceLog(("nxprovision-firewall*",)),  # firewall_service
 }
 
