@@ -157,58 +157,6 @@ def test_documents_blobs_search_and_work(compact) -> None:
     assert md5_hex(content) in " ".join(s3_keys(d))
 
 
-def on_search_nodes(lab_: Lab, d: Deployed, method: str, path: str) -> list[tuple[int, str]]:
-    """One request to each search node, sent from the first search host as the search admin (the firewall admits
-    the search port from the cluster's hosts only). The lab's search stand-ins are separate servers, each holding
-    the documents Nuxeo happened to send it: a check of the index asks every one."""
-    host = d.cluster.search_hosts[0]
-    tls = d.cluster.derived["tls"]
-    out = []
-    for base in d.cluster.derived["search"]["urls"]:
-        ca = f"--cacert {tls['ca_path']}" if base.startswith("https://") else ""
-        auth = f"-u admin:{d.secret('nx_secret_search_admin_password')}" if tls["search"] else ""
-        r = lab_.ssh(host, f"curl -s -o /tmp/nxp-out -w '%{{http_code}}' {ca} {auth} -X {method} '{base}{path}'; "
-                           "echo; cat /tmp/nxp-out; rm -f /tmp/nxp-out")
-        code, _, body = r.stdout.partition("\n")
-        out.append((int(code or 0), body))
-    return out
-
-
-def audit_count(lab_: Lab, d: Deployed, index: str) -> int:
-    answers = on_search_nodes(lab_, d, "GET", f"/{index}-audit/_count")
-    return sum(json.loads(body).get("count", 0) for code, body in answers if code == 200)
-
-
-def test_reindex_rebuilds_the_repository_index_and_leaves_the_audit_alone(compact) -> None:
-    """A document whose index entry is lost is found again after `nxprovision reindex`, which follows the
-    management API's bulk status to its end; the audit index keeps every entry."""
-    lab_, _ = compact
-    d = Deployed.load(lab_.inventory)
-    nx = d.client()
-    title = f"reindexed {uuid.uuid4().hex[:8]}"
-    doc, content = create_document_with_blob(nx, title, f"kept {title}")
-    wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document in the search index")
-    # the worker's rendition updates the document (and indexes it again): let it land before the entry is deleted
-    wait_for(lambda: nx.documents.get(uid=doc.uid).properties.get("nxstandin:rendition"), 120, "the work item")
-    index = d.cluster.derived["search"]["index_name"]
-    audit_before = audit_count(lab_, d, index)
-    codes = [code for code, _ in on_search_nodes(lab_, d, "DELETE", f"/{index}/_doc/{doc.uid}?refresh=true")]
-    assert 200 in codes and set(codes) <= {200, 404}, codes
-    assert all(nxql(nx, f"dc:title = '{title}'") == [] for _ in range(6))  # every search node asked
-
-    r = nxprovision("reindex", "-i", str(lab_.inventory), "--progress", "plain")
-    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
-    report = re.search(r"reindex COMPLETED on (\S+): (\d+) of (\d+) documents indexed", r.stdout)
-    assert report, r.stdout[-4000:]
-    assert report.group(1) in {n.host for n in d.cluster.nuxeo_nodes}
-    assert int(report.group(2)) == int(report.group(3)) > 1
-    found = wait_for(lambda: nxql(nx, f"dc:title = '{title}'"), 60, "the document indexed again")
-    assert [e.uid for e in found] == [doc.uid]
-    assert nx.documents.fetch_blob(uid=doc.uid) == content
-    assert audit_count(lab_, d, index) >= audit_before > 0
-    assert secret_hits(lab_.name, [d.secret("nx_secret_nuxeo_admin_password")], (r.stdout, r.stderr)) == []
-
-
 def test_sessions_stick_and_both_fronts_serve(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
