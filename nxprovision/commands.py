@@ -20,15 +20,11 @@ def _validated(args: argparse.Namespace, changing: bool = True):
     """The cluster of a valid inventory, its vault password file and its secret values; a changing run is
     also refused when the inventory's vault password or CA is a published one."""
     from nxprovision import secret_files
-    from nxprovision.inventory import find_vault_password_file, inventory_dir, load_inventory
-    from nxprovision.model.cluster import build_cluster
+    from nxprovision.inventory import find_vault_password_file, inventory_dir
     from nxprovision.rules import run_rules
 
     inv = Path(args.inventory)
-    extra = extra_vars_of(args)  # refused names stop the command before anything else
-    view = load_inventory(inv, args.vault_password_file)
-    apply_to_view(view, extra)  # validated as the plays will see it: -e wins over the inventory there too
-    cluster = build_cluster(view)
+    view, cluster = _cluster_as_run(args)
     vpf = find_vault_password_file(inv, args.vault_password_file)
     findings = run_rules(cluster) + secret_files.findings(cluster, inventory_dir(inv), vpf)
     for f in findings:
@@ -42,6 +38,18 @@ def _validated(args: argparse.Namespace, changing: bool = True):
     secrets = [str(v) for h in view.hostvars.values() for k, v in h.items() if k in masked_names()]
     _check_ca_key(cluster, inv, vpf)
     return cluster, vpf, secrets
+
+
+def _cluster_as_run(args: argparse.Namespace, overrides: dict | None = None):
+    """The inventory's view and cluster as the plays will see them: -e (and a verb's own overrides, e.g. the
+    version an upgrade goes to) win over the inventory. Refused -e names stop the command before anything else."""
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+
+    extra = {**extra_vars_of(args), **(overrides or {})}
+    view = load_inventory(Path(args.inventory), args.vault_password_file)
+    apply_to_view(view, extra)
+    return view, build_cluster(view)
 
 
 def _check_ca_key(cluster, inv: Path, vpf: Path | None) -> None:
@@ -390,13 +398,9 @@ def _no_backup_refusal() -> None:
 def _refuse_invalid_target(args: argparse.Namespace, extravars: dict) -> None:
     """The inventory as it will be after the upgrade (the new version and packages) must pass every rule (Java and
     OS of each node, search and audit packages, Kafka mode, ...): refused before any host is touched."""
-    from nxprovision.inventory import load_inventory
-    from nxprovision.model.cluster import build_cluster
     from nxprovision.rules import run_rules
 
-    view = load_inventory(Path(args.inventory), args.vault_password_file)
-    apply_to_view(view, {**extra_vars_of(args), **extravars})
-    errors = [f for f in run_rules(build_cluster(view)) if f.severity == "error"]
+    errors = [f for f in run_rules(_cluster_as_run(args, extravars)[1]) if f.severity == "error"]
     for f in errors:
         sys.stderr.write(f.line() + "\n")
     if errors:
@@ -531,15 +535,11 @@ def cmd_support_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nxprovision.inventory import find_vault_password_file, load_inventory
-    from nxprovision.model.cluster import build_cluster
+    from nxprovision.inventory import find_vault_password_file
     from nxprovision.output import dump_json, table
     from nxprovision.status import apply_probes, as_json, collect, collect_via_hosts, probe_hosts
 
-    extra = extra_vars_of(args)
-    view = load_inventory(Path(args.inventory), args.vault_password_file)
-    apply_to_view(view, extra)
-    cluster = build_cluster(view)
+    view, cluster = _cluster_as_run(args)
     if getattr(args, "from_prometheus", False):
         from nxprovision import promstatus
 
