@@ -1,5 +1,6 @@
 """The Ansible options of every verb that runs playbooks: -e, --user, --private-key, --become, -K, --forks,
---ssh-common-args. Read once per command (the become password is asked once), handed to runner.run_playbook.
+--ssh-common-args, --[no-]mitogen. Read once per command (the become password is asked once), handed to
+runner.run_playbook.
 
 Connection options typed on the command line win over the inventory (they travel as extra vars), unlike
 ansible-playbook's -u/--private-key/--ssh-common-args, which an inventory's ansible_user etc. silently beat:
@@ -110,6 +111,8 @@ class AnsibleOptions:
     become_password: str | None = field(default=None, repr=False)
     forks: int | None = None
     ssh_common_args: str | None = None
+    # None: NXPROVISION_MITOGEN decides, else on when installed (nxprovision/strategy.py)
+    mitogen: bool | None = None
 
     def connection_vars(self) -> dict[str, Any]:
         """The connection options that must win over the inventory's ansible_user etc."""
@@ -148,7 +151,7 @@ class AnsibleOptions:
         """What command.json keeps: the options, never the become password (only that one was given)."""
         return {"extra_vars": sorted(self.extra_vars), "user": self.user, "private_key": self.private_key,
                 "become": self.become, "ask_become_pass": self.become_password is not None, "forks": self.forks,
-                "ssh_common_args": self.ssh_common_args}
+                "ssh_common_args": self.ssh_common_args, "mitogen": self.mitogen}
 
 
 def extra_vars_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -177,7 +180,8 @@ def ansible_options(args: argparse.Namespace, prompt: Any = getpass.getpass) -> 
                           private_key=getattr(args, "private_key", None) or None,
                           become=bool(getattr(args, "become", False)) or password is not None,
                           become_password=password, forks=forks,
-                          ssh_common_args=getattr(args, "ssh_common_args", None) or None)
+                          ssh_common_args=getattr(args, "ssh_common_args", None) or None,
+                          mitogen=getattr(args, "mitogen", None))
     args._nx_ansible_options = opts
     return opts
 

@@ -46,3 +46,6 @@ def ansible_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ssh-common-args", metavar="ARGS",
                    help="extra SSH arguments, e.g. '-o ProxyJump=bastion' (wins over the inventory's "
                         "ansible_ssh_common_args; cannot relax the host key checks)")
+    g.add_argument("--mitogen", action=argparse.BooleanOptionalAction, default=None,
+                   help="carry the tasks with Mitogen's strategies (default: on when installed, unless "
+                        "NXPROVISION_MITOGEN=0); --no-mitogen runs Ansible's own")

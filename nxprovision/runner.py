@@ -24,6 +24,7 @@ from nxprovision.drift import result_diffs
 from nxprovision.errors import NxError
 from nxprovision.model.artifacts import PUBLISHED_CHECKSUM_SUFFIX
 from nxprovision.model.roledefaults import project_root
+from nxprovision.strategy import strategy_env, strategy_name
 
 RECAP_KEYS = (("ok", "ok"), ("changed", "changed"), ("dark", "unreachable"), ("failures", "failed"),
               ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
@@ -359,6 +360,7 @@ def run_playbook(
     passwords = options.passwords()
     mask = Masker(secrets + list(passwords.values()))
     check_host_keys(inventory, vault_password_file, limit, options.connection_vars())
+    strategy = strategy_env(options.mitogen)
     # ansible-playbook lives beside this interpreter (a venv that may not be activated).
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -386,7 +388,7 @@ def run_playbook(
     (run_dir / "command.json").write_text(json.dumps({
         "verb": verb, "playbook": str(pb), "inventory": str(inventory), "limit": limit, "tags": tags,
         "skip_tags": skip_tags, "check": check, "diff": diff, "extravars": extravars or {},
-        "ansible": options.record(),
+        "ansible": options.record(), "strategy": strategy_name(strategy),
     }, indent=2))
     if passwords:
         # ansible-runner writes the passwords it is given to env/passwords unless that file exists: an empty one
@@ -457,6 +459,7 @@ def run_playbook(
         # StrictHostKeyChecking=no to every SSH command: our ssh_args come first and win, but a run must not
         # depend on option order to check host keys
         "ANSIBLE_HOST_KEY_CHECKING": "True",
+        **strategy,
     }
     if live is not None:
         live.__enter__()

@@ -222,3 +222,67 @@ def test_the_become_password_is_answered_and_never_reaches_the_records(home: Pat
     assert any(b"boom ********" in f.read_bytes() for f in files)
     assert [str(f) for f in files if BECOME_PW.encode() in f.read_bytes()] == []
     assert not (result.run_dir / "env" / "passwords").exists()
+
+
+MITOGEN_PLAYS = (
+    "- name: Free\n  hosts: all\n  gather_facts: false\n"
+    "  strategy: \"{{ lookup('ansible.builtin.env', 'NXPROVISION_FREE_STRATEGY') or 'free' }}\"\n  tasks:\n"
+    "    - name: Parent in the free play\n      ansible.builtin.shell: tr '\\0' ' ' < /proc/$PPID/cmdline\n"
+    "      changed_when: false\n"
+    "- name: Linear\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+    "    - name: Parent in the linear play\n      ansible.builtin.shell: tr '\\0' ' ' < /proc/$PPID/cmdline\n"
+    "      changed_when: false\n"
+)
+
+
+def _parents(result: Any) -> dict[str, str]:
+    """Each task's module process parent, read from the run's job events."""
+    out: dict[str, str] = {}
+    for f in result.run_dir.rglob("job_events/*.json"):
+        e = json.loads(f.read_text())
+        if e.get("event") == "runner_on_ok":
+            out[e["event_data"]["task"]] = e["event_data"]["res"]["stdout"]
+    return out
+
+
+def test_mitogen_carries_every_play_and_no_mitogen_turns_it_off(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mitogen runs a host's modules from one interpreter named `mitogen:...`; plain Ansible starts AnsiballZ per
+    task. The free-strategy play (site.yml's OS baseline) is carried too."""
+    (home / "home" / "playbooks" / "mitogen.yml").write_text(MITOGEN_PLAYS)
+    monkeypatch.delenv("NXPROVISION_MITOGEN", raising=False)
+    runs = {}
+    for label, opts in (("default", AnsibleOptions()), ("off", AnsibleOptions(mitogen=False))):
+        out = io.StringIO()
+        runs[label] = run_playbook("mitogen.yml", home / "inv.yml", verb="t", vault_password_file=None,
+                                   secrets=[], out=out, options=opts)
+        assert runs[label].rc == 0, out.getvalue()
+    on, off = _parents(runs["default"]), _parents(runs["off"])
+    assert set(on) == set(off) == {"Parent in the free play", "Parent in the linear play"}
+    assert all("(mitogen:" in p for p in on.values()), on
+    assert all("(mitogen:" not in p and "AnsiballZ_command" in p for p in off.values()), off
+    assert json.loads((runs["default"].run_dir / "command.json").read_text())["strategy"] == "mitogen"
+    assert json.loads((runs["off"].run_dir / "command.json").read_text())["strategy"] == "ansible"
+
+    monkeypatch.setenv("NXPROVISION_MITOGEN", "0")
+    out = io.StringIO()
+    result = run_playbook("mitogen.yml", home / "inv.yml", verb="t", vault_password_file=None, secrets=[], out=out)
+    assert result.rc == 0 and all("(mitogen:" not in p for p in _parents(result).values()), out.getvalue()
+
+
+def test_mitogen_asked_for_but_missing_stops_before_anything_runs(home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from nxprovision import strategy
+
+    monkeypatch.setattr(strategy, "mitogen_strategy_dir", lambda: None)
+    assert strategy.strategy_env(None) == {}  # not installed: Ansible's own, silently
+    with pytest.raises(NxError, match="Mitogen is not installed") as err:
+        run_playbook("show.yml", home / "inv.yml", verb="t", vault_password_file=None, secrets=[],
+                     out=io.StringIO(), options=AnsibleOptions(mitogen=True))
+    assert "--no-mitogen" in err.value.fix
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_the_mitogen_switch_on_the_command_line() -> None:
+    assert build_parser().parse_args(["deploy", "-i", "inv"]).mitogen is None
+    assert build_parser().parse_args(["deploy", "-i", "inv", "--no-mitogen"]).mitogen is False
+    assert build_parser().parse_args(["deploy", "-i", "inv", "--mitogen"]).mitogen is True
