@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nxprovision.lab.standins.runtime import confparse, javaprops, kafka_standin
@@ -215,3 +217,19 @@ def test_mongod_settings_defaults_and_values() -> None:
 def test_mongod_rejects_unknown_sections() -> None:
     with pytest.raises(ValueError, match=r"Unrecognized option: nett\.port"):
         confparse.mongod_settings({"nett": {"port": 1}})
+
+
+def test_kafka_scripts_refuse_to_run_without_a_jvm(tmp_path: Path) -> None:
+    """Like kafka-run-class.sh: JAVA_HOME/bin/java when JAVA_HOME is set, else java on PATH; exit 127 otherwise,
+    so a Kafka host the roles left without Java fails in the lab as it would in production."""
+    jdk = tmp_path / "jdk"
+    (jdk / "bin").mkdir(parents=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert kafka_standin.java_missing({"JAVA_HOME": str(jdk), "PATH": "/usr/bin"}) == \
+        f"kafka-run-class.sh: line 346: exec: {jdk}/bin/java: not found"
+    assert kafka_standin.java_missing({"PATH": str(empty)}) == "kafka-run-class.sh: line 346: exec: java: not found"
+    (jdk / "bin" / "java").write_text("#!/bin/sh\n")
+    (jdk / "bin" / "java").chmod(0o755)
+    assert kafka_standin.java_missing({"JAVA_HOME": str(jdk), "PATH": str(empty)}) is None
+    assert kafka_standin.java_missing({"PATH": f"{empty}:{jdk / 'bin'}"}) is None

@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -905,10 +906,22 @@ COMMANDS = {
 }
 
 
+def java_missing(env: dict[str, str]) -> str | None:
+    """kafka-run-class.sh's refusal when it finds no JVM (every script but server-stop goes through it):
+    $JAVA_HOME/bin/java when JAVA_HOME is set, else `java` on PATH."""
+    java_home = env.get("JAVA_HOME", "")
+    java = f"{java_home}/bin/java" if java_home else "java"
+    found = os.access(java, os.X_OK) if java_home else shutil.which("java", path=env.get("PATH")) is not None
+    return None if found else f"kafka-run-class.sh: line 346: exec: {java}: not found"
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(f"usage: {sys.argv[0]} {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
+    if sys.argv[1] != "server-stop" and (refusal := java_missing(dict(os.environ))):
+        print(refusal, file=sys.stderr)
+        return 127
     return COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
