@@ -359,8 +359,8 @@ def run_playbook(
     extravars = options.run_vars(extravars, verb)
     passwords = options.passwords()
     mask = Masker(secrets + list(passwords.values()))
-    check_host_keys(inventory, vault_password_file, limit, options.connection_vars())
-    strategy = strategy_env(options.mitogen)
+    over_ssh = check_host_keys(inventory, vault_password_file, limit, options.connection_vars())
+    strategy = strategy_env(options.mitogen, over_ssh)
     # ansible-playbook lives beside this interpreter (a venv that may not be activated).
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -509,20 +509,24 @@ def ssh_args(cfg: Path, inventory: Path) -> str:
     return f"{base} -o UserKnownHostsFile={shlex.quote(str(known_hosts_path(inventory)))}"
 
 
+SSH_CONNECTIONS = ("ssh", "smart", "ansible.builtin.ssh")
+
+
 def check_host_keys(inventory: Path, vault_password_file: Path | None, limit: str | None,
-                    overrides: dict[str, Any] | None = None) -> None:
+                    overrides: dict[str, Any] | None = None) -> bool:
     """Before Ansible starts: every host of the run is trusted and still offers its recorded key. `overrides`: the
-    connection options of the command line (a --ssh-common-args jump host: the hosts are not scanned from here)."""
+    connection options of the command line (a --ssh-common-args jump host: the hosts are not scanned from here).
+    True when every host of the run is reached over SSH."""
     from nxprovision import hostkeys
     from nxprovision.inventory import load_inventory
 
     view = load_inventory(inventory, str(vault_password_file) if vault_password_file else None)
     hostvars = {h: {**(hv or {}), **(overrides or {})} for h, hv in view.hostvars.items()}
     everyone = list(view.groups.get("all") or view.hostvars)
-    hosts = [h for h in hostkeys.run_hosts(view.groups, everyone, limit)
-             if str((hostvars.get(h) or {}).get("ansible_connection") or "ssh") in ("ssh", "smart",
-                                                                                    "ansible.builtin.ssh")]
+    run = hostkeys.run_hosts(view.groups, everyone, limit)
+    hosts = [h for h in run if str((hostvars.get(h) or {}).get("ansible_connection") or "ssh") in SSH_CONNECTIONS]
     hostkeys.check(inventory, hostvars, hosts)
+    return len(hosts) == len(run)
 
 
 def _count_plays(pb: Path) -> int:

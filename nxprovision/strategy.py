@@ -32,11 +32,13 @@ def mitogen_strategy_dir() -> Path | None:
     return path if (path / "mitogen_linear.py").is_file() else None
 
 
-def use_mitogen(option: bool | None) -> bool:
-    """--mitogen/--no-mitogen when given, else NXPROVISION_MITOGEN, else on when installed."""
+def use_mitogen(option: bool | None, over_ssh: bool = True) -> bool:
+    """--mitogen/--no-mitogen when given, else NXPROVISION_MITOGEN, else on when installed and every host of the
+    run is reached over SSH (Mitogen becomes root with sudo even for a root login on a local connection, where
+    Ansible skips become, and it replaces only some connection plugins)."""
     if option is None and os.environ.get(SWITCH_ENV):
         option = os.environ[SWITCH_ENV].strip().lower() not in OFF
-    if option is False:
+    if option is False or (option is None and not over_ssh):
         return False
     if mitogen_strategy_dir() is None:
         if option:
@@ -46,9 +48,9 @@ def use_mitogen(option: bool | None) -> bool:
     return True
 
 
-def strategy_env(option: bool | None) -> dict[str, str]:
+def strategy_env(option: bool | None, over_ssh: bool = True) -> dict[str, str]:
     """The environment of one ansible-playbook run: Mitogen's strategies, or nothing (Ansible's own)."""
-    if not use_mitogen(option):
+    if not use_mitogen(option, over_ssh):
         return {}
     return {"ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()), "ANSIBLE_STRATEGY": "mitogen_linear",
             FREE_ENV: "mitogen_free"}

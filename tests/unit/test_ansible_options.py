@@ -247,26 +247,47 @@ def _parents(result: Any) -> dict[str, str]:
 
 def test_mitogen_carries_every_play_and_no_mitogen_turns_it_off(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mitogen runs a host's modules from one interpreter named `mitogen:...`; plain Ansible starts AnsiballZ per
-    task. The free-strategy play (site.yml's OS baseline) is carried too."""
+    task. The free-strategy play (site.yml's OS baseline) is carried too. This inventory's host is local: Mitogen
+    only when asked (by default it carries runs whose hosts are all reached over SSH)."""
     (home / "home" / "playbooks" / "mitogen.yml").write_text(MITOGEN_PLAYS)
     monkeypatch.delenv("NXPROVISION_MITOGEN", raising=False)
     runs = {}
-    for label, opts in (("default", AnsibleOptions()), ("off", AnsibleOptions(mitogen=False))):
+    for label, opts in (("asked", AnsibleOptions(mitogen=True)), ("off", AnsibleOptions(mitogen=False)),
+                        ("default", AnsibleOptions())):
         out = io.StringIO()
         runs[label] = run_playbook("mitogen.yml", home / "inv.yml", verb="t", vault_password_file=None,
                                    secrets=[], out=out, options=opts)
         assert runs[label].rc == 0, out.getvalue()
-    on, off = _parents(runs["default"]), _parents(runs["off"])
-    assert set(on) == set(off) == {"Parent in the free play", "Parent in the linear play"}
+    on, off, local = _parents(runs["asked"]), _parents(runs["off"]), _parents(runs["default"])
+    assert set(on) == set(off) == set(local) == {"Parent in the free play", "Parent in the linear play"}
     assert all("(mitogen:" in p for p in on.values()), on
-    assert all("(mitogen:" not in p and "AnsiballZ_command" in p for p in off.values()), off
-    assert json.loads((runs["default"].run_dir / "command.json").read_text())["strategy"] == "mitogen"
-    assert json.loads((runs["off"].run_dir / "command.json").read_text())["strategy"] == "ansible"
+    assert all("(mitogen:" not in p and "AnsiballZ_command" in p for p in {**off, **local}.values()), (off, local)
+    strategies = {k: json.loads((r.run_dir / "command.json").read_text())["strategy"] for k, r in runs.items()}
+    assert strategies == {"asked": "mitogen", "off": "ansible", "default": "ansible"}
 
-    monkeypatch.setenv("NXPROVISION_MITOGEN", "0")
+    monkeypatch.setenv("NXPROVISION_MITOGEN", "1")
     out = io.StringIO()
     result = run_playbook("mitogen.yml", home / "inv.yml", verb="t", vault_password_file=None, secrets=[], out=out)
-    assert result.rc == 0 and all("(mitogen:" not in p for p in _parents(result).values()), out.getvalue()
+    assert result.rc == 0 and all("(mitogen:" in p for p in _parents(result).values()), out.getvalue()
+
+
+def test_mitogen_by_default_over_ssh_and_the_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nxprovision import strategy
+
+    monkeypatch.delenv("NXPROVISION_MITOGEN", raising=False)
+    env = strategy.strategy_env(None, over_ssh=True)
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear" and env["NXPROVISION_FREE_STRATEGY"] == "mitogen_free"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_free.py").is_file()
+    assert strategy.strategy_name(env) == "mitogen"
+    assert strategy.strategy_env(None, over_ssh=False) == {}
+    assert strategy.strategy_env(False, over_ssh=True) == {}
+    assert strategy.strategy_env(True, over_ssh=False) == env
+    for off in ("0", "no", "false", "off"):
+        monkeypatch.setenv("NXPROVISION_MITOGEN", off)
+        assert strategy.strategy_env(None, over_ssh=True) == {}
+        assert strategy.strategy_env(True, over_ssh=True) == env  # the command line wins
+    monkeypatch.setenv("NXPROVISION_MITOGEN", "1")
+    assert strategy.strategy_env(None, over_ssh=False) == env
 
 
 def test_mitogen_asked_for_but_missing_stops_before_anything_runs(home: Path,
