@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nxprovision.strategy import without_mitogen
+
 LOG_LINES = 20  # per source (journal, file)
 MAX_HOSTS = 3  # a run failing on many hosts: the first ones tell the story
 FETCH_TIMEOUT_S = 60
@@ -257,7 +259,7 @@ def _fetch_one(host: str, component: str, inventory: Path, cmdline: list[str], e
             module_args=log_command(component),
             inventory=str(inventory.resolve()),
             cmdline=shlex.join(args),
-            envvars={**envvars, "ANSIBLE_TIMEOUT": "10"},
+            envvars={**without_mitogen(envvars), "ANSIBLE_TIMEOUT": "10"},
             extravars=options.connection_vars() if options else None,
             passwords=passwords or None,
             quiet=True,

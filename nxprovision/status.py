@@ -16,10 +16,11 @@ import json
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nxprovision.ansibleopts import AnsibleOptions
 from nxprovision.model.cluster import Cluster, host_setting
 from nxprovision.status_remote import http as _http
 from nxprovision.status_remote import pg_tls_handshake as _pg_tls_handshake
@@ -546,7 +547,10 @@ def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secret
         tags="status_via" if via and quick else None,
         display=collect_event,
         out=io.StringIO(),
-        options=options,
+        # one task per host: Ansible's own strategy answers sooner than Mitogen's start, and a dead host is
+        # reported after SSH's timeout rather than Mitogen's longer one (unless --mitogen asks for it)
+        options=replace(options or AnsibleOptions(), mitogen=False) if getattr(options, "mitogen", None) is None
+        else options,
     )
 
 

@@ -48,12 +48,26 @@ def use_mitogen(option: bool | None, over_ssh: bool = True) -> bool:
     return True
 
 
+# Mitogen's connection timeout covers the whole start of its interpreter on the host (SSH, sudo, Python, its
+# bootstrap), where SSH's ConnectTimeout covers the TCP connection only: Ansible's 10 s default cut off hosts of a
+# loaded 2-core lab (11 hosts starting at once) as unreachable. An operator's ANSIBLE_TIMEOUT or ansible_timeout wins.
+CONNECT_TIMEOUT_S = 45
+
+
 def strategy_env(option: bool | None, over_ssh: bool = True) -> dict[str, str]:
     """The environment of one ansible-playbook run: Mitogen's strategies, or nothing (Ansible's own)."""
     if not use_mitogen(option, over_ssh):
         return {}
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()), "ANSIBLE_STRATEGY": "mitogen_linear",
-            FREE_ENV: "mitogen_free"}
+    env = {"ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()), "ANSIBLE_STRATEGY": "mitogen_linear",
+           FREE_ENV: "mitogen_free"}
+    if "ANSIBLE_TIMEOUT" not in os.environ:
+        env["ANSIBLE_TIMEOUT"] = str(CONNECT_TIMEOUT_S)
+    return env
+
+
+def without_mitogen(env: dict[str, str]) -> dict[str, str]:
+    """A run's environment for a one-task call (a log fetch): Ansible's own strategy starts faster there."""
+    return {k: v for k, v in env.items() if k not in ("ANSIBLE_STRATEGY_PLUGINS", "ANSIBLE_STRATEGY", FREE_ENV)}
 
 
 def strategy_name(env: dict[str, str]) -> str:

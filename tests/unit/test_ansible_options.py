@@ -275,8 +275,16 @@ def test_mitogen_by_default_over_ssh_and_the_switches(monkeypatch: pytest.Monkey
     from nxprovision import strategy
 
     monkeypatch.delenv("NXPROVISION_MITOGEN", raising=False)
+    monkeypatch.delenv("ANSIBLE_TIMEOUT", raising=False)
     env = strategy.strategy_env(None, over_ssh=True)
     assert env["ANSIBLE_STRATEGY"] == "mitogen_linear" and env["NXPROVISION_FREE_STRATEGY"] == "mitogen_free"
+    # Mitogen's timeout covers its whole start on the host: longer than SSH's connect timeout, unless the
+    # operator's environment says otherwise
+    assert env["ANSIBLE_TIMEOUT"] == str(strategy.CONNECT_TIMEOUT_S)
+    assert strategy.without_mitogen({**env, "X": "1"}) == {"ANSIBLE_TIMEOUT": env["ANSIBLE_TIMEOUT"], "X": "1"}
+    monkeypatch.setenv("ANSIBLE_TIMEOUT", "20")
+    assert "ANSIBLE_TIMEOUT" not in strategy.strategy_env(None, over_ssh=True)
+    monkeypatch.delenv("ANSIBLE_TIMEOUT")
     assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_free.py").is_file()
     assert strategy.strategy_name(env) == "mitogen"
     assert strategy.strategy_env(None, over_ssh=False) == {}
