@@ -256,7 +256,8 @@ def unreachable_cause(message: str) -> str:
     keys = host_key_cause(message)
     if keys:
         return keys
-    if "Permission denied" in text:
+    # Mitogen says the second: the host fell back to asking a password after refusing every key
+    if "Permission denied" in text or "password was requested, but none specified" in text:
         return f"SSH refused the key ({text}); check ansible_ssh_private_key_file and ansible_user"
     if any(s in text for s in ("timed out", "Timeout", "No route to host", "Host is down", "not responding")):
         return f"no answer over SSH ({text}); is the host up and its network reachable?"

@@ -219,3 +219,12 @@ def test_add_node_of_an_untrusted_host_says_how_to_trust_it(
     assert code == 2, out + err
     assert "front2 (front2): no SSH host key recorded" in err and f"trust-hosts -i {inv} front2`" in err, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_unreachable_cause_names_a_refused_key_in_ssh_and_mitogen_words() -> None:
+    ssh = "Failed to connect to the host via ssh: ops@10.0.0.5: Permission denied (publickey,password)."
+    mitogen = "Task failed: SSH password was requested, but none specified"
+    for message in (ssh, mitogen):
+        assert unreachable_cause(message).startswith("SSH refused the key ("), message
+    assert unreachable_cause("Task failed: EOF on stream; last 100 lines received: ssh: connect to host 10.0.0.5 "
+                             "port 22: No route to host").startswith("no answer over SSH")
