@@ -549,8 +549,7 @@ def _probe(c: Cluster, inventory: Path, vault_password_file: Path | None, secret
         out=io.StringIO(),
         # one task per host: Ansible's own strategy answers sooner than Mitogen's start, and a dead host is
         # reported after SSH's timeout rather than Mitogen's longer one (unless --mitogen asks for it)
-        options=replace(options or AnsibleOptions(), mitogen=False) if getattr(options, "mitogen", None) is None
-        else options,
+        options=replace(options or AnsibleOptions(), mitogen=bool(options and options.mitogen)),
     )
 
 

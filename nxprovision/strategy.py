@@ -4,7 +4,7 @@ Plain Ansible opens an SSH session, copies a module and starts a Python interpre
 Mitogen keeps one interpreter per host for the whole run and sends each module once. A no-op deploy of the compact
 lab went from 153 s to 98 s with it (benchmarks/results/noop_profile.md); first contact per host costs more, every
 later task less. The playbooks never depend on it: plain ansible-playbook and AWX run them with Ansible's own
-strategies unless their environment names Mitogen's (README, "Mitogen").
+strategies unless their environment names Mitogen's (README, "Ansible options").
 
 The one play that asks for the free strategy (site.yml's OS baseline) reads its name from NXPROVISION_FREE_STRATEGY,
 so that Mitogen carries it too: a play's own `strategy:` beats ANSIBLE_STRATEGY.
@@ -21,6 +21,8 @@ from nxprovision.errors import NxError
 SWITCH_ENV = "NXPROVISION_MITOGEN"
 FREE_ENV = "NXPROVISION_FREE_STRATEGY"
 OFF = ("0", "no", "false", "off")
+# what names Mitogen's strategies in a run's environment (strategy_env sets them, without_mitogen drops them)
+STRATEGY_KEYS = ("ANSIBLE_STRATEGY_PLUGINS", "ANSIBLE_STRATEGY", FREE_ENV)
 
 
 def mitogen_strategy_dir() -> Path | None:
@@ -58,8 +60,7 @@ def strategy_env(option: bool | None, over_ssh: bool = True) -> dict[str, str]:
     """The environment of one ansible-playbook run: Mitogen's strategies, or nothing (Ansible's own)."""
     if not use_mitogen(option, over_ssh):
         return {}
-    env = {"ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()), "ANSIBLE_STRATEGY": "mitogen_linear",
-           FREE_ENV: "mitogen_free"}
+    env = dict(zip(STRATEGY_KEYS, (str(mitogen_strategy_dir()), "mitogen_linear", "mitogen_free"), strict=True))
     if "ANSIBLE_TIMEOUT" not in os.environ:
         env["ANSIBLE_TIMEOUT"] = str(CONNECT_TIMEOUT_S)
     return env
@@ -67,7 +68,7 @@ def strategy_env(option: bool | None, over_ssh: bool = True) -> dict[str, str]:
 
 def without_mitogen(env: dict[str, str]) -> dict[str, str]:
     """A run's environment for a one-task call (a log fetch): Ansible's own strategy starts faster there."""
-    return {k: v for k, v in env.items() if k not in ("ANSIBLE_STRATEGY_PLUGINS", "ANSIBLE_STRATEGY", FREE_ENV)}
+    return {k: v for k, v in env.items() if k not in STRATEGY_KEYS}
 
 
 def strategy_name(env: dict[str, str]) -> str:
