@@ -37,7 +37,7 @@ from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name,
 from nxprovision.lab.standins import jre as standin_jre
 from nxprovision.lab.standins import kafka as standin_kafka
 from nxprovision.lab.standins import mongodb as standin_mongodb
-from nxprovision.lab.state import LabHost, LabState, lab_names_on_disk
+from nxprovision.lab.state import LEGACY_OS, LabHost, LabState, lab_names_on_disk
 from nxprovision.model import architectures
 
 
@@ -205,7 +205,7 @@ def _bring_up(
     t = _phase(timings, "services", t)
 
     state.base_images = _ensure_bases(state, mirrors, force_build, timings, log)
-    state.base_image = state.base_images.get(releases.DEFAULT_OS, "")
+    state.base_image = state.base_images.get(LEGACY_OS, "")
     t = _phase(timings, "base_image", t)
 
     with ThreadPoolExecutor(max_workers=8) as pool:

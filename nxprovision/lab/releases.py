@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nxprovision.errors import NxError
+from nxprovision.model.defaults import SAMPLE_GROUP_VARS
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Release:
 RELEASES: dict[str, Release] = {
     r.os: r for r in (Release("debian12", "bookworm", "12"), Release("debian13", "trixie", "13"))
 }
-DEFAULT_OS = "debian12"
+# The release `init` writes into new inventories (with LTS 2025): a lab boots the hosts its inventory describes.
+DEFAULT_OS = str(SAMPLE_GROUP_VARS["nx_os_release"][0])
 
 
 def get(os_name: str) -> Release:

@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from nxprovision.lab.naming import STATE_ROOT, LabNames
-from nxprovision.lab.releases import DEFAULT_OS
+
+# States written before labs could mix releases hold one image, of the only release labs had then.
+LEGACY_OS = "debian12"
 
 
 @dataclass
@@ -15,7 +17,7 @@ class LabHost:
     index: int  # 1-based; names the host's veth and picks its address
     ip: str
     groups: list[str] = field(default_factory=list)
-    os: str = DEFAULT_OS  # a key of releases.RELEASES; a lab may mix releases
+    os: str = LEGACY_OS  # a key of releases.RELEASES; a lab may mix releases
 
 
 @dataclass
@@ -27,7 +29,7 @@ class LabState:
     database: str
     hosts: list[LabHost]
     phase: str = "creating"  # creating -> running
-    base_image: str = ""  # the default release's image (states written before labs could mix releases)
+    base_image: str = ""  # the LEGACY_OS image (states written before labs could mix releases)
     base_images: dict[str, str] = field(default_factory=dict)  # os -> cached base image its hosts overlay
     apt_cache_dir: str = ""
     pids: dict[str, int] = field(default_factory=dict)
@@ -40,7 +42,7 @@ class LabState:
         return next((h for h in self.hosts if h.name == name), None)
 
     def base_for(self, os_name: str) -> str:
-        return self.base_images.get(os_name) or (self.base_image if os_name == DEFAULT_OS else "")
+        return self.base_images.get(os_name) or (self.base_image if os_name == LEGACY_OS else "")
 
     def save(self) -> None:
         path = self.names.state_file

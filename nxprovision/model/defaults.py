@@ -23,11 +23,11 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     ),
     "nx_database": ("postgresql", "Database flavour: postgresql | mongodb (the matching group holds its hosts)."),
     "nx_os_release": (
-        "debian12",
+        "debian13",
         "The hosts' OS release: debian12 | debian13 (set it per host for a mixed cluster). validate checks it\n"
         "against the OS releases nxprovision supports for nuxeo_version (docs/compatibility.md).",
     ),
-    "nuxeo_version": ("2023.35", "Nuxeo LTS version with its hotfix level (LTS 2021.x, 2023.x or 2025.x)."),
+    "nuxeo_version": ("2025.9", "Nuxeo LTS version with its hotfix level (LTS 2021.x, 2023.x or 2025.x)."),
     "nuxeo_packages": (
         ["nuxeo-web-ui", "amazon-s3-online-storage"],
         "Marketplace packages, identical on every Nuxeo node (installed offline from the mirror).",
@@ -44,8 +44,8 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     ),
     "java_version": ("", "The JRE release taken from java_download_base_url, e.g. 21.0.5+11."),
     "postgresql_version": (
-        "15",
-        "PostgreSQL major version from the distribution's packages (Debian 12 ships 15).",
+        "17",
+        "PostgreSQL major version from the distribution's packages (Debian 13 ships 17, Debian 12 ships 15).",
     ),
     "mongodb_version": ("7.0.14", "MongoDB server version (release archive), when nx_database is mongodb."),
     "search_distribution": ("opensearch", "Search cluster product: opensearch | elasticsearch."),
@@ -91,7 +91,7 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "and reported by `nxprovision certs check`.",
     ),
     "nx_compat_overrides": (
-        {"postgresql": "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."},
+        {},
         "Components knowingly run outside Nuxeo's compatibility matrix, each with the reason.",
     ),
 }
@@ -105,3 +105,11 @@ DEFAULTS: dict[str, Any] = {
 }
 # New inventories say `nx_tls_enabled: true`; one written before TLS existed keeps running without it.
 DEFAULTS["nx_tls_enabled"] = False
+# New inventories say LTS 2025 on Debian 13. One written before nx_os_release existed describes the Debian 12 hosts
+# and LTS 2023 of its time, with PostgreSQL 15 and the matrix exception that came with it: it keeps meaning that.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "nx_os_release": "debian12",
+    "postgresql_version": "15",
+    "nx_compat_overrides": {"postgresql": "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."},
+}
+DEFAULTS.update(LEGACY_DEFAULTS)

@@ -113,6 +113,24 @@ class Deployed:
         p = Path(tls["ca_cert_file"])
         return str(p if p.is_absolute() else self.inventory / p)
 
+    @property
+    def pg_major(self) -> str:
+        """The PostgreSQL major the hosts run (Debian 13: 17, Debian 12: 15), naming its paths and unit."""
+        return str(self.cluster.settings["postgresql_version"])
+
+    @property
+    def search_keys(self) -> dict[str, str]:
+        """nuxeo.conf's search client keys: since LTS 2025 the client package's own (nuxeo.<client>.client.*),
+        before it the built-in client's elasticsearch.* keys."""
+        client = self.cluster.derived["nuxeo"]["search_packages"].get("client")
+        if client:
+            p = f"nuxeo.{client}.client."
+            return {"address": p + "server", "username": p + "username", "password": p + "password",
+                    "truststore_path": p + "trustStorePath", "truststore_type": p + "trustStoreType"}
+        p = "elasticsearch.restClient."
+        return {"address": "elasticsearch.addressList", "username": p + "username", "password": p + "password",
+                "truststore_path": p + "truststore.path", "truststore_type": p + "truststore.type"}
+
     def s3_client(self) -> Any:
         """boto3 on the S3 endpoint, verifying an https store with the cluster CA."""
         import boto3

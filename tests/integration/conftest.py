@@ -194,18 +194,39 @@ def nxprovision(*args: str, timeout: float = 1500) -> subprocess.CompletedProces
     return subprocess.run([*NXP, *args], capture_output=True, text=True, timeout=timeout)
 
 
+DEFAULT_VERSION = "2025.9"  # what `init` writes
+COMPACT_VERSION = "2025.8"  # what compact_cluster deploys
+LTS2023_VERSION = "2023.35"
+
+
+def set_nuxeo_version(inventory: Path, version: str, expect: str = DEFAULT_VERSION) -> None:
+    main_yml = inventory / "group_vars" / "all" / "main.yml"
+    text = main_yml.read_text()
+    assert f"nuxeo_version: '{expect}'" in text, text
+    main_yml.write_text(text.replace(f"nuxeo_version: '{expect}'", f"nuxeo_version: '{version}'"))
+
+
+def pin_lts2023(inventory: Path, version: str = LTS2023_VERSION) -> None:
+    """An LTS 2023 cluster on a lab booted with `--os debian12` (the lab wrote that release and its PostgreSQL 15):
+    LTS 2023 is still in service, and Nuxeo's 2023 matrix lists PostgreSQL 11-13 only."""
+    set_nuxeo_version(inventory, version)
+    main_yml = inventory / "group_vars" / "all" / "main.yml"
+    text = main_yml.read_text()
+    assert "nx_compat_overrides: {}" in text and "nx_os_release: debian12" in text, text
+    reason = "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."
+    main_yml.write_text(text.replace("nx_compat_overrides: {}", f"nx_compat_overrides:\n  postgresql: {reason}"))
+
+
 @pytest.fixture(scope="session")
 def compact_cluster() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
     """The compact architecture deployed from nothing by `nxprovision deploy` (once per session)."""
     require_lab_machine()
     name = lab_name("nxcompact")
     try:
+        # LTS 2025 on Debian 13, as `init` writes it
         lab_ = bring_up(name, "--architecture", "compact")
-        # the older of the mirror's two Nuxeo versions, so that the day-2 scenario can roll an upgrade
-        main_yml = lab_.inventory / "group_vars" / "all" / "main.yml"
-        text = main_yml.read_text()
-        assert "nuxeo_version: '2023.35'" in text
-        main_yml.write_text(text.replace("nuxeo_version: '2023.35'", "nuxeo_version: '2023.34'"))
+        # the older of the mirror's two 2025 hotfix levels, so that the day-2 scenario can roll an upgrade
+        set_nuxeo_version(lab_.inventory, COMPACT_VERSION, expect=DEFAULT_VERSION)
         first = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain")
         yield lab_, first
     finally:

@@ -31,7 +31,7 @@ from conftest import Lab, nxprovision
 pytestmark = pytest.mark.lab
 
 NXP = [sys.executable, "-m", "nxprovision.cli"]
-SERVICES = ["haproxy", "nuxeo", "postgresql@15-main", "opensearch", "kafka", "seaweedfs"]
+SERVICES = ["haproxy", "nuxeo", "postgresql@{pg}-main", "opensearch", "kafka", "seaweedfs"]  # {pg}: the lab's major
 Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
 
 
@@ -45,9 +45,10 @@ def deploy(inventory: Path, *extra: str, timeout: float = 1500) -> subprocess.Co
 
 
 def service_starts(lab_: Lab, hosts: list[str]) -> dict[tuple[str, str], str]:
+    pg = Deployed.load(lab_.inventory).pg_major
     out = {}
     for h in hosts:
-        for svc in SERVICES:
+        for svc in (s.format(pg=pg) for s in SERVICES):
             r = lab_.ssh(h, f"systemctl show -p ActiveEnterTimestampMonotonic --value {svc} 2>/dev/null || true")
             value = r.stdout.strip()
             if value and value != "0":
@@ -219,7 +220,7 @@ def test_nuxeo_talks_to_postgresql_over_tls_only(compact) -> None:
                            'using (pid)"')
     assert repl.stdout.split() == ["t"], repl.stdout + repl.stderr
     # pg_hba lets the Nuxeo user in over TLS only
-    hba = lab_.ssh("db1", "grep -E '^host[a-z]* +nuxeo +nuxeo ' /etc/postgresql/15/main/pg_hba.conf").stdout
+    hba = lab_.ssh("db1", f"grep -E '^host[a-z]* +nuxeo +nuxeo ' /etc/postgresql/{d.pg_major}/main/pg_hba.conf").stdout
     lines = [line.split() for line in hba.splitlines() if line.strip()]
     assert len(lines) == 3 and all(line[0] == "hostssl" for line in lines), hba
 
@@ -246,7 +247,7 @@ from nuxeo_standin.search import SearchClient, SearchError
 from nuxeo_standin.truststore import client_context
 url = sys.argv[1]
 conf = dict(line.split("=", 1) for line in open("/etc/nuxeo/nuxeo.conf").read().splitlines() if "=" in line)
-user = (conf["elasticsearch.restClient.username"], conf["elasticsearch.restClient.password"])
+user = (conf[sys.argv[3]], conf[sys.argv[4]])
 good = client_context("/etc/nxprovision/tls/truststore.jks", "changeit", "JKS")
 print("jks", SearchClient([url], *user, context=good, timeout=10).health())
 try:
@@ -297,8 +298,9 @@ def test_nuxeo_uses_tls_to_search_kafka_and_s3(compact) -> None:
     conf = lab_.ssh("front1", "cat /etc/nuxeo/nuxeo.conf").stdout
     jks = "/etc/nxprovision/tls/truststore.jks"
     search = ",".join(f"https://{d.address(h)}:9200" for h in ("search1", "search2", "search3"))
-    for line in (f"elasticsearch.addressList={search}", f"elasticsearch.restClient.truststore.path={jks}",
-                 "elasticsearch.restClient.truststore.type=JKS", "kafka.ssl=true", f"kafka.truststore.path={jks}",
+    keys = d.search_keys
+    for line in (f"{keys['address']}={search}", f"{keys['truststore_path']}={jks}",
+                 f"{keys['truststore_type']}=JKS", "kafka.ssl=true", f"kafka.truststore.path={jks}",
                  f"nuxeo.s3storage.endpoint=https://{d.address('s3-1')}:8333", f"nuxeo.aws.trustStorePath={jks}"):
         assert line in conf.splitlines(), line
     # the trust store is a JKS file holding the cluster CA (what a JVM's keytool lists)
@@ -315,7 +317,8 @@ def test_nuxeo_uses_tls_to_search_kafka_and_s3(compact) -> None:
     other = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=other -days 1 " \
             "-keyout /tmp/other.key -out /tmp/other.crt 2>/dev/null"
     assert lab_.ssh("front1", other).returncode == 0
-    probe = lab_.ssh("front1", f"python3 -c '{BAD_TRUST_PROBE}' https://{d.address('search1')}:9200 /tmp/other.crt")
+    probe = lab_.ssh("front1", f"python3 -c '{BAD_TRUST_PROBE}' https://{d.address('search1')}:9200 /tmp/other.crt "
+                               f"{keys['username']} {keys['password']}")
     assert probe.returncode == 0, probe.stderr[-1500:]
     assert probe.stdout.split("\n")[:2] == ["jks green", "other-ca refused: True"] or \
         probe.stdout.split("\n")[:2] == ["jks yellow", "other-ca refused: True"], probe.stdout
@@ -610,7 +613,7 @@ def test_search_users_and_kafka_client_certificates(compact, tmp_path: Path) -> 
         assert code == 200, body[:300]
     # Nuxeo authenticates with its own user (nuxeo.conf), and its search works (runningstatus probes it)
     conf = lab_.ssh("front1", "cat /etc/nuxeo/nuxeo.conf").stdout.splitlines()
-    assert "elasticsearch.restClient.username=nuxeo" in conf
+    assert f"{d.search_keys['username']}=nuxeo" in conf
     assert "kafka.keystore.type=PKCS12" in conf and "kafka.keystore.path=/etc/nxprovision/tls/kafka-client.p12" in conf
     assert runningstatus(d.url)[1].get("elasticSearchStatus") == "ok"
 
@@ -709,7 +712,7 @@ def test_certs_renew_reissues_and_reloads_without_restarts(compact) -> None:
     def serial(host: str, path: str) -> str:
         return lab_.ssh(host, f"openssl x509 -noout -serial -in {path}").stdout.strip()
 
-    lb_pem, pg_crt = "/etc/haproxy/tls/nuxeo.pem", "/etc/postgresql/15/main/tls/server.crt"
+    lb_pem, pg_crt = "/etc/haproxy/tls/nuxeo.pem", f"/etc/postgresql/{d.pg_major}/main/tls/server.crt"
     before = {"lb1": serial("lb1", lb_pem), "db1": serial("db1", pg_crt)}
     renew = subprocess.run([*NXP, "certs", "renew", "-i", str(lab_.inventory), "--all", "--progress", "plain"],
                            capture_output=True, text=True, timeout=900)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STATE_ROOT, Lab, bring_up, lab, lab_name, require_lab_machine
+from conftest import STATE_ROOT, Lab, bring_up, lab, lab_name, pin_lts2023, require_lab_machine
 
 from nxprovision.lab.standins.spec import mirror_path
 from nxprovision.model.defaults import DEFAULTS
@@ -68,7 +68,10 @@ def assert_records(text: str) -> None:
 def single() -> Iterator[Lab]:
     require_lab_machine()
     try:
-        yield bring_up(NAME, "--architecture", "single")
+        # LTS 2023 on Debian 12 (still in service): the CI labs cover both lines, this one and the 2025 of the others
+        lab_ = bring_up(NAME, "--architecture", "single", "--os", "debian12")
+        pin_lts2023(lab_.inventory)
+        yield lab_
     finally:
         lab("down", "--name", NAME, check=False)
 

@@ -1,7 +1,9 @@
 """The single architecture (trials) deployed from nothing into a one-host lab, verified from outside.
 
 One host runs everything: HAProxy, the Nuxeo node (front, and the one that processes work), PostgreSQL,
-the search node, the Kafka broker and the S3 store (issue 5).
+the search node, the Kafka broker and the S3 store (issue 5). It runs what `init` writes: Nuxeo LTS 2025 on
+Debian 13 (issue 16), so its node also shows the 2025 distribution: the search and audit packages and their keys,
+none of the dead elasticsearch.* keys, Java 21, an offline registration.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from cluster_checks import (
     secret_hits,
     wait_for,
 )
-from conftest import Lab, lab, lab_name, lab_traces, nxprovision, require_lab_machine
+from conftest import DEFAULT_VERSION, Lab, lab, lab_name, lab_traces, nxprovision, require_lab_machine
 from test_deploy_compact import deploy, recap, service_starts
 
 pytestmark = pytest.mark.lab
@@ -159,6 +161,34 @@ def test_reindex_rebuilds_the_repository_index_and_leaves_the_audit_alone(single
     assert nx.documents.fetch_blob(uid=doc.uid) == content
     assert audit_count(lab_, d, index) >= audit_before > 0
     assert secret_hits(lab_.name, [d.secret("nx_secret_nuxeo_admin_password")], (r.stdout, r.stderr)) == []
+
+
+DEAD_KEYS = re.compile(r"^(elasticsearch\.|audit\.elasticsearch\.)", re.M)
+
+
+def test_the_2025_node_has_its_packages_keys_java_21_and_a_registration(single) -> None:
+    lab_, first = single
+    assert first.returncode == 0
+    version = DEFAULT_VERSION
+    assert f"nuxeo_version: '{version}'" in (lab_.inventory / "group_vars" / "all" / "main.yml").read_text()
+    assert "debian13" in lab_.ssh(HOST, ". /etc/os-release; echo $ID$VERSION_ID").stdout
+    conf = lab_.ssh(HOST, "cat /etc/nuxeo/nuxeo.conf").stdout
+    assert "nuxeo.opensearch1.client.server=" in conf
+    assert "nuxeo.search.client.default.opensearch1.index.name=nuxeo" in conf
+    assert "nuxeo.audit.backend.default.opensearch1.index.name=nuxeo-audit" in conf
+    assert not DEAD_KEYS.findall(conf), DEAD_KEYS.findall(conf)
+    templates = re.search(r"^nuxeo.templates=(.*)$", conf, re.M)
+    assert templates and templates.group(1).split(",")[-2:] == ["opensearch1-search-client", "opensearch1-audit"]
+    packages = lab_.ssh(HOST, "cat /var/lib/nuxeo/data/nxprovision-packages.txt").stdout
+    assert f"nuxeo-search-client-opensearch1-{version}.zip" in packages
+    assert f"nuxeo-audit-opensearch1-{version}.zip" in packages
+    assert lab_.ssh(HOST, "test -s /var/lib/nuxeo/data/instance.clid").returncode == 0  # registered (offline)
+    java = lab_.ssh(HOST, "java -version 2>&1").stdout
+    assert 'version "21.' in java, java
+    assert "Tomcat Version 10.1." in lab_.ssh(HOST, "cat /opt/nuxeo/RELEASE-NOTES").stdout
+    log = lab_.ssh(HOST, "cat /var/log/nuxeo/server.log").stdout
+    assert f"Nuxeo stand-in started (version {version}" in log and "needs Java" not in log
+    assert "search client opensearch1 (index nuxeo), audit store opensearch1" in log
 
 
 def test_second_deploy_changes_and_restarts_nothing(single) -> None:

@@ -327,7 +327,8 @@ def test_nuxeo_talks_to_the_patroni_leader_over_tls_only(distributed) -> None:
     assert ssl_on == "True" and version.startswith("TLSv1") and server == d.address(leader), probe.stdout
     for h in d.cluster.db_hosts:
         # every member (any may lead): hostssl only for the Nuxeo user, a plain connection refused
-        hba = lab_.ssh(h, "grep -E '^host[a-z]* +nuxeo +nuxeo ' /var/lib/postgresql/15/patroni/pg_hba.conf").stdout
+        hba = lab_.ssh(h, f"grep -E '^host[a-z]* +nuxeo +nuxeo ' /var/lib/postgresql/{d.pg_major}/patroni/pg_hba.conf"
+                       ).stdout
         lines = [line.split() for line in hba.splitlines() if line.strip()]
         assert len(lines) == len(nodes) and all(line[0] == "hostssl" for line in lines), (h, hba)
         plain = lab_.ssh("front1", f"python3 -c '{PLAIN_PROBE}' {d.address(h)}", timeout=60)

@@ -22,7 +22,7 @@ NXP = [sys.executable, "-m", "nxprovision.cli"]
 Deployment = tuple[Lab, subprocess.CompletedProcess[str]]
 
 NUXEO_CONF = "/etc/nuxeo/nuxeo.conf"
-PG_CONF = "/etc/postgresql/15/main/conf.d/90-nxprovision.conf"
+PG_CONF = "/etc/postgresql/{pg}/main/conf.d/90-nxprovision.conf"  # {pg}: the lab's PostgreSQL major
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 EDITS = {
     "front1": (NUXEO_CONF, r"/^JAVA_OPTS=/ s/$/ -Dnx.drift.probe=1/", "-Dnx.drift.probe=1"),
@@ -31,20 +31,26 @@ EDITS = {
 }
 WATCHED = "/etc/nuxeo /etc/postgresql /etc/haproxy /etc/ansible/facts.d"
 HOSTS = ["lb1", "front1", "front2", "worker1", "db1", "db2"]
-SERVICES = ["haproxy", "nuxeo", "postgresql@15-main"]
+SERVICES = ["haproxy", "nuxeo", "postgresql@{pg}-main"]
 
 
 def nxp(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NXP, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def edits(lab_: Lab) -> dict[str, tuple[str, str, str]]:
+    pg = Deployed.load(lab_.inventory).pg_major
+    return {h: (path.format(pg=pg), script, marker) for h, (path, script, marker) in EDITS.items()}
+
+
 def state(lab_: Lab) -> dict[str, str]:
     """Checksums of every managed config file and the start time of every service, per host."""
+    services = [s.format(pg=Deployed.load(lab_.inventory).pg_major) for s in SERVICES]
     out = {}
     for h in HOSTS:
         sums = lab_.ssh(h, f"find {WATCHED} -type f 2>/dev/null | sort | xargs -r sha256sum")
         starts = lab_.ssh(h, " ; ".join(f"systemctl show -p ActiveEnterTimestampMonotonic --value {s} 2>/dev/null"
-                                        for s in SERVICES))
+                                        for s in services))
         out[h] = sums.stdout + starts.stdout
     return out
 
@@ -53,8 +59,9 @@ def test_drift_names_each_hand_edit_changes_nothing_and_is_clean_after_deploy(co
     lab_, first = compact_cluster
     assert first.returncode == 0, first.stdout[-3000:]
     inv = str(lab_.inventory)
-    for host, (path, script, _marker) in EDITS.items():
-        r = lab_.ssh(host, f"sed -i '{script}' {path} && grep -c -- '{EDITS[host][2]}' {path}")
+    edited = edits(lab_)
+    for host, (path, script, marker) in edited.items():
+        r = lab_.ssh(host, f"sed -i '{script}' {path} && grep -c -- '{marker}' {path}")
         assert r.stdout.strip() == "1", (host, r.stdout, r.stderr)
     before = state(lab_)
 
@@ -63,7 +70,7 @@ def test_drift_names_each_hand_edit_changes_nothing_and_is_clean_after_deploy(co
     assert found.returncode == 1, found.stdout[-4000:] + found.stderr[-3000:]
     report = json.loads(found.stdout)
     assert report["clean"] is False
-    for host, (path, _script, marker) in EDITS.items():
+    for host, (path, _script, marker) in edited.items():
         files = {f["path"]: f for f in report["hosts"].get(host, []) if f["kind"] == "file"}
         assert path in files, (host, report["hosts"].get(host))
         diff = files[path]["diff"]
@@ -88,5 +95,5 @@ def test_drift_names_each_hand_edit_changes_nothing_and_is_clean_after_deploy(co
     again = nxp("drift", "-i", inv)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
     assert "drift: none" in again.stdout
-    for host, (path, _script, marker) in EDITS.items():
+    for host, (path, _script, marker) in edited.items():
         assert lab_.ssh(host, f"grep -c -- '{marker}' {path}").stdout.strip() == "0", host

@@ -21,7 +21,7 @@ def mixed_lab() -> Iterator[Lab]:
     require_lab_machine()
     name = lab_name("nxdeb13")
     try:
-        yield bring_up(name, "--hosts", "2", "--os", "host2=debian13")
+        yield bring_up(name, "--hosts", "2", "--os", "debian12", "--os", "host2=debian13")
     finally:
         lab("down", "--name", name, check=False)
 

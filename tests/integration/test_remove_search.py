@@ -50,7 +50,8 @@ def shards_on(d: Deployed, ask: str) -> dict[str, int]:
 
 
 def search_hosts_in_nuxeo_conf(lab_: Any, host: str) -> str:
-    out = lab_.ssh(host, "grep '^elasticsearch.addressList=' /etc/nuxeo/nuxeo.conf", timeout=30)
+    key = Deployed.load(lab_.inventory).search_keys["address"]
+    out = lab_.ssh(host, f"grep '^{key}=' /etc/nuxeo/nuxeo.conf", timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.strip()
 

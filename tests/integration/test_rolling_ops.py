@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 from cluster_checks import Deployed, node_of, recap, wait_for
-from conftest import FIGURES, lab, nxprovision
+from conftest import COMPACT_VERSION, DEFAULT_VERSION, FIGURES, lab, nxprovision
 from load import SteadyLoad, unreadable_acks
 from test_deploy_compact import service_starts
 
 pytestmark = pytest.mark.lab
 
-UPGRADE_FROM = "2023.34"  # what the compact_cluster fixture deploys
-UPGRADE_TO = "2023.35"
+UPGRADE_FROM = COMPACT_VERSION  # what the compact_cluster fixture deploys
+UPGRADE_TO = DEFAULT_VERSION
 NUXEO_NODES = ("front1", "front2", "front3", "worker1")
 
 

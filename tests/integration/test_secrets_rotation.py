@@ -143,7 +143,8 @@ def test_failure_report_shows_the_service_log_of_the_failing_host(compact_cluste
     shutil.copytree(lab_.inventory, broken)
     main = yaml.safe_load((broken / "group_vars" / "all" / "main.yml").read_text())
     extra = dict(main.get("nuxeo_conf_extra") or {})
-    extra["elasticsearch.addressList"] = ""  # Nuxeo refuses to start without a search cluster address
+    address = Deployed.load(lab_.inventory).search_keys["address"]
+    extra[address] = ""  # Nuxeo refuses to start without a search cluster address
     (broken / "host_vars").mkdir(exist_ok=True)
     (broken / "host_vars" / "front1.yml").write_text(yaml.safe_dump({"nuxeo_conf_extra": extra}))
     try:
@@ -156,7 +157,7 @@ def test_failure_report_shows_the_service_log_of_the_failing_host(compact_cluste
         start = out.index("nxprovision: last lines of nuxeo's logs on front1 (")
         block = out[start:out.index("nxprovision: run failed")]
         assert "journalctl -u nuxeo" in block, block
-        assert "elasticsearch.addressList is empty" in block, block
+        assert f"{address} is empty" in block, block
         assert "Traceback" not in out
         d = Deployed.load(lab_.inventory)
         secret_values = [str(v) for k, v in d.cluster.settings.items() if k.startswith("nx_secret_")]

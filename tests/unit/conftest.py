@@ -23,6 +23,12 @@ if _MODULE_UTILS not in ansible.module_utils.__path__:
 
 _CACHE: dict[tuple[str, str], Path] = {}
 
+# `init` writes LTS 2025 on Debian 13; the settings of an LTS 2023 cluster on Debian 12 hosts, for that line's tests
+LTS2023 = {
+    "nuxeo_version": "2023.35", "nx_os_release": "debian12", "postgresql_version": "15",
+    "nx_compat_overrides": {"postgresql": "Debian 12 packages PostgreSQL 15; Nuxeo's LTS 2023 matrix lists 11-13."},
+}
+
 
 def _template(arch: str, database: str, tmp_root: Path) -> Path:
     key = (arch, database)

@@ -66,7 +66,7 @@ def test_compact_backup_model(make_inv):
     assert b["order"] == ["database", "binaries", "audit"]
     assert b["hosts"] == c.derived["db"]["hosts"] and b["primary"] == c.derived["db"]["primary"]
     assert b["archive_command"] == "pgbackrest --stanza=nuxeo archive-push %p"
-    assert b["data_dir"] == "/var/lib/postgresql/15/main"
+    assert b["data_dir"] == "/var/lib/postgresql/17/main"
     # the self-hosted store serves https (nx_tls_s3, on with the cluster's TLS): pgBackRest talks to it directly
     # and verifies it with the cluster CA
     s3_host = c.hosts[c.s3_hosts[0]].address
@@ -140,7 +140,7 @@ def test_pgbackrest_conf_rendered(make_inv):
     for line in ("repo1-type=s3", "repo1-s3-bucket=nuxeo-binaries-backup", f"repo1-s3-endpoint={s3_host}",
                  "repo1-storage-port=8333",
                  "repo1-storage-ca-file=/etc/nxprovision/tls/ca.crt", "repo1-cipher-type=aes-256-cbc",
-                 "[nuxeo]", "pg1-path=/var/lib/postgresql/15/main"):
+                 "[nuxeo]", "pg1-path=/var/lib/postgresql/17/main"):
         assert line in text.splitlines(), line
     assert not any(line.startswith("repo1-storage-host=") for line in text.splitlines())
     # the keys and the passphrase come from the vault (the task writing the file has no_log)

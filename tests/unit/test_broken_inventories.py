@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from nxprovision.init import _sample_layout
+from tests.unit.conftest import LTS2023
 
 
 def layout(arch: str = "compact", database: str = "postgresql", **changes: list[str]) -> dict[str, Any]:
@@ -37,7 +38,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "no-s3-package-for-cluster": ({"set": {"nuxeo_packages": ["nuxeo-web-ui"]}}, "nuxeo.shared_binaries"),
     "no-s3-host-for-cluster": ({"layout": layout(s3=[])}, "nuxeo.shared_binaries"),
-    "unsupported-opensearch": ({"set": {"search_version": "2.11.0"}}, "versions.opensearch"),
+    "unsupported-opensearch": ({"set": {**LTS2023, "search_version": "2.11.0"}}, "versions.opensearch"),
     "unsupported-mongodb": ({"database": "mongodb", "set": {"mongodb_version": "3.6.0"}}, "versions.mongodb"),
     "kraft-on-old-nuxeo": ({"set": {"nuxeo_version": "2023.20", "kafka_mode": "kraft"}}, "versions.kraft"),
     "unknown-architecture": ({"set": {"nx_architecture": "galactic"}}, "settings.architecture"),
@@ -111,7 +112,7 @@ def test_all_problems_are_reported_at_once(make_inv, run_cli) -> None:
 
 
 def test_error_names_the_file_and_line(make_inv, run_cli) -> None:
-    inv = make_inv(set={"search_version": "2.11.0"})
+    inv = make_inv(set={**LTS2023, "search_version": "2.11.0"})
     code, out, _ = run_cli("validate", "-i", str(inv))
     assert code == 2
     line = next(ln for ln in out.splitlines() if "[versions.opensearch]" in ln)

@@ -13,6 +13,7 @@ import yaml
 from nxprovision.errors import NxError
 from nxprovision.model import compat
 from nxprovision.model.versions import MATRIX, NuxeoVersion, java_for, supports_kraft
+from tests.unit.conftest import LTS2023
 
 ROOT = Path(__file__).resolve().parents[2]
 M2025 = "https://doc.nuxeo.com/nxdoc/compatibility-matrix/"
@@ -173,18 +174,20 @@ def test_a_postgresql_version_the_hosts_release_does_not_ship_is_refused(make_in
 
 
 def test_2025_nodes_on_debian_12_need_a_jdk_21_package(make_inv, run_cli) -> None:
-    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12"})
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12",
+                                                    "postgresql_version": "15"})
     assert code == 2
     line = _error(lines, "versions.java_os")
     assert "Debian 12 (bookworm) has no OpenJDK 21 package" in line and M2025 in line
     assert "run the Nuxeo nodes on debian13" in line and "common_java_package" in line
     assert "set java_download_base_url" in line and "java_version" in line
     code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12",
+                                                    "postgresql_version": "15",
                                                     "common_java_package": "temurin-21-jre"})
     assert code == 0, lines
 
 
-JRE = {"nuxeo_version": "2025.7", "nx_os_release": "debian12",
+JRE = {"nuxeo_version": "2025.7", "nx_os_release": "debian12", "postgresql_version": "15",
        "java_download_base_url": "https://mirror.example.com/temurin", "java_version": "21.0.5+11"}
 
 
@@ -217,7 +220,7 @@ def test_the_jre_archive_is_where_the_model_says_and_nuxeo_conf_names_it(make_in
     host = single.nuxeo_nodes[0].host
     assert single.derived["java"][host]["package"] == "openjdk-17-jre-headless"
     assert single.derived["java"][host]["home"].endswith("jdk-21.0.5+11-jre")
-    old = build_cluster(load_inventory(make_inv("compact", set={"nuxeo_version": "2023.35"})))
+    old = build_cluster(load_inventory(make_inv("compact", set=LTS2023)))
     assert old.derived["java"]["front1"]["package"] == "openjdk-17-jre-headless"
     assert "JAVA_HOME" not in {i.key for i in old.node("front1").conf}
 
@@ -292,7 +295,7 @@ def test_kraft_before_2025_5(make_inv, run_cli) -> None:
 
 
 def test_2023_on_an_os_release_the_matrix_does_not_list(make_inv, run_cli) -> None:
-    code, lines = _validate(make_inv, run_cli, set={"nx_os_release": "debian13"})
+    code, lines = _validate(make_inv, run_cli, set={**LTS2023, "nx_os_release": "debian13"})
     assert code == 2
     line = _error(lines, "versions.os")
     assert "debian13 is not an OS release of Nuxeo LTS 2023" in line and "(supported: debian12)" in line
@@ -300,7 +303,7 @@ def test_2023_on_an_os_release_the_matrix_does_not_list(make_inv, run_cli) -> No
 
 
 def test_one_host_on_another_release_is_named(make_inv, run_cli) -> None:
-    _code, lines = _validate(make_inv, run_cli, hostvars={"front2": {"nx_os_release": "debian13"}})
+    _code, lines = _validate(make_inv, run_cli, set=LTS2023, hostvars={"front2": {"nx_os_release": "debian13"}})
     line = _error(lines, "versions.os")
     assert "hosts front2:" in line and "front1" not in line
 
@@ -313,7 +316,7 @@ def test_2025_on_debian_13_and_12(make_inv, run_cli) -> None:
 
 def test_the_override_mechanism_applies(make_inv, run_cli) -> None:
     code, lines = _validate(make_inv, run_cli, set={
-        "nx_os_release": "debian13",
+        **LTS2023, "nx_os_release": "debian13",
         "nx_compat_overrides": {"os": "JDK 17 from our own repository", "postgresql": "Debian 12 ships 15",
                                 "postgresql_package": "PostgreSQL 15 from our own apt repository"}})
     assert code == 0, lines
@@ -326,7 +329,7 @@ def test_the_override_mechanism_applies(make_inv, run_cli) -> None:
 
 
 def test_2025_settings_have_no_effect_before_2025(make_inv, run_cli) -> None:
-    code, lines = _validate(make_inv, run_cli, set={"nuxeo_search_client": "opensearch2"})
+    code, lines = _validate(make_inv, run_cli, set={**LTS2023, "nuxeo_search_client": "opensearch2"})
     assert code == 0
     assert lines["versions.search_packages"][0].startswith("WARNING")
 

@@ -50,9 +50,11 @@ def test_model_gives_every_download_a_checksum(make_inv) -> None:
     d = build_cluster(load_inventory(inv)).derived
     assert d["kafka"]["archive_checksum"] == f"sha512:{SHA512}"
     assert d["nuxeo"]["distribution_checksum"] == f"sha512:{d['nuxeo']['distribution_url']}.sha512"
+    # LTS 2025 (the default) adds the search client and audit packages, each checked like the others
     assert d["nuxeo"]["package_checksums"] == {
         "nuxeo-web-ui": f"sha512:{SHA512}",
-        "amazon-s3-online-storage": f"sha512:{d['nuxeo']['package_urls']['amazon-s3-online-storage']}.sha512",
+        **{p: f"sha512:{d['nuxeo']['package_urls'][p]}.sha512"
+           for p in ("amazon-s3-online-storage", "nuxeo-search-client-opensearch1", "nuxeo-audit-opensearch1")},
     }
     for part in ("search", "db", "s3"):
         assert d[part]["archive_checksum"] == f"sha512:{d[part]['archive_url']}.sha512", part

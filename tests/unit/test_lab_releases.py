@@ -11,6 +11,7 @@ from nxprovision.errors import NxError
 from nxprovision.lab import cli, image, releases
 from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
 from nxprovision.lab.state import LabHost, LabState
+from nxprovision.model.defaults import SAMPLE_GROUP_VARS
 
 MIRRORS = DebianMirrors(archive="http://mirror.example.org/debian", security="http://mirror.example.org/debian-security")
 
@@ -18,7 +19,8 @@ MIRRORS = DebianMirrors(archive="http://mirror.example.org/debian", security="ht
 def test_releases_know_their_codename_and_version() -> None:
     assert releases.get("debian12").suite == "bookworm"
     assert (releases.get("debian13").suite, releases.get("debian13").version) == ("trixie", "13")
-    assert releases.DEFAULT_OS == "debian12"
+    # a lab boots what `init` describes by default
+    assert releases.DEFAULT_OS == "debian13" == SAMPLE_GROUP_VARS["nx_os_release"][0]
 
 
 def test_an_unknown_release_is_one_line_with_the_choices() -> None:
@@ -27,9 +29,10 @@ def test_an_unknown_release_is_one_line_with_the_choices() -> None:
 
 
 @pytest.mark.parametrize(("values", "expected"), [
-    (None, ("debian12", {})),
+    (None, ("debian13", {})),
+    (["debian12"], ("debian12", {})),
     (["debian13"], ("debian13", {})),
-    (["host2=debian13"], ("debian12", {"host2": "debian13"})),
+    (["host2=debian12"], ("debian13", {"host2": "debian12"})),
     (["debian13", "db1=debian12", "app1=debian12"], ("debian13", {"db1": "debian12", "app1": "debian12"})),
     (["debian13", "debian13"], ("debian13", {})),
 ])

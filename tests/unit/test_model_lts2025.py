@@ -8,6 +8,7 @@ import pytest
 
 from nxprovision.inventory import load_inventory
 from nxprovision.model.cluster import build_cluster
+from tests.unit.conftest import LTS2023
 
 DEAD = ("elasticsearch.", "audit.elasticsearch.")
 
@@ -52,12 +53,12 @@ def test_2025_sql_audit_store(make_inv) -> None:
 def test_2025_mongodb_template_stands_alone(make_inv) -> None:
     nx = facts(make_inv, "mongodb", nuxeo_version="2025.9")
     assert nx["nuxeo"]["templates"][0] == "mongodb" and "default" not in nx["nuxeo"]["templates"]
-    nx23 = facts(make_inv, "mongodb")
+    nx23 = facts(make_inv, "mongodb", **LTS2023)
     assert nx23["nuxeo"]["templates"][:2] == ["default", "mongodb"]
 
 
 def test_2023_is_unchanged(make_inv) -> None:
-    nx = facts(make_inv)
+    nx = facts(make_inv, **LTS2023)
     assert nx["nuxeo"]["search_packages"] == {}
     assert nx["nuxeo"]["packages"] == ["nuxeo-web-ui", "amazon-s3-online-storage"]
     conf = conf_of(nx)

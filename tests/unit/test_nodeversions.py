@@ -18,6 +18,7 @@ from nxprovision.commands import downgrade_vars, report
 from nxprovision.daytwo import check_upgrade
 from nxprovision.nodeversions import check, compare, version_key
 from nxprovision.runner import Failure, RunResult, run_playbook
+from tests.unit.conftest import LTS2023
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +215,7 @@ def test_an_upgrade_to_another_lts_is_validated_as_the_inventory_will_be(make_in
 
     ran: list[str] = []
     monkeypatch.setattr(commands, "_run", lambda *a, **_k: ran.append(a[1]) or 0)
-    inv = make_inv("compact", set={"nuxeo_version": "2023.35", "nx_os_release": "debian12"})
+    inv = make_inv("compact", set=LTS2023)
     code, out, err = run_cli("upgrade", "-i", str(inv), "--nuxeo-version", "2025.9", "--full-stop")
     assert code == 2, out + err
     assert "versions.java_os" in err and "upgrade to Nuxeo 2025.9 refused" in err and "no host was touched" in err
@@ -229,7 +230,7 @@ def test_an_upgrade_to_another_lts_needs_a_backup_or_no_backup(make_inv, run_cli
     monkeypatch.setattr(commands, "_run", lambda *a, **k: ran.append((a[1], k.get("extravars") or {})) or 0)
     monkeypatch.setattr(commands, "_set_inventory_version", lambda *_a: None)
     # Java 21 from the operator's own apt repository: the 2025 target is valid on Debian 12
-    inv = make_inv("compact", set={"nuxeo_version": "2023.35", "common_java_package": "temurin-21-jre",
+    inv = make_inv("compact", set={**LTS2023, "common_java_package": "temurin-21-jre",
                                    "pgbackrest_enabled": False, "nuxeo_download_base_url": "file:///srv/mirror"})
     code, out, err = run_cli("upgrade", "-i", str(inv), "--nuxeo-version", "2025.9", "--full-stop")
     assert code == 2 and "starts with a full backup" in err and "--no-backup" in err, out + err

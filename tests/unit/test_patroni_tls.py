@@ -93,7 +93,7 @@ def test_certificate_directory_follows_patroni_config_path(make_inv) -> None:
 
 def test_compact_certificate_paths_unchanged(make_inv) -> None:
     c = _cluster(make_inv("compact"))
-    assert c.derived["tls"]["certs"]["db1"]["paths"]["postgresql"]["cert"] == "/etc/postgresql/15/main/tls/server.crt"
+    assert c.derived["tls"]["certs"]["db1"]["paths"]["postgresql"]["cert"] == "/etc/postgresql/17/main/tls/server.crt"
 
 
 def test_tls_off_gives_patroni_members_no_certificate(make_inv) -> None:

@@ -27,19 +27,25 @@ def test_compact_front_and_worker_conf() -> None:
     assert front["nuxeo.cluster.nodeid"] == "front1" and worker["nuxeo.cluster.nodeid"] == "worker1"
     assert front["nuxeo.server.jvmRoute"] == "front1"
     # database: PostgreSQL with the quartz-cluster template on a multi-node cluster (2.3)
-    assert front["nuxeo.templates"].split(",") == ["default", "postgresql-quartz-cluster", "s3binaries"]
+    # the sample runs LTS 2025: the search client and audit packages bring their templates (nuxeo-lts-2025.md)
+    assert front["nuxeo.templates"].split(",") == ["default", "postgresql-quartz-cluster", "s3binaries",
+                                                   "opensearch1-search-client", "opensearch1-audit"]
     assert front["nuxeo.db.host"] == "db1" and front["nuxeo.db.port"] == "5432"
     assert front["nuxeo.db.name"] == "nuxeo" and front["nuxeo.db.user"] == "nuxeo"
     assert front["nuxeo.db.password"] == MASK
     # search (2.4): every search node, one replica with 3 nodes
     # over https with the node certificates (nx_tls_search), verified with the trust store holding the cluster CA
-    assert front["elasticsearch.addressList"] == "https://search1:9200,https://search2:9200,https://search3:9200"
-    assert front["elasticsearch.restClient.truststore.path"] == "/etc/nxprovision/tls/truststore.jks"
-    assert front["elasticsearch.restClient.truststore.type"] == "JKS"
-    assert front["elasticsearch.restClient.truststore.password"] == "changeit"
-    assert front["elasticsearch.indexName"] == "nuxeo"
-    assert front["elasticsearch.indexNumberOfReplicas"] == "1"
-    assert front["elasticsearch.client"] == "RestClient"
+    client = "nuxeo.opensearch1.client."
+    assert front[client + "server"] == "https://search1:9200,https://search2:9200,https://search3:9200"
+    assert front[client + "trustStorePath"] == "/etc/nxprovision/tls/truststore.jks"
+    assert front[client + "trustStoreType"] == "JKS"
+    assert front[client + "trustStorePassword"] == "changeit"
+    assert front[client + "username"] == "nuxeo" and front[client + "password"] == MASK
+    assert front["nuxeo.search.client.default.opensearch1.index.name"] == "nuxeo"
+    assert front["nuxeo.search.client.default.opensearch1.index.numberOfReplicas"] == "1"
+    assert front["nuxeo.audit.backend.default.opensearch1.index.name"] == "nuxeo-audit"
+    # none of the keys LTS 2025 ignores
+    assert not [k for k in front if k.startswith(("elasticsearch.", "audit.elasticsearch."))]
     # Kafka (2.5)
     assert front["kafka.enabled"] == "true" and front["kafka.bootstrap.servers"] == "kafka1:9092"
     assert front["nuxeo.stream.work.enabled"] == "true" and front["nuxeo.pubsub.provider"] == "stream"
@@ -82,7 +88,9 @@ def test_single_conf_processes_work_and_is_not_clustered() -> None:
 
 def test_mongodb_conf() -> None:
     conf = conf_of(ROOT / "inventories" / "compact-mongodb", "front2")
-    assert conf["nuxeo.templates"].split(",") == ["default", "mongodb", "s3binaries"]
+    # LTS 2025: the mongodb template no longer builds on default
+    assert conf["nuxeo.templates"].split(",") == ["mongodb", "s3binaries", "opensearch1-search-client",
+                                                  "opensearch1-audit"]
     assert conf["nuxeo.mongodb.server"] == (
         f"mongodb://nuxeo:{MASK}@mongo1:27017,mongo2:27017,mongo3:27017/nuxeo?replicaSet=rs0"
     )

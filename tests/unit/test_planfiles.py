@@ -55,7 +55,7 @@ def test_compact_lists_the_files_of_every_role_it_runs_and_none_of_the_others(pl
     assert "/etc/kafka/server.properties" in _paths(files, "kafka1")
     assert "/etc/seaweedfs/security.toml" in _paths(files, "s3-1")
     # a task condition decides per host: only the replica gets the standby settings
-    standby = "/etc/postgresql/15/main/conf.d/91-nxprovision-standby.conf"
+    standby = "/etc/postgresql/17/main/conf.d/91-nxprovision-standby.conf"  # the sample's hosts run Debian 13
     assert standby in _paths(files, "db2") and standby not in _paths(files, "db1")
 
 

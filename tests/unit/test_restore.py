@@ -110,7 +110,7 @@ def test_restore_confirmed_on_a_terminal(make_inv, run_cli, runs, monkeypatch):
     assert (playbook, verb, extra["nx_backup_id"]) == ("restore.yml", "restore", "20261126T033000Z")
     # the former records moved to the hidden folder, out of Ansible's inventory sources
     assert (inv / ".backups" / "20261126T033000Z.json").exists() and not (inv / "runs").exists()
-    aside = aside_name("/var/lib/postgresql/15/main", extra["nx_restore_stamp"])
+    aside = aside_name("/var/lib/postgresql/17/main", extra["nx_restore_stamp"])
     assert f"kept as {aside} on" in out and f"rm -rf {aside}" in out and "To go back" in out
 
 

@@ -17,7 +17,7 @@ from tests.unit.test_backup import render_pg
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 PATRONI_CONF = "etc/patroni/config.yml.j2"
-DATA_DIR = "/var/lib/postgresql/15/patroni"
+DATA_DIR = "/var/lib/postgresql/17/patroni"
 
 
 def cluster(inv: Path):

@@ -55,10 +55,10 @@ def test_model_search_users_and_nuxeo_credentials() -> None:
     assert search1["client_auth"] and search1["clients"][0]["common_name"] == "nuxeo-search-admin"
     assert sec["admin_dn"] not in sec["nodes_dn"]
     conf = parse_properties(make_plan(c).files["front1"]["/etc/nuxeo/nuxeo.conf"])
-    assert conf["elasticsearch.restClient.username"] == "nuxeo"
+    assert conf["nuxeo.opensearch1.client.username"] == "nuxeo"  # the sample runs LTS 2025
     # the password is a reference to the nuxeo user's vault secret, never a value in the model
     items = {i.key: i for i in c.node("front1").conf}
-    assert items["elasticsearch.restClient.password"].secret == "nx_secret_search_nuxeo_password"
+    assert items["nuxeo.opensearch1.client.password"].secret == "nx_secret_search_nuxeo_password"
     assert items["kafka.keystore.password"].secret == "nx_secret_kafka_keystore_password"
 
 

@@ -16,6 +16,7 @@ from nxprovision.lab.standins.nuxeo.runtime.node import pg_jdbc_ssl
 from nxprovision.model.cluster import build_cluster
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.plan import _environment, make_plan, parse_properties
+from tests.unit.conftest import LTS2023
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,8 +204,8 @@ def test_pg_hba_requires_tls_for_nuxeo_and_server_has_ssl_on() -> None:
     assert nuxeo_lines and all(ln.startswith("hostssl") for ln in nuxeo_lines), nuxeo_lines
     conf = _render_pg(c, "etc/postgresql/conf.d/90-nxprovision.conf.j2", "db2")
     assert "ssl = on" in conf
-    assert "ssl_cert_file = '/etc/postgresql/15/main/tls/server.crt'" in conf
-    assert "ssl_key_file = '/etc/postgresql/15/main/tls/server.key'" in conf
+    assert "ssl_cert_file = '/etc/postgresql/17/main/tls/server.crt'" in conf
+    assert "ssl_key_file = '/etc/postgresql/17/main/tls/server.key'" in conf
 
 
 def test_replication_uses_verified_tls() -> None:
@@ -328,7 +329,8 @@ def test_backend_links_certificates_and_paths() -> None:
 
 
 def test_each_backend_link_has_its_switch(make_inv) -> None:
-    c = _cluster(make_inv("compact", set={"nx_tls_search": False, "nx_tls_kafka": False, "nx_tls_s3": False}))
+    switches = {"nx_tls_search": False, "nx_tls_kafka": False, "nx_tls_s3": False}
+    c = _cluster(make_inv("compact", set={**LTS2023, **switches}))
     tls = c.derived["tls"]
     assert tls["enabled"] and tls["postgresql"] and not (tls["search"] or tls["kafka"] or tls["s3"])
     assert set(tls["certs"]) == {"lb1", "db1", "db2"} and tls["truststore"]["hosts"] == []
