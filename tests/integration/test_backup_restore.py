@@ -11,10 +11,9 @@ nx_secret_backup_cipher_pass), deployed from nothing; the bucket copy is put int
 `nxprovision restore --backup ID`.
 
 Audit entries are the ones the Nuxeo stand-in writes itself (one per document event, into `<index>-audit`). The
-lab's search stand-ins are three independent one-node servers, not a cluster, and Nuxeo spreads its requests over
-them: a snapshot holds what the node it is taken on holds (the node the backups talk to, nx.backup.audit_snapshot).
-The check is made on that node: every entry it held before the backup is back on it after the restore. Entries
-written to the two other stand-ins are in no snapshot (on a real cluster the one snapshot covers the whole index).
+lab's search stand-ins hold the same data (each write copied to every live node), so the snapshot taken through
+the node the backups talk to (nx.backup.audit_snapshot) covers the whole index, as on a real cluster. The check is
+made on that node: every entry it held before the backup is back on it after the restore.
 """
 
 from __future__ import annotations

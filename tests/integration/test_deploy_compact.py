@@ -158,6 +158,34 @@ def test_documents_blobs_search_and_work(compact) -> None:
     assert md5_hex(content) in " ".join(s3_keys(d))
 
 
+def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) -> None:
+    """Documents written through the LB are found by NXQL every time: the search nodes hold one cluster's data,
+    while Nuxeo spreads its index writes and its queries over them. Each sampled title is asked once per search
+    node (Nuxeo's client takes the nodes in turn, and the LB keeps this client's session on one Nuxeo node)."""
+    from nuxeo.models import Document
+
+    lab_, _ = compact
+    d = Deployed.load(lab_.inventory)
+    nx = d.client()
+    run = uuid.uuid4().hex[:8]
+    created = {}
+    for i in range(200):
+        title = f"spread {run} {i:03d}"
+        doc = nx.documents.create(Document(name=f"spread-{run}-{i:03d}", type="File", properties={"dc:title": title}),
+                                  parent_path="/default-domain/workspaces")
+        created[title] = doc.uid
+    last = f"spread {run} 199"
+    wait_for(lambda: nxql(nx, f"dc:title = '{last}'"), 60, "the last document in the search index")
+    searches = len(d.cluster.search_hosts)
+    missed = []
+    for title in list(created)[::10]:
+        for _ in range(searches):
+            found = [e.uid for e in nxql(nx, f"dc:title = '{title}'")]
+            if found != [created[title]]:
+                missed.append((title, found))
+    assert not missed, f"{len(missed)} of {20 * searches} queries missed: {missed[:5]}"
+
+
 def test_sessions_stick_and_both_fronts_serve(compact) -> None:
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)

@@ -113,8 +113,8 @@ def test_documents_blobs_search_and_work(single) -> None:
 
 def on_search_nodes(lab_: Lab, d: Deployed, method: str, path: str) -> list[tuple[int, str]]:
     """One request to each search node, sent from the first search host as the search admin (the firewall admits
-    the search port from the cluster's hosts only). The lab's search stand-ins are separate servers, each holding
-    the documents Nuxeo happened to send it: a check of the index asks every one."""
+    the search port from the cluster's hosts only): a check of the index asks every one (on the single lab, the one
+    node)."""
     host = d.cluster.search_hosts[0]
     tls = d.cluster.derived["tls"]
     out = []

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from nxprovision.inventory import load_inventory
-from nxprovision.lab.standins.runtime import kafka_standin, opensearch_security
+from nxprovision.lab.standins.runtime import kafka_standin, opensearch_replication, opensearch_security
 from nxprovision.model.cluster import build_cluster
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.plan import _environment, make_plan, parse_properties
@@ -198,7 +198,8 @@ def test_securityadmin_needs_an_admin_certificate(tmp_path: Path, security, caps
     ctx.load_cert_chain(node_cert, node_key)
     ctx.load_verify_locations(cafile=ca_pem)
     ctx.verify_mode = ssl.CERT_REQUIRED
-    sock = opensearch_security.serve_admin(("127.0.0.1", 0), ctx, security, lambda m: None)
+    sock = opensearch_replication.serve_transport(("127.0.0.1", 0), ctx, security=security, replicator=None,
+                                                  log=lambda m: None)
     port = sock.getsockname()[1]
     (tmp_path / "new").mkdir()
     new = _security_dir(tmp_path / "new", {"admin": "a2", "nuxeo": "n2", "backup": "b2"})

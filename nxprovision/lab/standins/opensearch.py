@@ -10,9 +10,10 @@ from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
 from nxprovision.model.artifacts import archive_root_dir
 
 REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
-BACKEND = "osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory, one node, no persistence"
+BACKEND = ("osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory per node, writes copied to every live node, "
+           "no persistence")
 RUNTIME = ("opensearch_standin.py", "opensearch_snapshots.py", "opensearch_keystore.py", "opensearch_security.py",
-           "opensearch_cluster.py", "confparse.py", "javaprops.py", "standin_common.py")
+           "opensearch_cluster.py", "opensearch_replication.py", "confparse.py", "javaprops.py", "standin_common.py")
 # The Nuxeo stand-in's S3 client (SigV4) and Java trust store reader, reused by the snapshot API.
 SHARED = (HERE / "nuxeo" / "runtime" / "s3.py", HERE / "nuxeo" / "runtime" / "truststore.py")
 # The lab's archive comes with the repository-s3 plugin installed: nxprovision documents it as a prerequisite of
@@ -118,18 +119,22 @@ admin:
 
 NOTES = (
     "bin/opensearch reads config/opensearch.yml and config/jvm.options and runs osmem-server behind",
-    "network.host:http.port. Each node is its own in-memory server: no transport port, no persistence of indices,",
-    "no shard data copied between nodes. The cluster APIs (_cluster/health, _cat/nodes|shards|allocation,",
-    "allocation settings) are computed over the nodes of discovery.seed_hosts, so health counts every node and",
-    "is green once every replica has a node, but a node holds only the documents it was sent;",
-    "the root answer reports cluster name 'osmem' and node name 'osmem-node' whatever opensearch.yml says.",
+    "network.host:http.port, one in-memory server per node, nothing persisted but the snapshot repositories'",
+    "registrations. The nodes of discovery.seed_hosts hold the same data: a write a node accepts is applied there",
+    "and copied to every other live node over the transport port before the client's answer (automatic ids sent",
+    "as given), and a starting node copies every index and document of a live node before it reports started.",
+    "No shard routing: every node holds every document. The transport port speaks JSON lines (not OpenSearch's",
+    "transport protocol): mutual TLS with the node certificates of plugins.security.nodes_dn when the security",
+    "plugin is on, plain TCP when it is disabled. The cluster APIs (_cluster/health, _cat/nodes|shards|allocation,",
+    "allocation settings) are computed over the live nodes; cluster settings and snapshot repositories stay on",
+    "the node that received them. The root answer reports cluster and node names from opensearch.yml.",
     "plugins/repository-s3 comes installed: _snapshot/... (S3 repositories) is answered by the stand-in itself,",
     "which keeps snapshots in the bucket in its own layout (not OpenSearch's repository format).",
     "bin/opensearch-keystore writes its own JSON file, not OpenSearch's encrypted keystore format.",
     "plugins/opensearch-security: HTTP Basic against internal_users.yml (bcrypt), roles and role mappings checked",
     "per request (401/403 as the plugin answers); the security index is a JSON file under path.data, loaded from",
     "the configuration files (allow_default_init_securityindex) or by tools/securityadmin.sh over the transport",
-    "port (mutual TLS, admin_dn only), which serves nothing else.",
+    "port (mutual TLS, admin_dn only).",
 )
 
 

@@ -1,20 +1,24 @@
 """The OpenSearch stand-in's cluster view: shard allocation over the configured nodes, as OpenSearch reports it.
 
-The lab's search nodes are separate in-memory servers, not one cluster. This module gives each of them the
-cluster APIs remove-node and the rolling restart rely on, in OpenSearch's REST shapes:
+The lab's search nodes are in-memory servers that hold the same data (opensearch_replication copies every write to
+the other live nodes and a live node's data to a starting one), not OpenSearch's shards: every node holds every
+document. This module gives each of them the cluster APIs remove-node and the rolling restart rely on, in
+OpenSearch's REST shapes:
 - `GET|PUT _cluster/settings`: persistent and transient settings; only the allocation settings are known, any
   other key is refused (400 "not recognized") as OpenSearch refuses an unknown setting; `null` resets a key;
 - `POST|DELETE _cluster/voting_config_exclusions` (`node_names`; `wait_for_removal`): the names kept, refused
   without node names or beyond `cluster.max_voting_config_exclusions` (10), a DELETE waits until they left;
 - `GET _cat/nodes`, `_cat/allocation`, `_cat/shards` (`format=json`), `GET _cluster/health` (`wait_for_status`,
-  `timeout`): the shards of this node's indices (`pri` primaries, `rep` replicas each) allocated over the nodes.
+  `timeout`): the shards of the cluster's indices (`pri` primaries, `rep` replicas each) allocated over the nodes.
 Members: the names of `cluster.initial_cluster_manager_nodes` paired in order with `discovery.seed_hosts`; this node
-is always a member, another one while its HTTP port answers (a powered-off node leaves the cluster). Allocation is
-recomputed at each call, as OpenSearch converges, but at once: no copy of a shard on the same node twice; a node
+is always a member, another one while its HTTP port answers (a powered-off node leaves the cluster; a starting node
+opens its HTTP port once it holds the cluster's data). Allocation is computed at each call, as OpenSearch converges,
+but at once: no copy of a shard on the same node twice; a node
 excluded by `cluster.routing.allocation.exclude._name|_ip|_host` (or left out by `include`/`require`) gets no copy,
 and a copy it holds stays on it while no other node can take it (OpenSearch never drops a started copy to obey an
 exclusion); `cluster.routing.allocation.enable: primaries|none` leaves replicas unassigned. Health: red when a
-primary has no node, yellow when a replica has none, else green.
+primary has no node, yellow when a replica has none, else green. The placement is a report only: whichever node a
+client reaches answers from its own full copy.
 The settings are kept by the node that receives them (a JSON file in path.data), not shared with the other
 stand-ins: a client must send one operation's calls to one node.
 """
@@ -39,8 +43,9 @@ _KNOWN = {
 MAX_VOTING_EXCLUSIONS = 10
 _HEALTH_RANK = {"green": 0, "yellow": 1, "red": 2}
 # What the health answer (and so `nxprovision status`) says the stand-in does not do.
-NOTICE = ("OpenSearch stand-in: shards and health computed over the nodes, but each node holds only the documents "
-          "it was sent (no shard copies, no recovery), in memory")
+NOTICE = ("OpenSearch stand-in: every node holds every document (writes copied to each live node over the "
+          "transport port, a full copy when a node starts), in memory; shards and health computed over the nodes, no "
+          "real shard routing")
 
 
 class ClusterError(Exception):

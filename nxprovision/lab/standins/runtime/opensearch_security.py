@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import fnmatch
 import hashlib
 import json
@@ -429,54 +428,28 @@ def actions(method: str, parts: list[str], body: bytes) -> list[tuple[str, list[
 # --- securityadmin over the transport port -----------------------------------------------------------
 
 
-def serve_admin(listen: tuple[str, int], ctx: ssl.SSLContext, security: Security, log: Any) -> socket.socket:
-    """The transport port's part securityadmin uses: mutual TLS with the node's transport certificate, the
-    client's certificate verified with the trusted CAs, and only an admin_dn certificate may upload."""
-    sock = socket.socket(socket.AF_INET6 if ":" in listen[0] else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(listen)
-    sock.listen(16)
+def admin_answer(security: Security | None, dn: str, request: dict[str, Any], peer: str, log: Any) -> dict[str, Any]:
+    """securityadmin's request on the transport port (opensearch_replication serves the port): only a certificate
+    whose DN is in plugins.security.authcz.admin_dn may upload; a node certificate is told it is one, as the 1.x
+    tool reports it."""
+    if security is None:
+        return {"ok": False, "error": "the security plugin is not enabled on this node"}
+    try:
+        if dn in security.nodes_dn:
+            return {"ok": False, "node": True, "dn": dn}
+        if dn not in security.admin_dn:
+            return {"ok": False, "admin": False, "dn": dn}
+        if request.get("action") == "upload":
+            types = security.upload(request.get("config") or {})
+            log(f"securityadmin ({dn}) from {peer} updated the security index: {', '.join(types)}")
+            return {"ok": True, "admin": True, "dn": dn, "types": types}
+        return {"ok": True, "admin": True, "dn": dn}
+    except (SecurityError, ValueError, OSError) as e:
+        return {"ok": False, "error": str(e)}
 
-    def serve(conn: socket.socket, peer: str) -> None:
-        conn.settimeout(30)
-        try:
-            tls = ctx.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            log(f"transport {listen[0]}:{listen[1]}: refused a connection from {peer}: {e}")
-            with contextlib.suppress(OSError):
-                conn.close()
-            return
-        with tls:
-            try:
-                dn = _norm_dn(peer_dn(tls.getpeercert() or {}))
-                f = tls.makefile("rwb")
-                request = json.loads(f.readline() or b"{}")
-                if dn in security.nodes_dn:
-                    answer = {"ok": False, "node": True, "dn": dn}
-                elif dn not in security.admin_dn:
-                    answer = {"ok": False, "admin": False, "dn": dn}
-                elif request.get("action") == "upload":
-                    types = security.upload(request.get("config") or {})
-                    log(f"securityadmin ({dn}) from {peer} updated the security index: {', '.join(types)}")
-                    answer = {"ok": True, "admin": True, "dn": dn, "types": types}
-                else:
-                    answer = {"ok": True, "admin": True, "dn": dn}
-            except (SecurityError, ValueError, OSError) as e:
-                answer = {"ok": False, "error": str(e)}
-            with contextlib.suppress(OSError):
-                f.write(json.dumps(answer).encode() + b"\n")
-                f.flush()
 
-    def loop() -> None:
-        while True:
-            try:
-                conn, addr = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn, str(addr[0])), daemon=True).start()
-
-    threading.Thread(target=loop, name="transport", daemon=True).start()
-    return sock
+def norm_dn(dn: str) -> str:
+    return _norm_dn(dn)
 
 
 def admin_main(argv: list[str]) -> int:

@@ -11,8 +11,9 @@ is. What it keeps where:
   `POST _nodes/reload_secure_settings`, as OpenSearch does; endpoint, protocol and path_style_access from the
   repository settings, else the node's `s3.client.<client>.*` settings; https verified with the JVM's trust store
   (`-Djavax.net.ssl.trustStore` in jvm.options, else the system's CAs).
-The `s3` repository type exists only when plugins/repository-s3 is installed, as with OpenSearch. One stand-in node
-holds only what was indexed on it (the lab's nodes do not form a cluster): its snapshots hold that and nothing more.
+The `s3` repository type exists only when plugins/repository-s3 is installed, as with OpenSearch. Every stand-in node
+holds the cluster's documents (opensearch_replication), so a snapshot taken on any node holds the whole index; a
+restore's writes are copied to the other nodes as a client's are.
 """
 
 from __future__ import annotations
@@ -536,6 +537,18 @@ class _Handler(BaseHTTPRequestHandler):
         return local.conn
 
     def _forward(self, body: bytes) -> None:
+        replicator = self.server.replicator
+        if replicator is not None:
+            # a write is applied here, then copied to the cluster's other live nodes before the client's answer
+            status, headers, data = replicator.write(self.command, self.path, body, lambda: self._pass_on(body))
+        else:
+            status, headers, data = self._pass_on(body)
+        # a HEAD answer's length is the backend's (of the body it did not send)
+        given = [v for k, v in headers if k.lower() == "content-length"]
+        length = int(given[0] or 0) if self.command == "HEAD" and given else None
+        self._send(status, [(k, v) for k, v in headers if k.lower() != "content-length"], data, length)
+
+    def _pass_on(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP and k.lower() != "host"}
         headers["Host"] = f"{self.server.backend[0]}:{self.server.backend[1]}"
         for attempt in (1, 2):
@@ -549,11 +562,11 @@ class _Handler(BaseHTTPRequestHandler):
                 conn.close()
                 self.server.local.conn = None  # a kept connection the backend closed: once more on a new one
                 if attempt == 2:
-                    self._send(502, [("Content-Type", "text/plain")], b"search backend unreachable\n")
-                    return
+                    return 502, [("Content-Type", "text/plain")], b"search backend unreachable\n"
         out = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
-        length = int(resp.getheader("Content-Length") or 0) if self.command == "HEAD" else None
-        self._send(resp.status, out, data, length)
+        if self.command == "HEAD":
+            out.append(("Content-Length", resp.getheader("Content-Length") or "0"))
+        return resp.status, out, data
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
@@ -565,17 +578,18 @@ class _FrontServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
-                 security: Any = None, cluster: Any = None) -> None:
+                 security: Any = None, cluster: Any = None, replicator: Any = None) -> None:
         self.backend, self.api, self.local, self.security = backend, api, threading.local(), security
-        self.cluster = cluster
+        self.cluster, self.replicator = cluster, replicator
         super().__init__(listen, _Handler)
 
 
 def serve_front(listen: tuple[str, int], backend: tuple[str, int], api: SnapshotApi,
-                security: Any = None, cluster: Any = None) -> _FrontServer:
+                security: Any = None, cluster: Any = None, replicator: Any = None) -> _FrontServer:
     """The REST port (or the loopback port behind the TLS listener): the security plugin's checks (when given),
-    the snapshot API and the cluster view (opensearch_cluster, when given) here, the rest passed on."""
-    server = _FrontServer(listen, backend, api, security, cluster)
+    the snapshot API and the cluster view (opensearch_cluster, when given) here, the rest passed on; writes
+    copied to the other nodes by the replicator (opensearch_replication, when given)."""
+    server = _FrontServer(listen, backend, api, security, cluster, replicator)
     threading.Thread(target=server.serve_forever, name="rest-front", daemon=True).start()
     return server
 

@@ -2,7 +2,9 @@
 
 It reads config/opensearch.yml and config/jvm.options as OpenSearch does, applies the production
 bootstrap checks a stand-in can judge, and runs osmem-server (an in-memory OpenSearch REST API) on
-network.host:http.port. Runs under the lab host's system python3 with the archive's lib/python only.
+network.host:http.port. The nodes of discovery.seed_hosts hold the same data over their transport ports
+(opensearch_replication): a starting node copies a live node's data before it opens its REST port. Runs under the
+lab host's system python3 with the archive's lib/python only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if __package__:
         javaprops,
         opensearch_cluster,
         opensearch_keystore,
+        opensearch_replication,
         opensearch_security,
         opensearch_snapshots,
         standin_common,
@@ -34,6 +37,7 @@ else:
     import javaprops  # type: ignore[no-redef]
     import opensearch_cluster  # type: ignore[no-redef]
     import opensearch_keystore  # type: ignore[no-redef]
+    import opensearch_replication  # type: ignore[no-redef]
     import opensearch_security  # type: ignore[no-redef]
     import opensearch_snapshots  # type: ignore[no-redef]
     import standin_common  # type: ignore[no-redef]
@@ -164,10 +168,12 @@ def check_secure_settings(conf_dir: Path) -> None:
 
 
 def snapshot_api(s: dict[str, Any], conf_dir: Path, opts: list[str], data: Path, backend: tuple[str, int],
-                 node: str, cluster: str, version: str) -> Any:
+                 node: str, cluster: str, version: str, replicator: Any = None) -> Any:
     keystore = opensearch_keystore.keystore_path(conf_dir)
     return opensearch_snapshots.SnapshotApi(
-        opensearch_snapshots.Backend(backend),
+        # a restore's writes are copied to the other nodes as a client's are
+        opensearch_replication.ReplicatingBackend(backend, replicator) if replicator is not None
+        else opensearch_snapshots.Backend(backend),
         state_file=data / "standin-snapshot-repositories.json",
         keystore=lambda: opensearch_keystore.read(keystore),
         plugin_installed=repository_s3_installed(),
@@ -175,6 +181,34 @@ def snapshot_api(s: dict[str, Any], conf_dir: Path, opts: list[str], data: Path,
         trust_store=opensearch_snapshots.jvm_trust_store(opts),
         node_name=node, cluster_name=cluster, version=version,
     )
+
+
+def transport_members(s: dict[str, Any], own_port: int) -> list[tuple[str, str, int]]:
+    """(name, host, transport port) of each configured node: the names of cluster.initial_cluster_manager_nodes
+    paired in order with discovery.seed_hosts (host:port, the port this node's transport.port when left out)."""
+    names = confparse.as_list(s.get("cluster.initial_cluster_manager_nodes")
+                              or s.get("cluster.initial_master_nodes"))
+    seeds = confparse.as_list(s.get("discovery.seed_hosts"))
+    if len(names) != len(seeds):
+        return []
+    out = []
+    for name, seed in zip(names, seeds, strict=True):
+        host, sep, port = seed.rpartition(":") if seed.count(":") == 1 else (seed, "", "")
+        out.append((name, host if sep else seed, int(port) if sep and port.isdigit() else own_port))
+    return out
+
+
+def transport_contexts(s: dict[str, Any], conf_dir: Path) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+    """(server, client) TLS contexts of the transport port, mutual TLS with the node's transport certificate; None
+    when the security plugin is disabled (plain transport)."""
+    if _truthy(s.get("plugins.security.disabled", "false")):
+        return None
+    cert, key, cas = transport_tls(s, conf_dir)
+    server = standin_common.server_tls_context(cert, key)
+    server.load_verify_locations(cafile=cas)
+    server.verify_mode = ssl.CERT_REQUIRED
+    verify_names = _truthy(s.get("plugins.security.ssl.transport.enforce_hostname_verification", "true"))
+    return server, opensearch_replication.client_context(cert, key, cas, verify_names)
 
 
 def cluster_view(s: dict[str, Any], data: Path, backend: tuple[str, int], node: str, cluster: str,
@@ -249,14 +283,14 @@ def main(argv: list[str]) -> int:
     for p in (data, logs):
         p.mkdir(parents=True, exist_ok=True)
     notes.append(
-        f"cluster.name={cluster} node.name={node}: osmem-server always reports cluster 'osmem' and node "
-        "'osmem-node'; it is one in-memory node (no transport port, no discovery of "
-        f"{confparse.as_list(s.get('discovery.seed_hosts'))}, no index kept in {data}: only the snapshot "
-        "repositories' registrations are)"
+        f"cluster.name={cluster} node.name={node}: osmem-server keeps this node's indices in memory (none kept in "
+        f"{data}: only the snapshot repositories' registrations are); the transport port copies every write to the "
+        f"other live nodes of {confparse.as_list(s.get('discovery.seed_hosts'))} and, at start, a live node's "
+        "data to this one (every node holds every document: no shard routing)"
     )
     if repository_s3_installed():
         notes.append("repository-s3: the stand-in's own snapshot API (S3 repositories; its own object layout in the "
-                     "bucket, not OpenSearch's repository format; a snapshot holds what this one node holds)")
+                     "bucket, not OpenSearch's repository format)")
 
     d = standin_common.Daemon(logs / f"{cluster}.log")
     if args.daemonize:
@@ -276,7 +310,16 @@ def main(argv: list[str]) -> int:
     cmd = [str(OSMEM), "-addr", f"{backend[0]}:{backend[1]}", "-no-stdin-watch", "-no-ja"]
     if tls:
         standin_common.log(PROG, f"REST layer over https only (plugins.security.ssl.http): certificate {tls[0]}")
-    api = snapshot_api(s, conf_dir, opts, data, backend, node, cluster, version)
+    try:
+        tctx = transport_contexts(s, conf_dir)
+    except (ValueError, OSError, ssl.SSLError) as e:
+        standin_common.die(PROG, f"transport TLS: {e}", 1)
+        return 1
+    tport = confparse.first_port(s.get("transport.port"), 9300)
+    replicator = opensearch_replication.Replicator(
+        node_name=node, members=transport_members(s, tport), backend=backend,
+        client_ctx=tctx[1] if tctx else None, log=lambda msg: standin_common.log(PROG, msg))
+    api = snapshot_api(s, conf_dir, opts, data, backend, node, cluster, version, replicator)
     security = None
     if security_enabled(s):
         if not tls:
@@ -290,19 +333,20 @@ def main(argv: list[str]) -> int:
         return standin_common.port_open(*backend)
 
     def on_ready() -> None:
-        view = cluster_view(s, data, backend, node, cluster, port, version)
-        opensearch_snapshots.serve_front(front, backend, api, security, view)
+        # the transport port first: the other nodes' writes during the copy are queued, then replayed
+        for h in resolve_hosts(confparse.as_list(s.get("transport.host") or s.get("network.host"))):
+            opensearch_replication.serve_transport((h, tport), tctx[0] if tctx else None, security=security,
+                                                   replicator=replicator,
+                                                   log=lambda msg: standin_common.log(PROG, msg))
+        mode = ("mutual TLS, node requests from plugins.security.nodes_dn only" if security is not None
+                else "mutual TLS" if tctx else "plain TCP")
+        standin_common.log(PROG, f"transport port {tport} ({mode}): {len(replicator.peers)} other node(s)")
         if security is not None:
-            # securityadmin (1.x) talks to the transport port with the admin certificate: mutual TLS
-            cert, key, cas = transport_tls(s, conf_dir)
-            tctx = standin_common.server_tls_context(cert, key)
-            tctx.load_verify_locations(cafile=cas)
-            tctx.verify_mode = ssl.CERT_REQUIRED
-            tport = confparse.first_port(s.get("transport.port"), 9300)
-            for h in resolve_hosts(confparse.as_list(s.get("transport.host") or s.get("network.host"))):
-                opensearch_security.serve_admin((h, tport), tctx, security, lambda msg: standin_common.log(PROG, msg))
             standin_common.log(PROG, f"security plugin: HTTP Basic (internal users), admin_dn "
-                               f"{sorted(security.admin_dn)}; transport port {tport} serves securityadmin only")
+                               f"{sorted(security.admin_dn)}; securityadmin over the transport port")
+        replicator.start()
+        view = cluster_view(s, data, backend, node, cluster, port, version)
+        opensearch_snapshots.serve_front(front, backend, api, security, view, replicator)
         if tls:
             ctx = standin_common.server_tls_context(*tls)
             for h in http_hosts:
