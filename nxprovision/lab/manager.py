@@ -338,9 +338,6 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
         ),
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_pipelining": True,
-        # The lab's search stand-ins are independent one-node servers (no cluster): a replica could never be
-        # assigned and every index would stay yellow.
-        "nuxeo_search_index_replicas": 0,
         "nx_lab": {
             "name": state.name,
             "bridge_ip": state.bridge_ip,
