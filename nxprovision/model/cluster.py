@@ -397,6 +397,8 @@ def _derive(c: Cluster) -> dict[str, Any]:
                                       str(s.get("seaweedfs_version") or "")),
           "archive_checksum": _checksum(s, "seaweedfs", artifact_url(
               str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or ""))),
+          # empty: the archive's members are the release (weed at its root), unpacked into a versioned folder
+          "archive_dir": archive_root_dir("seaweedfs", str(s.get("seaweedfs_version") or "")),
           "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts],
           # SeaweedFS's master and volume servers answer HTTP only to these addresses ([guard] white_list): the
           # store's own hosts talk to each other; every client goes through the S3 gateway with its keys.

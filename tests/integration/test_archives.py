@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.request
@@ -26,6 +27,9 @@ import pytest
 from nxprovision.lab.standins import build_mirror
 from nxprovision.lab.standins.spec import mirror_path
 from nxprovision.model.artifacts import archive_root_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "modules"))
+from nx_unpack import install
 
 pytestmark = pytest.mark.lab
 
@@ -134,11 +138,11 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def unpack(mirror: Path, product: str, version: str, dest: Path) -> Path:
-    """Unpack with GNU tar, as Ansible's unarchive does, and return the installation's top folder."""
-    archive = mirror / mirror_path(product, version)
-    dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=True)
-    return dest / archive_root_dir(product, version)
+    """Unpack with nx_unpack, as the roles do, and return the installation's folder."""
+    top = archive_root_dir(product, version)
+    home = dest / (top or f"{product}-{version}")
+    install(str(mirror / mirror_path(product, version)), str(home), top)
+    return home
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -629,11 +633,7 @@ ACCESS_KEY, SECRET_KEY = "NUXEOACCESS", "nuxeo-secret-key"
 
 def start_weed(mirror: Path, tmp_path: Path, procs: Processes) -> tuple[int, subprocess.Popen]:
     """`weed server -s3` from the mirror's tarball with one S3 identity; returns (S3 port, process)."""
-    dest = tmp_path / "weed-opt"
-    dest.mkdir()
-    archive = mirror / mirror_path("seaweedfs", SEAWEEDFS_V)
-    subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=True)
-    weed = dest / "weed"
+    weed = unpack(mirror, "seaweedfs", SEAWEEDFS_V, tmp_path / "weed-opt") / "weed"
     assert os.access(weed, os.X_OK)
     ident = tmp_path / "s3.json"
     identity = {
