@@ -13,7 +13,9 @@ DOCUMENTATION = r"""
 module: nx_unpack
 short_description: Install an archive's tree at its final directory in one rename
 description:
-  - When O(dest) is a directory, does nothing (and reads nothing): a release is only ever there whole.
+  - When O(dest) is a directory, does nothing (and reads nothing): a release is only ever there whole. An empty
+    O(dest) is no release and is replaced (the SeaweedFS role created its release folder before unpacking into it
+    until nxprovision used this module, so a host powered off in between kept an empty one).
   - Otherwise unpacks O(src) (tar, gzip/xz/bzip2 compressed or plain, or zip) into
     C(<parent>/.nxprovision-unpack-<name>) beside O(dest) (cleared first when an earlier run was cut short
     there), gives the tree to O(owner) and O(group), flushes it to disk, renames O(top) (or the whole folder
@@ -317,13 +319,16 @@ def install(src: str, dest: str, top: str = "", owner: str | None = None, group:
     dest = os.path.abspath(dest)
     folder = unpack_dir(dest)
     result: dict[str, object] = {"dest": dest, "unpack_dir": folder, "changed": False}
-    if os.path.isdir(dest):
+    empty = os.path.isdir(dest) and not os.path.islink(dest) and not os.listdir(dest)
+    if os.path.isdir(dest) and not empty:
         return result
-    if os.path.lexists(dest):
+    if os.path.lexists(dest) and not empty:
         raise UnpackError(f"{dest} exists and is not a directory")
     result["changed"] = True
     if check_mode:
         return result
+    if empty:
+        os.rmdir(dest)
     top = top.strip("/")
     if "/" in top or top in (".", ".."):
         raise UnpackError(f"top must be one directory name, not {top!r}")

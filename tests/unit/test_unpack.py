@@ -226,6 +226,18 @@ def test_archive_without_a_top_directory_is_the_release(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["seaweedfs-3.80"]
 
 
+def test_an_empty_release_folder_left_by_the_former_role_is_replaced(tmp_path: Path) -> None:
+    """The SeaweedFS role created its release folder, then unpacked weed into it: a power-off in between left it
+    empty, and an empty folder is no release."""
+    archive = _tar(tmp_path / "seaweedfs.tgz", top="", tree={"weed": (b"\x7fELF", 0o755)})
+    dest = tmp_path / "opt" / "seaweedfs-3.80"
+    dest.mkdir(parents=True)
+    assert install(str(archive), str(dest), "", check_mode=True)["changed"] is True and not os.listdir(dest)
+    assert install(str(archive), str(dest), "")["changed"] is True
+    assert (dest / "weed").read_bytes() == b"\x7fELF"
+    assert install(str(archive), str(dest), "")["changed"] is False
+
+
 @pytest.mark.parametrize("kind", ["tar", "zip"])
 def test_a_missing_top_directory_is_named_with_what_the_archive_has(tmp_path: Path, kind: str) -> None:
     archive = _tar(tmp_path / "kafka.tgz") if kind == "tar" else _zip(tmp_path / "kafka.zip")
@@ -243,7 +255,7 @@ def test_check_mode_touches_nothing(tmp_path: Path) -> None:
     r = install(str(tmp_path / "not-downloaded-yet.tgz"), str(dest), TOP, check_mode=True)
     assert r["changed"] is True
     assert not dest.exists() and (half / "x").read_text() == "left"
-    dest.mkdir()
+    (dest / "bin").mkdir(parents=True)  # a release in place
     assert install(str(tmp_path / "none.tgz"), str(dest), TOP, check_mode=True)["changed"] is False
 
 
