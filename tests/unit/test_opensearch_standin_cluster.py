@@ -47,6 +47,15 @@ def test_three_nodes_one_replica_is_green_and_spread(tmp_path) -> None:
         assert len(set(nodes)) == len(nodes), "two copies of a shard on one node"
 
 
+def test_cat_shards_of_named_indices(tmp_path) -> None:
+    c = make(tmp_path)
+    _, rows = call(c, "GET", "_cat/shards/nuxeo")
+    assert {r["index"] for r in rows} == {"nuxeo"} and len(rows) == 4  # 2 primaries, 1 replica each
+    _, rows = call(c, "GET", "_cat/shards/nuxeo-*,nothing")
+    assert {r["index"] for r in rows} == {"nuxeo-audit"}
+    assert opensearch_cluster.is_cluster_call(["_cat", "shards", "nuxeo"])
+
+
 def test_exclusion_moves_every_copy_away_when_the_others_can_hold_them(tmp_path) -> None:
     c = make(tmp_path)
     status, ack = call(c, "PUT", "_cluster/settings",

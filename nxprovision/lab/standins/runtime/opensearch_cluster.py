@@ -8,8 +8,9 @@ OpenSearch's REST shapes:
   other key is refused (400 "not recognized") as OpenSearch refuses an unknown setting; `null` resets a key;
 - `POST|DELETE _cluster/voting_config_exclusions` (`node_names`; `wait_for_removal`): the names kept, refused
   without node names or beyond `cluster.max_voting_config_exclusions` (10), a DELETE waits until they left;
-- `GET _cat/nodes`, `_cat/allocation`, `_cat/shards` (`format=json`), `GET _cluster/health` (`wait_for_status`,
-  `timeout`): the shards of the cluster's indices (`pri` primaries, `rep` replicas each) allocated over the nodes.
+- `GET _cat/nodes`, `_cat/allocation`, `_cat/shards[/<index>,...]` (`format=json`; index names or wildcards),
+  `GET _cluster/health` (`wait_for_status`, `timeout`): the shards of the cluster's indices (`pri` primaries,
+  `rep` replicas each) allocated over the nodes.
 Members: the names of `cluster.initial_cluster_manager_nodes` paired in order with `discovery.seed_hosts`; this node
 is always a member, another one while its HTTP port answers (a powered-off node leaves the cluster; a starting node
 opens its HTTP port once it holds the cluster's data). Allocation is computed at each call, as OpenSearch converges,
@@ -25,6 +26,7 @@ stand-ins: a client must send one operation's calls to one node.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import threading
 import time
@@ -305,6 +307,9 @@ class Cluster:
             if h["timed_out"]:
                 raise _Timeout(h)  # OpenSearch answers 408 with the health body when the wait times out
             return h
+        elif parts[:2] == ["_cat", "shards"] and len(parts) == 3 and method == "GET":
+            wanted = [p for p in parts[2].split(",") if p]
+            return [r for r in self.shards()[0] if any(fnmatch.fnmatchcase(str(r["index"]), w) for w in wanted)]
         elif parts[:1] == ["_cat"] and len(parts) == 2 and method == "GET":
             rows, live = self.shards()
             if parts[1] == "shards":
@@ -341,4 +346,5 @@ def is_cluster_call(parts: list[str], method: str = "GET") -> bool:
     """The requests this module answers (the front passes every other one to the backend)."""
     return ((parts == [] and method == "GET")
             or parts in (["_cluster", "settings"], ["_cluster", "health"], ["_cluster", "voting_config_exclusions"])
-            or (len(parts) == 2 and parts[0] == "_cat" and parts[1] in ("shards", "nodes", "allocation")))
+            or (len(parts) == 2 and parts[0] == "_cat" and parts[1] in ("shards", "nodes", "allocation"))
+            or (len(parts) == 3 and parts[:2] == ["_cat", "shards"]))
