@@ -196,6 +196,8 @@ def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) 
     copies = json.loads(body)
     assert code == 200 and {c["prirep"] for c in copies} == {"p", "r"}, copies
     assert len({c["node"] for c in copies}) == searches, copies
+    code, _h, body = _search_call(f"{base}/_cat/indices/nuxeo?format=json&h=health,index", ca, auth=admin)
+    assert code == 200 and [i["health"] for i in json.loads(body)] == ["green"], body
 
 
 def test_sessions_stick_and_both_fronts_serve(compact) -> None:

@@ -3,6 +3,7 @@ refusals OpenSearch answers (unknown settings, bad values)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,22 @@ def test_the_root_reports_the_product_version_not_the_backends(tmp_path) -> None
     assert root["version"]["number"] == "1.3.20" and root["version"]["distribution"] == "opensearch"
     assert root["name"] == "search1" and root["cluster_name"] == "c-search"
     assert opensearch_cluster.is_cluster_call([], "GET") and not opensearch_cluster.is_cluster_call([], "HEAD")
+
+
+def test_cat_indices_health_is_the_clusters_not_the_one_node_backends(tmp_path) -> None:
+    c = make(tmp_path)
+    backend_json = b'[{"health":"yellow","index":"nuxeo","pri":"2","rep":"1"},{"index":"nuxeo-audit","rep":"1"}]'
+    rows = json.loads(c.cat_indices(backend_json, {"format": "json"}))
+    assert rows[0]["health"] == "green" and "health" not in rows[1]
+    text = (b"health status index uuid pri rep docs.count docs.deleted store.size pri.store.size\n"
+            b"yellow open   nuxeo       u1   2   1   3 0 1kb 1kb\n"
+            b"yellow open   nuxeo-audit u2   1   1   0 0 1kb 1kb\n")
+    lines = c.cat_indices(text, {"v": ""}).decode().splitlines()
+    assert lines[0].startswith("health status") and [ln.split()[0] for ln in lines[1:]] == ["green", "green"]
+    assert c.cat_indices(b"open nuxeo\n", {"h": "status,index"}) == b"open nuxeo\n"
+    # one node left of three, one replica each: every replica still has a node, primaries too
+    two = make(tmp_path / "two", down=("search3",))
+    assert set(two.index_health().values()) == {"green"}
+    alone = make(tmp_path / "alone", down=("search2", "search3"))
+    assert alone.index_health() == {"nuxeo": "yellow", "nuxeo-audit": "yellow"}
+    assert [ln.split()[0] for ln in alone.cat_indices(text, {}).decode().splitlines()[1:]] == ["yellow", "yellow"]

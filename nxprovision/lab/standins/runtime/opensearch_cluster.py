@@ -10,7 +10,8 @@ OpenSearch's REST shapes:
   without node names or beyond `cluster.max_voting_config_exclusions` (10), a DELETE waits until they left;
 - `GET _cat/nodes`, `_cat/allocation`, `_cat/shards[/<index>,...]` (`format=json`; index names or wildcards),
   `GET _cluster/health` (`wait_for_status`, `timeout`): the shards of the cluster's indices (`pri` primaries,
-  `rep` replicas each) allocated over the nodes.
+  `rep` replicas each) allocated over the nodes;
+- `GET _cat/indices[/...]`: the backend's answer with each index's health taken from that allocation.
 Members: the names of `cluster.initial_cluster_manager_nodes` paired in order with `discovery.seed_hosts`; this node
 is always a member, another one while its HTTP port answers (a powered-off node leaves the cluster; a starting node
 opens its HTTP port once it holds the cluster's data). Allocation is computed at each call, as OpenSearch converges,
@@ -44,6 +45,9 @@ _KNOWN = {
 }
 MAX_VOTING_EXCLUSIONS = 10
 _HEALTH_RANK = {"green": 0, "yellow": 1, "red": 2}
+# `_cat/indices` columns without `h=`, as OpenSearch prints them
+_CAT_INDICES_DEFAULT = ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted",
+                        "store.size", "pri.store.size"]
 # What the health answer (and so `nxprovision status`) says the stand-in does not do.
 NOTICE = ("OpenSearch stand-in: every node holds every document (writes copied to each live node over the "
           "transport port, a full copy when a node starts), in memory; shards and health computed over the nodes, no "
@@ -237,6 +241,42 @@ class Cluster:
                                  "state": "STARTED" if node else "UNASSIGNED", "docs": str(idx.get("docs.count", 0)),
                                  "node": node})
         return rows, live
+
+    def index_health(self) -> dict[str, str]:
+        """Each open index's health over the cluster's nodes (red: a primary without a node, yellow: a replica)."""
+        out: dict[str, str] = {}
+        for r in self.shards()[0]:
+            level = "green" if r["state"] != "UNASSIGNED" else "red" if r["prirep"] == "p" else "yellow"
+            name = str(r["index"])
+            if _HEALTH_RANK[level] >= _HEALTH_RANK[out.get(name, "green")]:
+                out[name] = level
+        return out
+
+    def cat_indices(self, data: bytes, query: dict[str, str]) -> bytes:
+        """The backend's `_cat/indices` answer with each index's health from this view: the backend is one node, so
+        it reports every index with replicas yellow while the cluster's health says green. JSON rows and text
+        columns are rewritten where the answer names the index; other columns are left as the backend wrote them."""
+        health = self.index_health()
+        if query.get("format") == "json":
+            rows = json.loads(data or b"[]")
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict) and "health" in row and str(row.get("index")) in health:
+                    row["health"] = health[str(row["index"])]
+            return json.dumps(rows).encode()
+        columns = [c.strip() for c in query.get("h", "").split(",") if c.strip()] or _CAT_INDICES_DEFAULT
+        if "health" not in columns or "index" not in columns:
+            return data
+        at, name_at = columns.index("health"), columns.index("index")
+        lines = data.decode().splitlines()
+        out = []
+        for n, line in enumerate(lines):
+            cells = line.split()
+            header = n == 0 and query.get("v") in ("", "true")
+            if not header and len(cells) == len(columns) and cells[name_at] in health:
+                cells[at] = health[cells[name_at]]
+                line = " ".join(cells)
+            out.append(line)
+        return ("\n".join(out) + ("\n" if data.endswith(b"\n") else "")).encode()
 
     def health(self) -> dict[str, Any]:
         rows, live = self.shards()

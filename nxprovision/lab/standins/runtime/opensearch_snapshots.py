@@ -543,6 +543,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, data = replicator.write(self.command, self.path, body, lambda: self._pass_on(body))
         else:
             status, headers, data = self._pass_on(body)
+        cluster = self.server.cluster
+        path, _, query = self.path.partition("?")
+        if (cluster is not None and status == 200 and self.command == "GET"
+                and [p for p in path.split("/") if p][:2] == ["_cat", "indices"]):
+            data = cluster.cat_indices(data, {k: v[-1] for k, v in
+                                              urllib.parse.parse_qs(query, keep_blank_values=True).items()})
         # a HEAD answer's length is the backend's (of the body it did not send)
         given = [v for k, v in headers if k.lower() == "content-length"]
         length = int(given[0] or 0) if self.command == "HEAD" and given else None
