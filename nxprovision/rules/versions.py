@@ -235,10 +235,25 @@ def _postgresql_packaged(c: Cluster, matrix: Matrix, version: str) -> Iterator[F
     by_release: dict[str, list[str]] = {}
     for h in c.db_hosts:
         by_release.setdefault(str(host_setting(c.view, c.settings, h, "nx_os_release") or ""), []).append(h)
+    shipped = [set(k.postgresql) for r in by_release if (k := matrix.os_releases.get(r)) and k.postgresql]
+    # hosts of two releases with no major in common: no postgresql_version fits them all, and a replica must run its
+    # primary's major, so the database moves release as a whole (a new cluster restored from a backup)
+    split = len(shipped) > 1 and not set.intersection(*shipped)
     for release, hosts in by_release.items():
         known = matrix.os_releases.get(release)
         if not known or not known.postgresql or version in known.postgresql:
             continue  # an unknown release is _os's finding
+        if split:
+            yield from _outside(
+                c, "postgresql_package", f"hosts {', '.join(hosts[:5])}", "postgresql_version",
+                f"postgresql_version {version} is not in {known.label}'s archive, which ships PostgreSQL "
+                f"{', '.join(known.postgresql)} ({known.postgresql_source}), and the other database hosts' "
+                f"releases ship no major in common with it ("
+                + "; ".join(f"{', '.join(h[:3])}: {r}" for r, h in by_release.items()) + ")",
+                "keep every database host on one release: a replica runs its primary's major, so the database "
+                "moves to a new release as a whole, into a new cluster restored from a backup (docs/debian13.md, "
+                "\"Moving a cluster to Debian 13\")")
+            continue
         # overridable: an apt repository of the operator's own may carry other majors
         yield from _outside(
             c, "postgresql_package", f"hosts {', '.join(hosts[:5])}", "postgresql_version",

@@ -173,6 +173,21 @@ def test_a_postgresql_version_the_hosts_release_does_not_ship_is_refused(make_in
     assert "versions.postgresql_package" not in lines, lines
 
 
+def test_database_hosts_on_two_releases_without_a_common_major_are_told_how_to_move(make_inv, run_cli) -> None:
+    """A Debian 13 replica added to a Debian 12 database (PostgreSQL 15): no postgresql_version fits both releases,
+    so the fix is not "set 17" (which Debian 12 lacks) but the move of the database as a whole."""
+    lay = {"loadbalancers": ["lb1"], "nuxeo_front": ["front1", "front2"], "nuxeo_worker": ["worker1"],
+           "postgresql": ["db1", "db2", "db3"], "opensearch": ["search1", "search2", "search3"],
+           "kafka": ["kafka1"], "s3": ["s3-1"]}
+    code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2023.35", "nx_os_release": "debian12",
+                                                    "postgresql_version": "15"},
+                            layout=lay, hostvars={"db3": {"nx_os_release": "debian13"}})
+    assert code == 2
+    line = _error(lines, "versions.postgresql_package")
+    assert "hosts db3:" in line and "ship no major in common" in line and "db1, db2: debian12" in line, line
+    assert "Moving a cluster to Debian 13" in line and "set postgresql_version" not in line, line
+
+
 def test_2025_nodes_on_debian_12_need_a_jdk_21_package(make_inv, run_cli) -> None:
     code, lines = _validate(make_inv, run_cli, set={"nuxeo_version": "2025.7", "nx_os_release": "debian12",
                                                     "postgresql_version": "15"})
