@@ -40,9 +40,14 @@ def host_ports(c: Cluster, name: str) -> list[tuple[str, str, str, object]]:
         for label, key in ports:
             out.append((group, label, key, host_setting(c.view, c.settings, name, key)))
     if c.derived.get("monitoring", {}).get("enabled"):
-        # the node exporter runs on every host once monitoring is on, the postgres exporter on the database hosts
+        # the node exporter runs on every host once monitoring is on, Nuxeo's reporter on the Nuxeo nodes, the
+        # postgres exporter on the database hosts
         out.append(("node_exporter", "node exporter", "monitoring_node_exporter_port",
                     host_setting(c.view, c.settings, name, "monitoring_node_exporter_port")))
+        if c.node(name) is not None:
+            # Nuxeo's own Prometheus reporter, turned on in nuxeo.conf with monitoring
+            out.append(("nuxeo", "Nuxeo Prometheus reporter", "nuxeo_metrics_port",
+                        host_setting(c.view, c.settings, name, "nuxeo_metrics_port")))
         if c.database == "postgresql" and name in c.db_hosts:
             out.append(("postgres_exporter", "postgres exporter", "monitoring_postgres_exporter_port",
                         host_setting(c.view, c.settings, name, "monitoring_postgres_exporter_port")))
