@@ -139,6 +139,17 @@ def test_nuxeo_reporter_port_is_admitted_from_the_monitoring_host_only(make_inv)
     assert not any(r["port"] == 9464 for r in off.derived["firewall"]["hosts"]["front1"]["rules"])
 
 
+def test_an_open_reporter_is_a_warning_until_the_firewall_is_on(make_inv, run_cli) -> None:
+    layout = {**COMPACT, "monitoring": ["lb1"]}
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact", layout=layout)))
+    assert code in (0, 1) and "ports.open_metrics" in out, out
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact", layout=layout,
+                                                            set={"nx_firewall_enabled": True})))
+    assert "ports.open_metrics" not in out, out
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact")))
+    assert "ports.open_metrics" not in out, out
+
+
 def test_nuxeo_reporter_port_clash_is_reported(make_inv, run_cli) -> None:
     # Nuxeo's own default, 9090, is Prometheus's: on a monitoring host that is also a Nuxeo node they clash
     inv = make_inv("compact", set={"nuxeo_metrics_port": 9090}, layout={**COMPACT, "monitoring": ["front1"]})
