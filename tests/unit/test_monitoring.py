@@ -332,7 +332,8 @@ def test_single_host_with_monitoring_validates(make_inv, run_cli) -> None:
               "opensearch": ["nuxeo1"], "kafka": ["nuxeo1"], "s3": ["nuxeo1"], "monitoring": ["nuxeo1"]}
     inv = make_inv("single", layout=layout)
     code, out, _ = run_cli("validate", "-i", str(inv))
-    assert code == 0 and "ports." not in out, out
+    # no clash (Nuxeo's reporter included); only the warning that it is open without the host firewall
+    assert code == 0 and "ports.clash" not in out and "ports.invalid" not in out, out
     assert _cluster(inv).derived["monitoring"]["alertmanager_port"] == 9095
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,7 +199,12 @@ def test_requests_are_timed_but_not_runningstatus(home: Path, tmp_path: Path) ->
             c.request("GET", path)
             c.getresponse().read()
             c.close()
-        # the two API calls (503 while the node is not started: Nuxeo's filter times them all the same)
+        # the two API calls (503 while the node is not started: Nuxeo's filter times them all the same); a call is
+        # recorded once its answer is written, so the last one may land just after the client has read it
+        deadline = time.monotonic() + 5
+        while node.metrics.requests.count < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # and no more than those two arrive
         assert node.metrics.requests.count == 2
     finally:
         httpd.shutdown()
