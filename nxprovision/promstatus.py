@@ -19,7 +19,7 @@ from nxprovision.status_remote import TIMEOUT
 
 # job of the model -> component column
 _COMPONENT = {"node": "host (node exporter)", "haproxy": "haproxy", "prometheus": "prometheus",
-              "alertmanager": "alertmanager"}
+              "alertmanager": "alertmanager", "nuxeo": "nuxeo (metrics)"}
 _VERSION_OF = {"haproxy": "haproxy_process_build_info", "prometheus": "prometheus_build_info",
                "alertmanager": "alertmanager_build_info"}
 

@@ -522,6 +522,14 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
                      "probe": {"module": "nuxeo_runningstatus", "exporter": f"{_addr(c, host)}:{blackbox_port}"},
                      "targets": [{"host": n.host, "address": f"http://{n.address}:{n.port}/nuxeo/runningstatus"}
                                  for n in c.nuxeo_nodes]})
+    nuxeo_metrics = {n.host: f"{n.address}:{_int(host_setting(c.view, s, n.host, 'nuxeo_metrics_port'), 9464)}"
+                     for n in c.nuxeo_nodes}
+    if c.nuxeo_nodes:
+        # Nuxeo's own Prometheus reporter on every node, front and worker (documents, requests, work queues,
+        # stream lag). Nuxeo serves it on every address over plain HTTP without authentication and has no option
+        # for either: no credentials to send, and the host firewall admits the monitoring host only.
+        jobs.append({"name": "nuxeo", "scheme": "http", "auth": "none", "user": "", "metrics_path": "/metrics",
+                     "targets": [{"host": h, "address": a} for h, a in nuxeo_metrics.items()]})
     haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
     if haproxy:
         jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
@@ -547,6 +555,8 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         # where each host's node exporter listens: its cluster address, never every address
         "node_exporter_bind": {h: f"{_addr(c, h)}:{node_port}" for h in sorted(c.hosts)},
         "haproxy": haproxy,
+        # where each Nuxeo node's reporter answers (it listens on every address: Nuxeo has no bind option)
+        "nuxeo_metrics": nuxeo_metrics,
         "ca_file": tls["ca_path"] if tls["monitoring"] else "",
         # the node exporter's textfile collector: playbooks outside the role (backup) write their metrics there
         "textfile_dir": str(s.get("monitoring_textfile_dir") or "/var/lib/prometheus/node-exporter"),
@@ -1228,6 +1238,13 @@ def nuxeo_conf(c: Cluster, node: NuxeoNode) -> list[ConfItem]:
 
     put("nuxeo.jwt.secret", SECRET_PLACEHOLDER, "nx_secret_nuxeo_jwt_secret")
     put("server.status.key", SECRET_PLACEHOLDER, "nx_secret_nuxeo_status_key")
+
+    if d["monitoring"]["enabled"]:
+        # Nuxeo's Prometheus reporter (metrics-config.xml: reporters start only with metrics.enabled), scraped
+        # by the monitoring host (job `nuxeo`); without monitoring the keys are left to Nuxeo's defaults (off)
+        put("metrics.enabled", True)
+        put("metrics.prometheus.enabled", True)
+        put("metrics.prometheus.port", _int(hs("nuxeo_metrics_port"), 9464))
 
     # Without worker nodes the front nodes must process work themselves, or nothing ever would.
     processing = node.role == "worker" or not any(n.role == "worker" for n in c.nuxeo_nodes)

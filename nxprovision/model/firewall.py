@@ -77,6 +77,8 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
         "monitoring_node_exporter_port": watcher,
         "monitoring_blackbox_port": watcher,
         "monitoring_postgres_exporter_port": watcher,
+        # Nuxeo's reporter listens on every address without TLS or authentication: the monitoring host only
+        "nuxeo_metrics_port": watcher,
         "nx_public_url": [ANY],
         "haproxy_http_port": [ANY],
         "etcd_client_port": addr(c.etcd_hosts) + addr(c.db_hosts),  # Patroni on the database hosts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from nxprovision.model.cluster import Cluster, host_setting
-from nxprovision.rules.finding import Finding, error
+from nxprovision.rules.finding import Finding, error, warning
 
 # group -> (label, setting holding the port) for every port its component listens on.
 _PORTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -40,9 +40,14 @@ def host_ports(c: Cluster, name: str) -> list[tuple[str, str, str, object]]:
         for label, key in ports:
             out.append((group, label, key, host_setting(c.view, c.settings, name, key)))
     if c.derived.get("monitoring", {}).get("enabled"):
-        # the node exporter runs on every host once monitoring is on, the postgres exporter on the database hosts
+        # the node exporter runs on every host once monitoring is on, Nuxeo's reporter on the Nuxeo nodes, the
+        # postgres exporter on the database hosts
         out.append(("node_exporter", "node exporter", "monitoring_node_exporter_port",
                     host_setting(c.view, c.settings, name, "monitoring_node_exporter_port")))
+        if c.node(name) is not None:
+            # Nuxeo's own Prometheus reporter, turned on in nuxeo.conf with monitoring
+            out.append(("nuxeo", "Nuxeo Prometheus reporter", "nuxeo_metrics_port",
+                        host_setting(c.view, c.settings, name, "nuxeo_metrics_port")))
         if c.database == "postgresql" and name in c.db_hosts:
             out.append(("postgres_exporter", "postgres exporter", "monitoring_postgres_exporter_port",
                         host_setting(c.view, c.settings, name, "monitoring_postgres_exporter_port")))
@@ -56,6 +61,7 @@ def host_ports(c: Cluster, name: str) -> list[tuple[str, str, str, object]]:
 
 
 def check(c: Cluster) -> Iterator[Finding]:
+    yield from _open_reporter(c)
     for name in c.hosts:
         used: dict[int, str] = {}
         for _group, label, key, value in host_ports(c, name):
@@ -78,3 +84,17 @@ def _claim(used: dict[int, str], port: int, label: str, key: str, host: str, whe
                     f"set {key} (or the other component's port) to a free port on {host}", where)
     else:
         used[port] = f"{label} ({key})"
+
+
+def _open_reporter(c: Cluster) -> Iterator[Finding]:
+    """Nuxeo's Prometheus reporter listens on every address without TLS or authentication (Nuxeo has no option for
+    any of them): without the host firewall, anything that reaches a Nuxeo node reads its metrics."""
+    monitoring = c.derived.get("monitoring") or {}
+    firewall = c.derived.get("firewall") or {}
+    if monitoring.get("enabled") and monitoring.get("nuxeo_metrics") and not firewall.get("enabled"):
+        yield warning("ports.open_metrics", "setting nx_firewall_enabled",
+                      "Nuxeo's Prometheus reporter (nuxeo_metrics_port) listens on every address of each Nuxeo node, "
+                      "over plain HTTP without authentication: Nuxeo offers no option for a bind address, TLS or "
+                      "credentials",
+                      "set nx_firewall_enabled: true (the monitoring host alone is then admitted to that port), or "
+                      "filter the port in your network", c.view.source)

@@ -1,9 +1,10 @@
-"""Monitoring on the single architecture (issue 20, first slice): the one host also runs the `monitoring` group.
+"""Monitoring on the single architecture (issue 20): the one host also runs the `monitoring` group.
 
 Deployed from nothing into a one-host lab, then checked from outside: Prometheus, Alertmanager and the node
 exporter refuse a request without credentials (401) over TLS verified with the cluster CA, Prometheus reports every
-target of the model up and has loaded the alert rules, and a second deploy changes nothing. Its own lab and two
-full deploys: `slow`.
+target of the model up (Nuxeo's own reporter among them) and has loaded the alert rules, Nuxeo's document and
+request counters rise in Prometheus while the official client writes through the load balancer, and a second
+deploy changes nothing. Its own lab and two full deploys: `slow`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import ssl
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from cluster_checks import Deployed, recap, wait_for
+from cluster_checks import Deployed, create_document_with_blob, recap, wait_for
 from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -94,7 +96,7 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
     _d, m, ca, auth = _setup(lab_)
     expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
     assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus",
-                                              "postgres"}
+                                              "postgres", "nuxeo"}
 
     def all_up() -> Any:
         code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
@@ -121,6 +123,46 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
         query = m["prometheus_url"] + f"/api/v1/query?query={metric}"
         found = wait_for(lambda q=query: _get(q, ca, auth)[1]["data"]["result"], 90, metric, interval=5)
         assert {(r["metric"]["nx_host"], r["value"][1]) for r in found} == {(HOST, "1" if metric == "pg_up" else "0")}
+
+
+def _value(prom: str, ca: str, auth: tuple[str, str], query: str) -> float | None:
+    code, body = _get(prom + "/api/v1/query?query=" + urllib.parse.quote(query), ca, auth)
+    assert code == 200, code
+    result = body["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_nuxeo_reporter_counts_what_the_client_writes(monitored) -> None:
+    lab_, first, _ = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = _setup(lab_)
+    target = next(j for j in m["jobs"] if j["name"] == "nuxeo")["targets"]
+    assert target == [{"host": HOST, "address": f"{d.address(HOST)}:9464"}]
+    # what Nuxeo's reporter is (no option for a bind address, TLS or credentials): plain HTTP on every address,
+    # which is why the model's firewall admits the monitoring host only (this lab runs without the firewall)
+    listening = lab_.ssh(HOST, "ss -Hltn 'sport = :9464'").stdout
+    assert "0.0.0.0:9464" in listening or "*:9464" in listening, listening
+    conf = lab_.ssh(HOST, "grep '^metrics\\.' /etc/nuxeo/nuxeo.conf").stdout.split()
+    assert conf == ["metrics.enabled=true", "metrics.prometheus.enabled=true", "metrics.prometheus.port=9464"], conf
+    prom = m["prometheus_url"]
+    created = 'sum(dropwizard5_nuxeo_repositories_repository_documents_create_counter{job="nuxeo"})'
+    requests = 'sum(dropwizard5_nuxeo_web_authentication_requests_timer_timer_count{job="nuxeo"})'
+    for q in (created, requests):
+        wait_for(lambda q=q: _value(prom, ca, auth, q) is not None, 90, q, interval=5)
+    before = {q: _value(prom, ca, auth, q) or 0.0 for q in (created, requests)}
+    # the official client, through the load balancer
+    nx = d.client()
+    for i in range(3):
+        create_document_with_blob(nx, f"monitored {i}", f"counted by Nuxeo's reporter {i}")
+
+    def risen() -> dict[str, float] | None:
+        now = {q: _value(prom, ca, auth, q) or 0.0 for q in (created, requests)}
+        return now if now[created] >= before[created] + 3 and now[requests] >= before[requests] + 3 else None
+
+    wait_for(risen, 120, "Nuxeo's document and request counters risen in Prometheus", interval=5)
+    # the work queue gauges the NxWorkQueueBacklogGrowing alert reads are there too
+    assert _value(prom, ca, auth, 'max(dropwizard5_nuxeo_works_global_queue_scheduled_gauge{queue="common"})') \
+        is not None
 
 
 def test_second_deploy_changes_nothing(monitored) -> None:

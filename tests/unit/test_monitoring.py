@@ -64,7 +64,7 @@ def test_targets_come_from_the_inventory(make_inv) -> None:
     assert m["enabled"] and m["host"] == "lb1" and m["address"] == "10.2.0.10" and m["scheme"] == "https"
     assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9095"
     jobs = {j["name"]: j for j in m["jobs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo"}
     assert jobs["postgres"]["targets"] == [{"host": h, "address": f"{ADDRESSES[h]['ansible_host']}:9187"}
                                            for h in c.db_hosts]
     # each Nuxeo node's runningstatus, probed by the blackbox exporter on the monitoring host
@@ -110,6 +110,62 @@ def test_remove_node_takes_the_host_out_of_the_targets(make_inv) -> None:
     assert [t["notify"] for t in tasks] == ["Reload prometheus"]
     server = (ROOT / "roles/monitoring/tasks/server.yml").read_text()
     assert "import_tasks: targets.yml" in server and "prometheus.yml.j2" not in server
+
+
+def test_nuxeo_reporter_on_every_node_with_monitoring(make_inv) -> None:
+    c = _monitored(make_inv, nuxeo_metrics_port=9470)
+    job = next(j for j in c.derived["monitoring"]["jobs"] if j["name"] == "nuxeo")
+    # every Nuxeo node, front and worker, on its cluster address
+    assert job["targets"] == [{"host": h, "address": f"{ADDRESSES[h]['ansible_host']}:9470"}
+                              for h in ("front1", "front2", "worker1")]
+    assert job["scheme"] == "http" and job["auth"] == "none"
+    for n in c.nuxeo_nodes:
+        conf = {i.key: i.value for i in n.conf}
+        assert (conf["metrics.enabled"], conf["metrics.prometheus.enabled"], conf["metrics.prometheus.port"]) == (
+            "true", "true", "9470"), n.host
+    # monitoring off: Nuxeo's own defaults (off), no key written
+    off = _cluster(make_inv("compact", layout=COMPACT, hostvars=ADDRESSES))
+    assert not any(i.key.startswith("metrics.") for n in off.nuxeo_nodes for i in n.conf)
+
+
+def test_nuxeo_reporter_port_is_admitted_from_the_monitoring_host_only(make_inv) -> None:
+    c = _monitored(make_inv, nx_firewall_enabled=True)
+    for host in ("front1", "worker1"):
+        rule = next(r for r in c.derived["firewall"]["hosts"][host]["rules"] if r["port"] == 9464)
+        assert rule["sources"] == ["10.2.0.10"] and rule["label"] == "Nuxeo Prometheus reporter", rule
+    assert not any(r["port"] == 9464 for r in c.derived["firewall"]["hosts"]["db1"]["rules"])
+    # off with monitoring: the port is not open at all (Nuxeo does not listen on it)
+    off = _cluster(make_inv("compact", set={"nx_firewall_enabled": True}, layout=COMPACT, hostvars=ADDRESSES))
+    assert not any(r["port"] == 9464 for r in off.derived["firewall"]["hosts"]["front1"]["rules"])
+
+
+def test_an_open_reporter_is_a_warning_until_the_firewall_is_on(make_inv, run_cli) -> None:
+    layout = {**COMPACT, "monitoring": ["lb1"]}
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact", layout=layout)))
+    assert code in (0, 1) and "ports.open_metrics" in out, out
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact", layout=layout,
+                                                            set={"nx_firewall_enabled": True})))
+    assert "ports.open_metrics" not in out, out
+    code, out, _ = run_cli("validate", "-i", str(make_inv("compact")))
+    assert "ports.open_metrics" not in out, out
+
+
+def test_nuxeo_reporter_port_clash_is_reported(make_inv, run_cli) -> None:
+    # Nuxeo's own default, 9090, is Prometheus's: on a monitoring host that is also a Nuxeo node they clash
+    inv = make_inv("compact", set={"nuxeo_metrics_port": 9090}, layout={**COMPACT, "monitoring": ["front1"]})
+    code, out, err = run_cli("validate", "-i", str(inv))
+    assert code == 2 and "ports.clash" in out and "nuxeo_metrics_port" in out, out + err
+
+
+def test_add_node_adds_a_nuxeo_reporter_target(make_inv) -> None:
+    from nxprovision.daytwo import add_node_limit, view_without
+
+    layout = {**COMPACT, "nuxeo_worker": ["worker1", "worker2"], "monitoring": ["lb1"]}
+    c = _cluster(make_inv("compact", layout=layout, hostvars={**ADDRESSES, "worker2": {"ansible_host": "10.2.0.41"}}))
+    assert "10.2.0.41:9464" in _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
+    assert "lb1" in add_node_limit(c, ["worker2"])
+    after = build_cluster(view_without(c.view, "worker2"))
+    assert "10.2.0.41" not in _render(after, "lb1", "etc/prometheus/prometheus.yml.j2")
 
 
 def test_every_host_gets_a_certificate_for_its_node_exporter(make_inv) -> None:
@@ -178,7 +234,12 @@ def test_prometheus_yml_scrapes_the_model_targets_with_auth_and_the_ca(make_inv)
     text = _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
     conf = yaml.safe_load(text)
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo"}
+    # Nuxeo's reporter has neither TLS nor authentication: plain HTTP, no credentials sent
+    nuxeo = jobs["nuxeo"]
+    assert nuxeo["scheme"] == "http" and "basic_auth" not in nuxeo and "tls_config" not in nuxeo
+    assert [sc["targets"] for sc in nuxeo["static_configs"]] == [["10.2.0.11:9464"], ["10.2.0.12:9464"],
+                                                                  ["10.2.0.13:9464"]]
     probe = jobs["nuxeo_runningstatus"]
     assert probe["metrics_path"] == "/probe" and probe["params"] == {"module": ["nuxeo_runningstatus"]}
     assert {"target_label": "__address__", "replacement": "10.2.0.10:9115"} in probe["relabel_configs"]
@@ -271,7 +332,8 @@ def test_single_host_with_monitoring_validates(make_inv, run_cli) -> None:
               "opensearch": ["nuxeo1"], "kafka": ["nuxeo1"], "s3": ["nuxeo1"], "monitoring": ["nuxeo1"]}
     inv = make_inv("single", layout=layout)
     code, out, _ = run_cli("validate", "-i", str(inv))
-    assert code == 0 and "ports." not in out, out
+    # no clash (Nuxeo's reporter included); only the warning that it is open without the host firewall
+    assert code == 0 and "ports.clash" not in out and "ports.invalid" not in out, out
     assert _cluster(inv).derived["monitoring"]["alertmanager_port"] == 9095
 
 

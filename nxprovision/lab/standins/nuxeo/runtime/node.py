@@ -17,6 +17,7 @@ from typing import Any
 from . import nxql
 from .bulk import Bulk
 from .conf import NuxeoConfig, audit_backend_key, dead_keys, lts_of, search_client_key, split_list
+from .metrics import Metrics
 from .repository import Doc, MongoRepository, PostgresRepository, Repository, hash_password, verify_password
 from .s3 import S3Client
 from .search import AUDIT_MAPPING, DOC_MAPPING, SearchClient
@@ -151,6 +152,7 @@ class Node:
         else:
             self._search_settings(cfg)
         self.bulk = Bulk()
+        self.metrics = Metrics()
         self.stream: WorkStream | None = None
         if cfg.flag("kafka.enabled"):
             threads = int(cfg.number("nuxeo.work.queue.common.threads", 4))
@@ -162,6 +164,7 @@ class Node:
                 int(cfg.number("kafka.default.replication.factor", -1)),
                 kafka_client_config(cfg),
             )
+            self.metrics.stream_lag = self.stream.lag
         self._local_work = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="work")
 
     def _search_settings(self, cfg: NuxeoConfig) -> None:
@@ -489,6 +492,7 @@ class Node:
         doc = self.repo.create(parent, str(name).replace("/", "-"), type_, {})
         changed = self.apply_properties(doc, body.get("properties") or {}, batches)
         doc = self.repo.update(doc, None, user_change=False)
+        self.metrics.document("create")
         self.after_change(doc, "documentCreated", changed)
         return doc
 
@@ -502,6 +506,7 @@ class Node:
                 expected = None
         changed = self.apply_properties(doc, body.get("properties") or {}, batches)
         doc = self.repo.update(doc, expected, user_change=True)
+        self.metrics.document("update")
         self.after_change(doc, "documentModified", changed)
         return doc
 
@@ -513,11 +518,13 @@ class Node:
             doc.props[xpath] = blobs[0]
             changed = [xpath]
         doc = self.repo.update(doc, None, user_change=True)
+        self.metrics.document("update")
         self.after_change(doc, "documentModified", changed)
         return doc
 
     def delete(self, doc: Doc) -> None:
         ids = self.repo.delete_tree(doc)
+        self.metrics.document("delete")
         for uid in ids:
             if self.search_enabled and self.search:
                 self.search.delete(self.index_name, uid)
@@ -680,9 +687,17 @@ class Node:
         if self.stream:
             self.stream.produce(work)
         elif self.work_processing:
+            self.metrics.work_submitted()
             self._local_work.submit(self.process_work, work)
 
     def process_work(self, work: dict[str, Any]) -> None:
+        self.metrics.work_started()
+        try:
+            self._process_work(work)
+        finally:
+            self.metrics.work_done()
+
+    def _process_work(self, work: dict[str, Any]) -> None:
         doc = self.repo.get(work["docId"])
         if doc is None:
             return

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from . import conf
+from .metrics import start_reporter
 from .node import Node
 from .web import S3KV, Batches, LocalKV, StandinHTTPServer
 
@@ -78,6 +79,7 @@ def run(home: Path, conf_path: Path) -> int:
     init_deadline = time.monotonic() + cfg.number("launcher.start.max.wait", 300)
     started_at = time.monotonic()
     ok = False
+    reporter = None
     while not stop.is_set():
         try:
             node.start_backends()
@@ -92,6 +94,9 @@ def run(home: Path, conf_path: Path) -> int:
     if ok and not stop.is_set():
         node.started = True
         node.started_at = time.time()
+        # Nuxeo starts its metric reporters with the runtime's components, once the server is up
+        node.metrics.instance_up = 1
+        reporter = start_reporter(cfg, node.metrics)
         log.info(
             "Nuxeo stand-in started (version %s, node %s, work processing %s)",
             node.version,
@@ -100,6 +105,9 @@ def run(home: Path, conf_path: Path) -> int:
         )
         stop.wait()
     log.info("Stopping: no new connections, finishing in-flight requests")
+    if reporter is not None:
+        reporter.shutdown()
+        reporter.server_close()
     node.stopping = True  # in-flight requests still complete; health checks now say 503
     httpd.stopping = True
     httpd.shutdown()

@@ -62,6 +62,31 @@ class WorkStream:
         finally:
             admin.close()
 
+    def lag(self) -> tuple[int, int, int]:
+        """(pos, end, lag) of the work consumer group on the work stream, summed over its partitions: Nuxeo's
+        nuxeo.streams.global.stream.group.{pos,end,lag} (a partition the group never committed counts from 0)."""
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="nuxeo-metrics", **self.client_cfg)
+        try:
+            committed = admin.list_consumer_group_offsets(self.group)
+        finally:
+            admin.close()
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="nuxeo-metrics", **self.client_cfg)
+        try:
+            parts = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
+            ends = consumer.end_offsets(parts) if parts else {}
+        finally:
+            consumer.close()
+        pos = end = lag = 0
+        for tp in parts:
+            meta = committed.get(tp)
+            p_pos = max(0, meta.offset) if meta is not None else 0
+            p_end = int(ends.get(tp, 0))
+            pos, end, lag = pos + p_pos, end + p_end, lag + max(0, p_end - p_pos)
+        return pos, end, lag
+
     def produce(self, work: dict[str, Any]) -> None:
         from kafka import KafkaProducer
 

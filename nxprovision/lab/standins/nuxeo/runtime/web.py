@@ -301,6 +301,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not (path == node.context or path.startswith(node.context + "/")):
             return self.error(404, path)
         rel = path[len(node.context) :] or "/"
+        if rel == "/runningstatus":
+            # not behind NuxeoAuthenticationFilter, so not in its request timer
+            return self._serve(node, rel)
+        started = time.perf_counter()
+        try:
+            return self._serve(node, rel)
+        finally:
+            node.metrics.request(started)
+
+    def _serve(self, node: Node, rel: str) -> None:
         try:
             if rel == "/runningstatus":
                 return self.running_status()

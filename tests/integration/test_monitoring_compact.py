@@ -1,0 +1,115 @@
+"""Monitoring on the compact architecture (issue 20's Done-when): the load balancer's host is the monitoring host.
+
+Deployed from nothing into an 11-host lab, then: Prometheus reports every target of the model up (Nuxeo's reporter
+on each node among them); a front node powered off fires NxFrontNodeOutOfPool in Alertmanager, and `lab start`
+resolves it. Its own lab and a full compact deploy: `slow`, never in CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from cluster_checks import Deployed, wait_for
+from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+NAME = lab_name("nxmonc")
+MONITOR = "lb1"
+VICTIM = "front2"
+
+
+@pytest.fixture(scope="module")
+def monitored() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
+    require_lab_machine()
+    try:
+        lab_ = bring_up(NAME, "--architecture", "compact")
+        hosts_yml = lab_.inventory / "hosts.yml"
+        data = yaml.safe_load(hosts_yml.read_text())
+        data["all"]["children"]["monitoring"] = {"hosts": {MONITOR: None}}
+        hosts_yml.write_text(yaml.safe_dump(data, sort_keys=False))
+        yield lab_, nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain", timeout=3600)
+    finally:
+        lab("down", "--name", NAME, check=False)
+
+
+def _get(url: str, ca: str, auth: tuple[str, str]) -> tuple[int, Any]:
+    req = urllib.request.Request(url)
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _setup(lab_: Lab) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
+    d = Deployed.load(lab_.inventory)
+    m = d.cluster.derived["monitoring"]
+    ca = str(lab_.inventory / d.cluster.derived["tls"]["ca_cert_file"])
+    return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))
+
+
+def test_deploy_converges(monitored) -> None:
+    _lab, first = monitored
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+
+
+def test_every_target_up(monitored) -> None:
+    lab_, first = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = _setup(lab_)
+    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
+    nuxeo = {t["host"] for j in m["jobs"] if j["name"] == "nuxeo" for t in j["targets"]}
+    assert nuxeo == {n.host for n in d.cluster.nuxeo_nodes} and {"front1", "front2", "worker1"} <= nuxeo
+
+    def all_up() -> Any:
+        code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        assert code == 200, code
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
+        assert set(seen) == expected, seen
+        return seen if all(h == "up" for h in seen.values()) else None
+
+    wait_for(all_up, 180, "every scrape target up", interval=5)
+
+
+def _out_of_pool(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
+    query = urllib.parse.quote('alertname="NxFrontNodeOutOfPool"')
+    code, body = _get(m["alertmanager_url"] + f"/api/v2/alerts?active=true&filter={query}", ca, auth)
+    assert code == 200, code
+    return [a for a in body if a["status"]["state"] == "active"]
+
+
+def test_front_node_powered_off_fires_the_alert_and_start_resolves_it(monitored) -> None:
+    lab_, first = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = _setup(lab_)
+    assert _out_of_pool(m, ca, auth) == []
+    lab("kill", "--name", NAME, VICTIM, timeout=300)
+    off = time.monotonic()
+    try:
+        alerts = wait_for(lambda: _out_of_pool(m, ca, auth), 300, "NxFrontNodeOutOfPool in Alertmanager",
+                          interval=5)
+        fired_after = time.monotonic() - off
+    finally:
+        lab("start", "--name", NAME, VICTIM, timeout=300)
+    node = d.cluster.node(VICTIM)
+    assert node is not None
+    assert {a["labels"].get("server") for a in alerts} <= {VICTIM, node.node_id, node.jvm_route}, alerts
+    assert alerts[0]["labels"]["severity"] == "critical" and "nxprovision" in alerts[0]["annotations"]["runbook"]
+    # the rule waits 2 minutes (`for: 2m`) after HAProxy takes the node out; its checks, one scrape and one rule
+    # evaluation (15 s each) come on top
+    assert fired_after < 120 + 90, f"fired {fired_after:.0f} s after the power-off"
+    wait_for(lambda: _out_of_pool(m, ca, auth) == [], 420, "NxFrontNodeOutOfPool resolved after `lab start`",
+             interval=5)
