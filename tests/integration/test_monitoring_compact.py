@@ -108,8 +108,9 @@ def test_front_node_powered_off_fires_the_alert_and_start_resolves_it(monitored)
     assert node is not None
     assert {a["labels"].get("server") for a in alerts} <= {VICTIM, node.node_id, node.jvm_route}, alerts
     assert alerts[0]["labels"]["severity"] == "critical" and "nxprovision" in alerts[0]["annotations"]["runbook"]
-    # the rule waits 2 minutes (`for: 2m`) after HAProxy takes the node out; its checks, one scrape and one rule
-    # evaluation (15 s each) come on top
-    assert fired_after < 120 + 90, f"fired {fired_after:.0f} s after the power-off"
+    # issue 20: within 2 minutes. The rule waits 1 minute (`for: 1m`) once HAProxy marks the node DOWN; its checks,
+    # one scrape and one rule evaluation (15 s each) come on top
+    print(f"NxFrontNodeOutOfPool fired {fired_after:.0f} s after the power-off")
+    assert fired_after < 120, f"fired {fired_after:.0f} s after the power-off"
     wait_for(lambda: _out_of_pool(m, ca, auth) == [], 420, "NxFrontNodeOutOfPool resolved after `lab start`",
              interval=5)
