@@ -191,7 +191,7 @@ def test_the_2025_node_has_its_packages_keys_java_21_and_a_registration(single) 
     assert "search client opensearch1 (index nuxeo), audit store opensearch1" in log
 
 
-def test_second_deploy_changes_and_restarts_nothing(single, tmp_path: Path) -> None:
+def test_second_deploy_changes_and_restarts_nothing(single, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 17: the second deploy runs as AWX runs it: the collection's tarball installed into a collections path of
     its own, ansible-runner with a private data dir, the inventory and a vault password file, from a folder that is
     no checkout, with no ansible.cfg (ssh arguments and host key checking through the environment, as an AWX
@@ -215,8 +215,11 @@ def test_second_deploy_changes_and_restarts_nothing(single, tmp_path: Path) -> N
     assert (site / "MANIFEST.json").exists()
     pdd = tmp_path / "job"
     pdd.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "NXPROVISION_"))}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # the job inherits this process's environment, as an AWX job its container's: nothing of the checkout in it
+    for key in [k for k in os.environ if k.startswith(("ANSIBLE_", "NXPROVISION_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    monkeypatch.chdir(tmp_path)
     run = ansible_runner.run(
         private_data_dir=str(pdd), playbook="nxprovision.cluster.site", inventory=str(lab_.inventory),
         cmdline=f"--vault-password-file {lab_.inventory / '.vault-pass'}",
