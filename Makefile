@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARCH ?= compact
 
-.PHONY: help setup lab-demo test test-unit test-lab test-long test-ha lint bench clean-lab
+.PHONY: help setup lab-demo test test-unit test-lab test-long test-ha lint bench clean-lab collection wheel
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,6 +32,12 @@ test-ha: setup ## every failure test of the distributed architecture
 
 lint: setup ## ruff, yamllint, ansible-lint
 	@scripts/lint.sh
+
+collection: setup ## the nxprovision.cluster collection's tarball into dist/ (ansible-galaxy, offline)
+	$(BIN)/python -m nxprovision.collection --output dist
+
+wheel: setup ## the nxprovision wheel into dist/, the collection inside (pip install it anywhere)
+	$(BIN)/pip wheel --no-deps -w dist .
 
 bench: setup ## run the benchmarks, figures into benchmarks/results/
 	$(BIN)/python benchmarks/run.py

@@ -375,7 +375,9 @@ def run_playbook(
     root = project_root()
     pb = root / "playbooks" / playbook
     if not pb.exists():
-        raise NxError(f"playbook {pb} not found", "run nxprovision from its checkout or set NXPROVISION_HOME")
+        raise NxError(f"playbook {pb} not found",
+                      "install nxprovision from its wheel (it carries the collection), run it from its checkout, "
+                      "or set NXPROVISION_HOME to a tree of roles/ and playbooks/")
     cmdline = []
     if vault_password_file:
         cmdline += ["--vault-password-file", str(vault_password_file)]

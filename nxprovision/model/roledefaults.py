@@ -11,9 +11,18 @@ import yaml
 
 
 def project_root() -> Path:
-    """The checkout holding roles/ and playbooks/ (NXPROVISION_HOME overrides)."""
+    """The tree holding roles/, playbooks/, plugins/ and ansible.cfg: NXPROVISION_HOME when set, else the checkout
+    this package runs from, else the collection the wheel installed beside it
+    (site-packages/ansible_collections/nxprovision/cluster, same layout)."""
     env = os.environ.get("NXPROVISION_HOME")
-    return Path(env) if env else Path(__file__).resolve().parents[2]
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2]
+    if (here / "roles").is_dir() and (here / "playbooks").is_dir():
+        return here
+    installed = here / "ansible_collections" / "nxprovision" / "cluster"
+    # no collection either: the checkout's path, so that the errors name the files that are missing
+    return installed if (installed / "playbooks").is_dir() else here
 
 
 def role_defaults() -> dict[str, Any]:

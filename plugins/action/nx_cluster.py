@@ -6,6 +6,7 @@ same validation and the same derived values (the `nx` fact) as `nxprovision depl
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from ansible.plugins.action import ActionBase
 _REPO = Path(__file__).resolve().parents[2]
 if (_REPO / "nxprovision" / "__init__.py").exists() and str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
+# Run from an installed collection (AWX): the model reads the defaults of the roles beside this plugin.
+if not (_REPO / "nxprovision").is_dir() and (_REPO / "roles").is_dir():
+    os.environ.setdefault("NXPROVISION_HOME", str(_REPO))
 
 
 class ActionModule(ActionBase):

@@ -7,6 +7,7 @@ off it), `holders` (the partitions it still holds) and `partitions` (how many we
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from ansible.plugins.action import ActionBase
 _REPO = Path(__file__).resolve().parents[2]
 if (_REPO / "nxprovision" / "__init__.py").exists() and str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
+# Run from an installed collection (AWX): the model reads the defaults of the roles beside this plugin.
+if not (_REPO / "nxprovision").is_dir() and (_REPO / "roles").is_dir():
+    os.environ.setdefault("NXPROVISION_HOME", str(_REPO))
 
 
 def _ints(value: Any) -> list[int]:

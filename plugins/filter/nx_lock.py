@@ -6,6 +6,7 @@ nothing for the host's Debian release. The rule lives in nxprovision/versionlock
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 _REPO = Path(__file__).resolve().parents[2]
 if (_REPO / "nxprovision" / "__init__.py").exists() and str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
+# Run from an installed collection (AWX): the model reads the defaults of the roles beside this plugin.
+if not (_REPO / "nxprovision").is_dir() and (_REPO / "roles").is_dir():
+    os.environ.setdefault("NXPROVISION_HOME", str(_REPO))
 
 
 def nx_lock_pins(lock: Any, release: str, components: list[str]) -> dict[str, str]:
