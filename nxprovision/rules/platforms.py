@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nxprovision.model.artifacts import ARCH_SINCE, CPU_ARCHES, MONGODB_BUILDS, archive_problem, mongodb_build
+from nxprovision.model.artifacts import (
+    ARCH_SINCE,
+    CPU_ARCHES,
+    MONGODB_BUILDS,
+    archive_problem,
+    artifact_path,
+    mongodb_build,
+)
 from nxprovision.model.cluster import Cluster, host_platform, host_setting, search_product
 from nxprovision.rules._where import of_setting
 from nxprovision.rules.finding import Finding, error, warning
@@ -52,8 +59,8 @@ def check(c: Cluster) -> Iterator[Finding]:
         hint = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}.get(arch.lower())
         yield error("settings.cpu_arch", f"hosts {_names(hosts)}",
                     f"nx_cpu_arch '{arch}' is not a CPU architecture nxprovision provisions",
-                    f"set nx_cpu_arch to {hint}" + (f" ('{arch}' is what some vendors call it)" if hint else
-                                                    f" or one of {', '.join(CPU_ARCHES)}")
+                    (f"set nx_cpu_arch to {hint} ('{arch}' is what some vendors call it)" if hint else
+                     f"set nx_cpu_arch to one of {', '.join(CPU_ARCHES)}")
                     + " (the kernel's name, `uname -m` on the host)", of_setting(c, "nx_cpu_arch", hosts[0]))
     if bad_arch:
         return  # the archive names below would be built on it
@@ -69,17 +76,17 @@ def check(c: Cluster) -> Iterator[Finding]:
             elif product == "mongodb":
                 build = mongodb_build(platform)
                 if build and not build.native:
-                    fallback.setdefault(f"{platform.os_release}\0{build.name}", []).append(h)
+                    name = artifact_path("mongodb", version, platform=platform)
+                    fallback.setdefault(f"{platform.os_release}\0{build.name}\0{name}", []).append(h)
         for problem, where in refused.items():
             yield error(f"downloads.platform.{product}", f"hosts {_names(where)}",
                         f"{problem}: the deploy would find no archive to download", _fix(product, version, where[0], c),
                         of_setting(c, "nx_cpu_arch", where[0]))
         for key, where in fallback.items():
-            release, build = key.split("\0")
+            release, build, name = key.split("\0")
             yield warning("downloads.platform.mongodb", f"hosts {_names(where)}",
-                          f"MongoDB publishes no {release} build: these hosts get the {build} build "
-                          f"(mongodb-linux-<arch>-{build}-{version}.tgz), which runs on {release} but which MongoDB "
-                          "does not support there",
+                          f"MongoDB publishes no {release} build: these hosts get the {build} build ({name}), which "
+                          f"runs on {release} but which MongoDB does not support there",
                           f"accept it, or run the MongoDB hosts on {build} (MongoDB's Debian builds: "
                           + ", ".join(sorted({b.name for b in MONGODB_BUILDS.values() if b.native})) + ")",
                           of_setting(c, "nx_os_release", where[0]))
