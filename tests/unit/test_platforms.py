@@ -257,3 +257,9 @@ def test_common_preflight_compares_the_facts_with_the_model(make_inv, arch: str,
     that = _preflight_assert()["ansible.builtin.assert"]["that"]
     results = [templar.template(trust_as_template("{{ " + cond + " }}")) for cond in that]
     assert all(results) is passes, (that, results)
+
+
+def test_a_malformed_pin_of_one_group_is_refused(make_inv, run_cli) -> None:
+    inv = make_inv("compact", hostvars={"search3": {"nx_cpu_arch": "aarch64", "opensearch_archive_checksum": "md5:1"}})
+    code, lines = _findings(run_cli, inv, "downloads.checksum")
+    assert code == 2 and any("algorithm 'md5' is not one of" in ln for ln in lines), lines
