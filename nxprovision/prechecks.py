@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from nxprovision.model.cluster import Cluster, host_setting
+from nxprovision.model.cluster import Cluster, host_platform, host_setting
 
 
 def _supported_os() -> tuple[tuple[str, str], ...]:
@@ -109,6 +109,8 @@ class HostPlan:
     peers: dict[str, str] = field(default_factory=dict)  # other host -> the address the cluster uses for it
     urls: dict[str, str] = field(default_factory=dict)  # url -> what it is
     clock_max_offset_s: float = DEFAULT_CLOCK_MAX_OFFSET_S
+    # what the inventory says the host is (nx_os_release, nx_cpu_arch): the model named its archives after it
+    platform: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,21 +156,24 @@ def _is_address(value: str) -> bool:
         return False
 
 
-def _download_urls(c: Cluster, groups: list[str]) -> dict[str, str]:
+def _download_urls(c: Cluster, host: str, groups: list[str]) -> dict[str, str]:
     d = c.derived
     urls: dict[str, str] = {}
     if "nuxeo" in groups:
         urls[str(d.get("nuxeo", {}).get("distribution_url") or "")] = "Nuxeo distribution"
         for name, url in (d.get("nuxeo", {}).get("package_urls") or {}).items():
             urls[str(url)] = f"Nuxeo package {name}"
+    def own(part: str) -> str:  # this host's archive of a per-platform product
+        return str(((d.get(part, {}).get("archives") or {}).get(host) or {}).get("url") or "")
+
     if "opensearch" in groups:
-        urls[str(d.get("search", {}).get("archive_url") or "")] = "search archive"
+        urls[own("search")] = "search archive"
     if "kafka" in groups:
         urls[str(d.get("kafka", {}).get("archive_url") or "")] = "Kafka archive"
     if "mongodb" in groups and c.database == "mongodb":
-        urls[str(d.get("db", {}).get("archive_url") or "")] = "MongoDB archive"
+        urls[own("db")] = "MongoDB archive"
     if "s3" in groups:
-        urls[str(d.get("s3", {}).get("archive_url") or "")] = "SeaweedFS archive"
+        urls[own("s3")] = "SeaweedFS archive"
     return {u: what for u, what in urls.items() if u.startswith(("http://", "https://"))}
 
 
@@ -209,7 +214,8 @@ def host_plan(c: Cluster, host: str) -> HostPlan:
         memory_mb=sum(int(mins.get(g, {}).get("memory_mb", 0)) for g in groups),
         paths=paths, ports=ports,
         peers={h.name: h.address for h in c.hosts.values() if h.name != host},
-        urls=_download_urls(c, groups), clock_max_offset_s=max_offset,
+        urls=_download_urls(c, host, groups), clock_max_offset_s=max_offset,
+        platform={"os_release": (p := host_platform(c, host)).os_release, "cpu_arch": p.cpu_arch},
     )
 
 
@@ -277,6 +283,27 @@ def os_row(host: str, os_facts: dict[str, Any]) -> Row:
         return Row(host, "os", OK, str(name))
     return Row(host, "os", ERROR, f"{name} is not a supported OS release (supported: {supported})",
                f"install {host} with one of: {supported}")
+
+
+def platform_row(plan: HostPlan, facts: dict[str, Any]) -> Row | None:
+    """The host is what the inventory says (nx_os_release, nx_cpu_arch): the model named the vendor archives after
+    it on the controller, so a host of another release or architecture would unpack binaries that cannot run."""
+    if not plan.platform:
+        return None
+    want_arch, want_release = plan.platform.get("cpu_arch", ""), plan.platform.get("os_release", "")
+    arch = str(facts.get("arch") or "")
+    os_facts = facts.get("os") or {}
+    release = f"{str(os_facts.get('id') or '').lower()}{str(os_facts.get('version_id') or '').split('.')[0]}"
+    wrong = []
+    if arch and arch != want_arch:
+        wrong.append(f"its CPU is {arch}, the inventory says nx_cpu_arch: {want_arch}")
+    if release and want_release and release != want_release:
+        wrong.append(f"it runs {release}, the inventory says nx_os_release: {want_release}")
+    if wrong:
+        return Row(plan.host, "platform", ERROR, "; ".join(wrong) + ": the archives would be built for the "
+                   "inventory's platform", f"set nx_cpu_arch / nx_os_release of {plan.host} to what it runs "
+                   f"({arch or want_arch}, {release or want_release}), or use a host of the inventory's platform")
+    return Row(plan.host, "platform", OK, f"{release or '?'} on {arch or '?'} as the inventory says")
 
 
 def resource_rows(plan: HostPlan, facts: dict[str, Any]) -> list[Row]:
@@ -374,6 +401,9 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
                         "the plays become root: give the SSH user sudo rights (-K when sudo asks a password) and "
                         "drop any ansible_become: false from the inventory, or log in as root"))
     rows.append(os_row(plan.host, facts.get("os") or {}))
+    platform = platform_row(plan, facts)
+    if platform:
+        rows.append(platform)
     rows += resource_rows(plan, facts)
     rows += port_rows(plan, facts.get("listeners") or {})
     if facts.get("time"):
@@ -384,10 +414,10 @@ def evaluate(plan: HostPlan, facts: dict[str, Any], controller_time: float, unce
 
 
 def fast_rows(plan: HostPlan, facts: dict[str, Any], placeholders: list[Row] | None = None) -> list[Row]:
-    """The cheap subset: connection, privileges, OS, ports, and the placeholders (errors only) of the inventory and
-    of this host."""
+    """The cheap subset: connection, privileges, OS, platform, ports, and the placeholders (errors only) of the
+    inventory and of this host."""
     rows = evaluate(plan, facts, float(facts.get("time") or 0), 0)
-    rows = [r for r in rows if r.check in ("ssh", "become", "os") or r.check.startswith("port ")]
+    rows = [r for r in rows if r.check in ("ssh", "become", "os", "platform") or r.check.startswith("port ")]
     return [r for r in placeholders or [] if r.status == ERROR and r.host in (plan.host, INVENTORY)] + rows
 
 

@@ -17,7 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nxprovision.inventory import InventoryView
-from nxprovision.model.artifacts import VENDOR_BASE_URLS, archive_checksum, archive_root_dir, artifact_url
+from nxprovision.model.artifacts import (
+    DEFAULT_CPU_ARCH,
+    VENDOR_BASE_URLS,
+    Platform,
+    archive_checksum,
+    archive_root_dir,
+    artifact_url,
+)
 from nxprovision.model.compat import load as load_compat
 from nxprovision.model.defaults import DEFAULTS
 from nxprovision.model.roledefaults import role_defaults
@@ -108,7 +115,8 @@ class Cluster:
             "architecture": self.architecture,
             "cluster_name": self.settings.get("nx_cluster_name"),
             "hosts": {
-                h.name: {"address": h.address, "components": components_of(self, h.name)}
+                h.name: {"address": h.address, "components": components_of(self, h.name),
+                         "platform": _platform_fact(self, h.name)}
                 for h in self.hosts.values()
             },
             "nodes": {
@@ -123,6 +131,11 @@ class Cluster:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _platform_fact(c: Cluster, host: str) -> dict[str, str]:
+    p = host_platform(c, host)
+    return {"os_release": p.os_release, "cpu_arch": p.cpu_arch}
 
 
 def _sanitize_id(name: str) -> str:
@@ -317,11 +330,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
         db.update(hosts=list(c.db_hosts), servers=servers, primary=c.db_hosts[0], replicas=servers[1:], port=port,
                   members=members, replica_set=rs, name=s.get("nuxeo_db_name", "nuxeo"),
                   user=s.get("nuxeo_db_user", "nuxeo"), version=str(s.get("mongodb_version")),
-                  archive_url=artifact_url(str(s.get("mongodb_download_base_url") or ""), "mongodb",
-                                           str(s.get("mongodb_version"))),
-                  archive_checksum=_checksum(s, "mongodb", artifact_url(
-                      str(s.get("mongodb_download_base_url") or ""), "mongodb", str(s.get("mongodb_version")))),
-                  archive_dir=archive_root_dir("mongodb", str(s.get("mongodb_version"))))
+                  archives=host_archives(c, "mongodb", str(s.get("mongodb_version")), servers))
 
     # Search
     search_port = _int(s.get("opensearch_http_port"), 9200)
@@ -341,9 +350,7 @@ def _derive(c: Cluster) -> dict[str, Any]:
         "replicas": (r if (r := _int(s.get("nuxeo_search_index_replicas"), -1)) >= 0
                      else min(1, max(0, len(c.search_hosts) - 1))),
         "cluster_name": f"{s.get('nx_cluster_name', 'nuxeo')}-search",
-        "archive_url": _search_archive(s, "url"),
-        "archive_checksum": _search_archive(s, "checksum"),
-        "archive_dir": _search_archive(s, "dir"),
+        "archives": host_archives(c, search_product(s), str(s.get("search_version")), c.search_hosts),
         # Heap: half the host's RAM, at most 31 GiB (compressed oops), at least 512 MiB [doc: half RAM].
         "heap_percent": 50, "heap_max_mb": 31744, "heap_min_mb": 512,
     }
@@ -393,12 +400,9 @@ def _derive(c: Cluster) -> dict[str, Any]:
           # the self-hosted store serves its S3 API over https only; every client verifies it with the CA
           "tls": tls["s3"], "ca_file": tls["ca_path"] if tls["s3"] else "",
           "hosts": list(c.s3_hosts), "version": str(s.get("seaweedfs_version") or ""),
-          "archive_url": artifact_url(str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs",
-                                      str(s.get("seaweedfs_version") or "")),
-          "archive_checksum": _checksum(s, "seaweedfs", artifact_url(
-              str(s.get("seaweedfs_download_base_url") or ""), "seaweedfs", str(s.get("seaweedfs_version") or ""))),
-          # empty: the archive's members are the release (weed at its root), unpacked into a versioned folder
-          "archive_dir": archive_root_dir("seaweedfs", str(s.get("seaweedfs_version") or "")),
+          # dir empty: the archive's members are the release (weed at its root), unpacked into a versioned folder
+          "archives": host_archives(c, "seaweedfs", str(s.get("seaweedfs_version") or ""),
+                                    c.s3_hosts if s3_mode == "seaweedfs" else []),
           "master_peers": [f"{_addr(c, h)}:{_int(s.get('seaweedfs_master_port'), 9333)}" for h in c.s3_hosts],
           # SeaweedFS's master and volume servers answer HTTP only to these addresses ([guard] white_list): the
           # store's own hosts talk to each other; every client goes through the S3 gateway with its keys.
@@ -994,13 +998,31 @@ PG_TUNING_TIERS: list[dict[str, Any]] = [
 ]
 
 
-def _search_archive(s: dict[str, Any], what: str) -> str:
-    product = "elasticsearch" if s.get("search_distribution") == "elasticsearch" else "opensearch"
-    version = str(s.get("search_version"))
-    if what == "dir":
-        return archive_root_dir(product, version)
-    url = artifact_url(str(s.get(f"{product}_download_base_url") or ""), product, version)
-    return _checksum(s, product, url) if what == "checksum" else url
+def search_product(s: dict[str, Any]) -> str:
+    return "elasticsearch" if s.get("search_distribution") == "elasticsearch" else "opensearch"
+
+
+def host_platform(c: Cluster, host: str) -> Platform:
+    """The OS release and CPU architecture the inventory declares for a host (nx_os_release, nx_cpu_arch): the model
+    runs on the controller before any fact, so the archive names come from these; prechecks and the common role's
+    preflight hold the host to them."""
+    release = str(host_setting(c.view, c.settings, host, "nx_os_release") or "")
+    arch = str(host_setting(c.view, c.settings, host, "nx_cpu_arch") or DEFAULT_CPU_ARCH)
+    return Platform(os_release=release, cpu_arch=arch)
+
+
+def host_archives(c: Cluster, product: str, version: str, hosts: list[str]) -> dict[str, dict[str, str]]:
+    """host -> the release archive of a product built for that host's platform: url, checksum (a pinned
+    <product>_archive_checksum, per host or group, else the one published beside it) and the top directory."""
+    base = str(c.settings.get(f"{product}_download_base_url") or "")
+    out: dict[str, dict[str, str]] = {}
+    for h in hosts:
+        platform = host_platform(c, h)
+        url = artifact_url(base, product, version, platform=platform)
+        pinned = host_setting(c.view, c.settings, h, f"{product}_archive_checksum") or ""
+        out[h] = {"url": url, "checksum": archive_checksum(url, pinned),
+                  "dir": archive_root_dir(product, version, platform)}
+    return out
 
 
 JAVA_HOMES = "/opt/nxprovision/java"
@@ -1025,10 +1047,11 @@ def _java(c: Cluster, host: str, nuxeo_java: str) -> dict[str, Any]:
             # a broker beside the node (single architecture): Kafka takes the release's own OpenJDK from PATH
             out["package"] = f"openjdk-{shipped[0]}-jre-headless"
         version = setting("java_version")
-        url = artifact_url(setting("java_download_base_url"), "java", version)
-        root = archive_root_dir("java", version)
-        out["archive"] = {"version": version, "url": url, "checksum": _checksum(c.settings, "java", url),
-                          "dir": root}
+        platform = host_platform(c, host)
+        url = artifact_url(setting("java_download_base_url"), "java", version, platform=platform)
+        root = archive_root_dir("java", version, platform)
+        out["archive"] = {"version": version, "url": url, "checksum": archive_checksum(url, setting(
+            "java_archive_checksum")), "dir": root}
         out["home"] = f"{JAVA_HOMES}/{root}"
     else:
         # a Kafka host: Kafka runs on any Java from 11, so the release's own OpenJDK

@@ -27,6 +27,11 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
         "The hosts' OS release: debian12 | debian13 (set it per host for a mixed cluster). validate checks it\n"
         "against the OS releases nxprovision supports for nuxeo_version (docs/compatibility.md).",
     ),
+    "nx_cpu_arch": (
+        "x86_64",
+        "The hosts' CPU architecture: x86_64 | aarch64 (set it per host or group when they differ). The vendor\n"
+        "archives are named after it and nx_os_release; prechecks and the deploy stop on a host whose own differs.",
+    ),
     "nuxeo_version": ("2025.9", "Nuxeo LTS version with its hotfix level (LTS 2021.x, 2023.x or 2025.x)."),
     "nuxeo_packages": (
         ["nuxeo-web-ui", "amazon-s3-online-storage"],

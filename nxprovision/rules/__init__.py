@@ -15,6 +15,7 @@ from nxprovision.rules import (
     downloads,
     hostnames,
     placement,
+    platforms,
     ports,
     secrets_present,
     settings,
@@ -39,6 +40,7 @@ RULES: tuple[RuleFn, ...] = (
     secrets_present.check,
     tls.check,
     downloads.check,
+    platforms.check,
     argspecs.check,
 )
 

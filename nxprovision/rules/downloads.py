@@ -45,14 +45,16 @@ def check(c: Cluster) -> Iterator[Finding]:
     used = _products(c)
     for product in used:
         key = CHECKSUM_SETTINGS[product]
-        pinned = c.settings.get(key)
-        if pinned:
+        # pinned per host or group too: hosts of another CPU architecture download another archive
+        pins = {h: v for h in c.hosts if (v := c.view.hostvars.get(h, {}).get(key, c.settings.get(key)))}
+        for pinned, host in {repr(v): (v, h) for h, v in pins.items()}.values():
             problem = checksum_problem(pinned)
             if problem:
                 yield error("downloads.checksum", f"setting {key}", problem,
                             f"set it to sha512:<digest> (or sha256:<digest>) of the {product} archive, or remove it to "
                             f"use the {PUBLISHED_CHECKSUM_SUFFIX} file published beside the archive",
-                            of_setting(c, key))
+                            of_setting(c, key, host))
+        if pins or c.settings.get(key):
             continue
         base = str(c.settings.get(f"{product}_download_base_url") or "").rstrip("/")
         vendor = VENDOR_BASE_URLS.get(product, "").rstrip("/")

@@ -6,11 +6,11 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: nx_host_facts
-short_description: Read a host's OS, resources, listening ports, name resolution and mirror reachability
+short_description: Read a host's OS, CPU, resources, listening ports, name resolution and mirror reachability
 description:
-  - Read-only (check mode safe). Returns the host's clock, OS release, CPU count, memory, the free space of the
-    filesystems holding O(paths), who listens on O(ports) (process, user, systemd unit), what O(names) resolve to
-    and the HTTP status of a HEAD request to each of O(urls).
+  - Read-only (check mode safe). Returns the host's clock, OS release, CPU architecture and count, memory, the
+    free space of the filesystems holding O(paths), who listens on O(ports) (process, user, systemd unit), what
+    O(names) resolve to and the HTTP status of a HEAD request to each of O(urls).
   - Run it as root to see the processes of other users.
 options:
   paths:
@@ -44,6 +44,10 @@ RETURN = r"""
 time:
   description: The host's clock (seconds since the epoch) when the module started.
   type: float
+  returned: always
+arch:
+  description: The host's CPU architecture as the kernel names it (uname -m, what ansible_architecture says).
+  type: str
   returned: always
 listeners:
   description: For each port asked, the sockets listening on it (address, pid, process, user, unit).
@@ -241,6 +245,7 @@ def main() -> None:
         time=now,
         uid=os.geteuid(),
         os=os_release(),
+        arch=os.uname().machine,
         cpus=cpus(),
         memory_mb=memory_mb(),
         disks={path: disk(path) for path in p["paths"]},

@@ -57,7 +57,9 @@ def test_model_gives_every_download_a_checksum(make_inv) -> None:
            for p in ("amazon-s3-online-storage", "nuxeo-search-client-opensearch1", "nuxeo-audit-opensearch1")},
     }
     for part in ("search", "db", "s3"):
-        assert d[part]["archive_checksum"] == f"sha512:{d[part]['archive_url']}.sha512", part
+        assert d[part]["archives"], part
+        for archive in d[part]["archives"].values():
+            assert archive["checksum"] == f"sha512:{archive['url']}.sha512", part
 
 
 def _lines(out: str, rule: str) -> list[str]:

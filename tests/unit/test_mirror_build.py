@@ -158,3 +158,24 @@ def test_zip_keeps_executable_bits(tmp_path: Path) -> None:
     assert os.access(ctl, os.X_OK)
     assert not os.access(out / "nuxeo-server-1-tomcat" / "bin" / "nuxeo.conf", os.X_OK)
     assert subprocess.run([str(ctl)], capture_output=True, text=True).stdout == "hi\n"
+
+
+@pytest.mark.parametrize("release", ["debian12", "debian13"])
+def test_the_mirror_serves_the_names_the_model_gives_lab_hosts(make_inv, release: str) -> None:
+    """Each archive a lab host of either release downloads (x86_64, the lab's hosts) is one the mirror builds."""
+    from nxprovision.inventory import load_inventory
+    from nxprovision.lab.releases import RELEASES
+    from nxprovision.model.cluster import build_cluster
+
+    assert release in RELEASES
+    base = "http://mirror.lab:8090"
+    settings = {f"{p}_download_base_url": f"{base}/{p}" for p in ("kafka", "opensearch", "mongodb", "seaweedfs",
+                                                                  "java", "nuxeo")}
+    settings.update(nx_os_release=release, java_version="21.0.5+11")
+    inv = make_inv("compact", database="mongodb", set=settings)
+    d = build_cluster(load_inventory(inv)).derived
+    wanted = {a["url"] for part in ("db", "search", "s3") for a in d[part]["archives"].values()}
+    wanted |= {d["kafka"]["archive_url"]} | {j["archive"]["url"] for j in d["java"].values() if j["archive"]}
+    served = {s.mirror_path for s in mirror.all_specs()}
+    assert {u.removeprefix(base + "/") for u in wanted} <= served
+    assert any("mongodb-linux-x86_64-" in u for u in wanted)

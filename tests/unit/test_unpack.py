@@ -293,8 +293,9 @@ def _tasks(tasks: list[dict]) -> list[dict]:
     return out
 
 
-UNPACKS = {"common": "__common_java_archive.dir", "kafka": "nx.kafka.archive_dir", "mongodb": "nx.db.archive_dir",
-           "nuxeo": "nx.nuxeo.archive_dir", "opensearch": "nx.search.archive_dir", "seaweedfs": "nx.s3.archive_dir"}
+UNPACKS = {"common": "__common_java_archive.dir", "kafka": "nx.kafka.archive_dir",
+           "mongodb": "__mongodb_archive_src.dir", "nuxeo": "nx.nuxeo.archive_dir",
+           "opensearch": "__opensearch_archive_src.dir", "seaweedfs": "__seaweedfs_archive_src.dir"}
 
 
 @pytest.mark.parametrize("role", sorted(UNPACKS))

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from pathlib import Path
 from nxprovision.errors import NxError
 from nxprovision.lab.standins import jre, kafka, mongodb, nuxeo_archives, opensearch, seaweedfs
 from nxprovision.lab.standins.spec import ArchiveSpec
+from nxprovision.model.artifacts import Platform
 from nxprovision.model.defaults import DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,34 @@ ARCHIVE_CACHE = Path(os.environ.get("NXPROVISION_ARCHIVE_CACHE", "/var/cache/nxp
 STAMPS_DIR = ".stamps"
 LOCK_FILE = ".build.lock"
 SEAWEEDFS_VERSION = "4.48"
+# The lab's hosts are systemd-nspawn containers of this x86_64 machine; their inventory keeps init's nx_cpu_arch.
+LAB_CPU_ARCH = "x86_64"
 CACHE_MAX_AGE_DAYS = 14
 
 
+def lab_platforms() -> list[Platform]:
+    """What the lab's hosts can be: each release a lab boots, on the CPU architecture of the lab's hosts."""
+    from nxprovision.lab.releases import RELEASES
+
+    return [Platform(os_release=r, cpu_arch=LAB_CPU_ARCH) for r in RELEASES]
+
+
+def _per_platform(make: Callable[[Platform], ArchiveSpec]) -> list[ArchiveSpec]:
+    """One archive per name the model gives the lab's hosts (releases sharing a build share the archive)."""
+    out: dict[str, ArchiveSpec] = {}
+    for platform in lab_platforms():
+        spec = make(platform)
+        out.setdefault(spec.mirror_path, spec)
+    return list(out.values())
+
+
 def all_specs() -> list[ArchiveSpec]:
-    """Every archive the lab's mirror serves, at the versions the model defaults to."""
+    """Every archive the lab's mirror serves, at the versions the model defaults to, under the names the model
+    computes for the lab's hosts (nxprovision/model/artifacts.py)."""
     specs = [
         kafka.spec(DEFAULTS["kafka_version"]),
         opensearch.spec(DEFAULTS["search_version"]),
-        mongodb.spec(DEFAULTS["mongodb_version"]),
+        *_per_platform(lambda p: mongodb.spec(DEFAULTS["mongodb_version"], p)),
         seaweedfs.spec(SEAWEEDFS_VERSION),
         jre.spec(jre.VERSION),
     ]

@@ -1,4 +1,5 @@
-"""The stand-in `mongodb-linux-x86_64-debian12-<v>.tgz`: MongoDB's layout around SecantusDB."""
+"""The stand-in `mongodb-linux-<arch>-<build>-<v>.tgz` (the build the model names for a host's release): MongoDB's
+layout around SecantusDB."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from nxprovision.lab.standins import packing, tree, vendor
 from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
-from nxprovision.model.artifacts import archive_root_dir
+from nxprovision.model.artifacts import Platform, archive_root_dir
 
 REQUIREMENTS = ("secantusdb==0.7.0b3", "pyyaml==6.0.3")
 BACKEND = ("SecantusDB 0.7.0b3 (PyPI), MongoDB wire protocol on WiredTiger; replica-set control plane, "
@@ -35,18 +36,20 @@ def write_tree(root: Path, version: str) -> None:
     tree.write_marker(root, "MongoDB", version, BACKEND, NOTES)
 
 
-def build(version: str, dest: Path) -> None:
+def build(version: str, dest: Path, platform: Platform | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="nx-mongodb-") as tmp:
         root = Path(tmp) / "tree"
         write_tree(root, version)
-        packing.write_targz(root, dest, top=archive_root_dir("mongodb", version))
+        packing.write_targz(root, dest, top=archive_root_dir("mongodb", version, platform))
 
 
-def spec(version: str) -> ArchiveSpec:
+def spec(version: str, platform: Platform | None = None) -> ArchiveSpec:
+    platform = platform or Platform()
     return ArchiveSpec(
         product="mongodb",
         version=version,
-        build=lambda dest: build(version, dest),
+        platform=platform,
+        build=lambda dest: build(version, dest, platform),
         inputs=[HERE / "mongodb.py", HERE / "tree.py", *runtime_files(*RUNTIME)],
         requirements=REQUIREMENTS,
         backend=BACKEND,

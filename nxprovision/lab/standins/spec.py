@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nxprovision.model.artifacts import artifact_path
+from nxprovision.model.artifacts import Platform, artifact_path
 
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE / "runtime"
@@ -28,9 +28,10 @@ MIRROR_FOLDERS: dict[str, str] = {
 }
 
 
-def mirror_path(product: str, version: str, name: str = "") -> str:
-    """Path of an archive under the mirror root: `<folder>/<the vendor's path for it>`."""
-    return f"{MIRROR_FOLDERS[product]}/{artifact_path(product, version, name)}"
+def mirror_path(product: str, version: str, name: str = "", platform: Platform | None = None) -> str:
+    """Path of an archive under the mirror root: `<folder>/<the vendor's path for it>`, named for the platform
+    (OS release, CPU architecture) as the model names it for a host."""
+    return f"{MIRROR_FOLDERS[product]}/{artifact_path(product, version, name, platform)}"
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,12 @@ class ArchiveSpec:
     backend: str = ""
     name: str = ""  # package name, for nuxeo_package
     extra: Sequence[str] = field(default_factory=tuple)
+    # the hosts the archive is for: its name (and MongoDB's top directory) follow their release and architecture
+    platform: Platform = field(default_factory=Platform)
 
     @property
     def mirror_path(self) -> str:
-        return mirror_path(self.product, self.version, self.name)
+        return mirror_path(self.product, self.version, self.name, self.platform)
 
     def stamp(self) -> str:
         """Hash of every input of the archive: a changed source, version or dependency rebuilds it."""
@@ -58,6 +61,9 @@ class ArchiveSpec:
         h = hashlib.sha256()
         for part in (BUILD_FORMAT, self.product, self.version, self.name, str(self.standin), self.backend):
             h.update(part.encode() + b"\0")
+        if self.platform != Platform():
+            # hashed only off the default: the archives built before platforms existed keep their stamps
+            h.update(f"{self.platform.os_release}/{self.platform.cpu_arch}".encode() + b"\0")
         for part in (*self.requirements, *vendor.TARGET_PLATFORMS, vendor.TARGET_PYTHON, *self.extra):
             h.update(part.encode() + b"\0")
         for src in sorted({Path(p).resolve() for p in (*self.inputs, HERE / "packing.py")}):
