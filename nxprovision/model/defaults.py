@@ -45,7 +45,7 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     "java_download_base_url": (
         "",
         "Only for Nuxeo nodes on an OS release without Nuxeo's OpenJDK (LTS 2025 on Debian 12): your mirror of\n"
-        "Eclipse Temurin's releases, jdk-<java_version>/OpenJDK21U-jre_x64_linux_hotspot_<version>.tar.gz.",
+        "Eclipse Temurin's releases, jdk-<java_version>/OpenJDK21U-jre_<x64|aarch64>_linux_hotspot_<version>.tar.gz.",
     ),
     "java_version": ("", "The JRE release taken from java_download_base_url, e.g. 21.0.5+11."),
     "postgresql_version": (
