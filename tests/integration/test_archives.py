@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -578,11 +579,23 @@ def test_opensearch_refuses_bad_yaml_placeholders(mirror: Path, tmp_path: Path) 
 # --- MongoDB ----------------------------------------------------------------------------------------
 
 
-def test_mongod_forks_serves_and_keeps_data(mirror: Path, tmp_path: Path, procs: Processes) -> None:
+# The system python3 of each lab release: Debian 12's (this machine's /usr/bin/python3) and Debian 13's 3.13 (a
+# CPython 3.13 of this machine's, as a Debian 13 host has it). The stand-in's SecantusDB is compiled per interpreter.
+_PY313 = [p for p in (shutil.which("python3.13"), "/root/.pyenv/versions/3.13.0/bin/python3.13")
+          if p and Path(p).is_file() and "shims" not in p]
+
+
+@pytest.mark.parametrize("python", ["/usr/bin/python3", "3.13"], ids=["debian12-python3.11", "debian13-python3.13"])
+def test_mongod_forks_serves_and_keeps_data(mirror: Path, tmp_path: Path, procs: Processes, python: str) -> None:
     import pymongo
 
     home = unpack(mirror, "mongodb", MONGODB_V, tmp_path / "opt")
     env = system_env(tmp_path)
+    if python == "3.13":
+        if not _PY313:
+            pytest.skip("no CPython 3.13 on this machine to stand for a Debian 13 host's python3")
+        python = _PY313[0]
+    env["STANDIN_PYTHON"] = python
     (port,) = free_ports(1)
     db, pidfile, logfile = tmp_path / "db", tmp_path / "mongod.pid", tmp_path / "log" / "mongod.log"
     conf = tmp_path / "mongod.conf"

@@ -32,7 +32,9 @@ INVENTORY_SETTINGS = {"mongodb_users_bootstrap": "unauthenticated"}
 def write_tree(root: Path, version: str) -> None:
     tree.write_launcher(root, "bin/mongod", "MongoDB", "lib/standin/mongod_standin.py")
     tree.copy_runtime(root / "lib" / "standin", RUNTIME)
-    vendor.install_target(root / "lib" / "python", REQUIREMENTS)
+    # SecantusDB is compiled: one build per lab release's python3 (Debian 13 hosts get this same debian12 archive)
+    for python in vendor.HOST_PYTHONS:
+        vendor.install_target(root / "lib" / vendor.python_dir(python), REQUIREMENTS, python=python)
     tree.write_marker(root, "MongoDB", version, BACKEND, NOTES)
 
 
@@ -50,7 +52,7 @@ def spec(version: str, platform: Platform | None = None) -> ArchiveSpec:
         version=version,
         platform=platform,
         build=lambda dest: build(version, dest, platform),
-        inputs=[HERE / "mongodb.py", HERE / "tree.py", *runtime_files(*RUNTIME)],
+        inputs=[HERE / "mongodb.py", HERE / "tree.py", HERE / "vendor.py", *runtime_files(*RUNTIME)],
         requirements=REQUIREMENTS,
         backend=BACKEND,
     )

@@ -1,8 +1,9 @@
 """Python packages for the lab hosts' interpreter, installed into a folder that ships inside an archive.
 
-Lab hosts are Debian 12 with the system python3 (CPython 3.11) and no pip, so stand-in programs carry
-their dependencies: pip resolves wheels for that target (not for the interpreter running the build)
-and installs them with `--target`. Downloaded wheels are kept in a shared cache so a later build, or a
+Lab hosts run their release's system python3 (CPython 3.11 on Debian 12, 3.13 on Debian 13) and no pip, so
+stand-in programs carry their dependencies: pip resolves wheels for that target (not for the interpreter running
+the build) and installs them with `--target`; a stand-in whose packages are compiled carries one folder per
+interpreter (`python_dir`). Downloaded wheels are kept in a shared cache so a later build, or a
 build on a machine whose registry answers slowly, reuses them without network.
 """
 
@@ -25,7 +26,6 @@ WHEEL_CACHE = Path(os.environ.get("NXPROVISION_WHEEL_CACHE", "/var/cache/nxprovi
 # CPython 3.11 on x86_64 glibc 2.36 (Debian 12). pip does not widen --platform by itself, so every
 # manylinux tag a Debian 12 host accepts is listed.
 TARGET_PYTHON = "3.11"
-TARGET_ABI = "cp311"
 TARGET_PLATFORMS: tuple[str, ...] = (
     "manylinux_2_36_x86_64",
     "manylinux_2_35_x86_64",
@@ -41,15 +41,25 @@ TARGET_PLATFORMS: tuple[str, ...] = (
 )
 
 
-def _target_args() -> list[str]:
+# The system python3 of each lab release: a stand-in with compiled packages is built for each.
+HOST_PYTHONS: tuple[str, ...] = ("3.11", "3.13")
+
+
+def python_dir(python: str) -> str:
+    """The folder (under an archive's lib/) holding the packages built for one interpreter: `python` for the
+    first target (the layout every stand-in had before Debian 13), `python3.13` for the others."""
+    return "python" if python == TARGET_PYTHON else f"python{python}"
+
+
+def _target_args(python: str = TARGET_PYTHON) -> list[str]:
     args = [
         "--only-binary=:all:",
         "--python-version",
-        TARGET_PYTHON,
+        python,
         "--implementation",
         "cp",
         "--abi",
-        TARGET_ABI,
+        "cp" + python.replace(".", ""),
     ]
     args += ["--abi", "abi3", "--abi", "none"]
     for p in TARGET_PLATFORMS:
@@ -78,19 +88,20 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _download(requirements: Sequence[str], cache: Path) -> None:
-    cmd = [*_pip(), "download", "--dest", str(cache), *_target_args(), *requirements]
+def _download(requirements: Sequence[str], cache: Path, python: str = TARGET_PYTHON) -> None:
+    cmd = [*_pip(), "download", "--dest", str(cache), *_target_args(python), *requirements]
     res = _run(cmd)
     if res.returncode != 0:
         raise NxError(
-            f"could not download wheels for {' '.join(requirements)} (CPython {TARGET_PYTHON}, manylinux x86_64): "
+            f"could not download wheels for {' '.join(requirements)} (CPython {python}, manylinux x86_64): "
             + (res.stderr.strip().splitlines() or ["pip failed"])[-1],
             "check that the package registry is reachable and that these versions publish such wheels",
         )
 
 
-def install_target(target: Path, requirements: Sequence[str], *, cache: Path | None = None) -> None:
-    """Install `requirements` and their dependencies for CPython 3.11 manylinux x86_64 into `target`."""
+def install_target(target: Path, requirements: Sequence[str], *, cache: Path | None = None,
+                   python: str = TARGET_PYTHON) -> None:
+    """Install `requirements` and their dependencies for CPython `python` manylinux x86_64 into `target`."""
     cache = cache or WHEEL_CACHE
     target.mkdir(parents=True, exist_ok=True)
     with _cache_lock(cache):
@@ -106,11 +117,11 @@ def install_target(target: Path, requirements: Sequence[str], *, cache: Path | N
             "--no-warn-conflicts",
             "--no-warn-script-location",
             "--upgrade",
-            *_target_args(),
+            *_target_args(python),
             *requirements,
         ]
         if _run(offline).returncode != 0:
-            _download(requirements, cache)
+            _download(requirements, cache, python)
             res = _run(offline)
             if res.returncode != 0:
                 raise NxError(

@@ -24,7 +24,9 @@ if __package__:
     from . import confparse, javaprops, mongod_replset, standin_common
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
-    sys.path[:0] = [str(BASE / "lib" / "python"), str(Path(__file__).resolve().parent)]
+    # the packages built for this interpreter: lib/python (CPython 3.11, Debian 12), lib/python3.13 (Debian 13)
+    _built = "python" if sys.version_info[:2] == (3, 11) else f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    sys.path[:0] = [str(BASE / "lib" / _built), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
     import mongod_replset  # type: ignore[no-redef]
@@ -129,8 +131,11 @@ def main(argv: list[str]) -> int:
     if s["fork"] and s["log_destination"] != "file":
         print("BadValue: --fork has to be used with --logpath or --syslog", file=sys.stderr)
         return 2
-    if sys.version_info[:2] != (3, 11):
-        standin_common.die(PROG, "the vendored SecantusDB is built for CPython 3.11", 2)
+    built = sorted(p.name for p in (BASE / "lib").glob("python*") if (p / "secantus").is_dir())
+    here = "python" if sys.version_info[:2] == (3, 11) else f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not __package__ and here not in built:
+        standin_common.die(PROG, f"no vendored SecantusDB for CPython {sys.version_info[0]}.{sys.version_info[1]} "
+                           f"(built: {', '.join(built) or 'none'}; lib/python is CPython 3.11)", 2)
     db_path = Path(s["db_path"])
     if not db_path.is_dir():
         print(
