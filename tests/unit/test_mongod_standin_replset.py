@@ -246,6 +246,16 @@ def test_step_down_is_refused_naming_the_stand_ins_limit(tmp_path: Path) -> None
     assert sets[HOSTS[1]].step_down()["code"] == 10107
 
 
+def test_a_primary_that_is_down_is_named_by_no_member(tmp_path: Path) -> None:
+    down: set[str] = set()
+    sets = members(tmp_path, down)
+    sets[HOSTS[0]].initiate(config())
+    down.add(HOSTS[0])
+    reply = hello(sets[HOSTS[1]])
+    assert "primary" not in reply and reply["secondary"] is True and reply["hosts"] == HOSTS
+    assert sets[HOSTS[1]].status()["members"][0]["health"] == 0.0
+
+
 def test_a_state_file_of_the_earlier_format_is_read(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / mongod_replset.STATE_FILE).write_text(json.dumps({"_id": "rs0", "version": 1,

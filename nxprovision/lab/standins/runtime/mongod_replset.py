@@ -256,7 +256,8 @@ class ReplSet:
         reply.update(setName=self.name, setVersion=self.version(), hosts=self.hosts(),
                      me=self.me(), isWritablePrimary=primary, ismaster=primary, secondary=not primary,
                      notice=NOTICE)
-        if self.primary():
+        # a primary that is down is no primary (mongod's members stop naming it once its heartbeats fail)
+        if self.primary() and (primary or self.alive(str(self.primary()))):
             reply["primary"] = self.primary()
         if primary:
             import bson  # vendored with pymongo
