@@ -287,3 +287,17 @@ def test_the_role_keeps_a_reduced_set_deployable() -> None:
     svc = {t["name"]: t for t in yaml.safe_load((ROOT / "roles" / "mongodb" / "tasks" / "service.yml").read_text())}
     init = svc["Initiate the replica set"]["community.mongodb.mongodb_replicaset"]
     assert init["validate"] is False and "reconfigure" not in init
+
+
+def test_the_survivors_etc_hosts_lose_the_host_in_the_removal_not_at_the_next_deploy() -> None:
+    """The common role writes every host into /etc/hosts: without this play, the first deploy after a removal would
+    change every survivor."""
+    plays = yaml.safe_load((ROOT / "playbooks" / "remove_node.yml").read_text())
+    rebuilt = next(i for i, p in enumerate(plays) if any("nx_cluster" in t for t in p.get("tasks", [])))
+    hosts_play = next(i for i, p in enumerate(plays) if any(
+        t.get("ansible.builtin.include_role") == {"name": "common", "tasks_from": "etc_hosts.yml"}
+        for t in p.get("tasks", [])))
+    assert hosts_play > rebuilt  # rendered from the model without the host
+    configure = yaml.safe_load((ROOT / "roles" / "common" / "tasks" / "configure.yml").read_text())
+    assert {"name": "Write the cluster hosts into /etc/hosts", "ansible.builtin.import_tasks": "etc_hosts.yml"} \
+        in configure
