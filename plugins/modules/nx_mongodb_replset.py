@@ -78,6 +78,10 @@ version:
   description: The configuration's version.
   type: int
   returned: always
+error:
+  description: Why the action failed, '' when it did not (also on failure, for tasks run under no_log).
+  type: str
+  returned: always
 """
 
 import contextlib
@@ -244,21 +248,24 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    # `error` rides in every answer, failures included: the hooks run these tasks under no_log, which hides a
+    # failure's message, and show `error` in the assert that follows (failed_when: false resets `failed` itself)
     try:
         connect = pymongo_connect(p["login_user"], p["login_password"], p["login_database"])
     except ImportError:
-        module.fail_json(msg="pymongo is missing on this host (the mongodb role installs python3-pymongo)")
+        msg = "pymongo is missing on this host (the mongodb role installs python3-pymongo)"
+        module.fail_json(msg=msg, error=msg)
     try:
         if p["action"] == "state":
-            module.exit_json(changed=False, **state(connect, p["port"]))
+            module.exit_json(changed=False, error="", **state(connect, p["port"]))
         do = step_down if p["action"] == "step_down" else remove
-        module.exit_json(**do(connect, p["port"], p["member"], p["timeout"], module.check_mode))
+        module.exit_json(error="", **do(connect, p["port"], p["member"], p["timeout"], module.check_mode))
     except CommandError as e:
-        module.fail_json(msg=f"{p['action']} {p['member'] or ''}: {e}".replace("  ", " "),
-                         code=e.details.get("code"), codeName=e.details.get("codeName"))
+        msg = f"{p['action']} {p['member'] or ''}: {e}".replace("  ", " ")
+        module.fail_json(msg=msg, error=msg, code=e.details.get("code"), codeName=e.details.get("codeName"))
     except Unreachable as e:
-        module.fail_json(msg=f"{p['action']}: a member did not answer: {e}")
-
+        msg = f"{p['action']}: a member did not answer: {e}"
+        module.fail_json(msg=msg, error=msg)
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,8 @@ answering), and the order of the hooks (step down, reconfigure and wait, only th
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -301,3 +303,52 @@ def test_the_survivors_etc_hosts_lose_the_host_in_the_removal_not_at_the_next_de
     configure = yaml.safe_load((ROOT / "roles" / "common" / "tasks" / "configure.yml").read_text())
     assert {"name": "Write the cluster hosts into /etc/hosts", "ansible.builtin.import_tasks": "etc_hosts.yml"} \
         in configure
+
+
+# --------------------------------------------------------------------------- the plan's refusals (before any host)
+
+
+def test_the_plan_lets_a_member_of_three_go_then_needs_force_then_refuses_the_last() -> None:
+    from nxprovision.daytwo import check_removal, view_without
+    from nxprovision.errors import NxError
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+
+    three = build_cluster(load_inventory(ROOT / "inventories" / "compact-mongodb"))
+    assert three.derived["db"]["hosts"] == ["mongo1", "mongo2", "mongo3"]
+    assert check_removal(three, "mongo3") == []  # 2 members left: the compact architecture's minimum
+    two = build_cluster(view_without(three.view, "mongo3"))
+    with pytest.raises(NxError, match="needs at least 2") as exc:
+        check_removal(two, "mongo2")
+    assert "--force" in exc.value.fix
+    one = build_cluster(view_without(two.view, "mongo2"))
+    with pytest.raises(NxError) as exc:
+        check_removal(one, "mongo1", force=True)
+    assert "last mongodb host" in exc.value.message and "does not lift" in exc.value.fix
+
+
+def _run_module(tmp_path: Path, args: dict[str, Any]) -> dict[str, Any]:
+    import subprocess
+
+    (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    out = subprocess.run([sys.executable, str(ROOT / "plugins" / "modules" / "nx_mongodb_replset.py"),
+                          str(tmp_path / "args.json")], capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_a_failure_carries_its_error_past_failed_when(tmp_path: Path) -> None:
+    """The hooks run the module under no_log with failed_when: false (which resets `failed`): the assert after it
+    reads `error`, so a failure must carry it, and a success an empty one."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    out = _run_module(tmp_path, {"action": "state", "port": port, "login_user": "admin", "login_password": "s3cr3t",
+                                 "timeout": 1})
+    assert out["failed"] is True and out["error"].startswith("state: a member did not answer"), out
+    assert "s3cr3t" not in json.dumps(out)
+    tasks = _tasks(HOOKS / "mongodb.yml") + _tasks(HOOKS / "check" / "mongodb.yml")
+    for t in tasks:
+        if "nx_mongodb_replset" in t:
+            assert t["failed_when"] is False, t["name"]
+            check = tasks[tasks.index(t) + 1]["ansible.builtin.assert"]
+            assert f"{t['register']}.error" in str(check["that"]) and f"{t['register']}.error" in check["fail_msg"]
