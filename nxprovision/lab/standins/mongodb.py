@@ -17,10 +17,11 @@ RUNTIME = ("mongod_standin.py", "mongod_replset.py", "confparse.py", "javaprops.
 
 NOTES = (
     "bin/mongod reads mongod's YAML configuration file and serves the MongoDB wire protocol with",
-    "SecantusDB. With a replSetName it answers replSetInitiate, replSetGetStatus, replSetGetConfig and hello",
-    "for every member as mongod does, but it does NOT replicate: the data lives on the primary only (a",
-    "secondary refuses writes and holds none of it), there are no elections (the first member of the",
-    "configuration is always the primary) and no replSetReconfig.",
+    "SecantusDB. With a replSetName it answers replSetInitiate, replSetReconfig, replSetGetStatus,",
+    "replSetGetConfig and hello for every member as mongod does (a member left out of a new configuration",
+    "is REMOVED), but it does NOT replicate: the data lives on the primary only (a secondary refuses writes",
+    "and holds none of it), and there are no elections (the first member of the configuration is always the",
+    "primary), so replSetStepDown is refused: only a secondary can be removed from the set in the lab.",
 )
 
 
