@@ -277,8 +277,8 @@ def _java_archive(c: Cluster, matrix: Matrix, m: Lts, release: str, hosts: list[
                     f"{label} has no OpenJDK {need.describe()} package, which Nuxeo LTS {m.lts} needs ({source}; "
                     f"{m.java.source})",
                     f"set java_download_base_url (your mirror of Eclipse Temurin's releases: jdk-<version>/"
-                    f"OpenJDK{need.patterns[0]}U-jre_<x64|aarch64>_linux_hotspot_<version>.tar.gz) and java_version (e.g. "
-                    f"{need.patterns[0]}.0.5+11), or run the Nuxeo nodes on "
+                    f"OpenJDK{need.patterns[0]}U-jre_<x64|aarch64>_linux_hotspot_<version>.tar.gz) and java_version "
+                    f"(e.g. {need.patterns[0]}.0.5+11), or run the Nuxeo nodes on "
                     + ", ".join(o.release for o in m.os if o.java == "archive")
                     + f", or name a JDK {need.patterns[0]} package of your apt repository in common_java_package",
                     of_setting(c, "nx_os_release"))
