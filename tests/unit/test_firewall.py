@@ -173,3 +173,30 @@ def test_add_node_runs_the_firewall_play_alone_first_then_the_hosts_it_converges
     assert pb1 == pb2 == "site.yml" and tags == "role::firewall" and main_tags is None
     assert set(fw.split(",")) == {"search1", "search2", "search3", "kafka1", "s3-1"}
     assert set(main.split(",")) == {"worker2", "db1", "db2"}
+
+
+def test_remove_node_rewrites_the_survivors_rules_without_the_removed_hosts_address(make_inv) -> None:
+    """With the firewall on, the database, search, Kafka and S3 hosts admit every Nuxeo node by address. remove-node
+    rewrites their rules from the model without the host, in the same run: a machine that gets the address later
+    must not inherit its access until the next deploy."""
+    import yaml
+
+    from nxprovision.daytwo import view_without
+
+    layout = {"nuxeo_worker": ["worker1", "worker2"]}
+    hostvars = {**{h: {"ansible_host": ip} for h, ip in IP.items()}, "worker2": {"ansible_host": "10.2.0.30"}}
+    inv = load_inventory(make_inv("compact", set={"nx_firewall_enabled": True}, layout={**COMPACT, **layout},
+                                  hostvars=hostvars))
+    before = build_cluster(inv)
+    admitting = {h for h, part in before.derived["firewall"]["hosts"].items()
+                 if any(r["sources"] != "any" and "10.2.0.30" in r["sources"] for r in part["rules"])}
+    assert admitting >= {"db1", "search1", "kafka1", "s3-1"}, admitting
+    after = build_cluster(view_without(inv, "worker2"))
+    assert not [(h, r["port"]) for h, part in after.derived["firewall"]["hosts"].items() for r in part["rules"]
+                if r["sources"] != "any" and "10.2.0.30" in r["sources"]]
+    plays = yaml.safe_load((ROOT / "playbooks" / "remove_node.yml").read_text())
+    rebuilt = next(i for i, p in enumerate(plays) if any("nx_cluster" in t for t in p.get("tasks", [])))
+    (fw,) = [i for i, p in enumerate(plays) for t in p.get("tasks", [])
+             if t.get("ansible.builtin.include_role") == {"name": "firewall", "tasks_from": "rules.yml"}]
+    assert fw > rebuilt and plays[fw]["hosts"].startswith("all:!")
+    assert plays[fw]["tasks"][0]["when"] == "nx.firewall.enabled | default(false)"
