@@ -6,13 +6,16 @@ the bucket and the search cluster are checked with their own clients.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -224,3 +227,27 @@ def secret_hits(lab_name: str, secrets: list[str], texts: tuple[str, ...] = ()) 
                 data = f.read_bytes()
                 hits += [f"{s[:3]}... in {f}" for s in values if s.encode() in data]
     return hits
+
+
+# --- the monitoring host (Prometheus, Alertmanager): over TLS with the cluster's CA, basic auth -----------------
+
+
+def monitoring_get(url: str, ca: str, auth: tuple[str, str] | None) -> tuple[int, Any]:
+    """(status, JSON body, or the raw bytes when not JSON); no credentials sent when `auth` is None."""
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
+            body = r.read()
+            return r.status, json.loads(body) if body.startswith((b"{", b"[")) else body
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def monitoring_access(inventory: Path) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
+    """The deployed cluster, its nx.monitoring, the CA file and the monitoring login."""
+    d = Deployed.load(inventory)
+    m = d.cluster.derived["monitoring"]
+    ca = str(inventory / d.cluster.derived["tls"]["ca_cert_file"])
+    return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))

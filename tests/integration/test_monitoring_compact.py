@@ -7,9 +7,6 @@ resolves it. Its own lab and a full compact deploy: `slow`, never in CI.
 
 from __future__ import annotations
 
-import base64
-import json
-import ssl
 import subprocess
 import time
 import urllib.error
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_checks import Deployed, wait_for
+from cluster_checks import monitoring_access, monitoring_get, wait_for
 from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -44,22 +41,6 @@ def monitored() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str]]]:
         lab("down", "--name", NAME, check=False)
 
 
-def _get(url: str, ca: str, auth: tuple[str, str]) -> tuple[int, Any]:
-    req = urllib.request.Request(url)
-    req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
-    try:
-        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def _setup(lab_: Lab) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
-    d = Deployed.load(lab_.inventory)
-    m = d.cluster.derived["monitoring"]
-    ca = str(lab_.inventory / d.cluster.derived["tls"]["ca_cert_file"])
-    return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))
-
 
 def test_deploy_converges(monitored) -> None:
     _lab, first = monitored
@@ -69,13 +50,13 @@ def test_deploy_converges(monitored) -> None:
 def test_every_target_up(monitored) -> None:
     lab_, first = monitored
     assert first.returncode == 0
-    d, m, ca, auth = _setup(lab_)
+    d, m, ca, auth = monitoring_access(lab_.inventory)
     expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
     nuxeo = {t["host"] for j in m["jobs"] if j["name"] == "nuxeo" for t in j["targets"]}
     assert nuxeo == {n.host for n in d.cluster.nuxeo_nodes} and {"front1", "front2", "worker1"} <= nuxeo
 
     def all_up() -> Any:
-        code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
         assert code == 200, code
         seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
         assert set(seen) == expected, seen
@@ -86,7 +67,7 @@ def test_every_target_up(monitored) -> None:
 
 def _out_of_pool(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
     query = urllib.parse.quote('alertname="NxFrontNodeOutOfPool"')
-    code, body = _get(m["alertmanager_url"] + f"/api/v2/alerts?active=true&filter={query}", ca, auth)
+    code, body = monitoring_get(m["alertmanager_url"] + f"/api/v2/alerts?active=true&filter={query}", ca, auth)
     assert code == 200, code
     return [a for a in body if a["status"]["state"] == "active"]
 
@@ -94,7 +75,7 @@ def _out_of_pool(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> list[dict
 def test_front_node_powered_off_fires_the_alert_and_start_resolves_it(monitored) -> None:
     lab_, first = monitored
     assert first.returncode == 0
-    d, m, ca, auth = _setup(lab_)
+    d, m, ca, auth = monitoring_access(lab_.inventory)
     assert _out_of_pool(m, ca, auth) == []
     lab("kill", "--name", NAME, VICTIM, timeout=300)
     off = time.monotonic()

@@ -9,9 +9,6 @@ deploy changes nothing. Its own lab and two full deploys: `slow`.
 
 from __future__ import annotations
 
-import base64
-import json
-import ssl
 import subprocess
 import urllib.error
 import urllib.parse
@@ -21,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_checks import Deployed, create_document_with_blob, recap, wait_for
+from cluster_checks import create_document_with_blob, monitoring_access, monitoring_get, recap, wait_for
 from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -47,24 +44,6 @@ def monitored() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str], subproc
         lab("down", "--name", NAME, check=False)
 
 
-def _get(url: str, ca: str, auth: tuple[str, str] | None) -> tuple[int, Any]:
-    req = urllib.request.Request(url)
-    if auth:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
-    try:
-        with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
-            body = r.read()
-            return r.status, json.loads(body) if body.startswith((b"{", b"[")) else body
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def _setup(lab_: Lab) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
-    d = Deployed.load(lab_.inventory)
-    m = d.cluster.derived["monitoring"]
-    ca = str(lab_.inventory / d.cluster.derived["tls"]["ca_cert_file"])
-    return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))
-
 
 def test_first_deploy_converges(monitored) -> None:
     _lab, first, _ = monitored
@@ -74,17 +53,17 @@ def test_first_deploy_converges(monitored) -> None:
 def test_every_service_wants_credentials(monitored) -> None:
     lab_, first, _ = monitored
     assert first.returncode == 0
-    d, m, ca, auth = _setup(lab_)
+    d, m, ca, auth = monitoring_access(lab_.inventory)
     assert m["scheme"] == "https"
     for url in (m["prometheus_url"] + "/api/v1/targets", m["alertmanager_url"] + "/api/v2/status",
                 f"https://{m['node_exporter_bind'][HOST]}/metrics", f"https://{m['address']}:{m['blackbox_port']}/",
                 f"https://{m['postgres_exporter_bind'][HOST]}/metrics"):
-        assert _get(url, ca, None)[0] == 401, url
-        assert _get(url, ca, ("monitoring", "wrong"))[0] == 401, url
-        assert _get(url, ca, auth)[0] == 200, url
+        assert monitoring_get(url, ca, None)[0] == 401, url
+        assert monitoring_get(url, ca, ("monitoring", "wrong"))[0] == 401, url
+        assert monitoring_get(url, ca, auth)[0] == 200, url
     # HAProxy's exporter: behind the stats page's password
     lb = next(j for j in m["jobs"] if j["name"] == "haproxy")["targets"][0]["address"]
-    assert _get(f"https://{lb}/metrics", ca, None)[0] == 401
+    assert monitoring_get(f"https://{lb}/metrics", ca, None)[0] == 401
     # the node exporter listens on the cluster address only
     listening = lab_.ssh(HOST, "ss -Hltn 'sport = :9100'").stdout
     assert f"{d.address(HOST)}:9100" in listening and "0.0.0.0:9100" not in listening and "*:9100" not in listening
@@ -93,13 +72,13 @@ def test_every_service_wants_credentials(monitored) -> None:
 def test_prometheus_reports_every_target_up(monitored) -> None:
     lab_, first, _ = monitored
     assert first.returncode == 0
-    _d, m, ca, auth = _setup(lab_)
+    _d, m, ca, auth = monitoring_access(lab_.inventory)
     expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
     assert {name for name, _ in expected} == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus",
                                               "postgres", "nuxeo"}
 
     def all_up() -> Any:
-        code, body = _get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
         assert code == 200, code
         active = body["data"]["activeTargets"]
         seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
@@ -107,26 +86,27 @@ def test_prometheus_reports_every_target_up(monitored) -> None:
         return seen if all(h == "up" for h in seen.values()) else None
 
     wait_for(all_up, 120, "every scrape target up", interval=5)
-    code, body = _get(m["prometheus_url"] + "/api/v1/rules", ca, auth)
+    code, body = monitoring_get(m["prometheus_url"] + "/api/v1/rules", ca, auth)
     names = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
     assert code == 200 and {"NxTargetDown", "NxFrontNodeOutOfPool", "NxCertificateExpiring"} <= names
     # the certificate expiry metrics reach Prometheus through the node exporter's textfile collector
     query = m["prometheus_url"] + "/api/v1/query?query=nxprovision_tls_certificate_not_after_timestamp_seconds"
-    wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "certificate expiry metrics", interval=5)
+    wait_for(lambda: monitoring_get(query, ca, auth)[1]["data"]["result"], 90, "certificate expiry metrics", interval=5)
     # each Nuxeo node's runningstatus, probed through the blackbox exporter: the NxRunningstatusFailing alert's input
     query = m["prometheus_url"] + '/api/v1/query?query=probe_success%7Bjob%3D%22nuxeo_runningstatus%22%7D'
-    probes = wait_for(lambda: _get(query, ca, auth)[1]["data"]["result"], 90, "runningstatus probes", interval=5)
+    probes = wait_for(lambda: monitoring_get(query, ca, auth)[1]["data"]["result"], 90, "runningstatus probes",
+                      interval=5)
     assert {(p["metric"]["nx_host"], p["value"][1]) for p in probes} == {(HOST, "1")}, probes
     # the postgres exporter reads the local server (pg_up 1) as the peer-authenticated monitoring role, and the
     # replication lag the NxDatabaseReplicaLag alert reads is there (0 on a primary)
     for metric in ("pg_up", "pg_replication_lag"):
         query = m["prometheus_url"] + f"/api/v1/query?query={metric}"
-        found = wait_for(lambda q=query: _get(q, ca, auth)[1]["data"]["result"], 90, metric, interval=5)
+        found = wait_for(lambda q=query: monitoring_get(q, ca, auth)[1]["data"]["result"], 90, metric, interval=5)
         assert {(r["metric"]["nx_host"], r["value"][1]) for r in found} == {(HOST, "1" if metric == "pg_up" else "0")}
 
 
 def _value(prom: str, ca: str, auth: tuple[str, str], query: str) -> float | None:
-    code, body = _get(prom + "/api/v1/query?query=" + urllib.parse.quote(query), ca, auth)
+    code, body = monitoring_get(prom + "/api/v1/query?query=" + urllib.parse.quote(query), ca, auth)
     assert code == 200, code
     result = body["data"]["result"]
     return float(result[0]["value"][1]) if result else None
@@ -135,7 +115,7 @@ def _value(prom: str, ca: str, auth: tuple[str, str], query: str) -> float | Non
 def test_nuxeo_reporter_counts_what_the_client_writes(monitored) -> None:
     lab_, first, _ = monitored
     assert first.returncode == 0
-    d, m, ca, auth = _setup(lab_)
+    d, m, ca, auth = monitoring_access(lab_.inventory)
     target = next(j for j in m["jobs"] if j["name"] == "nuxeo")["targets"]
     assert target == [{"host": HOST, "address": f"{d.address(HOST)}:9464"}]
     # what Nuxeo's reporter is (no option for a bind address, TLS or credentials): plain HTTP on every address,

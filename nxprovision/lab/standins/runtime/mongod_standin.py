@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 BASE = Path(__file__).resolve().parents[2]
+# the folder of lib/ holding the packages built for this interpreter: python (CPython 3.11, Debian 12), python3.13
+# (Debian 13)
+BUILT_FOR = "python" if sys.version_info[:2] == (3, 11) else f"python{sys.version_info[0]}.{sys.version_info[1]}"
 if __package__:
     # imported from the nxprovision source tree (unit tests)
     from . import confparse, javaprops, mongod_replset, standin_common
 else:
     # run from an unpacked archive: the vendored libraries first, then the sibling runtime modules
-    # the packages built for this interpreter: lib/python (CPython 3.11, Debian 12), lib/python3.13 (Debian 13)
-    _built = "python" if sys.version_info[:2] == (3, 11) else f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    sys.path[:0] = [str(BASE / "lib" / _built), str(Path(__file__).resolve().parent)]
+    sys.path[:0] = [str(BASE / "lib" / BUILT_FOR), str(Path(__file__).resolve().parent)]
     import confparse  # type: ignore[no-redef]
     import javaprops  # type: ignore[no-redef]
     import mongod_replset  # type: ignore[no-redef]
@@ -132,8 +133,7 @@ def main(argv: list[str]) -> int:
         print("BadValue: --fork has to be used with --logpath or --syslog", file=sys.stderr)
         return 2
     built = sorted(p.name for p in (BASE / "lib").glob("python*") if (p / "secantus").is_dir())
-    here = "python" if sys.version_info[:2] == (3, 11) else f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    if not __package__ and here not in built:
+    if not __package__ and BUILT_FOR not in built:
         standin_common.die(PROG, f"no vendored SecantusDB for CPython {sys.version_info[0]}.{sys.version_info[1]} "
                            f"(built: {', '.join(built) or 'none'}; lib/python is CPython 3.11)", 2)
     db_path = Path(s["db_path"])
