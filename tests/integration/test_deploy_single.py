@@ -207,8 +207,9 @@ def test_second_deploy_changes_and_restarts_nothing(single, tmp_path: Path, monk
     assert before, "no service start time recorded"
     tarball = collection.build(tmp_path / "dist", work=tmp_path / "tree")
     coll = tmp_path / "collections"
+    # --force: a copy anywhere on the default collections paths (a user's ~/.ansible) would count as installed
     installed = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "install",
-                                "--offline", "-p", str(coll), str(tarball)], capture_output=True, text=True,
+                                "--offline", "--force", "-p", str(coll), str(tarball)], capture_output=True, text=True,
                                cwd=tmp_path, timeout=300)
     assert installed.returncode == 0, installed.stderr + installed.stdout
     site = coll / "ansible_collections" / "nxprovision" / "cluster"
