@@ -888,6 +888,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from nxprovision.adoption.command import register as register_adopt
+
+    register_adopt(sub)
     sec = sub.add_parser("secrets", help="secret operations (rotate)")
     sec_sub = sec.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     rt = sec_sub.add_parser("rotate", help="new value for a secret, applied without stopping users (db_password, "
