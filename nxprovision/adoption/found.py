@@ -52,6 +52,18 @@ def conninfo(text: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in parts if "=" in p)
 
 
+def flag(argv: list[str], *names: str) -> str | None:
+    """The value of `-name=value` or `-name value` in a command line (Go's flag syntax, one dash or two)."""
+    for i, arg in enumerate(argv):
+        for n in names:
+            for dashes in ("-", "--"):
+                if arg.startswith(f"{dashes}{n}="):
+                    return arg.split("=", 1)[1]
+                if arg == f"{dashes}{n}" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                    return argv[i + 1]
+    return None
+
+
 @dataclass
 class HaproxyServer:
     backend: str

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from nxprovision.adoption.found import Found, conninfo, pg_settings
+from nxprovision.adoption.found import Found, conninfo, flag, pg_settings
 from nxprovision.inventory import InventoryView
 from nxprovision.model.cluster import SECRET_PLACEHOLDER, Cluster, build_cluster
 from nxprovision.model.defaults import SAMPLE_GROUP_VARS
@@ -53,6 +53,11 @@ PG_MANAGED = frozenset({
     "default_text_search_config", "dynamic_shared_memory_type", "max_wal_size", "min_wal_size",
     "archive_mode", "archive_command", "restore_command", "work_mem", "maintenance_work_mem",
 })
+# `weed server` flags -> the seaweedfs role's variables
+WEED_FLAGS = {("port", "master.port"): "seaweedfs_master_port", ("volume.port",): "seaweedfs_volume_port",
+              ("filer.port",): "seaweedfs_filer_port", ("s3.port",): "seaweedfs_s3_port",
+              ("master.volumeSizeLimitMB", "volumeSizeLimitMB"): "seaweedfs_volume_size_limit_mb",
+              ("volume.max",): "seaweedfs_volume_max"}
 ROLE_OF_GROUP = {"loadbalancers": "haproxy", "nuxeo": "nuxeo", "postgresql": "postgresql", "mongodb": "mongodb",
                  "opensearch": "opensearch", "kafka": "kafka", "s3": "seaweedfs"}
 ROLE_UNITS = {"nuxeo": "nuxeo", "haproxy": "haproxy", "opensearch": "opensearch", "elasticsearch": "opensearch",
@@ -245,6 +250,11 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
         data = _majority({h: found[h].components["seaweedfs"].get("data_dir") for h in a.layout["s3"]})
         if data:
             a.set("seaweedfs_data_dir", data, "s3 hosts", "weed's -dir")
+        for flags, var in WEED_FLAGS.items():
+            value = _majority({h: flag(found[h].components["seaweedfs"].get("argv") or [], *flags)
+                               for h in a.layout["s3"]})
+            if value is not None and str(value).isdigit():
+                a.set(var, int(value), "s3 hosts", f"weed's -{flags[0]}")
     else:
         endpoint = _majority({h: c.get("nuxeo.s3storage.endpoint") for h, c in confs.items()})
         if endpoint or bucket:

@@ -79,7 +79,8 @@ def host_read(host: str) -> dict[str, Any]:
         components["kafka"] = {"home": "/opt/kafka_2.13-3.6.2", "conf_path": "/etc/kafka-hand/server.properties",
                                "conf_text": "process.roles=broker,controller\nlog.dirs=/srv/kafka\n",
                                "version": "3.6.2", "service": "kafka"}
-        components["seaweedfs"] = {"argv": ["/usr/local/bin/weed", "server", "-dir=/srv/seaweedfs", "-s3"],
+        components["seaweedfs"] = {"argv": ["/usr/local/bin/weed", "server", "-dir=/srv/seaweedfs", "-s3",
+                                            "-volume.port=8081", "-master.volumeSizeLimitMB", "512"],
                                    "data_dir": "/srv/seaweedfs", "s3_config_path": "/etc/weed/s3.json",
                                    "s3_config_text": json.dumps({"identities": [
                                        {"name": "nuxeo", "credentials": [{"accessKey": S3_ACCESS,
@@ -147,6 +148,8 @@ def test_adopt_maps_groups_settings_secrets_and_differences(found) -> None:
     assert g["nuxeo_packages"] == ["amazon-s3-online-storage", "nuxeo-web-ui"]
     assert (g["nuxeo_db_name"], g["nuxeo_db_user"]) == ("nuxeodb", "nuxeoapp")
     assert (g["s3_mode"], g["s3_bucket"], g["s3_region"]) == ("seaweedfs", "handbucket", "eu-west-1")
+    assert (g["seaweedfs_volume_port"], g["seaweedfs_volume_size_limit_mb"]) == (8081, 512)
+    assert "seaweedfs_master_port" not in g  # not on its command line: the role's default, SeaweedFS's too
     assert g["seaweedfs_data_dir"] == "/srv/seaweedfs" and g["opensearch_data_dir"] == "/srv/search"
     assert g["kafka_mode"] == "kraft" and g["kafka_data_dir"] == "/srv/kafka" and g["kafka_version"] == "3.6.2"
     assert g["postgresql_version"] == "17" and g["postgresql_replication_user"] == "replicator"
