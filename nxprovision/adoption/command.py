@@ -29,6 +29,8 @@ _NOT_KEPT_PREFIXES = ("nx_secret_", "ansible_become_pass", "ansible_password", "
 
 def _shared_and_own(hostvars: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Variables every host has with one value (kept in group_vars) and each host's own (kept in hosts.yml)."""
+    # plain str keys: Ansible's own string types do not go through yaml.safe_dump
+    hostvars = {str(h): {str(k): v for k, v in hv.items()} for h, hv in hostvars.items()}
     hosts = list(hostvars)
     keys = set.intersection(*(set(v) for v in hostvars.values())) if hosts else set()
     shared = {k: hostvars[hosts[0]][k] for k in sorted(keys)
@@ -122,7 +124,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     for f in findings:
         print(f.line())
     print(f"report: {out / report.REPORT_MD} (and {report.REPORT_JSON})")
-    print(f"next: read the report, then `nxprovision deploy -i {out} --check --diff`, then "
+    print(f"next: read the report (its last section is what the first deploy changes), then "
           f"`nxprovision deploy -i {out}`")
     return 1 if errors or adoption.problems else 0
 

@@ -124,6 +124,7 @@ class Found:
     listening: list[dict[str, Any]]
     packages: dict[str, str]
     components: dict[str, dict[str, Any]]
+    paths: dict[str, str] = field(default_factory=dict)
 
     def has(self, component: str) -> bool:
         return component in self.components
@@ -182,5 +183,6 @@ def load_found(folder: Path) -> dict[str, Found]:
             host=f.stem, release=RELEASES.get(codename, ""), codename=codename, arch=str(os_.get("arch") or ""),
             services=data.get("services") or {}, listening=data.get("listening") or [],
             packages=data.get("packages") or {}, components=data.get("components") or {},
+            paths=data.get("paths") or {},
         )
     return out

@@ -58,6 +58,22 @@ WEED_FLAGS = {("port", "master.port"): "seaweedfs_master_port", ("volume.port",)
               ("filer.port",): "seaweedfs_filer_port", ("s3.port",): "seaweedfs_s3_port",
               ("master.volumeSizeLimitMB", "volumeSizeLimitMB"): "seaweedfs_volume_size_limit_mb",
               ("volume.max",): "seaweedfs_volume_max"}
+# what Debian's pg_createcluster (and initdb) write uncommented into a new cluster's postgresql.conf: found there,
+# they say nothing about the hand that built the cluster
+PG_CREATED = frozenset({
+    "data_directory", "hba_file", "ident_file", "external_pid_file", "port", "max_connections",
+    "unix_socket_directories", "ssl", "ssl_cert_file", "ssl_key_file", "shared_buffers", "dynamic_shared_memory_type",
+    "max_wal_size", "min_wal_size", "log_line_prefix", "log_timezone", "cluster_name", "datestyle", "timezone",
+    "lc_messages", "lc_monetary", "lc_numeric", "lc_time", "default_text_search_config", "include_dir",
+})
+# a role's link to its release folder (default path) -> the group it serves, the variable that moves it, and where:
+# a real folder of the hand build at that path is never replaced, the role links elsewhere
+ROLE_LINK_VARS = {
+    "/opt/nuxeo": ("nuxeo", "nuxeo_home", "/opt/nxprovision-nuxeo"),
+    "/opt/opensearch": ("opensearch", "opensearch_home", "/opt/nxprovision-opensearch"),
+    "/opt/kafka": ("kafka", "kafka_home", "/opt/nxprovision-kafka"),
+    "/opt/seaweedfs": ("s3", "seaweedfs_install_root", "/opt/nxprovision"),
+}
 ROLE_OF_GROUP = {"loadbalancers": "haproxy", "nuxeo": "nuxeo", "postgresql": "postgresql", "mongodb": "mongodb",
                  "opensearch": "opensearch", "kafka": "kafka", "s3": "seaweedfs"}
 ROLE_UNITS = {"nuxeo": "nuxeo", "haproxy": "haproxy", "opensearch": "opensearch", "elasticsearch": "opensearch",
@@ -339,10 +355,11 @@ def replication_of(found: dict[str, Found], a: Adoption) -> None:
     extra: dict[str, dict[str, str]] = {}
     for h in a.layout["postgresql"]:
         c = found[h].pg_cluster() or {}
-        settings = pg_settings(c.get("conf_text"))
+        # the hand's own settings: conf.d, and what the main file sets beyond what the cluster's creation wrote
+        settings = {k: v for k, v in pg_settings(c.get("conf_text")).items() if k not in PG_CREATED}
+        settings.update(pg_settings(c.get("conf_d_text")))
         extra[h] = {k: v for k, v in settings.items() if k not in PG_MANAGED and not SECRET_KEY.search(k)}
-        for k in sorted(set(settings) & PG_MANAGED - {"data_directory", "hba_file", "ident_file",
-                                                       "external_pid_file", "include_dir", "cluster_name"}):
+        for k in sorted(set(settings) & PG_MANAGED):
             a.unmapped.append(Item(f"host {h}", f"postgresql.conf {k} = {settings[k]}",
                                    "the postgresql role sets this one itself"))
     common = _majority({h: tuple(sorted(e.items())) for h, e in extra.items()})
@@ -469,6 +486,18 @@ def predicted_changes(found: dict[str, Found], given: InventoryView, a: Adoption
         a.change(h, "pgbackrest", "backups set up only when nx_backup is configured")
 
 
+def moved_links(found: dict[str, Found], a: Adoption) -> None:
+    """A real folder where a role puts its link: the role links elsewhere, the folder stays as it is."""
+    members = {**a.layout, "nuxeo": a.layout["nuxeo_front"] + a.layout["nuxeo_worker"]}
+    for path, (group, var, elsewhere) in ROLE_LINK_VARS.items():
+        for h in members.get(group, []):
+            if found[h].paths.get(path) == "dir":
+                a.host_set(h, var, elsewhere, f"{path} is a folder of the hand build, not a link: the role "
+                           "leaves it alone and links its release elsewhere")
+                a.unmapped.append(Item(f"host {h}", f"folder {path}", f"left in place (the role uses {elsewhere}); "
+                                       "delete it once the cluster runs from nxprovision's install"))
+
+
 def retired_services(found: dict[str, Found], a: Adoption) -> None:
     """Hand-made services the roles' own units replace: stopped and disabled by the first deploy
     (common_retire_services), so two copies never fight over a port."""
@@ -493,6 +522,7 @@ def adopt(found: dict[str, Found], given: InventoryView, keep: dict[str, Any]) -
     settings_of(found, given, a)
     replication_of(found, a)
     retired_services(found, a)
+    moved_links(found, a)
     cluster = _cluster(a, given, keep)
     secrets_of(found, a, cluster)
     extras_of(found, a, cluster)

@@ -53,9 +53,10 @@ def markdown(a: Adoption, findings: list[Finding], inventory: Path) -> str:
         "",
         f"Architecture **{a.architecture}**, database **{a.database}**. Hosts by group: {groups}.",
         "",
-        "Next: read the sections below, then `nxprovision deploy -i "
-        f"{inventory} --check --diff` to see each file the deploy would write, then `nxprovision deploy -i "
-        f"{inventory}`. The first deploy restarts every component once.",
+        "Next: read the sections below (the last one is what the first deploy changes, host by host), then "
+        f"`nxprovision deploy -i {inventory}`. The first deploy restarts every component once. From then on "
+        f"`nxprovision drift -i {inventory}` shows file by file what differs from the model (before the first "
+        "deploy, check mode stops where the roles have not installed their tools yet).",
         "",
     ]
     lines += _section("Problems to settle before the first deploy", a.problems, "None.")

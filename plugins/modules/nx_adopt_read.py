@@ -35,6 +35,11 @@ packages:
   description: Installed Debian packages of the components, name to version.
   type: dict
   returned: always
+paths:
+  description: Each path the roles link to a release folder (/opt/nuxeo, ...) and what is there (link, dir, file,
+    absent).
+  type: dict
+  returned: always
 components:
   description: Component name (nuxeo, haproxy, postgresql, opensearch, elasticsearch, kafka, seaweedfs, mongodb) to
     what was read of it (paths and file contents).
@@ -63,6 +68,8 @@ STARTS = (
     ("patroni", re.compile(r"(^|/)patroni$")),
 )
 MAX_FILE = 1024 * 1024
+# where the roles link their release folders (their defaults): a hand build may have put a real folder there
+ROLE_LINKS = ("/opt/nuxeo", "/opt/opensearch", "/opt/kafka", "/opt/seaweedfs")
 
 
 def read(path: str | Path | None) -> str | None:
@@ -104,6 +111,11 @@ def environment(props: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def expand(arg: str, env: dict[str, str]) -> str:
+    """$NAME and ${NAME} as systemd expands them in ExecStart (Debian's haproxy unit: `-f $CONFIG`)."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), arg)
+
+
 def properties(text: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in (text or "").splitlines():
@@ -130,7 +142,11 @@ class Host:
         self.module = module
 
     def run(self, *args: str) -> str:
-        rc, out, _err = self.module.run_command(list(args), check_rc=False, environ_update={"LC_ALL": "C"})
+        """A command's output; empty when the host lacks the command (no PostgreSQL, no ss) or it fails."""
+        binary = self.module.get_bin_path(args[0])
+        if binary is None:
+            return ""
+        rc, out, _err = self.module.run_command([binary, *args[1:]], check_rc=False, environ_update={"LC_ALL": "C"})
         return out if rc == 0 else ""
 
     def os(self) -> dict[str, str]:
@@ -177,14 +193,15 @@ class Host:
                                  "-p", "ActiveState", "-p", "UnitFileState", "-p", "WorkingDirectory").splitlines():
                 k, _, v = line.partition("=")
                 props[k] = v
-            argv = exec_argv(props.get("ExecStart", ""))
+            env = environment(props)
+            argv = [expand(a, env) for a in exec_argv(props.get("ExecStart", ""))]
             component = next((name for name, pat in STARTS if argv and pat.search(argv[0])), None)
             if component is None and re.match(r"postgresql@.+\.service$", unit):
                 component = "postgresql"
             if component is None:
                 continue
             found[unit.removesuffix(".service")] = {
-                "component": component, "argv": argv, "environment": environment(props),
+                "component": component, "argv": argv, "environment": env,
                 "user": props.get("User", ""), "unit_file": props.get("FragmentPath", ""),
                 "active": props.get("ActiveState", ""), "enabled": props.get("UnitFileState", ""),
                 "unit_text": read(props.get("FragmentPath")), "working_dir": props.get("WorkingDirectory", ""),
@@ -225,15 +242,16 @@ def postgresql(host: Host) -> dict[str, object]:
             continue
         version, name, port, status, owner, datadir = cols[:6]
         etc = Path("/etc/postgresql") / version / name
-        conf_text = read(etc / "postgresql.conf") or ""
+        conf_d_text = ""
         conf_d = etc / "conf.d"
         if conf_d.is_dir():
             for f in sorted(conf_d.glob("*.conf")):
-                conf_text += f"\n# --- {f}\n" + (read(f) or "")
+                conf_d_text += f"# --- {f}\n" + (read(f) or "") + "\n"
         clusters.append({
             "version": version, "name": name, "port": int(port) if port.isdigit() else 5432,
             "status": status, "owner": owner, "data_dir": datadir,
-            "conf_text": conf_text, "hba_text": read(etc / "pg_hba.conf"),
+            "conf_text": read(etc / "postgresql.conf"), "conf_d_text": conf_d_text,
+            "hba_text": read(etc / "pg_hba.conf"),
             "auto_conf_text": read(Path(datadir) / "postgresql.auto.conf"),
             "standby": "recovery" in status or (Path(datadir) / "standby.signal").exists(),
         })
@@ -270,6 +288,14 @@ def mongodb(svc: dict) -> dict[str, object]:
     return {"conf_path": path, "conf_text": read(path), "user": svc["user"]}
 
 
+def path_kinds() -> dict[str, str]:
+    out = {}
+    for p in ROLE_LINKS:
+        out[p] = ("link" if os.path.islink(p) else "dir" if os.path.isdir(p) else "file" if os.path.lexists(p)
+                  else "absent")
+    return out
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
     host = Host(module)
@@ -295,7 +321,7 @@ def main() -> None:
     if pg["clusters"]:
         components["postgresql"] = pg
     module.exit_json(changed=False, os=host.os(), services=services, listening=host.listening(),
-                     packages=host.packages(), components=components)
+                     packages=host.packages(), components=components, paths=path_kinds())
 
 
 if __name__ == "__main__":

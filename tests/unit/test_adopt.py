@@ -105,11 +105,13 @@ def host_read(host: str) -> dict[str, Any]:
         components["postgresql"] = {"clusters": [{
             "version": "17", "name": "main", "port": 5432, "status": "online,recovery" if standby else "online",
             "owner": "postgres", "data_dir": "/var/lib/postgresql/17/main",
-            "conf_text": "port = 5432\nlisten_addresses = '*'\nwork_mem = 8MB\nlog_min_duration_statement = 500\n",
+            "conf_text": "port = 5432\nmax_connections = 100\nlisten_addresses = '*'\n",
+            "conf_d_text": "work_mem = 8MB\nlog_min_duration_statement = 500\n",
             "hba_text": "", "auto_conf_text": auto, "standby": standby}]}
         services["postgresql@17-main"] = service("postgresql", ["/usr/lib/postgresql/17/bin/postgres"])
+    paths = {"/opt/seaweedfs": "dir", "/opt/kafka": "link"} if host == "host1" else {"/opt/nuxeo": "absent"}
     return {"os": {"id": "debian", "version_codename": "trixie", "arch": "x86_64"}, "services": services,
-            "listening": [], "packages": {}, "components": components}
+            "listening": [], "packages": {}, "components": components, "paths": paths}
 
 
 @pytest.fixture()
@@ -154,6 +156,9 @@ def test_adopt_maps_groups_settings_secrets_and_differences(found) -> None:
     assert g["kafka_mode"] == "kraft" and g["kafka_data_dir"] == "/srv/kafka" and g["kafka_version"] == "3.6.2"
     assert g["postgresql_version"] == "17" and g["postgresql_replication_user"] == "replicator"
     assert g["postgresql_extra_settings"] == {"log_min_duration_statement": "500"}  # work_mem is the role's
+    # what the cluster's creation wrote is no hand's setting: not reported; what a hand set is, with the role's say
+    pg_notes = {i.what for i in a.unmapped if i.where == "host host2" and "postgresql.conf" in i.what}
+    assert pg_notes == {"postgresql.conf listen_addresses = *", "postgresql.conf work_mem = 8MB"}
     # the secrets under the model's names, from the files that hold them
     assert a.secrets == {"nx_secret_db_password": DB_PASSWORD, "nx_secret_db_replication_password": REPL_PASSWORD,
                          "nx_secret_s3_access_key": S3_ACCESS, "nx_secret_s3_secret_key": S3_SECRET}
@@ -170,6 +175,9 @@ def test_adopt_maps_groups_settings_secrets_and_differences(found) -> None:
     assert a.host_vars["host3"]["nuxeo_db_max_pool_size"] == 40
     assert "nuxeo_db_max_pool_size" not in a.host_vars["host2"] and "nuxeo_db_max_pool_size" not in g
     assert "nuxeo_data_dir" not in g  # relative: under the distribution, which the role does not reuse
+    # a folder of the hand build where the role puts its link: the role links elsewhere
+    assert a.host_vars["host1"]["seaweedfs_install_root"] == "/opt/nxprovision"
+    assert "kafka_home" not in a.host_vars["host1"] and "nuxeo_home" not in a.host_vars["host2"]
     # services under other names than the roles' are retired by the first deploy
     assert a.host_vars["host1"]["common_retire_services"] == ["opensearch-hand", "weed"]
     # the model writes the adopted values
@@ -263,6 +271,8 @@ def test_the_host_reader_parses_what_systemctl_shows(tmp_path: Path) -> None:
     argv = ["/opt/seaweedfs/weed", "server", "-dir=/srv/seaweedfs", "-s3", "-s3.config", "/etc/seaweedfs/s3.json"]
     assert r.option(argv, "-dir") == "/srv/seaweedfs" and r.option(argv, "-s3.config") == "/etc/seaweedfs/s3.json"
     assert r.option(argv, "-master.port") is None
+    assert r.expand("-f $CONFIG", {"CONFIG": "/etc/haproxy/haproxy.cfg"}) == "-f /etc/haproxy/haproxy.cfg"
+    assert r.expand("${A}/x $UNSET", {"A": "/a"}) == "/a/x $UNSET"
     # the version of a distribution, from its defaults or its folder's name; started packages only
     home = tmp_path / "nuxeo-server-2025.9-tomcat"
     (home / "bin").mkdir(parents=True)
