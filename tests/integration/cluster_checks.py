@@ -251,3 +251,28 @@ def monitoring_access(inventory: Path) -> tuple[Deployed, dict[str, Any], str, t
     m = d.cluster.derived["monitoring"]
     ca = str(inventory / d.cluster.derived["tls"]["ca_cert_file"])
     return d, m, ca, (m["user"], d.secret("nx_secret_monitoring_password"))
+
+
+# --- a non-root operator account with sudo (issue 18: the plays become root) -------------------------------------
+
+SUDO_USER_SETUP = ("id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; "
+                   "install -d -m 700 -o {user} -g {user} /home/{user}/.ssh && "
+                   "install -m 600 -o {user} -g {user} /root/.ssh/authorized_keys /home/{user}/.ssh/ && "
+                   "echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{user} && "
+                   "chmod 440 /etc/sudoers.d/{user} && sleep 1 && date +%s")
+
+
+def sudo_user_on(lab_: Any, hosts: list[str], user: str) -> dict[str, str]:
+    """`user` on every host, logging in with the lab's key and with passwordless sudo; host -> the host's clock
+    when it was made (for a journal read of what the user did since)."""
+    since = {}
+    for h in hosts:
+        made = lab_.ssh(h, SUDO_USER_SETUP.format(user=user))
+        assert made.returncode == 0, (h, made.stdout + made.stderr)
+        since[h] = made.stdout.strip().splitlines()[-1]
+    return since
+
+
+def sudo_journal(lab_: Any, host: str, since: str) -> str:
+    return lab_.ssh(host, f"journalctl --since @{since} --no-pager -o cat | grep -E 'Accepted publickey|COMMAND=' "
+                          "|| true").stdout

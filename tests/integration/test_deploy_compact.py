@@ -24,6 +24,8 @@ from cluster_checks import (
     runningstatus,
     s3_keys,
     secret_hits,
+    sudo_journal,
+    sudo_user_on,
     wait_for,
 )
 from conftest import Lab, nxprovision
@@ -706,16 +708,24 @@ def test_search_users_and_kafka_client_certificates(compact, tmp_path: Path) -> 
 
 
 def test_second_deploy_changes_and_restarts_nothing(compact) -> None:
+    """The second deploy logs in as a non-root operator with sudo on all eleven hosts (issue 18: `--user` wins over
+    the lab inventory's ansible_user: root, and the plays become root), and changes and restarts nothing."""
     lab_, first = compact
     assert first.returncode == 0
     hosts = [h["host"] for h in lab_.status["hosts"]]
+    user = "nxops"
+    since = sudo_user_on(lab_, hosts, user)
     before = service_starts(lab_, hosts)
-    second = deploy(lab_.inventory)
+    second = deploy(lab_.inventory, "--user", user, "--become")
     assert second.returncode == 0, second.stdout[-4000:]
     changed = {h: r[1] for h, r in recap(second.stdout).items() if r[1]}
     assert changed == {}, changed
     assert "PLAY RECAP" in second.stdout
     assert service_starts(lab_, hosts) == before
+    for h in hosts:
+        journal = sudo_journal(lab_, h, since[h])
+        assert f"Accepted publickey for {user}" in journal, (h, journal[-2000:])
+        assert f"{user} : " in journal and "USER=root" in journal, (h, journal[-2000:])  # sudo to root by the user
 
 
 def test_support_bundle_holds_no_secret(compact, tmp_path: Path) -> None:

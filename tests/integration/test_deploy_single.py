@@ -27,6 +27,8 @@ from cluster_checks import (
     runningstatus,
     s3_keys,
     secret_hits,
+    sudo_journal,
+    sudo_user_on,
     wait_for,
 )
 from conftest import DEFAULT_VERSION, Lab, lab, lab_name, lab_traces, nxprovision, require_lab_machine
@@ -299,20 +301,13 @@ def test_a_non_root_ssh_user_with_sudo_deploys_with_become(single) -> None:
     lab_, first = single
     assert first.returncode == 0
     user = "nxops"
-    setup = lab_.ssh(HOST, f"id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user}; "
-                     f"install -d -m 700 -o {user} -g {user} /home/{user}/.ssh && "
-                     f"install -m 600 -o {user} -g {user} /root/.ssh/authorized_keys /home/{user}/.ssh/ && "
-                     f"echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{user} && "
-                     f"chmod 440 /etc/sudoers.d/{user} && sleep 1 && date +%s")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    since = setup.stdout.strip().splitlines()[-1]
+    since = sudo_user_on(lab_, [HOST], user)[HOST]
     # The lab is converged already (as root): one run as the user, with every task checked and nothing to
     # change, proves the plays reach root through sudo (a task without root would fail or report a change).
     run = deploy(lab_.inventory, "--user", user, "--become", timeout=900)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert recap(run.stdout)[HOST][1] == 0, f"the deploy as {user} changed something: {recap(run.stdout)}"
-    journal = lab_.ssh(HOST, f"journalctl --since @{since} --no-pager -o cat | grep -E 'Accepted publickey|COMMAND=' "
-                             "|| true").stdout
+    journal = sudo_journal(lab_, HOST, since)
     assert f"Accepted publickey for {user}" in journal, journal[-2000:]
     assert f"{user} : " in journal and "USER=root" in journal, journal[-2000:]  # sudo to root by the user
 
