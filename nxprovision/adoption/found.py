@@ -159,6 +159,13 @@ class Found:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def mongod_conf(self) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load((self.components.get("mongodb") or {}).get("conf_text") or "") or {}
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
     @property
     def kafka_conf(self) -> dict[str, str]:
         return properties((self.components.get("kafka") or {}).get("conf_text"))

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from nxprovision.adoption.found import Found, conninfo, flag, pg_settings
 from nxprovision.inventory import InventoryView
@@ -225,6 +226,8 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
     if pgs:
         a.set("postgresql_version", str(_majority({h: c["version"] for h, c in pgs.items() if c})), "PostgreSQL hosts",
               "pg_lsclusters")
+    if a.database == "mongodb":
+        mongo_of(found, confs, a)
     search = {h: found[h].search for h in a.layout["opensearch"]}
     if search:
         product = _majority({h: s[0] for h, s in search.items() if s})
@@ -326,6 +329,37 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
             a.host_set(h, "nuxeo_cluster_nodeid", nodeid, "nuxeo.cluster.nodeid")
 
 
+def mongo_of(found: dict[str, Found], confs: dict[str, dict[str, str]], a: Adoption) -> None:
+    members = a.layout["mongodb"]
+    confs_m = {h: found[h].mongod_conf() for h in members}
+
+    def nested(conf: dict[str, Any], *path: str) -> Any:
+        for p in path:
+            conf = conf.get(p) if isinstance(conf, dict) else None
+        return conf
+
+    version = _majority({h: found[h].components["mongodb"].get("version") for h in members})
+    if version:
+        a.set("mongodb_version", version, "MongoDB hosts", "the release archive's folder")
+    for var, path, kind in (("mongodb_replica_set", ("replication", "replSetName"), str),
+                            ("mongodb_port", ("net", "port"), int),
+                            ("mongodb_data_dir", ("storage", "dbPath"), str)):
+        value = _majority({h: nested(c, *path) for h, c in confs_m.items()})
+        if value not in (None, ""):
+            a.set(var, kind(value), "MongoDB hosts", "mongod.conf " + ".".join(path))
+    if any(nested(c, "security", "authorization") != "enabled" for c in confs_m.values()):
+        a.unmapped.append(Item("MongoDB hosts", "security.authorization is not enabled",
+                               "the first deploy turns authorization on, with the users Nuxeo and the role need"))
+    uri = _majority({h: c.get("nuxeo.mongodb.server") for h, c in confs.items()})
+    if uri:
+        user = urlsplit(str(uri)).username
+        if user:
+            a.set("nuxeo_db_user", unquote(user), "Nuxeo nodes", "the user of nuxeo.mongodb.server")
+    name = _majority({h: c.get("nuxeo.mongodb.dbname") for h, c in confs.items()})
+    if name:
+        a.set("nuxeo_db_name", name, "Nuxeo nodes", "nuxeo.mongodb.dbname")
+
+
 def _path_data(f: Found) -> str | None:
     settings = f.search_settings()
     nested = settings.get("path")
@@ -372,13 +406,20 @@ def secrets_of(found: dict[str, Found], a: Adoption, cluster: Cluster) -> None:
     for node in cluster.nuxeo_nodes:
         conf = found[node.host].nuxeo_conf
         for item in node.conf:
-            if not item.secret or item.value != SECRET_PLACEHOLDER or not conf.get(item.key):
+            if not item.secret or SECRET_PLACEHOLDER not in item.value or not conf.get(item.key):
                 continue
+            value = conf[item.key]
+            if item.value != SECRET_PLACEHOLDER:
+                # the secret inside a connection URI (nuxeo.mongodb.server): its password
+                password = urlsplit(value).password if "://" in value else None
+                if not password:
+                    continue
+                value = unquote(password)
             have = a.secrets.get(item.secret)
             if have is None:
-                a.secrets[item.secret] = conf[item.key]
+                a.secrets[item.secret] = value
                 a.mapped.append(Item(f"host {node.host}", f"{item.secret} (in the vault)", item.key))
-            elif have != conf[item.key]:
+            elif have != value:
                 a.problems.append(Item(f"host {node.host}", f"{item.key} differs from the other nodes' (secret, "
                                        "not shown)", "nxprovision gives every node the vault's one value"))
     identities = [i for h in a.layout["s3"] for i in found[h].s3_identities()]

@@ -285,7 +285,11 @@ def seaweedfs(svc: dict) -> dict[str, object]:
 
 def mongodb(svc: dict) -> dict[str, object]:
     path = option(svc["argv"], "--config", "-f") or "/etc/mongod.conf"
-    return {"conf_path": path, "conf_text": read(path), "user": svc["user"]}
+    binary = Path(svc["argv"][0]).resolve()
+    # the release archive's folder (mongodb-linux-x86_64-debian12-7.0.14/bin/mongod)
+    version = (re.search(r"mongodb-linux-[^/]*?-(\d+\.\d+\.\d+)", str(binary)) or [None, ""])[1]
+    return {"conf_path": path, "conf_text": read(path), "user": svc["user"], "binary": str(binary),
+            "version": version}
 
 
 def path_kinds() -> dict[str, str]:

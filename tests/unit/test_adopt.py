@@ -285,3 +285,52 @@ def test_the_host_reader_parses_what_systemctl_shows(tmp_path: Path) -> None:
     found = r.nuxeo({"argv": [str(home / "bin" / "nuxeoctl"), "startbg"], "environment": {"NUXEO_CONF": str(conf)},
                      "user": "nuxeo"})
     assert (found["version"], found["packages"], found["conf_path"]) == ("2025.9", ["nuxeo-web-ui-2025.9"], str(conf))
+
+
+MONGO_PASSWORD = "m0ngo-pa55/with:odd@chars"
+
+
+def mongo_read(host: str) -> dict[str, Any]:
+    """A hand-built compact cluster on MongoDB: host1 the load balancer, host2/host3 Nuxeo, mongo1..3 a replica
+    set (search, Kafka and S3 left out: not what this test is about)."""
+    from urllib.parse import quote
+
+    if host.startswith("mongo"):
+        conf = ("storage:\n  dbPath: /srv/mongo\nnet:\n  port: 27018\n  bindIp: 0.0.0.0\n"
+                "replication:\n  replSetName: nxrs\n")
+        binary = "/opt/mongodb-linux-x86_64-debian12-7.0.14/bin/mongod"
+        return {"os": {"version_codename": "bookworm", "arch": "x86_64"},
+                "services": {"mongod": service("mongodb", [binary, "--config", "/etc/mongod.conf"])},
+                "listening": [], "packages": {}, "paths": {},
+                "components": {"mongodb": {"conf_path": "/etc/mongod.conf", "conf_text": conf, "binary": binary,
+                                           "version": "7.0.14", "service": "mongod"}}}
+    read = host_read(host)
+    read["os"]["version_codename"] = "bookworm"
+    read["components"].pop("postgresql", None)
+    read["services"].pop("postgresql@17-main", None)
+    if "nuxeo" in read["components"]:
+        uri = f"mongodb://nuxeoapp:{quote(MONGO_PASSWORD, safe='')}@mongo1:27018,mongo2:27018/nuxeodb?replicaSet=nxrs"
+        text = "\n".join(line for line in read["components"]["nuxeo"]["conf_text"].splitlines()
+                         if not line.startswith(("nuxeo.db.", "nuxeo.templates")))
+        read["components"]["nuxeo"]["conf_text"] = (text + "\nnuxeo.templates=default,mongodb,s3binaries\n"
+                                                    f"nuxeo.mongodb.server={uri}\nnuxeo.mongodb.dbname=nuxeodb\n")
+    return read
+
+
+def test_adopt_a_mongodb_cluster(tmp_path: Path) -> None:
+    hosts = ["host1", "host2", "host3", "mongo1", "mongo2", "mongo3"]
+    for h in hosts:
+        (tmp_path / f"{h}.json").write_text(json.dumps(mongo_read(h)))
+    given_view = InventoryView("g", {"all": hosts}, {h: {"ansible_host": h} for h in hosts})
+    a, cluster = adopt(load_found(tmp_path), given_view, {})
+    assert a.database == "mongodb" and a.layout["mongodb"] == ["mongo1", "mongo2", "mongo3"]
+    g = a.group_vars
+    assert (g["mongodb_version"], g["mongodb_replica_set"], g["mongodb_port"], g["mongodb_data_dir"]) == \
+        ("7.0.14", "nxrs", 27018, "/srv/mongo")
+    assert (g["nuxeo_db_user"], g["nuxeo_db_name"], g["nx_os_release"]) == ("nuxeoapp", "nuxeodb", "debian12")
+    # the password inside the connection URI, under the model's name for it
+    assert a.secrets["nx_secret_db_password"] == MONGO_PASSWORD
+    assert any("authorization" in i.what for i in a.unmapped)
+    conf = {i.key: i.value for i in cluster.node("host2").conf}
+    assert "replicaSet=nxrs" in conf["nuxeo.mongodb.server"] and conf["nuxeo.mongodb.dbname"] == "nuxeodb"
+    assert MONGO_PASSWORD not in json.dumps(report.as_dict(a, []))
