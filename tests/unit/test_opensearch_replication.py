@@ -278,3 +278,23 @@ def test_writes_are_told_apart_from_reads() -> None:
     assert not w("GET", "/n/_doc/1") and not w("POST", "/n/_search") and not w("GET", "/_cat/indices")
     assert not w("HEAD", "/n") and not w("POST", "/_search/scroll") and not w("POST", "/n/_count")
     assert not w("GET", "/n/_settings") and not w("POST", "/n/_mget")
+
+
+def test_a_join_is_answered_while_a_request_to_that_member_waits(tmp_path: Path) -> None:
+    """Two members starting at once each send `join` to the other while holding their lock for it: the answer to a
+    join must not wait for that lock (it did: both nodes hung until the 300 s transport timeout)."""
+    import io
+    import threading
+
+    members = [("search2", "127.0.0.1", 1), ("search3", "127.0.0.1", 2)]
+    replicator = opensearch_replication.Replicator(node_name="search2", members=members, backend=("127.0.0.1", 9),
+                                                   client_ctx=None)
+    peer = replicator.peers[0]
+    out = io.BytesIO()
+    with peer.lock:  # this node's own `join` to search3, waiting for search3's answer
+        answered = threading.Thread(target=replicator.node_request, args=({"action": "join", "node": "search3"}, out))
+        answered.start()
+        answered.join(timeout=5)
+        assert not answered.is_alive(), "the join waited for the lock held by a request to the joining member"
+    assert json.loads(out.getvalue()) == {"ok": True}
+    assert peer.stale and peer.down_until == 0.0  # the kept connection is dropped by the next request

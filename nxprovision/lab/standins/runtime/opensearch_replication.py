@@ -141,6 +141,9 @@ class _Peer:
         self.conn: tuple[Any, Any] | None = None  # (socket, file)
         self.down_until = 0.0
         self.lock = threading.Lock()
+        # set by the member's `join` (a new process: the kept connection is to the old one), honoured by the next
+        # request; never waited for under `lock`, which a request to that member may hold meanwhile
+        self.stale = False
 
 
 class Replicator:
@@ -205,6 +208,12 @@ class Replicator:
         """One request on the member's kept connection (a new one when the kept one was closed meanwhile)."""
         line = json.dumps(request).encode() + b"\n"
         with peer.lock:
+            if peer.stale:
+                peer.stale = False
+                if peer.conn is not None:
+                    with contextlib.suppress(OSError):
+                        peer.conn[0].close()
+                    peer.conn = None
             for attempt in (1, 2):
                 fresh = peer.conn is None
                 if fresh:
@@ -324,12 +333,10 @@ class Replicator:
         elif action == "join":
             for peer in self.peers:
                 if peer.name == request.get("node"):
+                    # not under peer.lock: two members starting together each hold their lock for the other while
+                    # waiting for its answer to their own `join` (both waited out APPLY_TIMEOUT, 300 s)
                     peer.down_until = 0.0
-                    with peer.lock:
-                        if peer.conn is not None:
-                            with contextlib.suppress(OSError):
-                                peer.conn[0].close()
-                            peer.conn = None
+                    peer.stale = True
             self.log(f"member {request.get('node')} joined")
             _send(out, {"ok": True})
         elif action == "recover":
