@@ -213,13 +213,16 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
                                       "nxprovision installs the same packages on every node"))
     lbs = a.layout["loadbalancers"]
     tls = any(tls for h in lbs for (_a, _p, tls) in found[h].haproxy.binds)
-    if lbs:
+    conf_url = _majority({h: c.get("nuxeo.url") for h, c in confs.items()})
+    nodes_at = {"localhost", "127.0.0.1", "::1", *(_address(given, h) for h in nodes), *nodes}
+    if conf_url and (urlsplit(str(conf_url)).hostname or "localhost") not in nodes_at:
+        # the name users reach the cluster by (a DNS name, the load balancer's address): kept as Nuxeo has it
+        a.set("nx_public_url", str(conf_url), "Nuxeo nodes", "nuxeo.url")
+    elif lbs:
         url = f"{'https' if tls else 'http'}://{_address(given, lbs[0])}/nuxeo"
-        a.set("nx_public_url", url, f"host {lbs[0]}", "haproxy.cfg's bind lines")
-    else:
-        url = _majority({h: c.get("nuxeo.url") for h, c in confs.items()})
-        if url:
-            a.set("nx_public_url", url, "Nuxeo nodes", "nuxeo.url")
+        a.set("nx_public_url", url, f"host {lbs[0]}", "haproxy.cfg's bind lines (nuxeo.url names a node)")
+    elif conf_url:
+        a.set("nx_public_url", str(conf_url), "Nuxeo nodes", "nuxeo.url")
     a.set("nx_tls_enabled", bool(tls or str(a.group_vars.get("nx_public_url", "")).startswith("https")),
           "load balancers", "whether HAProxy ends TLS")
     pgs = {h: found[h].pg_cluster() for h in a.layout["postgresql"]}
@@ -525,6 +528,11 @@ def predicted_changes(found: dict[str, Found], given: InventoryView, a: Adoption
                      "cluster's hosts only")
     for h in a.layout["postgresql"] if a.database == "postgresql" else []:
         a.change(h, "pgbackrest", "backups set up only when nx_backup is configured")
+    for h in a.layout["loadbalancers"]:
+        if a.group_vars.get("nx_tls_enabled") and not any(tls for (_a, _p, tls) in found[h].haproxy.binds):
+            a.change(h, "haproxy", "HTTPS served here with a certificate from the cluster's CA: nuxeo.url is https, "
+                     "and HAProxy served plain http (TLS ended in front of it: point that at the https port, or "
+                     "give nx_tls_cert_file/nx_tls_key_file your certificate)")
 
 
 def moved_links(found: dict[str, Found], a: Adoption) -> None:

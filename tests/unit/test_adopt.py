@@ -334,3 +334,26 @@ def test_adopt_a_mongodb_cluster(tmp_path: Path) -> None:
     conf = {i.key: i.value for i in cluster.node("host2").conf}
     assert "replicaSet=nxrs" in conf["nuxeo.mongodb.server"] and conf["nuxeo.mongodb.dbname"] == "nuxeodb"
     assert MONGO_PASSWORD not in json.dumps(report.as_dict(a, []))
+
+
+def test_the_public_url_is_nuxeos_own_unless_it_names_a_node(tmp_path: Path) -> None:
+    for h in IPS:
+        read = host_read(h)
+        if "nuxeo" in read["components"]:
+            conf = read["components"]["nuxeo"]["conf_text"]
+            read["components"]["nuxeo"]["conf_text"] = conf.replace(f"nuxeo.url=http://{IPS['host1']}/nuxeo",
+                                                                    "nuxeo.url=https://ecm.example.org/nuxeo")
+        (tmp_path / f"{h}.json").write_text(json.dumps(read))
+    a, _ = adopt(load_found(tmp_path), given(), {})
+    assert a.group_vars["nx_public_url"] == "https://ecm.example.org/nuxeo" and a.group_vars["nx_tls_enabled"]
+    assert any("HTTPS served here" in i.what for i in a.changes["host1"] if i.where == "haproxy")
+    # a node's own address in nuxeo.url (a common hand-built default): the load balancer's address instead
+    for h in IPS:
+        read = host_read(h)
+        if "nuxeo" in read["components"]:
+            conf = read["components"]["nuxeo"]["conf_text"]
+            read["components"]["nuxeo"]["conf_text"] = conf.replace(f"nuxeo.url=http://{IPS['host1']}/nuxeo",
+                                                                    "nuxeo.url=http://localhost:8080/nuxeo")
+        (tmp_path / f"{h}.json").write_text(json.dumps(read))
+    a, _ = adopt(load_found(tmp_path), given(), {})
+    assert a.group_vars["nx_public_url"] == f"http://{IPS['host1']}/nuxeo"
