@@ -52,18 +52,6 @@ def conninfo(text: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in parts if "=" in p)
 
 
-def flag(argv: list[str], *names: str) -> str | None:
-    """The value of `-name=value` or `-name value` in a command line (Go's flag syntax, one dash or two)."""
-    for i, arg in enumerate(argv):
-        for n in names:
-            for dashes in ("-", "--"):
-                if arg.startswith(f"{dashes}{n}="):
-                    return arg.split("=", 1)[1]
-                if arg == f"{dashes}{n}" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-                    return argv[i + 1]
-    return None
-
-
 @dataclass
 class HaproxyServer:
     backend: str
@@ -79,7 +67,6 @@ class Haproxy:
     servers: list[HaproxyServer] = field(default_factory=list)
     cookie: str = ""
     health_check: str = ""
-    lines: list[str] = field(default_factory=list)
 
 
 def parse_haproxy(text: str | None) -> Haproxy:
@@ -92,9 +79,7 @@ def parse_haproxy(text: str | None) -> Haproxy:
         words = line.split()
         if words[0] in ("global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers"):
             section = words[1] if len(words) > 1 else words[0]
-            h.lines.append(line)
             continue
-        h.lines.append(f"  {line}")
         if words[0] == "bind" and len(words) > 1:
             addr, _, port = words[1].rpartition(":")
             if port.isdigit():

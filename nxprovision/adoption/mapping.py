@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from nxprovision.adoption.found import Found, conninfo, flag, pg_settings
+from nxprovision.adoption.found import Found, conninfo, pg_settings
 from nxprovision.inventory import InventoryView
 from nxprovision.model.cluster import SECRET_PLACEHOLDER, Cluster, build_cluster
 from nxprovision.model.defaults import SAMPLE_GROUP_VARS
@@ -75,7 +75,8 @@ ROLE_LINK_VARS = {
     "/opt/kafka": ("kafka", "kafka_home", "/opt/nxprovision-kafka"),
     "/opt/seaweedfs": ("s3", "seaweedfs_install_root", "/opt/nxprovision"),
 }
-ROLE_OF_GROUP = {"loadbalancers": "haproxy", "nuxeo": "nuxeo", "postgresql": "postgresql", "mongodb": "mongodb",
+# the groups other than Nuxeo's (whose changes are told key by key) and their roles
+ROLE_OF_GROUP = {"loadbalancers": "haproxy", "postgresql": "postgresql", "mongodb": "mongodb",
                  "opensearch": "opensearch", "kafka": "kafka", "s3": "seaweedfs"}
 ROLE_UNITS = {"nuxeo": "nuxeo", "haproxy": "haproxy", "opensearch": "opensearch", "elasticsearch": "opensearch",
               "kafka": "kafka", "seaweedfs": "seaweedfs", "mongodb": "mongod"}
@@ -212,6 +213,12 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
             a.differences.append(Item(f"host {h}", f"lacks package(s) {', '.join(sorted(set(union) - set(ps)))}",
                                       "nxprovision installs the same packages on every node"))
     lbs = a.layout["loadbalancers"]
+    for h in lbs:
+        hp = found[h].haproxy
+        # read to be told, not carried: the haproxy role writes its own sticky cookie and health check
+        a.mapped.append(Item(f"host {h}", f"HAProxy backends {', '.join(f'{s.address}:{s.port}' for s in hp.servers)}"
+                             f"; sticky by cookie {hp.cookie or '(none)'}; health check {hp.health_check or '(none)'}",
+                             "haproxy.cfg: the nodes become nuxeo_front; the model's haproxy.cfg replaces the rest"))
     tls = any(tls for h in lbs for (_a, _p, tls) in found[h].haproxy.binds)
     conf_url = _majority({h: c.get("nuxeo.url") for h, c in confs.items()})
     nodes_at = {"localhost", "127.0.0.1", "::1", *(_address(given, h) for h in nodes), *nodes}
@@ -269,12 +276,12 @@ def settings_of(found: dict[str, Found], given: InventoryView, a: Adoption) -> N
         a.set("s3_region", region, "Nuxeo nodes", "nuxeo.aws.region")
     if a.layout["s3"]:
         a.set("s3_mode", "seaweedfs", "s3 hosts", "a weed service")
-        data = _majority({h: found[h].components["seaweedfs"].get("data_dir") for h in a.layout["s3"]})
+        weed = {h: found[h].components["seaweedfs"].get("flags") or {} for h in a.layout["s3"]}
+        data = _majority({h: f.get("dir") for h, f in weed.items()})
         if data:
             a.set("seaweedfs_data_dir", data, "s3 hosts", "weed's -dir")
         for flags, var in WEED_FLAGS.items():
-            value = _majority({h: flag(found[h].components["seaweedfs"].get("argv") or [], *flags)
-                               for h in a.layout["s3"]})
+            value = _majority({h: next((f[n] for n in flags if n in f), None) for h, f in weed.items()})
             if value is not None and str(value).isdigit():
                 a.set(var, int(value), "s3 hosts", f"weed's -{flags[0]}")
     else:
@@ -477,7 +484,7 @@ def extras_of(found: dict[str, Found], a: Adoption, cluster: Cluster) -> None:
                                           "only this node (or only it with this value): kept per node"))
 
 
-def predicted_changes(found: dict[str, Found], given: InventoryView, a: Adoption, cluster: Cluster) -> None:
+def predicted_changes(found: dict[str, Found], a: Adoption, cluster: Cluster) -> None:
     """What the first deploy will change on each host, and why (the report's promise; the lab test holds it)."""
     everyone = "nxprovision's base on every host: time sync, limits, journald, apt pins and local facts"
     for h in found:
@@ -506,14 +513,10 @@ def predicted_changes(found: dict[str, Found], given: InventoryView, a: Adoption
         for w in why:
             a.change(node.host, "nuxeo", w)
     for group, role in ROLE_OF_GROUP.items():
-        members = a.layout.get(group) or (a.layout["nuxeo_front"] + a.layout["nuxeo_worker"] if group == "nuxeo"
-                                          else [])
-        if group == "nuxeo":
-            continue
+        members = a.layout.get(group) or []
         for h in members:
             f = found[h]
-            comp = "opensearch" if role == "opensearch" and f.search else role
-            info = f.components.get(f.search[0] if role == "opensearch" and f.search else comp) or {}
+            info = (f.search[1] if role == "opensearch" and f.search else f.components.get(role)) or {}
             service = info.get("service")
             if service and role in ROLE_UNITS and service != ROLE_UNITS[role]:
                 a.change(h, role, f"service {service} stopped and disabled; {ROLE_UNITS[role]}.service takes its "
@@ -576,7 +579,7 @@ def adopt(found: dict[str, Found], given: InventoryView, keep: dict[str, Any]) -
     secrets_of(found, a, cluster)
     extras_of(found, a, cluster)
     cluster = _cluster(a, given, keep)  # with the extras: the conf the deploy will write
-    predicted_changes(found, given, a, cluster)
+    predicted_changes(found, a, cluster)
     return a, cluster
 
 

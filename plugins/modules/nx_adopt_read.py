@@ -137,6 +137,26 @@ def option(argv: list[str], *names: str) -> str | None:
     return None
 
 
+def go_flags(args: list[str]) -> dict[str, str]:
+    """Go's flag syntax (`-name=value`, `-name value`, `--name`, a bare boolean `-name`) as name -> value."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        if not eq:
+            if i < len(args) and not args[i].startswith("-"):
+                value = args[i]
+                i += 1
+            else:
+                value = "true"
+        out[name] = value
+    return out
+
+
 class Host:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
@@ -278,8 +298,9 @@ def kafka(svc: dict) -> dict[str, object]:
 
 def seaweedfs(svc: dict) -> dict[str, object]:
     argv = svc["argv"]
-    s3_config = option(argv, "-s3.config", "--s3.config")
-    return {"argv": argv, "binary": str(Path(argv[0]).resolve()), "data_dir": option(argv, "-dir", "--dir") or "",
+    flags = go_flags(argv[1:])
+    s3_config = flags.get("s3.config")
+    return {"argv": argv, "binary": str(Path(argv[0]).resolve()), "flags": flags,
             "s3_config_path": s3_config or "", "s3_config_text": read(s3_config), "user": svc["user"]}
 
 

@@ -81,7 +81,9 @@ def host_read(host: str) -> dict[str, Any]:
                                "version": "3.6.2", "service": "kafka"}
         components["seaweedfs"] = {"argv": ["/usr/local/bin/weed", "server", "-dir=/srv/seaweedfs", "-s3",
                                             "-volume.port=8081", "-master.volumeSizeLimitMB", "512"],
-                                   "data_dir": "/srv/seaweedfs", "s3_config_path": "/etc/weed/s3.json",
+                                   "flags": {"dir": "/srv/seaweedfs", "s3": "true", "volume.port": "8081",
+                                             "master.volumeSizeLimitMB": "512"},
+                                   "s3_config_path": "/etc/weed/s3.json",
                                    "s3_config_text": json.dumps({"identities": [
                                        {"name": "nuxeo", "credentials": [{"accessKey": S3_ACCESS,
                                                                           "secretKey": S3_SECRET}],
@@ -271,6 +273,7 @@ def test_the_host_reader_parses_what_systemctl_shows(tmp_path: Path) -> None:
     argv = ["/opt/seaweedfs/weed", "server", "-dir=/srv/seaweedfs", "-s3", "-s3.config", "/etc/seaweedfs/s3.json"]
     assert r.option(argv, "-dir") == "/srv/seaweedfs" and r.option(argv, "-s3.config") == "/etc/seaweedfs/s3.json"
     assert r.option(argv, "-master.port") is None
+    assert r.go_flags(argv[1:]) == {"dir": "/srv/seaweedfs", "s3": "true", "s3.config": "/etc/seaweedfs/s3.json"}
     assert r.expand("-f $CONFIG", {"CONFIG": "/etc/haproxy/haproxy.cfg"}) == "-f /etc/haproxy/haproxy.cfg"
     assert r.expand("${A}/x $UNSET", {"A": "/a"}) == "/a/x $UNSET"
     # the version of a distribution, from its defaults or its folder's name; started packages only
@@ -336,24 +339,22 @@ def test_adopt_a_mongodb_cluster(tmp_path: Path) -> None:
     assert MONGO_PASSWORD not in json.dumps(report.as_dict(a, []))
 
 
-def test_the_public_url_is_nuxeos_own_unless_it_names_a_node(tmp_path: Path) -> None:
+def _adopted_with_nuxeo_url(tmp_path: Path, url: str) -> Any:
+    """The hand-built cluster's reads with `url` as the Nuxeo nodes' nuxeo.url, adopted."""
     for h in IPS:
         read = host_read(h)
         if "nuxeo" in read["components"]:
             conf = read["components"]["nuxeo"]["conf_text"]
             read["components"]["nuxeo"]["conf_text"] = conf.replace(f"nuxeo.url=http://{IPS['host1']}/nuxeo",
-                                                                    "nuxeo.url=https://ecm.example.org/nuxeo")
+                                                                    f"nuxeo.url={url}")
         (tmp_path / f"{h}.json").write_text(json.dumps(read))
-    a, _ = adopt(load_found(tmp_path), given(), {})
+    return adopt(load_found(tmp_path), given(), {})[0]
+
+
+def test_the_public_url_is_nuxeos_own_unless_it_names_a_node(tmp_path: Path) -> None:
+    a = _adopted_with_nuxeo_url(tmp_path, "https://ecm.example.org/nuxeo")
     assert a.group_vars["nx_public_url"] == "https://ecm.example.org/nuxeo" and a.group_vars["nx_tls_enabled"]
     assert any("HTTPS served here" in i.what for i in a.changes["host1"] if i.where == "haproxy")
     # a node's own address in nuxeo.url (a common hand-built default): the load balancer's address instead
-    for h in IPS:
-        read = host_read(h)
-        if "nuxeo" in read["components"]:
-            conf = read["components"]["nuxeo"]["conf_text"]
-            read["components"]["nuxeo"]["conf_text"] = conf.replace(f"nuxeo.url=http://{IPS['host1']}/nuxeo",
-                                                                    "nuxeo.url=http://localhost:8080/nuxeo")
-        (tmp_path / f"{h}.json").write_text(json.dumps(read))
-    a, _ = adopt(load_found(tmp_path), given(), {})
+    a = _adopted_with_nuxeo_url(tmp_path, "http://localhost:8080/nuxeo")
     assert a.group_vars["nx_public_url"] == f"http://{IPS['host1']}/nuxeo"
