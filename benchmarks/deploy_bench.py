@@ -32,7 +32,7 @@ RESULTS = REPO / "benchmarks" / "results" / "deploy.json"
 NAME = "nxdeploybench"
 TARGETS = {"first_deploy_s": 480.0, "noop_rerun_s": 90.0, "wrapper_overhead_pct": 5.0}
 BIN = Path(sys.executable).parent
-LAB = [sys.executable, "-m", "nxprovision.lab.cli"]
+LAB = [sys.executable, "-m", "nxprovision_lab.cli"]
 NXP = [sys.executable, "-m", "nxprovision.cli"]
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 

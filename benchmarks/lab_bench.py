@@ -22,14 +22,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nxprovision.lab import aptsources, image, manager  # noqa: E402
-from nxprovision.lab.naming import LabNames  # noqa: E402
+from nxprovision_lab import aptsources, image, manager  # noqa: E402
+from nxprovision_lab.naming import LabNames  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "lab.json"
 NAME = "nxbench"
 HOSTS = 10
 TARGETS = {"base_build_s": 90.0, "up_10_hosts_s": 15.0, "down_10_hosts_s": 15.0, "idle_memory_mib": 1536.0}
-LAB = [sys.executable, "-m", "nxprovision.lab.cli"]
+LAB = [sys.executable, "-m", "nxprovision_lab.cli"]
 
 
 def _smaps_kib(pid: int, field: str) -> int:

@@ -31,7 +31,7 @@ from events_profile import markdown, profile
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-LAB = [sys.executable, "-m", "nxprovision.lab.cli"]
+LAB = [sys.executable, "-m", "nxprovision_lab.cli"]
 TARGET_S = 30.0
 TARGET_SPEEDUP = 2.5
 

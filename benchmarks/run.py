@@ -22,7 +22,7 @@ def main() -> int:
         if subprocess.run([sys.executable, str(HERE / b), *args]).returncode != 0:
             failed.append(b)
     noop_lab = (os.environ.get("NXP_TEST_LAB_PREFIX", "") + "noop")[:20]
-    subprocess.run([sys.executable, "-m", "nxprovision.lab.cli", "down", "--name", noop_lab], cwd=HERE.parent,
+    subprocess.run([sys.executable, "-m", "nxprovision_lab.cli", "down", "--name", noop_lab], cwd=HERE.parent,
                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     print(f"figures in {HERE / 'results'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("--name", default=(os.environ.get("NXP_TEST_LAB_PREFIX", "") + "noop")[:20])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    lab = subprocess.run([sys.executable, "-m", "nxprovision.lab.cli", "status", "--json", "--name", args.name],
+    lab = subprocess.run([sys.executable, "-m", "nxprovision_lab.cli", "status", "--json", "--name", args.name],
                          capture_output=True, text=True, cwd=REPO)
     if lab.returncode != 0:
         print(f"status_bench: no lab {args.name} up: {lab.stderr.strip()}", file=sys.stderr)

@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from nxprovision import __version__
 from nxprovision.cliargs import inventory_args
@@ -213,6 +214,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+PLUGIN_GROUP = "nxprovision.commands"
+
+
+def _register_plugins(sub: Any) -> None:
+    """Verbs other distributions add (the lab's `nxprovision lab`), by the entry point group PLUGIN_GROUP: the
+    product names none of them. A plugin that cannot load costs its own verbs, with a line saying why, not the CLI."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = ep.load()
+            register(sub)
+        except Exception as exc:  # a broken plugin must not take every verb down with it
+            print(f"nxprovision: the verbs of {ep.value} are not available: {exc}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nxprovision", description="Provision and operate production Nuxeo clusters.")
     p.add_argument("--version", action="version", version=f"nxprovision {__version__}")
@@ -242,12 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--vault-password-file", help="use this vault password file (default: DIR/.vault-pass, created)")
     i.set_defaults(func=cmd_init)
 
-    try:
-        from nxprovision.lab.cli import register as register_lab
-    except ImportError:
-        pass
-    else:
-        register_lab(sub)
+    _register_plugins(sub)
     from nxprovision.certs import register as register_certs
 
     register_certs(sub)

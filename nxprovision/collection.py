@@ -30,9 +30,11 @@ FQCN = f"{NAMESPACE}.{NAME}"
 # what the collection holds, as paths of the checkout (the same paths inside the collection)
 CONTENT = ("roles", "playbooks", "plugins/action", "plugins/modules", "plugins/module_utils", "plugins/filter",
            "plugins/test", "meta/runtime.yml", "galaxy.yml", "requirements.yml", "execution-environment.yml",
-           "README.md",
            # the settings `nxprovision` runs the playbooks with (plugin paths relative to itself hold in both layouts)
            "ansible.cfg")
+# checkout path -> path in the collection: its README is the package's own page (docs/package.md), not the
+# checkout's README, which is also the guide to the lab and the tests
+PLACED = {"docs/package.md": "README.md"}
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ansible", ".cache"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".retry")
 TEXT_SUFFIXES = (".yml", ".yaml", ".j2", ".py")
@@ -91,7 +93,7 @@ def _copy(src: Path, dst: Path, subs: list[tuple[re.Pattern[str], str]]) -> None
 def assemble(dest: Path, src: Path | None = None) -> Path:
     """Write the collection's tree into `dest` (emptied first) and return it."""
     src = src or checkout_root()
-    missing = [c for c in CONTENT if not (src / c).exists()]
+    missing = [c for c in (*CONTENT, *PLACED) if not (src / c).exists()]
     if missing:
         raise FileNotFoundError(f"{src} is not an nxprovision checkout: no {', '.join(missing)}")
     if dest.exists():
@@ -100,6 +102,8 @@ def assemble(dest: Path, src: Path | None = None) -> Path:
     subs = rewrites(src)
     for c in CONTENT:
         _copy(src / c, dest / c, subs)
+    for c, placed in PLACED.items():
+        _copy(src / c, dest / placed, subs)
     return dest
 
 

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-echo "lint: ruff"; $BIN/ruff check nxprovision plugins tests benchmarks setup.py
+echo "lint: ruff"; $BIN/ruff check nxprovision lab plugins tests benchmarks setup.py
 echo "lint: yamllint"; $BIN/yamllint -s -c .yamllint inventories roles playbooks molecule \
   galaxy.yml meta requirements.yml execution-environment.yml
 if compgen -G "roles/*/tasks/main.yml" >/dev/null; then

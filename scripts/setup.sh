@@ -34,10 +34,12 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.nxprovision-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || lab/pyproject.toml -nt $stamp ]]; then
   echo "setup: installing nxprovision and test tools into .venv (first time takes a few minutes)"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'
+  # the lab and its stand-ins, a distribution of their own (lab/pyproject.toml): it adds `nxprovision lab`
+  .venv/bin/pip install -q -e ./lab
   touch "$stamp"
 fi
 echo "setup: ready (.venv/bin/nxprovision)"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 BIN = Path(sys.executable).parent
-LAB_CLI = [sys.executable, "-m", "nxprovision.lab.cli"]
+LAB_CLI = [sys.executable, "-m", "nxprovision_lab.cli"]
 
 
 def lab_name(base: str) -> str:
@@ -32,7 +32,7 @@ STATE_ROOT = Path("/var/lib/nxprovision/labs")
 # tests call subprocess.run in many places), and a scenario may add its own figures.
 FIGURES: dict[str, float] = {}
 _STEPS: list[tuple[float, str]] = []
-_TIMED = ("nxprovision.cli", "nxprovision.lab.cli", "ansible-playbook", "ansible", "molecule")
+_TIMED = ("nxprovision.cli", "nxprovision_lab.cli", "ansible-playbook", "ansible", "molecule")
 _run = subprocess.run
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins import build_mirror
-from nxprovision.lab.standins.spec import mirror_path
 from nxprovision.model.artifacts import archive_root_dir
+from nxprovision_lab.standins import build_mirror
+from nxprovision_lab.standins.spec import mirror_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "modules"))
 from nx_unpack import install
@@ -186,8 +186,8 @@ def test_mirror_publishes_the_checksum_every_download_is_checked_against(mirror:
 
     from ansible.modules.get_url import parse_digest_lines
 
-    from nxprovision.lab.standins.mirror import all_specs
     from nxprovision.model.artifacts import archive_checksum
+    from nxprovision_lab.standins.mirror import all_specs
 
     base = "http://10.213.0.1:8090"
     specs = all_specs()

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from conftest import STATE_ROOT, Lab, bring_up, lab, lab_name, pin_lts2023, require_lab_machine
 
-from nxprovision.lab.standins.spec import mirror_path
 from nxprovision.model.defaults import DEFAULTS
+from nxprovision_lab.standins.spec import mirror_path
 
 pytestmark = pytest.mark.lab
 

@@ -132,7 +132,7 @@ def test_down_cleans_up_after_an_up_killed_part_way(moment: str) -> None:
     lab("down", "--name", name)
     state = Path(f"/var/lib/nxprovision/labs/{name}")
     up = subprocess.Popen(
-        [sys.executable, "-m", "nxprovision.lab.cli", "up", "--hosts", "4", "--name", name],
+        [sys.executable, "-m", "nxprovision_lab.cli", "up", "--hosts", "4", "--name", name],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo import write_distribution, write_package
+from nxprovision_lab.standins.nuxeo import write_distribution, write_package
 
 pytestmark = pytest.mark.lab
 

@@ -311,7 +311,7 @@ def test_jvm_trust_store_options_rendered(make_inv):
     assert lines == ["-Djavax.net.ssl.trustStore=/opt/opensearch/config/s3-truststore.jks",
                      "-Djavax.net.ssl.trustStorePassword=changeit", "-Djavax.net.ssl.trustStoreType=JKS"]
     # the OpenSearch stand-in reads it as the JVM does
-    from nxprovision.lab.standins.runtime import confparse, opensearch_snapshots
+    from nxprovision_lab.standins.runtime import confparse, opensearch_snapshots
 
     opts = confparse.jvm_options_lines(text, 11)
     assert opensearch_snapshots.jvm_trust_store(opts) == ("/opt/opensearch/config/s3-truststore.jks", "changeit",

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab import addressing
-from nxprovision.lab.addressing import UNREACHABLE_METRIC
+from nxprovision_lab import addressing
+from nxprovision_lab.addressing import UNREACHABLE_METRIC
 
 N = ipaddress.IPv4Network
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab import aptsources
-from nxprovision.lab.aptsources import DebianMirrors
+from nxprovision_lab import aptsources
+from nxprovision_lab.aptsources import DebianMirrors
 
 DEB822 = """\
 Types: deb

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab import cgroups
+from nxprovision_lab import cgroups
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab import cli, preflight
+from nxprovision_lab import cli, preflight
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from nxprovision.errors import NxError
-from nxprovision.lab import manager
-from nxprovision.lab.state import LabHost, LabState
+from nxprovision_lab import manager
+from nxprovision_lab.state import LabHost, LabState
 
 
 def test_plain_hosts_plan() -> None:
@@ -125,7 +125,7 @@ def test_written_plain_inventory_has_only_the_lab_group(tmp_path: Path) -> None:
 
 def test_every_lab_host_gets_net_admin_in_its_own_network_namespace() -> None:
     # nftables (the firewall role, turned on after boot) needs it on any host, keepalived on the load balancers
-    from nxprovision.lab import hosts
+    from nxprovision_lab import hosts
 
     _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
     state = _state("distributed", plan)

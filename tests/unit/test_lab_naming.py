@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab.naming import IFNAMSIZ, LabNames, check_host, check_name, short_id
+from nxprovision_lab.naming import IFNAMSIZ, LabNames, check_host, check_name, short_id
 
 
 @pytest.mark.parametrize("name", ["nxlab", "a", "molsmoke", "x" * 20, "lab2"])

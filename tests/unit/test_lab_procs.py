@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab import mounts, procs
+from nxprovision_lab import mounts, procs
 
 
 def test_cmdline_children_and_state_of_a_real_process() -> None:

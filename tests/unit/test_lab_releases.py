@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab import cli, image, releases
-from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
-from nxprovision.lab.state import LabHost, LabState
 from nxprovision.model.defaults import SAMPLE_GROUP_VARS
+from nxprovision_lab import cli, image, releases
+from nxprovision_lab.aptsources import DebianMirrors, host_sources_list
+from nxprovision_lab.state import LabHost, LabState
 
 MIRRORS = DebianMirrors(archive="http://mirror.example.org/debian", security="http://mirror.example.org/debian-security")
 
@@ -117,7 +117,7 @@ def test_host_sources_name_the_hosts_release(suite: str) -> None:
 
 
 def test_a_state_written_before_releases_loads_as_debian12(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nxprovision.lab import naming, state
+    from nxprovision_lab import naming, state
 
     monkeypatch.setattr(naming, "STATE_ROOT", tmp_path)
     monkeypatch.setattr(state, "STATE_ROOT", tmp_path)
@@ -153,7 +153,7 @@ def test_cli_os_options() -> None:
 
 
 def test_up_refuses_a_per_host_release_for_a_host_outside_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nxprovision.lab import manager
+    from nxprovision_lab import manager
 
     # refused before anything on the machine is touched (no root needed)
     monkeypatch.setattr(manager.preflight, "check_all", lambda: pytest.fail("touched the machine"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab import services
-from nxprovision.lab.aptsources import DebianMirrors
-from nxprovision.lab.naming import LabNames
+from nxprovision_lab import services
+from nxprovision_lab.aptsources import DebianMirrors
+from nxprovision_lab.naming import LabNames
 
 
 def test_acng_conf_remaps_the_machines_own_mirrors(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_acng_conf_remaps_the_machines_own_mirrors(tmp_path: Path) -> None:
 def test_is_lab_daemon_tells_labs_apart() -> None:
     a, b = LabNames("laba"), LabNames("labb")
     acng = ["apt-cacher-ng", "-c", str(a.acng_conf_dir), "ForeGround=1"]
-    mirror = [sys.executable, "-m", "nxprovision.lab.mirror_server", "--lab-dir", str(a.state_dir)]
+    mirror = [sys.executable, "-m", "nxprovision_lab.mirror_server", "--lab-dir", str(a.state_dir)]
     assert services.is_lab_daemon(acng, a) and not services.is_lab_daemon(acng, b)
     assert services.is_lab_daemon(mirror, a) and not services.is_lab_daemon(mirror, b)
     assert not services.is_lab_daemon(["sleep", str(a.state_dir)], a)
@@ -54,7 +54,7 @@ def mirror(tmp_path: Path):  # type: ignore[no-untyped-def]
         [
             sys.executable,
             "-m",
-            "nxprovision.lab.mirror_server",
+            "nxprovision_lab.mirror_server",
             "--bind",
             "127.0.0.1",
             "--port",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from nxprovision.errors import NxError
-from nxprovision.lab.standins import mirror, packing
-from nxprovision.lab.standins.spec import ArchiveSpec
+from nxprovision_lab.standins import mirror, packing
+from nxprovision_lab.standins.spec import ArchiveSpec
 
 
 class Fake:
@@ -164,8 +164,8 @@ def test_zip_keeps_executable_bits(tmp_path: Path) -> None:
 def test_the_mirror_serves_the_names_the_model_gives_lab_hosts(make_inv, release: str) -> None:
     """Each archive a lab host of either release downloads (x86_64, the lab's hosts) is one the mirror builds."""
     from nxprovision.inventory import load_inventory
-    from nxprovision.lab.releases import RELEASES
     from nxprovision.model.cluster import build_cluster
+    from nxprovision_lab.releases import RELEASES
 
     assert release in RELEASES
     base = "http://mirror.lab:8090"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins.runtime import confparse, javaprops, kafka_standin
+from nxprovision_lab.standins.runtime import confparse, javaprops, kafka_standin
 
 # --- Java properties -------------------------------------------------------------------------------
 

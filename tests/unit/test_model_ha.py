@@ -75,8 +75,8 @@ def test_router_id_is_stable_and_overridable(make_inv) -> None:
 
 
 def test_distributed_lab_sends_users_to_the_vip_and_shares_the_kafka_log() -> None:
-    from nxprovision.lab import manager
-    from nxprovision.lab.state import LabHost, LabState
+    from nxprovision_lab import manager
+    from nxprovision_lab.state import LabHost, LabState
 
     _a, _l, plan = manager.plan_hosts("distributed", None, "postgresql")
     state = LabState(

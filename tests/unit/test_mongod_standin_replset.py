@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from nxprovision.lab.standins.runtime import mongod_replset
-from nxprovision.lab.standins.runtime.mongod_replset import PUSH, ReplSet, wrap
+from nxprovision_lab.standins.runtime import mongod_replset
+from nxprovision_lab.standins.runtime.mongod_replset import PUSH, ReplSet, wrap
 
 HOSTS = ["10.0.0.1:27017", "10.0.0.2:27017", "10.0.0.3:27017"]
 

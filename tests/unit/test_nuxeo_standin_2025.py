@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo import package_names, write_distribution, write_package
-from nxprovision.lab.standins.nuxeo.runtime import conf
-from nxprovision.lab.standins.nuxeo.runtime.node import Node
+from nxprovision_lab.standins.nuxeo import package_names, write_distribution, write_package
+from nxprovision_lab.standins.nuxeo.runtime import conf
+from nxprovision_lab.standins.nuxeo.runtime.node import Node
 
 MONGO = "nuxeo.templates=mongodb\nnuxeo.mongodb.server=mongodb://db1:27017/nuxeo\n"
 DEAD = "elasticsearch.addressList=http://old:9200\nelasticsearch.enabled=true\naudit.elasticsearch.enabled=true\n"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo import write_distribution
-from nxprovision.lab.standins.nuxeo.runtime import conf
+from nxprovision_lab.standins.nuxeo import write_distribution
+from nxprovision_lab.standins.nuxeo.runtime import conf
 
 DB_OK = "nuxeo.db.host=db1\nnuxeo.db.name=nuxeo\nnuxeo.db.user=nuxeo\nnuxeo.db.password=pw\n"
 SEARCH = "elasticsearch.addressList=http://es1:9200\n"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo.runtime.repository import PostgresRepository
+from nxprovision_lab.standins.nuxeo.runtime.repository import PostgresRepository
 
 
 class FakeError(Exception):

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from nxprovision.lab.standins.nuxeo import PYTHON_DEPS, write_distribution, write_package
+from nxprovision_lab.standins.nuxeo import PYTHON_DEPS, write_distribution, write_package
 
 
 def ctl(home: Path, conf: Path, *args: str) -> subprocess.CompletedProcess[str]:

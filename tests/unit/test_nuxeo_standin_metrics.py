@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from nxprovision import dashboards
-from nxprovision.lab.standins.nuxeo import write_distribution
-from nxprovision.lab.standins.nuxeo.runtime import conf
-from nxprovision.lab.standins.nuxeo.runtime.metrics import (
+from nxprovision_lab.standins.nuxeo import write_distribution
+from nxprovision_lab.standins.nuxeo.runtime import conf
+from nxprovision_lab.standins.nuxeo.runtime.metrics import (
     Metrics,
     ReporterServer,
     java_double,
     prom_name,
     start_reporter,
 )
-from nxprovision.lab.standins.nuxeo.runtime.node import Node
-from nxprovision.lab.standins.nuxeo.runtime.web import Batches, LocalKV, StandinHTTPServer
+from nxprovision_lab.standins.nuxeo.runtime.node import Node
+from nxprovision_lab.standins.nuxeo.runtime.web import Batches, LocalKV, StandinHTTPServer
 
 MONGO = "nuxeo.templates=mongodb\nnuxeo.mongodb.server=mongodb://db1:27017/nuxeo\n" \
         "elasticsearch.addressList=http://es1:9200\n"

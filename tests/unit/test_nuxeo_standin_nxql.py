@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo.runtime import nxql
+from nxprovision_lab.standins.nuxeo.runtime import nxql
 
 
 def test_select_all() -> None:

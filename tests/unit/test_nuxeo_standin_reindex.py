@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from nxprovision.lab.standins.nuxeo.runtime import bulk as bulk_mod
-from nxprovision.lab.standins.nuxeo.runtime.bulk import Bulk, ReindexRunning
+from nxprovision_lab.standins.nuxeo.runtime import bulk as bulk_mod
+from nxprovision_lab.standins.nuxeo.runtime.bulk import Bulk, ReindexRunning
 
 
 def wait_done(b: Bulk, command_id: str) -> dict[str, Any]:

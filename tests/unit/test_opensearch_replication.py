@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nxprovision.lab.standins.runtime import opensearch_replication, opensearch_security, opensearch_snapshots
+from nxprovision_lab.standins.runtime import opensearch_replication, opensearch_security, opensearch_snapshots
 from tests.unit.test_opensearch_snapshots import _free_port, _osmem
 from tests.unit.test_standin_tls import _ca, _server_cert
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nxprovision.lab.standins.runtime import opensearch_keystore, opensearch_snapshots, opensearch_standin
+from nxprovision_lab.standins.runtime import opensearch_keystore, opensearch_snapshots, opensearch_standin
 
 ACCESS, SECRET = "AKIDTEST", "s3cr3t-value"
 
@@ -161,7 +161,7 @@ def _audit(node: Node, n: int) -> None:
 
 def test_cluster_calls_answered_by_the_front_over_the_backends_indices(nodes, tmp_path) -> None:
     """With a cluster view (opensearch_cluster), the front answers the cluster APIs from the backend's indices."""
-    from nxprovision.lab.standins.runtime import opensearch_cluster, opensearch_standin
+    from nxprovision_lab.standins.runtime import opensearch_cluster, opensearch_standin
 
     node = nodes()
     live = {"search1"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nxprovision.lab.standins.runtime import opensearch_cluster, opensearch_standin
+from nxprovision_lab.standins.runtime import opensearch_cluster, opensearch_standin
 
 NODES = [("search1", "10.0.0.1"), ("search2", "10.0.0.2"), ("search3", "10.0.0.3")]
 
@@ -145,7 +145,7 @@ def test_nuxeo_search_client_retries_a_502_on_the_next_node() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from nxprovision.lab.standins.nuxeo.runtime.search import SearchClient, SearchError
+    from nxprovision_lab.standins.nuxeo.runtime.search import SearchClient, SearchError
 
     def server(status: int, body: bytes) -> ThreadingHTTPServer:
         class H(BaseHTTPRequestHandler):

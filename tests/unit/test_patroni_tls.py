@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from nxprovision.inventory import load_inventory
-from nxprovision.lab.standins.nuxeo.runtime.node import pg_jdbc_multi_host, pg_jdbc_ssl
 from nxprovision.model.cluster import build_cluster
 from nxprovision.plan import make_plan, parse_properties
 from nxprovision.status import Row, _pg_tls_handshake, apply_probes
+from nxprovision_lab.standins.nuxeo.runtime.node import pg_jdbc_multi_host, pg_jdbc_ssl
 
 ROOT = Path(__file__).resolve().parents[2]
 CA = "/etc/nxprovision/tls/ca.crt"

@@ -279,7 +279,7 @@ def tansu(tmp_path: Path):
 
 
 def test_standin_reassign_and_unregister_answer_like_kafka(tmp_path: Path, tansu: str, capsys) -> None:
-    from nxprovision.lab.standins.runtime import kafka_standin as ks
+    from nxprovision_lab.standins.runtime import kafka_standin as ks
 
     assert ks.topics_main(["--bootstrap-server", tansu, "--create", "--topic", "t", "--partitions", "2"]) == 0
     node = int(next(line for line in _out(capsys, ks.topics_main, ["--bootstrap-server", tansu, "--describe"])

@@ -16,7 +16,7 @@ import yaml
 
 from nxprovision import mongodb_removal as mr
 from nxprovision.daytwo import removal_plan
-from nxprovision.lab.standins.runtime.mongod_replset import ReplSet, wrap
+from nxprovision_lab.standins.runtime.mongod_replset import ReplSet, wrap
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = ROOT / "playbooks" / "tasks" / "remove"

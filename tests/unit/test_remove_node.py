@@ -296,7 +296,7 @@ class _Indices:
 
 @pytest.fixture()
 def search_cluster(tmp_path: Path):
-    from nxprovision.lab.standins.runtime import opensearch_cluster, opensearch_snapshots
+    from nxprovision_lab.standins.runtime import opensearch_cluster, opensearch_snapshots
 
     backend = _Indices([{"index": "nuxeo", "status": "open", "pri": "2", "rep": "1"}])
     up = {"gone"}

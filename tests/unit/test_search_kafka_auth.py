@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from nxprovision.inventory import load_inventory
-from nxprovision.lab.standins.runtime import kafka_standin, opensearch_replication, opensearch_security
 from nxprovision.model.cluster import build_cluster
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.plan import _environment, make_plan, parse_properties
+from nxprovision_lab.standins.runtime import kafka_standin, opensearch_replication, opensearch_security
 from tests.unit.test_standin_tls import _ca, _server_cert
 
 ROOT = Path(__file__).resolve().parents[2]

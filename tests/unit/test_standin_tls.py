@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from nxprovision.lab.standins.nuxeo.runtime import truststore
-from nxprovision.lab.standins.nuxeo.runtime.search import SearchClient, SearchError
-from nxprovision.lab.standins.runtime import kafka_standin, opensearch_standin, standin_common
+from nxprovision_lab.standins.nuxeo.runtime import truststore
+from nxprovision_lab.standins.nuxeo.runtime.search import SearchClient, SearchError
+from nxprovision_lab.standins.runtime import kafka_standin, opensearch_standin, standin_common
 
 ROOT = Path(__file__).resolve().parents[2]
 

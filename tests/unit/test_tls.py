@@ -12,10 +12,10 @@ import yaml
 
 from nxprovision import pki, secrets
 from nxprovision.inventory import load_inventory
-from nxprovision.lab.standins.nuxeo.runtime.node import pg_jdbc_ssl
 from nxprovision.model.cluster import build_cluster
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.plan import _environment, make_plan, parse_properties
+from nxprovision_lab.standins.nuxeo.runtime.node import pg_jdbc_ssl
 from tests.unit.conftest import LTS2023
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,6 +46,7 @@ class Installed:
         self.work = base / "work"  # the operator's folder: no checkout, no ansible.cfg
         self.runs = base / "runs"
         self.build_log = ""
+        self.wheel = Path()
         # the fresh venv's commands first on PATH, as an execution environment has them
         self.env = _clean_env(NXPROVISION_RUNS_DIR=str(self.runs))
         self.env["PATH"] = os.pathsep.join([str(self.venv / "bin"), self.env["PATH"]])
@@ -62,6 +64,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     assert built.returncode == 0, built.stderr[-3000:]
     inst.build_log = built.stdout + built.stderr
     wheel = dist / f"nxprovision-{nxprovision.__version__}-py3-none-any.whl"
+    inst.wheel = wheel
     tarball = collection.build(dist, work=inst.base / "collection-tree")
     made = _run([sys.executable, "-m", "venv", str(inst.venv)], inst.base, inst.env)
     assert made.returncode == 0, made.stderr
@@ -79,6 +82,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 def test_the_build_warns_of_no_deprecated_license_table(installed: Installed) -> None:
     assert "project.license" not in installed.build_log
     assert "License classifiers are deprecated" not in installed.build_log
+
+
+def test_the_wheel_holds_no_lab_and_no_stand_in(installed: Installed) -> None:
+    """The product wheel (package and collection) names no stand-in: the lab is a distribution of its own."""
+    import zipfile
+
+    from tests.unit.test_no_standin_in_product import PATTERN
+
+    with zipfile.ZipFile(installed.wheel) as whl:
+        names = whl.namelist()
+        assert not [n for n in names if "nxprovision_lab" in n or n.startswith("nxprovision/lab/")]
+        assert any(n.startswith("ansible_collections/nxprovision/cluster/roles/") for n in names)
+        found = [n for n in names if PATTERN.search(whl.read(n).decode("utf-8", "replace"))]
+    assert found == []
+    # without the lab's distribution there is no `lab` verb, and nothing else is lost
+    verbs = _run([installed.bin("nxprovision"), "--help"], installed.work, installed.env)
+    assert verbs.returncode == 0, verbs.stderr
+    assert re.search(r"^ {4}deploy ", verbs.stdout, re.M) and not re.search(r"^ {4}lab ", verbs.stdout, re.M)
 
 
 def test_the_installed_package_finds_the_collection_it_carries(installed: Installed) -> None:

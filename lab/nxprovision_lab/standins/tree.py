@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from nxprovision.lab.standins.spec import RUNTIME
+from nxprovision_lab.standins.spec import RUNTIME
 
 MARKER = "STANDIN"
 

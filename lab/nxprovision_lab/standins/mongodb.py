@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nxprovision.lab.standins import packing, tree, vendor
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
 from nxprovision.model.artifacts import Platform, archive_root_dir
+from nxprovision_lab.standins import packing, tree, vendor
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec, runtime_files
 
 REQUIREMENTS = ("secantusdb==0.7.0b3", "pyyaml==6.0.3")
 BACKEND = ("SecantusDB 0.7.0b3 (PyPI), MongoDB wire protocol on WiredTiger; replica-set control plane, "

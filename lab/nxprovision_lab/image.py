@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab import mounts
-from nxprovision.lab.naming import CACHE_ROOT
+from nxprovision_lab import mounts
+from nxprovision_lab.naming import CACHE_ROOT
 
 BASE_ROOT = CACHE_ROOT / "base"
 BUILD_LOG = BASE_ROOT / "debootstrap.log"

@@ -14,7 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from nxprovision.lab import mounts
+from nxprovision_lab import mounts
 
 BRANCH = "nxprovision"
 

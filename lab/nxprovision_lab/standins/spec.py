@@ -56,7 +56,7 @@ class ArchiveSpec:
 
     def stamp(self) -> str:
         """Hash of every input of the archive: a changed source, version or dependency rebuilds it."""
-        from nxprovision.lab.standins import vendor
+        from nxprovision_lab.standins import vendor
 
         h = hashlib.sha256()
         for part in (BUILD_FORMAT, self.product, self.version, self.name, str(self.standin), self.backend):

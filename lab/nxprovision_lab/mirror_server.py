@@ -1,6 +1,6 @@
 """The lab's artifact mirror: a static HTTP server laid out like the vendors' download sites.
 
-Run as its own daemon process by the lab (`python -m nxprovision.lab.mirror_server ...`); its command
+Run as its own daemon process by the lab (`python -m nxprovision_lab.mirror_server ...`); its command
 line names the lab directory so that `lab down` can recognise it by PID and cmdline.
 """
 

@@ -1,6 +1,6 @@
 """Nuxeo server zips and offline package zips for the mirror, from the Nuxeo stand-in's layout module.
 
-The stand-in itself (nxprovision.lab.standins.nuxeo) writes the unpacked distribution; this module only
+The stand-in itself (nxprovision_lab.standins.nuxeo) writes the unpacked distribution; this module only
 vendors its Python dependencies and packs it the way Nuxeo ships it (a zip with one top folder).
 """
 
@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from nxprovision.lab.standins import packing, vendor
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec
 from nxprovision.model.artifacts import archive_root_dir
+from nxprovision_lab.standins import packing, vendor
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ BACKEND = "nxprovision's Nuxeo stand-in"
 def layout() -> ModuleType | None:
     """The stand-in's layout module, or None (with a warning) while it does not exist or does not import."""
     try:
-        from nxprovision.lab.standins.nuxeo import layout as mod
+        from nxprovision_lab.standins.nuxeo import layout as mod
     except ImportError as e:
         log.warning("Nuxeo stand-in not available (%s): the mirror is built without Nuxeo archives", e)
         return None

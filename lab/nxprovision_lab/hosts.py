@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab import cgroups, mounts, network, procs, releases
-from nxprovision.lab.aptsources import DebianMirrors, host_sources_list
-from nxprovision.lab.naming import LabNames
-from nxprovision.lab.services import APT_PORT
-from nxprovision.lab.state import LabHost
+from nxprovision_lab import cgroups, mounts, network, procs, releases
+from nxprovision_lab.aptsources import DebianMirrors, host_sources_list
+from nxprovision_lab.naming import LabNames
+from nxprovision_lab.services import APT_PORT
+from nxprovision_lab.state import LabHost
 
 NSPAWN = "systemd-nspawn"
 POWEROFF_TIMEOUT = 10.0

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab.addressing import UNREACHABLE_METRIC
-from nxprovision.lab.naming import LabNames
+from nxprovision_lab.addressing import UNREACHABLE_METRIC
+from nxprovision_lab.naming import LabNames
 
 NETNS_DIR = Path("/run/netns")
 # The host side of a lab link records its lab in the interface alias, so a short-id collision between

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nxprovision.lab.standins import packing, tree, vendor
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec, runtime_files
 from nxprovision.model.artifacts import archive_root_dir
+from nxprovision_lab.standins import packing, tree, vendor
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec, runtime_files
 
 REQUIREMENTS = ("osmem-server==0.1.6", "pyyaml==6.0.3")
 BACKEND = ("osmem-server 0.1.6 (PyPI), OpenSearch REST API in memory per node, writes copied to every live node, "

@@ -8,9 +8,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from nxprovision.lab.standins import packing, tree
-from nxprovision.lab.standins.spec import HERE, ArchiveSpec
 from nxprovision.model.artifacts import archive_root_dir
+from nxprovision_lab.standins import packing, tree
+from nxprovision_lab.standins.spec import HERE, ArchiveSpec
 
 # The JRE release the lab's mirror serves (Temurin 21.0.5+11, released 2024-10-15); the lab inventory names it.
 VERSION = "21.0.5+11"

@@ -10,8 +10,8 @@ import sys
 from typing import Any
 
 from nxprovision.errors import NxError
-from nxprovision.lab import hosts, manager, releases
-from nxprovision.lab.naming import DEFAULT_NAME
+from nxprovision_lab import hosts, manager, releases
+from nxprovision_lab.naming import DEFAULT_NAME
 
 
 def _name(p: argparse.ArgumentParser) -> None:

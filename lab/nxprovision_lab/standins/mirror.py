@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nxprovision.errors import NxError
-from nxprovision.lab.standins import jre, kafka, mongodb, nuxeo_archives, opensearch, seaweedfs
-from nxprovision.lab.standins.spec import ArchiveSpec
 from nxprovision.model.artifacts import Platform
 from nxprovision.model.defaults import DEFAULTS
+from nxprovision_lab.standins import jre, kafka, mongodb, nuxeo_archives, opensearch, seaweedfs
+from nxprovision_lab.standins.spec import ArchiveSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ CACHE_MAX_AGE_DAYS = 14
 
 def lab_platforms() -> list[Platform]:
     """What the lab's hosts can be: each release a lab boots, on the CPU architecture of the lab's hosts."""
-    from nxprovision.lab.releases import RELEASES
+    from nxprovision_lab.releases import RELEASES
 
     return [Platform(os_release=r, cpu_arch=LAB_CPU_ARCH) for r in RELEASES]
 

@@ -20,7 +20,8 @@ import yaml
 
 from nxprovision.errors import NxError
 from nxprovision.hostkeys import KNOWN_HOSTS_NAME
-from nxprovision.lab import (
+from nxprovision.model import architectures
+from nxprovision_lab import (
     addressing,
     aptsources,
     cgroups,
@@ -33,12 +34,11 @@ from nxprovision.lab import (
     releases,
     services,
 )
-from nxprovision.lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
-from nxprovision.lab.standins import jre as standin_jre
-from nxprovision.lab.standins import kafka as standin_kafka
-from nxprovision.lab.standins import mongodb as standin_mongodb
-from nxprovision.lab.state import LEGACY_OS, LabHost, LabState, lab_names_on_disk
-from nxprovision.model import architectures
+from nxprovision_lab.naming import STATE_ROOT, LabNames, check_host, check_name, valid_name
+from nxprovision_lab.standins import jre as standin_jre
+from nxprovision_lab.standins import kafka as standin_kafka
+from nxprovision_lab.standins import mongodb as standin_mongodb
+from nxprovision_lab.state import LEGACY_OS, LabHost, LabState, lab_names_on_disk
 
 
 @dataclass
@@ -260,7 +260,7 @@ def _ensure_bases(
 
 def _build_mirror(mirror_dir: Path, errors: list[BaseException]) -> None:
     try:
-        from nxprovision.lab import standins  # another part of the lab, optional until it lands
+        from nxprovision_lab import standins  # another part of the lab, optional until it lands
     except ImportError:
         return
     build = getattr(standins, "build_mirror", None)
