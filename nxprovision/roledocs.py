@@ -43,13 +43,20 @@ def render() -> str:
         options = main.get("options") or {}
         if not options:
             out += ["No variables.", ""]
-            continue
-        out += ["| variable | type | default | description |", "|---|---|---|---|"]
-        for name in sorted(options):
-            o = options[name] or {}
-            out.append(f"| `{name}` | {o.get('type', 'str')} | {_default(defaults.get(name))} | "
-                       f"{_text(o.get('description'))} |")
-        out.append("")
+        else:
+            out += ["| variable | type | default | description |", "|---|---|---|---|"]
+            for name in sorted(options):
+                o = options[name] or {}
+                out.append(f"| `{name}` | {o.get('type', 'str')} | {_default(defaults.get(name))} | "
+                           f"{_text(o.get('description'))} |")
+            out.append("")
+        # the role's other entry points: what day-2 playbooks may call (`tasks_from`), and nothing else
+        others = {k: v or {} for k, v in specs.items() if k != "main"}
+        if others:
+            out += ["Entry points for playbooks (`include_role` with `tasks_from`):", ""]
+            out += [f"- `{name}`: {_text(e.get('short_description'))}. {_text(e.get('description'))}"
+                    for name, e in sorted(others.items())]
+            out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
