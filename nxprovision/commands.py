@@ -10,8 +10,9 @@ from nxprovision.ansibleopts import ansible_options, apply_to_view, extra_vars_o
 from nxprovision.cliargs import ansible_args, inventory_args, run_args
 from nxprovision.errors import NxError
 from nxprovision.rotation import masked_names
+from nxprovision.runevents import unreachable_cause
 from nxprovision.runlock import exclusive
-from nxprovision.runner import format_recap, run_playbook, unreachable_cause
+from nxprovision.runner import format_recap, run_playbook
 
 EXIT_INVALID = 2
 

@@ -401,3 +401,9 @@ def view_from_ansible_vars(groups: Mapping[str, Any], hostvars: Mapping[str, Any
             except Exception:  # an unresolvable var the model never reads must not break the play
                 continue
     return InventoryView(source="ansible", groups=g, hostvars=hv)
+
+
+def host_setting(view: InventoryView, settings: dict[str, Any], host: str, key: str) -> Any:
+    """A host's value of a setting: its own host variable wins over the cluster-wide one."""
+    hv = view.hostvars.get(host, {})
+    return hv[key] if key in hv else settings.get(key)

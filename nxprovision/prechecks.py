@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nxprovision.model.cluster import Cluster, host_platform, host_setting
+from nxprovision.model.ports import host_ports
 
 
 def _supported_os() -> tuple[tuple[str, str], ...]:
@@ -178,8 +179,6 @@ def _download_urls(c: Cluster, host: str, groups: list[str]) -> dict[str, str]:
 
 
 def host_plan(c: Cluster, host: str) -> HostPlan:
-    from nxprovision.rules.ports import host_ports
-
     groups = _groups_of(c, host)
     mins = minimums(c, host)
     paths: dict[str, dict[str, Any]] = {}

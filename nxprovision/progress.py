@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from nxprovision.runner import (
+from nxprovision.drift import changed as changed_result
+from nxprovision.runevents import (
     Masker,
     PlainDisplay,
-    _message,
-    changed_result,
     report_line,
+    result_message,
     shown_diff,
     unreachable_cause,
     warning_lines,
@@ -58,11 +58,11 @@ class RunState:
             elif kind == "runner_on_failed" and not data.get("ignore_errors"):
                 line.failed += 1
                 # the runner's reading of the result: a checksum mismatch names the URL and both sums in full
-                self.failures.append(mask(f"{host}: {data.get('task')}: {_message(data)}")[:600])
+                self.failures.append(mask(f"{host}: {data.get('task')}: {result_message(data)}")[:600])
             elif kind == "runner_on_unreachable":
                 line.unreachable = True
                 # one line: a refused host key says which key, not SSH's banner cut at its first characters
-                self.failures.append(mask(f"{host}: unreachable: {unreachable_cause(_message(data))}")[:600])
+                self.failures.append(mask(f"{host}: unreachable: {unreachable_cause(result_message(data))}")[:600])
         elif kind == "playbook_on_stats":
             self.plays_done = self.plays_total
 

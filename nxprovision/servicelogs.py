@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nxprovision.model.ports import host_ports
+from nxprovision.runevents import unreachable_cause
 from nxprovision.strategy import without_mitogen
 
 LOG_LINES = 20  # per source (journal, file)
@@ -142,8 +144,6 @@ def from_output(host: str, component: str, output: str, mask: Callable[[str], st
 
 def cluster_endpoints(cluster: Any) -> dict[str, tuple[str, str]]:
     """"host:port" and "address:port" of every service the cluster's hosts listen on -> (host, component)."""
-    from nxprovision.rules.ports import host_ports
-
     out: dict[str, tuple[str, str]] = {}
     for name, host in cluster.hosts.items():
         for group, _label, _key, port in host_ports(cluster, name):
@@ -175,7 +175,6 @@ def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dic
     command's AnsibleOptions (the same user, key, jump host and become password as the run). `endpoints` (called
     only here, after a failure): the cluster's services by host:port; the services a failure or a fetched log
     names that way get their log fetched too (at most MAX_BACKENDS more hosts)."""
-    from nxprovision.runner import unreachable_cause
 
     wanted: dict[str, str] = {}
     tails: list[LogTail] = []
@@ -206,7 +205,6 @@ def fetch(failures: list[Any], inventory: Path, cmdline: list[str], envvars: dic
 def _backend_tails(failures: list[Any], tails: list[LogTail], endpoints: Endpoints | None, inventory: Path,
                    cmdline: list[str], envvars: dict[str, str], mask: Callable[[str], str], options: Any,
                    ) -> list[LogTail]:
-    from nxprovision.runner import unreachable_cause
 
     if endpoints is None:
         return []

@@ -431,7 +431,7 @@ def via_plan(c: Cluster, jobs: list[Job]) -> ViaPlan:
 def via_rows(c: Cluster, jobs: list[Job], plan: ViaPlan, found: dict[tuple[str, str], Any],
              secrets: list[str]) -> list[Row]:
     """The rows the probes make of their hosts' answers, secrets masked in every text a host sent back."""
-    from nxprovision.runner import Masker
+    from nxprovision.runevents import Masker
 
     mask = Masker(secrets)
     rows: list[Row] = []

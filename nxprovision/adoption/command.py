@@ -92,7 +92,8 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     from nxprovision.adoption.found import load_found
     from nxprovision.ansibleopts import ansible_options
     from nxprovision.inventory import find_vault_password_file, load_inventory
-    from nxprovision.runner import Masker, run_playbook, scrub_records
+    from nxprovision.runevents import Masker
+    from nxprovision.runner import run_playbook, scrub_records
 
     given_path = Path(args.inventory)
     out = Path(args.output)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from nxprovision.inventory import InventoryView
+from nxprovision.inventory import InventoryView, host_setting
 from nxprovision.model.artifacts import (
     DEFAULT_CPU_ARCH,
     VENDOR_BASE_URLS,
@@ -27,6 +27,7 @@ from nxprovision.model.artifacts import (
 )
 from nxprovision.model.compat import load as load_compat
 from nxprovision.model.defaults import DEFAULTS
+from nxprovision.model.firewall import firewall
 from nxprovision.model.roledefaults import role_defaults
 from nxprovision.model.versions import NuxeoVersion, java_for, supports_kraft
 from nxprovision.rotation import masked_names
@@ -222,11 +223,6 @@ def cluster_settings(view: InventoryView) -> dict[str, Any]:
     return settings
 
 
-def host_setting(view: InventoryView, settings: dict[str, Any], host: str, key: str) -> Any:
-    hv = view.hostvars.get(host, {})
-    return hv[key] if key in hv else settings.get(key)
-
-
 def build_cluster(view: InventoryView) -> Cluster:
     """Derive everything from the inventory. Never raises on bad input: rules report it."""
     settings = cluster_settings(view)
@@ -272,9 +268,7 @@ def build_cluster(view: InventoryView) -> Cluster:
         monitoring_hosts=groups.get("monitoring", []),
     )
     cluster.derived = _derive(cluster)
-    from nxprovision.model.firewall import firewall  # reads the derived values (and rules.ports, which imports us)
-
-    cluster.derived["firewall"] = firewall(cluster)
+    cluster.derived["firewall"] = firewall(cluster)  # reads the other derived values
     for node in cluster.nuxeo_nodes:
         node.conf = nuxeo_conf(cluster, node)
     return cluster

@@ -5,7 +5,7 @@ monitoring agents, backup clients and jump hosts reach them too), so it is opted
 those sources in `nx_firewall_admin_sources`. Every service is bound and authenticated without it (README's
 security matrix); the firewall narrows who can knock at all.
 
-Ports come from the same list validate's port rule and prechecks read (rules.ports.host_ports) plus the derived
+Ports come from the same list validate's port rule and prechecks read (model.ports.host_ports) plus the derived
 ports of etcd, Patroni and SeaweedFS's gRPC; sources come from the derived values the roles already use (pg_hba
 clients, SeaweedFS's white list, the load balancers' backends, the monitoring scrape targets, ...).
 """
@@ -13,6 +13,8 @@ clients, SeaweedFS's white list, the load balancers' backends, the monitoring sc
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from nxprovision.model.ports import host_ports
 
 if TYPE_CHECKING:
     from nxprovision.model.cluster import Cluster
@@ -89,8 +91,6 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
 
 def _ports(c: Cluster, host: str) -> list[tuple[str, str, int]]:
     """(label, setting, port) of every port the components on HOST listen on beyond loopback."""
-    from nxprovision.rules.ports import host_ports
-
     out: list[tuple[str, str, int]] = []
     for _group, label, key, value in host_ports(c, host):
         try:

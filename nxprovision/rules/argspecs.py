@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from nxprovision.model.cluster import Cluster
+from nxprovision.model.ports import PORTS
 from nxprovision.model.roledefaults import project_root
 from nxprovision.rules._where import of_setting
 from nxprovision.rules.finding import Finding, error
-from nxprovision.rules.ports import _PORTS
 
 # The ports rule judges these (range and clashes per host), with its own wording.
-_PORTS_RULE = {key for entries in _PORTS.values() for _label, key in entries} | {"haproxy_http_port"}
+_PORTS_RULE = {key for entries in PORTS.values() for _label, key in entries} | {"haproxy_http_port"}
 
 # Options whose value must fall in a range; every other int or float option must not be negative.
 _RANGES: dict[str, tuple[int, int]] = {"keepalived_virtual_router_id": (1, 255), "keepalived_priority_base": (1, 254)}

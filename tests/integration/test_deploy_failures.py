@@ -243,7 +243,7 @@ def test_changed_host_key_is_refused_before_any_task_and_trust_hosts_records_the
             env={**os.environ, "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none", "ANSIBLE_NOCOLOR": "1"},
         )
         assert ping.returncode != 0 and "UNREACHABLE" in ping.stdout, ping.stdout + ping.stderr
-        from nxprovision.runner import unreachable_cause
+        from nxprovision.runevents import unreachable_cause
 
         cause = unreachable_cause(json.loads(ping.stdout.split("=>", 1)[1])["msg"])
         assert "SSH host key CHANGED" in cause and offered in cause and trusted in cause, cause

@@ -13,8 +13,8 @@ import pytest
 from nxprovision.inventory import load_inventory
 from nxprovision.model.cluster import Cluster, build_cluster
 from nxprovision.model.firewall import _sources
+from nxprovision.model.ports import host_ports
 from nxprovision.planfiles import planned_files
-from nxprovision.rules.ports import host_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPACT = {"loadbalancers": ["lb1"], "nuxeo_front": ["front1", "front2"], "nuxeo_worker": ["worker1"],

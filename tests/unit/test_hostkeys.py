@@ -19,7 +19,8 @@ import pytest
 from nxprovision import cli, hostkeys
 from nxprovision.errors import NxError
 from nxprovision.hostkeys import HostKey, Target
-from nxprovision.runner import ssh_args, unreachable_cause
+from nxprovision.runevents import unreachable_cause
+from nxprovision.runner import ssh_args
 
 
 def _key(tmp: Path, name: str) -> HostKey:

@@ -112,7 +112,8 @@ def test_run_records_keep_no_secret_and_are_private(fake_home: Path) -> None:
 
 
 def test_masker_covers_json_escaped_secrets(tmp_path: Path) -> None:
-    from nxprovision.runner import Masker, scrub_records
+    from nxprovision.runevents import Masker
+    from nxprovision.runner import scrub_records
 
     odd = 'pa"ss\\wörd-42'
     (tmp_path / "event.json").write_text(json.dumps({"msg": f"x {odd} y"}))
@@ -124,7 +125,7 @@ def test_masker_covers_json_escaped_secrets(tmp_path: Path) -> None:
 
 def test_what_a_playbook_tells_the_operator_is_shown_masked_in_every_mode() -> None:
     from nxprovision.progress import make_display
-    from nxprovision.runner import Masker
+    from nxprovision.runevents import Masker
 
     def ok(task: str, msg: object) -> dict:
         return {"event": "runner_on_ok", "event_data": {"host": "front1", "task": task, "res": {"msg": msg}}}
@@ -147,7 +148,7 @@ def test_what_a_playbook_tells_the_operator_is_shown_masked_in_every_mode() -> N
 
 def test_module_warnings_are_shown_in_every_mode() -> None:
     from nxprovision.progress import make_display
-    from nxprovision.runner import Masker
+    from nxprovision.runevents import Masker
 
     res = {"warnings": ["haproxy is installed at\n 2.6.1, not s3cr3t"]}
     event = {"event": "runner_on_ok", "event_data": {"host": "db1", "task": "Hold packages to the version lock",

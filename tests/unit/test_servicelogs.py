@@ -11,7 +11,8 @@ import yaml
 
 from nxprovision import servicelogs
 from nxprovision.commands import report
-from nxprovision.runner import Masker, run_playbook
+from nxprovision.runevents import Masker
+from nxprovision.runner import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-Value-123456"

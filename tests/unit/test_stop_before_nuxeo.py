@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 from nxprovision.commands import report
-from nxprovision.runner import STOP_PLAY, Failure, RunResult
+from nxprovision.runevents import STOP_PLAY
+from nxprovision.runner import Failure, RunResult
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = REPO / "playbooks" / "site.yml"
