@@ -1,0 +1,136 @@
+"""The paths of the `nx` fact that roles and playbooks read, found in their tasks and templates, and the reference
+of them (docs/nx-fact.md, `python -m nxprovision.factpaths`).
+
+`nx` is the model's derived values as Ansible sees them (Cluster.to_facts()). A template that reads `nx.db.prmary`
+renders an error on a host, late; a path the model stopped computing does the same. The unit tests hold every path
+read here to the facts of the sample clusters, so such a slip fails before any host is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nxprovision.model.roledefaults import project_root
+
+WILD = "*"
+_SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*\])"
+_PATH = re.compile(r"(?<![A-Za-z0-9_.'\"])nx(?:" + _SEG + r")+")
+_SEGMENT = re.compile(_SEG)
+_QUOTED = re.compile(r"""'[^']*'|"[^"]*\"""")
+
+
+def parse(expr: str) -> tuple[str, ...]:
+    """`nx.nodes[inventory_hostname].address` -> ("nodes", "*", "address"); a quoted key stays a key."""
+    out = []
+    for seg in _SEGMENT.findall(expr[2:]):
+        if seg.startswith("."):
+            out.append(seg[1:])
+            continue
+        inner = seg[1:-1].strip()
+        out.append(inner[1:-1] if _QUOTED.fullmatch(inner) else WILD)
+    return tuple(out)
+
+
+def paths_in(text: str) -> set[tuple[str, ...]]:
+    found = set()
+    for m in _PATH.finditer(text):
+        for seg in _SEGMENT.findall(m.group(0)[2:]):
+            if seg.startswith("["):  # nx.a[nx.b.c]: the key is a path read too
+                found |= paths_in(seg[1:-1])
+        path = parse(m.group(0))
+        if text[m.end():m.end() + 1] == "(":  # nx.hosts.items(): a method of the value, not a key
+            path = path[:-1]
+        if path:
+            found.add(path)
+    return found
+
+
+def paths_read(root: Path | None = None) -> dict[tuple[str, ...], set[str]]:
+    """path -> the files (relative to the project) that read it, over every task, var and template."""
+    root = root or project_root()
+    out: dict[tuple[str, ...], set[str]] = {}
+    for top in ("roles", "playbooks"):
+        for f in sorted((root / top).rglob("*")):
+            if f.is_file() and f.suffix in (".yml", ".yaml", ".j2"):
+                for path in paths_in(f.read_text()):
+                    out.setdefault(path, set()).add(f.relative_to(root).as_posix())
+    return out
+
+
+def resolve(fact: Any, path: Iterable[str]) -> list[Any]:
+    """Every value PATH reaches in FACT (a wildcard takes every key or item); [] when it reaches none."""
+    values = [fact]
+    for key in path:
+        nxt: list[Any] = []
+        for v in values:
+            if isinstance(v, dict):
+                nxt += list(v.values()) if key == WILD else ([v[key]] if key in v else [])
+            elif isinstance(v, list) and (key == WILD or key.isdigit()):
+                nxt += v if key == WILD else v[int(key):int(key) + 1]
+        values = nxt
+    return values
+
+
+def kind(values: list[Any]) -> str:
+    names = {"dict": "mapping", "list": "list", "str": "string", "int": "integer", "bool": "boolean",
+             "float": "number", "NoneType": "null"}
+    return " or ".join(sorted({names.get(type(v).__name__, type(v).__name__) for v in values})) or "?"
+
+
+# Parts the samples leave off, turned on in a copy of the compact sample: (name, groups added, settings)
+VARIANTS = (
+    ("compact+monitoring", {"monitoring": ["lb1"]}, {}),
+    ("compact+zookeeper", {"zookeeper": ["kafka1"]}, {"kafka_mode": "zookeeper", "kafka_version": "3.9.1"}),
+)
+
+
+def sample_facts(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The fact of each sample inventory (inventories/<name>), as the playbooks' first play builds it, and of the
+    VARIANTS of the compact one."""
+    from nxprovision.inventory import load_inventory
+    from nxprovision.model.cluster import build_cluster
+
+    root = root or project_root()
+    out = {}
+    for inv in sorted(p for p in (root / "inventories").iterdir() if (p / "hosts.yml").exists()):
+        view = load_inventory(inv, str(inv / ".vault-pass"))
+        out[inv.name] = build_cluster(view).to_facts()
+        if inv.name != "compact":
+            continue
+        for name, groups, settings in VARIANTS:
+            hostvars = {h: {**hv, **settings} for h, hv in view.hostvars.items()}
+            merged = {g: list(dict.fromkeys([*view.groups.get(g, []), *hs])) for g, hs in groups.items()}
+            out[name] = build_cluster(replace(view, groups={**view.groups, **merged}, hostvars=hostvars)).to_facts()
+    return out
+
+
+def render(facts: dict[str, dict[str, Any]], root: Path | None = None) -> str:
+    """docs/nx-fact.md: every path roles and playbooks read, its type in the samples, and who reads it."""
+    lines = ["# The `nx` fact: every path roles and playbooks read", "",
+             "Generated by `python -m nxprovision.factpaths` from the roles' and playbooks' tasks and templates; the",
+             "types are those of the sample inventories' facts (`inventories/*`). `*` is any key (a host name, a",
+             "node). The model computes every one of them (nxprovision/model/); a role never recomputes one.", "",
+             "| path | type | samples | read by |", "|---|---|---|---|"]
+    for path, files in sorted(paths_read(root).items()):
+        seen = {name: resolve(fact, path) for name, fact in facts.items()}
+        values = [v for vs in seen.values() for v in vs]
+        where = "all" if all(seen.values()) else ", ".join(n for n, vs in seen.items() if vs) or "none"
+        readers = ", ".join(sorted(files)[:3]) + (f" (+{len(files) - 3})" if len(files) > 3 else "")
+        lines.append(f"| `nx.{'.'.join(path)}` | {kind(values) if values else '-'} | {where} | {readers} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    target = project_root() / "docs" / "nx-fact.md"
+    target.write_text(render(sample_facts()))
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
