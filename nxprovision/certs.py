@@ -11,9 +11,9 @@ from typing import Any
 
 from nxprovision.ansibleopts import ansible_options
 from nxprovision.cliargs import inventory_args, run_args
+from nxprovision.commands import Prepared, changing_verb
 from nxprovision.errors import NxError
 from nxprovision.inventory import inventory_dir
-from nxprovision.runlock import exclusive
 
 
 def _cluster(args: argparse.Namespace):
@@ -123,13 +123,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if expiring or broken or rc != 0 else 0
 
 
-@exclusive("certs renew")
-def cmd_renew(args: argparse.Namespace) -> int:
-    from nxprovision.commands import _validated, refuse_removed_hosts, report
+@changing_verb("certs renew", mid_rotation_ok=True)
+def cmd_renew(args: argparse.Namespace, prepared: Prepared) -> int:
+    from nxprovision.commands import report
     from nxprovision.runner import run_playbook
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_removed_hosts(args, cluster, "certs renew")
+    cluster, vpf, secrets = prepared
     if not cluster.derived["tls"]["enabled"]:
         raise NxError(f"{args.inventory}: nx_tls_enabled is false: no certificate to renew",
                       "set nx_tls_enabled: true and deploy")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from nxprovision.ansibleopts import ansible_options, apply_to_view, extra_vars_of
 from nxprovision.cliargs import ansible_args, inventory_args, run_args
@@ -78,6 +81,37 @@ def refuse_pending_rotation(cluster, verb: str) -> None:
                       "(or go back with --rollback), then run this again")
 
 
+class Prepared(NamedTuple):
+    """What every verb that changes hosts starts from: the cluster as the run will see it (valid), the vault
+    password file, the secret values every output is masked with."""
+
+    cluster: Any
+    vault_password_file: Path | None
+    secrets: list[str]
+
+
+def changing_verb(name: str, *, mid_rotation_ok: bool = False,
+                  removed_ok: Callable[[argparse.Namespace], tuple[str, ...]] | None = None,
+                  ) -> Callable[[Callable[[argparse.Namespace, Prepared], int]], Callable[[argparse.Namespace], int]]:
+    """The one pipeline of a verb that changes hosts: the inventory's lock, validation (every rule; the samples'
+    public vault password and CA refused), the guards (a pending secret rotation, unless the verb is the rotation
+    or leaves Nuxeo alone; hosts taken out with remove-node, except those the verb names), then the verb."""
+
+    def wrap(body: Callable[[argparse.Namespace, Prepared], int]) -> Callable[[argparse.Namespace], int]:
+        @exclusive(name)
+        @functools.wraps(body)
+        def run(args: argparse.Namespace) -> int:
+            cluster, vpf, secrets = _validated(args)
+            if not mid_rotation_ok:
+                refuse_pending_rotation(cluster, name)
+            refuse_removed_hosts(args, cluster, name, removed_ok(args) if removed_ok else ())
+            return body(args, Prepared(cluster, vpf, secrets))
+
+        return run
+
+    return wrap
+
+
 def report_refusal(result, out=sys.stdout) -> int:
     """A check that refused the run on purpose (a downgrade, ...): what was refused and how to proceed, in one
     block, without a failure report."""
@@ -125,13 +159,11 @@ def report(result, out=sys.stdout) -> int:
     return 0
 
 
-@exclusive("deploy")
-def cmd_deploy(args: argparse.Namespace) -> int:
+@changing_verb("deploy")
+def cmd_deploy(args: argparse.Namespace, prepared: Prepared) -> int:
     from nxprovision.limits import check_limit
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "deploy")
-    refuse_removed_hosts(args, cluster, "deploy")
+    cluster, vpf, secrets = prepared
     for problem in check_limit(cluster, Path(args.inventory), args.limit, args.force):
         print(f"WARNING --force: {problem}")
     result = run_playbook(
@@ -174,11 +206,9 @@ def _run(args: argparse.Namespace, playbook: str, verb: str, vpf, secrets, **kw)
     return report(result)
 
 
-@exclusive("reindex")
-def cmd_reindex(args: argparse.Namespace) -> int:
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "reindex")
-    refuse_removed_hosts(args, cluster, "reindex")
+@changing_verb("reindex")
+def cmd_reindex(args: argparse.Namespace, prepared: Prepared) -> int:
+    cluster, vpf, secrets = prepared
     if not cluster.search_hosts or not cluster.nuxeo_nodes:
         raise NxError("this cluster has no search hosts: Nuxeo keeps no repository index to rebuild",
                       "nothing to do; reindex is for clusters with an opensearch group")
@@ -187,11 +217,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return _run(args, "reindex.yml", "reindex", vpf, secrets)
 
 
-@exclusive("restart")
-def cmd_restart(args: argparse.Namespace) -> int:
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "restart")
-    refuse_removed_hosts(args, cluster, "restart")
+@changing_verb("restart")
+def cmd_restart(args: argparse.Namespace, prepared: Prepared) -> int:
+    cluster, vpf, secrets = prepared
     groups = {"nuxeo": cluster.nuxeo_nodes, "opensearch": cluster.search_hosts, "kafka": cluster.kafka_brokers,
               "postgresql": cluster.db_hosts if cluster.database == "postgresql" else [],
               "haproxy": cluster.lb_hosts}
@@ -200,11 +228,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return _run(args, f"restart_{args.component}.yml", f"restart-{args.component}", vpf, secrets)
 
 
-@exclusive("add-node")
-def cmd_add_node(args: argparse.Namespace) -> int:
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "add-node")
-    refuse_removed_hosts(args, cluster, "add-node", allowed=tuple(args.hosts))
+@changing_verb("add-node", removed_ok=lambda args: tuple(args.hosts))
+def cmd_add_node(args: argparse.Namespace, prepared: Prepared) -> int:
+    cluster, vpf, secrets = prepared
     unknown = [h for h in args.hosts if h not in cluster.hosts]
     if unknown:
         raise NxError(f"{', '.join(unknown)} not in the inventory",
@@ -244,13 +270,11 @@ def remove_node_run(host: str, unreachable: bool, force: bool) -> tuple[dict[str
     return extravars, (f"all:!{host}" if unreachable else None)
 
 
-@exclusive("remove-node")
-def cmd_remove_node(args: argparse.Namespace) -> int:
+@changing_verb("remove-node", removed_ok=lambda args: (args.host,))
+def cmd_remove_node(args: argparse.Namespace, prepared: Prepared) -> int:
     from nxprovision.daytwo import check_removal, removal_components
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "remove-node")
-    refuse_removed_hosts(args, cluster, "remove-node", allowed=(args.host,))
+    cluster, vpf, secrets = prepared
     for line in check_removal(cluster, args.host, args.force):
         print(f"WARNING --force: {line}")
     unreachable = bool(getattr(args, "unreachable", False))
@@ -282,17 +306,15 @@ def _set_inventory_version(inventory: Path, version: str) -> Path | None:
     return None
 
 
-@exclusive("upgrade")
-def cmd_upgrade(args: argparse.Namespace) -> int:
+@changing_verb("upgrade")
+def cmd_upgrade(args: argparse.Namespace, prepared: Prepared) -> int:
     import urllib.error
     import urllib.request
 
     from nxprovision.daytwo import check_upgrade
     from nxprovision.model.artifacts import archive_checksum, artifact_url
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "upgrade")
-    refuse_removed_hosts(args, cluster, "upgrade")
+    cluster, vpf, secrets = prepared
     current = str(cluster.settings.get("nuxeo_version"))
     mode = check_upgrade(current, args.nuxeo_version, args.full_stop)
     target_vars: dict = {"nuxeo_version": args.nuxeo_version}
@@ -358,10 +380,9 @@ def _backup_enabled(cluster) -> dict:
     return b
 
 
-@exclusive("backup")
-def cmd_backup(args: argparse.Namespace) -> int:
-    cluster, vpf, secrets = _validated(args)
-    refuse_removed_hosts(args, cluster, "backup")
+@changing_verb("backup", mid_rotation_ok=True)
+def cmd_backup(args: argparse.Namespace, prepared: Prepared) -> int:
+    cluster, vpf, secrets = prepared
     return _take_backup(args, cluster, vpf, secrets, args.type)[0]
 
 
@@ -473,16 +494,14 @@ def _restore_dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
-@exclusive("restore")
-def _restore(args: argparse.Namespace) -> int:
+@changing_verb("restore")
+def _restore(args: argparse.Namespace, prepared: Prepared) -> int:
     import json
     import time as _time
 
     from nxprovision import backups
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_pending_rotation(cluster, "restore")
-    refuse_removed_hosts(args, cluster, "restore")
+    cluster, vpf, secrets = prepared
     records = _records(args)
     backup_id = _restore_target(args, cluster)
     stamp = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
@@ -602,13 +621,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-@exclusive("secrets rotate")
-def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+@changing_verb("secrets rotate", mid_rotation_ok=True)
+def cmd_secrets_rotate(args: argparse.Namespace, prepared: Prepared) -> int:
     from nxprovision import rotation as rot
     from nxprovision.secrets import load_secrets_file, read_vault_password
 
-    cluster, vpf, secrets = _validated(args)
-    refuse_removed_hosts(args, cluster, "secrets rotate")
+    cluster, vpf, secrets = prepared
     rotation = rot.resolve(args.name, cluster)
     inv = Path(args.inventory)
     if vpf is None:
