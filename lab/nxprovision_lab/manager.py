@@ -338,11 +338,6 @@ def lab_connection_vars(state: LabState) -> dict[str, Any]:
         ),
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_pipelining": True,
-        "nx_lab": {
-            "name": state.name,
-            "bridge_ip": state.bridge_ip,
-            "mirror_url": mirror_url(state.bridge_ip),
-        },
     }
 
 

@@ -175,7 +175,7 @@ def _int(value: Any, default: int) -> int:
 
 # Settings whose type the model relies on; a wrong type is reported and the default used instead.
 _LIST_SETTINGS = ("nuxeo_packages",)
-_DICT_SETTINGS = ("nx_compat_overrides", "nuxeo_conf_extra", "nx_lab")
+_DICT_SETTINGS = ("nx_compat_overrides", "nuxeo_conf_extra")
 _SCALAR_SETTINGS = ("nx_architecture", "nx_cluster_name", "nx_public_url", "nx_database", "nuxeo_version",
                     "search_distribution", "search_version", "kafka_version", "kafka_mode", "s3_mode",
                     "s3_endpoint", "s3_bucket", "s3_region", "postgresql_version", "mongodb_version", "nx_vip",

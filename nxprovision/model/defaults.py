@@ -101,6 +101,17 @@ SAMPLE_GROUP_VARS: dict[str, tuple[Any, str]] = {
     ),
 }
 
+# Where the other vendor archives come from: the vendor's own download site unless the inventory names a mirror
+# (model/artifacts.py, VENDOR_BASE_URLS). Not written by `init`; set the ones a cluster uses to point its hosts at
+# a mirror (the README's "Security on the day of hand-over": every archive is checked against a SHA-512).
+MIRROR_SETTINGS: dict[str, str] = {
+    "kafka_download_base_url": "Apache Kafka archives, <base>/<version>/kafka_2.13-<version>.tgz.",
+    "opensearch_download_base_url": "OpenSearch archives, <base>/<version>/opensearch-<version>-linux-<arch>.tar.gz.",
+    "elasticsearch_download_base_url": "Elasticsearch archives (search_distribution: elasticsearch).",
+    "mongodb_download_base_url": "MongoDB server archives (nx_database: mongodb).",
+    "seaweedfs_download_base_url": "SeaweedFS release archives, <base>/<version>/linux_<amd64|arm64>.tar.gz.",
+}
+
 # Written into new inventories but never assumed: the operator must say these.
 REQUIRED_SETTINGS: frozenset[str] = frozenset({"nx_architecture", "nx_public_url", "nuxeo_download_base_url"})
 SAMPLE_ONLY: dict[str, Any] = {"nuxeo_download_base_url": "https://mirror.example.com/nuxeo"}

@@ -14,6 +14,8 @@ from nxprovision.errors import NxError
 from nxprovision_lab import manager
 from nxprovision_lab.state import LabHost, LabState
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_plain_hosts_plan() -> None:
     arch, layout, plan = manager.plan_hosts(None, 3, "postgresql")
@@ -66,8 +68,27 @@ def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
     assert "StrictHostKeyChecking=yes" in conn["ansible_ssh_common_args"]
     assert f"UserKnownHostsFile={state.names.inventory_dir.resolve()}/.known_hosts" in conn["ansible_ssh_common_args"]
     assert "/dev/null" not in conn["ansible_ssh_common_args"]
-    assert conn["nx_lab"]["mirror_url"] == "http://10.213.9.1:8090"
     assert "nx_vip" not in values  # one load balancer: no virtual IP
+
+
+@pytest.mark.parametrize(("arch", "database"), [("single", "postgresql"), ("compact", "postgresql"),
+                                                ("compact", "mongodb"), ("distributed", "postgresql")])
+def test_the_lab_overlay_sets_documented_variables_only(arch: str, database: str) -> None:
+    """What the lab writes into its inventory is what an operator could write: role variables of the argument
+    specs, the model's documented settings, Ansible's connection variables. Nothing only a stand-in reads."""
+    import yaml
+
+    from nxprovision.model.defaults import DEFAULTS, MIRROR_SETTINGS
+
+    documented = set(DEFAULTS) | set(MIRROR_SETTINGS)
+    for spec in (ROOT / "roles").glob("*/meta/argument_specs.yml"):
+        for entry in (yaml.safe_load(spec.read_text())["argument_specs"] or {}).values():
+            documented |= set((entry or {}).get("options") or {})
+    _a, _l, plan = manager.plan_hosts(arch, None, database)
+    state = _state(arch, plan)
+    written = {**manager.lab_group_vars(state), **manager.lab_connection_vars(state)}
+    assert written
+    assert sorted(k for k in written if k not in documented and not k.startswith("ansible_")) == []
 
 
 def test_distributed_lab_gets_a_virtual_ip_inside_the_lab() -> None:
