@@ -119,7 +119,7 @@ def diff_path(res: Mapping[str, Any]) -> str:
 @dataclass
 class Finding:
     host: str
-    kind: str  # file | hidden | service | setting | package | failed | unreachable
+    kind: str  # file | hidden | service | setting | package | install | failed | unreachable
     task: str
     path: str = ""
     diff: str = ""
@@ -130,7 +130,8 @@ class Finding:
 
     def line(self) -> str:
         what = {"file": f"file {self.path}", "hidden": f"file {self.path or '?'}",
-                "service": "service", "setting": "setting", "package": "package", "failed": "check FAILED",
+                "service": "service", "setting": "setting", "package": "package", "install": "install pending",
+                "failed": "check FAILED",
                 "unreachable": "UNREACHABLE"}.get(self.kind, self.kind)
         return f"{what}: {self.detail}  (task '{self.task}')" if self.detail else f"{what}  (task '{self.task}')"
 
@@ -156,6 +157,9 @@ class Collector:
     readings: dict[str, dict[str, Any]] = field(default_factory=dict)
     handlers: set[str] = field(default_factory=set)
     reading_task: str = "Read the node's Nuxeo version and nuxeo.conf keys"
+    # a role's install phase says, in check mode, that it would run and what its preview leaves out (a host the role
+    # has not installed yet: an adopted cluster before its first deploy)
+    pending_task: str = "Tell the operator what this check-mode preview leaves out"
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event", "")
@@ -170,6 +174,9 @@ class Collector:
         if kind == "runner_on_ok" and data.get("task") == self.reading_task:
             self.readings[host] = {"version": res.get("version"), "keys": res.get("keys") or {},
                                    "exists": bool(res.get("exists"))}
+            return
+        if kind == "runner_on_ok" and data.get("task") == self.pending_task and isinstance(res.get("msg"), str):
+            self.findings.append(Finding(host, "install", label, detail=" ".join(res["msg"].split())))
             return
         if kind == "runner_on_unreachable":
             if not any(f.host == host and f.kind == "unreachable" for f in self.findings):

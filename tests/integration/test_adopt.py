@@ -62,6 +62,25 @@ def changed_roles(runs: Path, verb: str) -> dict[str, set[str]]:
     return out
 
 
+def assert_within(touched_by_host: dict[str, set[str]], promised: dict[str, set[str]]) -> None:
+    """Each host's changed tasks belong to the roles the adoption report listed for it."""
+    for host, touched in touched_by_host.items():
+        if host != "localhost":
+            assert touched - {""} <= promised.get(host, set()), (host, touched - promised.get(host, set()))
+
+
+def conf_diff(console: str, host: str) -> str:
+    """The masked nuxeo.conf diff `deploy --diff` printed for `host`: the indented lines under its task's line."""
+    lines = console.splitlines()
+    start = next(i for i, ln in enumerate(lines) if f"{host}  nuxeo : Show the nuxeo.conf change" in ln)
+    out = []
+    for ln in lines[start + 1:]:
+        if not ln.startswith("           "):
+            break
+        out.append(ln.strip())
+    return "\n".join(out)
+
+
 def secret_hits(runs: Path, values: list[str], texts: list[str], folder: Path) -> list[str]:
     hits = [f"console #{i}" for i, t in enumerate(texts) for v in values if v in t]
     for f in [*runs.rglob("*"), *folder.rglob("*")]:
@@ -115,14 +134,25 @@ def test_adopt_a_hand_built_cluster_then_deploy_keeps_its_documents(tmp_path: Pa
                 assert f"host {host}: nuxeo.conf {key}={value}" in differences, report["differences"]
         assert "heap" in differences, report["differences"]
 
+        # its preview, on hosts the roles never installed: check mode exits 0, changes nothing outside the roles the
+        # report listed, says per host and role what it leaves out, and shows each node's nuxeo.conf diff (masked)
+        promised = {h: set(r) for h, r in report["changes"].items()}
+        preview = nxp(runs, "deploy", "-i", str(out), "--check", "--diff", timeout=1800)
+        assert preview.returncode == 0, preview.stdout[-8000:] + preview.stderr[-3000:]
+        assert_within(changed_roles(runs, "deploy"), promised)
+        for host in roles["nuxeo"]:
+            assert f"nuxeo: would install on {host} (install stamp missing or different)" in preview.stdout
+            diff = conf_diff(preview.stdout, host)
+            assert "+JAVA_OPTS=-Xms" in diff and "nuxeo.db.password=********" in diff, diff
+            for key, value in EXTRA_KEYS.get(host, {}).items():
+                assert f"+{key}={value}" in diff, diff  # the node's own key, kept
+        for host in roles["database_primary"] + roles["database_standby"]:
+            assert f"postgresql: would install on {host}" in preview.stdout, preview.stdout[-6000:]
+
         deployed = nxp(runs, "deploy", "-i", str(out), timeout=2400)
         assert deployed.returncode == 0, deployed.stdout[-8000:] + deployed.stderr[-3000:]
         # the deploy changed nothing outside the roles the report listed for each host
-        promised = {h: set(r) for h, r in report["changes"].items()}
-        for host, touched in changed_roles(runs, "deploy").items():
-            if host == "localhost":
-                continue
-            assert touched - {""} <= promised.get(host, set()), (host, touched - promised.get(host, set()))
+        assert_within(changed_roles(runs, "deploy"), promised)
         # the documents written on the hand-built cluster, through the load balancer, with the vault's admin password
         read_back(hb, vault["nx_secret_nuxeo_admin_password"])
 
@@ -131,7 +161,8 @@ def test_adopt_a_hand_built_cluster_then_deploy_keeps_its_documents(tmp_path: Pa
         assert {h: r for h, r in changed_roles(runs, "deploy").items() if r} == {}, again.stdout[-6000:]
 
         values = [str(v) for k, v in vault.items() if k.startswith("nx_secret_") and len(str(v)) >= 6]
-        hits = secret_hits(runs, values, [adopted.stdout, adopted.stderr, deployed.stdout, again.stdout], out)
+        hits = secret_hits(runs, values, [adopted.stdout, adopted.stderr, preview.stdout, preview.stderr,
+                                          deployed.stdout, again.stdout], out)
         assert hits == [], hits
     finally:
         lab("down", "--name", name, check=False)

@@ -83,6 +83,18 @@ def test_collector_reads_changed_files_settings_services_and_no_log_tasks() -> N
     assert "+k=2" in front1[0].diff
 
 
+def test_collector_tells_which_roles_would_install_and_what_their_preview_leaves_out() -> None:
+    """Check mode on a host a role has not installed (an adopted cluster): the role's message is a finding."""
+    c = Collector()
+    msg = ("postgresql: would install on db1 (install stamp missing or different). This preview installs nothing: the\n"
+           "tasks after the install see the host as it is; left out until the first deploy: the Nuxeo role")
+    c(event("runner_on_ok", "db1", c.pending_task, "postgresql", action="ansible.builtin.debug", msg=msg))
+    c(event("runner_on_skipped", "db2", c.pending_task, "postgresql", action="ansible.builtin.debug"))
+    assert [(f.host, f.kind) for f in c.findings] == [("db1", "install")]
+    assert c.findings[0].line().startswith("install pending: postgresql: would install on db1 (install stamp")
+    assert "\n" not in c.findings[0].detail and drift.exit_code(c.findings, []) == drift.DRIFT
+
+
 def test_collector_names_the_file_a_loop_item_changed() -> None:
     """One task writing several files (a loop): the changed item's file is named, with its diff only."""
     c = Collector()
