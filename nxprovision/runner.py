@@ -280,11 +280,12 @@ def run_playbook(
     result = RunResult(rc=int(r.rc if r.rc is not None else 1), status=str(r.status), run_dir=run_dir,
                        recap=recap, failures=failures)
     if result.rc != 0 and failures and not check and not all(f.refused or f.stop for f in failures):
-
         broken = [f for f in failures if not f.stop]  # the host a stop ran on broke nothing: no log of it
-        if progress != "json":
-            say("nxprovision: reading the failed service's log on "
-                + ", ".join(dict.fromkeys(f.host for f in broken)) + " ...")
+        # said only where a failure names a service (a read-only play or a stanza check names none)
+        with_service = [f.host for f in broken
+                        if not f.unreachable and servicelogs.component_for(f.role, f.task, f.play) is not None]
+        if progress != "json" and with_service:
+            say("nxprovision: reading the failed service's log on " + ", ".join(dict.fromkeys(with_service)) + " ...")
         vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
         result.logs = servicelogs.fetch(broken, inventory, vault, envvars, mask, run_dir / "failure-logs",
                                         options=options,
