@@ -24,7 +24,9 @@ from nxprovision.rules.finding import Finding, error
 _PORTS_RULE = {key for entries in PORTS.values() for _label, key in entries} | {"haproxy_http_port"}
 
 # Options whose value must fall in a range; every other int or float option must not be negative.
-_RANGES: dict[str, tuple[int, int]] = {"keepalived_virtual_router_id": (1, 255), "keepalived_priority_base": (1, 254)}
+_RANGES: dict[str, tuple[int, int]] = {"keepalived_virtual_router_id": (1, 255), "keepalived_priority_base": (1, 254),
+                                       # a poll every 0 s divides the wait by zero
+                                       "nuxeo_gate_interval_s": (1, 300)}
 _PORT = (1, 65535)
 
 

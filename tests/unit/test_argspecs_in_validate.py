@@ -80,8 +80,9 @@ def test_the_roles_own_samples_pass_their_specs() -> None:
 
 def test_ranges_the_specs_cannot_say(make_inv) -> None:
     inv = make_inv("distributed", set={"nuxeo_heap_mb": -5, "keepalived_virtual_router_id": 300,
-                                       "haproxy_timeout_server_s": 0})
+                                       "haproxy_timeout_server_s": 0, "nuxeo_gate_interval_s": 0})
     findings = {f.subject: f for f in run_rules(build_cluster(load_inventory(inv))) if f.severity == "error"}
     assert "negative" in findings["setting nuxeo_heap_mb"].message
     assert "1-255" in findings["setting keepalived_virtual_router_id"].message
+    assert "1-300" in findings["setting nuxeo_gate_interval_s"].message
     assert "setting haproxy_timeout_server_s" not in findings
