@@ -106,3 +106,22 @@ def test_the_walk_finds_an_undeclared_call(tmp_path: Path) -> None:
         "            name: x\n            tasks_from: private.yml\n")
     assert role_calls(tmp_path) == [("playbooks/p.yml", "x", "private")]
     assert "private" not in entry_points("x", tmp_path)
+
+
+def test_no_role_default_read_through_hostvars_without_a_fallback() -> None:
+    """hostvars hold the inventory and facts, never a role's defaults: `hostvars[node].nuxeo_start_max_wait` fails
+    on any host whose inventory does not set it (a day-2 roll's health gate did), unless a default follows."""
+    import re
+
+    defaults: set[str] = set()
+    for f in (ROOT / "roles").glob("*/defaults/main.yml"):
+        defaults |= set(yaml.safe_load(f.read_text()) or {})
+    read = re.compile(r"hostvars\[[^\[\]]+\]\.([A-Za-z_]\w*)(\s*\|\s*default\b)?")
+    hits = []
+    for top in ("roles", "playbooks"):
+        for f in sorted((ROOT / top).rglob("*")):
+            if f.is_file() and f.suffix in (".yml", ".j2"):
+                for n, line in enumerate(f.read_text().splitlines(), 1):
+                    hits += [f"{f.relative_to(ROOT)}:{n}: {m.group(0)}" for m in read.finditer(line)
+                             if m.group(1) in defaults and not m.group(2)]
+    assert hits == []
