@@ -14,8 +14,6 @@ from nxprovision.errors import NxError
 from nxprovision_lab import manager
 from nxprovision_lab.state import LabHost, LabState
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_plain_hosts_plan() -> None:
     arch, layout, plan = manager.plan_hosts(None, 3, "postgresql")
@@ -76,14 +74,12 @@ def test_group_vars_point_at_the_lab_mirror_and_load_balancer() -> None:
 def test_the_lab_overlay_sets_documented_variables_only(arch: str, database: str) -> None:
     """What the lab writes into its inventory is what an operator could write: role variables of the argument
     specs, the model's documented settings, Ansible's connection variables. Nothing only a stand-in reads."""
-    import yaml
-
     from nxprovision.model.defaults import DEFAULTS, MIRROR_SETTINGS
+    from nxprovision.rules.argspecs import role_options
 
     documented = set(DEFAULTS) | set(MIRROR_SETTINGS)
-    for spec in (ROOT / "roles").glob("*/meta/argument_specs.yml"):
-        for entry in (yaml.safe_load(spec.read_text())["argument_specs"] or {}).values():
-            documented |= set((entry or {}).get("options") or {})
+    for options in role_options().values():
+        documented |= set(options)
     _a, _l, plan = manager.plan_hosts(arch, None, database)
     state = _state(arch, plan)
     written = {**manager.lab_group_vars(state), **manager.lab_connection_vars(state)}
