@@ -81,7 +81,8 @@ REFUSED: dict[str, str] = {
     ),
     "nx_secret_monitoring_password": (
         "no service impact: change it with `ansible-vault edit`, then `nxprovision deploy` (Prometheus, Alertmanager "
-        "and the node exporters read the new hash; Prometheus scrapes with the new password)"
+        "and the node exporters read the new hash, the search cluster's `monitoring` user gets it and its exporters "
+        "restart with it; Prometheus scrapes with the new password)"
     ),
     "nx_secret_search_admin_password": (
         "change it with `ansible-vault edit`, then `nxprovision deploy`: the opensearch role writes the new bcrypt "

@@ -470,20 +470,22 @@ def _derive(c: Cluster) -> dict[str, Any]:
         lb["redirect_port"] = 0
     return {"db": db, "search": search, "kafka": kafka, "s3": s3, "lb": lb, "nuxeo": nuxeo, "etcd": _etcd(c),
             "java": {h: _java(c, h, nuxeo["java"]) for h in c.hosts},
-            "tls": tls, "backup": _backup(c, db, s3, search, tls), "monitoring": _monitoring(c, tls, lb)}
+            "tls": tls, "backup": _backup(c, db, s3, search, tls), "monitoring": _monitoring(c, tls, lb, db, search)}
 
 
 # --------------------------------------------------------------------------- monitoring
 
 
-def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str, Any]:
+def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any], db: dict[str, Any],
+                search: dict[str, Any]) -> dict[str, Any]:
     """Prometheus and Alertmanager on the `monitoring` host, the node exporter on every host, and the scrape
     targets: the one list the monitoring role writes into prometheus.yml (and add-node / remove-node change with
     the inventory). Off (enabled false, no targets) while the group is empty."""
     s = c.settings
     hosts = list(c.monitoring_hosts)
     if not hosts:
-        return {"enabled": False, "hosts": [], "host": "", "tls": False, "scheme": "http", "jobs": []}
+        return {"enabled": False, "hosts": [], "host": "", "tls": False, "scheme": "http", "jobs": [],
+                "search_exporters": []}
     host = hosts[0]
     scheme = "https" if tls["monitoring"] else "http"
     prometheus_port = _int(s.get("monitoring_prometheus_port"), 9090)
@@ -528,6 +530,21 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         # for either: no credentials to send, and the host firewall admits the monitoring host only.
         jobs.append({"name": "nuxeo", "scheme": "http", "auth": "none", "user": "", "metrics_path": "/metrics",
                      "targets": [{"host": h, "address": a} for h, a in nuxeo_metrics.items()]})
+    patroni = db.get("patroni") or {}
+    if patroni:
+        # Patroni's own /metrics (patroni_primary, patroni_cluster_unlocked: NxPatroniWithoutLeader) on its REST
+        # port, over https with the cluster CA when the REST API has TLS. Patroni answers GET requests without
+        # its REST password (the password guards the changing calls), so Prometheus holds no Patroni secret.
+        jobs.append({"name": "patroni", "scheme": "https" if patroni["rest_tls"] else "http", "auth": "none",
+                     "user": "", "metrics_path": "/metrics",
+                     "targets": [target(m["host"], patroni["rest_port"]) for m in patroni["members"]]})
+    search_exporters = _search_exporters(c, search)
+    if search_exporters:
+        # Debian's elasticsearch exporter (it reads OpenSearch too), one per search node, on the monitoring host:
+        # its listener has no TLS or authentication in Debian 12's release, so it answers on the loopback only and
+        # Prometheus scrapes it there; it reads its node over https as the search user `monitoring_user`.
+        jobs.append({"name": "search", "scheme": "http", "auth": "none", "user": "", "metrics_path": "/metrics",
+                     "targets": [{"host": e["host"], "address": e["listen"]} for e in search_exporters]})
     haproxy = bool(c.lb_hosts) and lb["stats"]["enabled"]
     if haproxy:
         jobs.append({"name": "haproxy", "scheme": "https" if lb["stats"]["tls"] else "http", "auth": "haproxy",
@@ -553,6 +570,7 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         # where each host's node exporter listens: its cluster address, never every address
         "node_exporter_bind": {h: f"{_addr(c, h)}:{node_port}" for h in sorted(c.hosts)},
         "haproxy": haproxy,
+        "search_exporters": search_exporters,
         # where each Nuxeo node's reporter answers (it listens on every address: Nuxeo has no bind option)
         "nuxeo_metrics": nuxeo_metrics,
         "ca_file": tls["ca_path"] if tls["monitoring"] else "",
@@ -560,6 +578,15 @@ def _monitoring(c: Cluster, tls: dict[str, Any], lb: dict[str, Any]) -> dict[str
         "textfile_dir": str(s.get("monitoring_textfile_dir") or "/var/lib/prometheus/node-exporter"),
         "jobs": jobs,
     }
+
+
+def _search_exporters(c: Cluster, search: dict[str, Any]) -> list[dict[str, Any]]:
+    """One elasticsearch exporter per search node, all on the monitoring host's loopback (ports from
+    monitoring_search_exporter_port up, in the order of the search group): each asks its own node, so a node that
+    is down costs its own exporter only and the others still report the cluster's health."""
+    base = _int(c.settings.get("monitoring_search_exporter_port"), 9114)
+    return [{"host": h, "instance": _sanitize_id(h), "listen": f"127.0.0.1:{base + i}", "url": url}
+            for i, (h, url) in enumerate(zip(c.search_hosts, search["urls"], strict=True))]
 
 
 # --------------------------------------------------------------------------- search users
@@ -594,6 +621,11 @@ def _search_security(c: Cluster, search: dict[str, Any], tls: dict[str, Any]) ->
                       "description": "Nuxeo's search, audit and sequence indices"},
             "backup": {"secret": "nx_secret_search_backup_password", "role": "nxprovision_backup",
                        "description": "the audit index's S3 snapshot repository and snapshots"},
+            # the monitoring host's exporters: the cluster's health and statistics, nothing else
+            **({str(s.get("monitoring_user") or "monitoring"): {
+                "secret": "nx_secret_monitoring_password", "role": "nxprovision_monitoring",
+                "description": "the monitoring host's exporters: cluster health and statistics"}}
+               if c.monitoring_hosts else {}),
         },
         # Nuxeo's indices: <index>, <index>-audit, <index>-uidgen (and their aliases)
         "nuxeo_index_patterns": [f"{index}*"],

@@ -47,6 +47,8 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
     search_clients = nuxeo + addr(c.search_hosts)
     if backup.get("audit_snapshot", {}).get("host"):
         search_clients += addr([backup["audit_snapshot"]["host"]])
+    if monitoring.get("search_exporters"):
+        search_clients += watcher  # the monitoring host's exporters read each node's health and statistics
     s3_clients = nuxeo + addr(c.s3_hosts) + addr(c.search_hosts)  # the audit snapshots' repository
     if backup.get("enabled"):
         s3_clients += addr(backup.get("hosts", [])) + addr([h for h in [backup.get("copy_host")] if h])
@@ -85,7 +87,8 @@ def _sources(c: Cluster) -> dict[str, list[str]]:
         "haproxy_http_port": [ANY],
         "etcd_client_port": addr(c.etcd_hosts) + addr(c.db_hosts),  # Patroni on the database hosts
         "etcd_peer_port": addr(c.etcd_hosts),
-        "patroni_rest_port": addr(c.db_hosts),
+        # the members call each other; the monitoring host reads each member's /metrics
+        "patroni_rest_port": addr(c.db_hosts) + watcher,
     }
 
 

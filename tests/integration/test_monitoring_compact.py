@@ -65,6 +65,39 @@ def test_every_target_up(monitored) -> None:
     wait_for(all_up, 180, "every scrape target up", interval=5)
 
 
+def test_search_health_comes_from_one_exporter_per_node_on_the_loopback(monitored) -> None:
+    """NxSearchNotGreen's metric is scraped: each search node's exporter reads its node as the search user
+    `monitoring` and reports the cluster green with every node; the exporters answer on the monitoring host's
+    loopback only, and that user reads no document."""
+    lab_, first = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = monitoring_access(lab_.inventory)
+    searches = d.cluster.search_hosts
+
+    def health() -> Any:
+        q = urllib.parse.quote('elasticsearch_cluster_health_status{color="green"}')
+        code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
+        assert code == 200, code
+        got = {r["metric"]["nx_host"]: r["value"][1] for r in body["data"]["result"]}
+        return got if set(got) == set(searches) and set(got.values()) == {"1"} else None
+
+    wait_for(health, 120, "every search exporter reporting the cluster green", interval=5)
+    q = urllib.parse.quote("elasticsearch_cluster_health_number_of_nodes")
+    _code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
+    assert {r["value"][1] for r in body["data"]["result"]} == {str(len(searches))}, body
+    listening = lab_.ssh(MONITOR, "ss -Hltn").stdout
+    ports = [e["listen"].rsplit(":", 1)[1] for e in m["search_exporters"]]
+    for port in ports:
+        bound = [ln.split()[3] for ln in listening.splitlines() if ln.split()[3].endswith(":" + port)]
+        assert bound == [f"127.0.0.1:{port}"], (port, bound)
+    # the exporters' search user reads statistics, not documents
+    base = f"https://{d.address(searches[0])}:9200"
+    code, _ = monitoring_get(f"{base}/_cluster/health", ca, auth)
+    assert code == 200
+    code, _ = monitoring_get(f"{base}/nuxeo/_search?size=1", ca, auth)
+    assert code == 403, code
+
+
 def _out_of_pool(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
     query = urllib.parse.quote('alertname="NxFrontNodeOutOfPool"')
     code, body = monitoring_get(m["alertmanager_url"] + f"/api/v2/alerts?active=true&filter={query}", ca, auth)

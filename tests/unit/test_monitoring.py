@@ -64,7 +64,8 @@ def test_targets_come_from_the_inventory(make_inv) -> None:
     assert m["enabled"] and m["host"] == "lb1" and m["address"] == "10.2.0.10" and m["scheme"] == "https"
     assert m["prometheus_url"] == "https://10.2.0.10:9090" and m["alertmanager_url"] == "https://10.2.0.10:9095"
     jobs = {j["name"]: j for j in m["jobs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo",
+                         "search"}
     assert jobs["postgres"]["targets"] == [{"host": h, "address": f"{ADDRESSES[h]['ansible_host']}:9187"}
                                            for h in c.db_hosts]
     # each Nuxeo node's runningstatus, probed by the blackbox exporter on the monitoring host
@@ -107,7 +108,9 @@ def test_remove_node_takes_the_host_out_of_the_targets(make_inv) -> None:
     assert "10.2.0.40:9100" in _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
     # remove_node.yml and the deploy write them with the same task file, which reloads (never restarts)
     tasks = yaml.safe_load((ROOT / "roles/monitoring/tasks/targets.yml").read_text())
-    assert [t["notify"] for t in tasks] == ["Reload prometheus"]
+    assert [t.get("notify") for t in tasks] == ["Reload prometheus", None]
+    # the same file runs the search nodes' exporters, so a search node's exporter leaves with it
+    assert tasks[1]["ansible.builtin.include_tasks"] == "search_exporters.yml"
     server = (ROOT / "roles/monitoring/tasks/server.yml").read_text()
     assert "import_tasks: targets.yml" in server and "prometheus.yml.j2" not in server
 
@@ -193,6 +196,85 @@ def test_haproxy_stats_off_means_no_haproxy_job(make_inv) -> None:
     assert "haproxy" not in {j["name"] for j in c.derived["monitoring"]["jobs"]}
 
 
+def test_one_search_exporter_per_node_on_the_monitoring_hosts_loopback(make_inv) -> None:
+    c = _monitored(make_inv, monitoring_search_exporter_port=9300 + 30)
+    m = c.derived["monitoring"]
+    assert m["search_exporters"] == [
+        {"host": h, "instance": h, "listen": f"127.0.0.1:{9330 + i}",
+         "url": f"https://{ADDRESSES[h]['ansible_host']}:9200"}
+        for i, h in enumerate(("search1", "search2", "search3"))]
+    job = next(j for j in m["jobs"] if j["name"] == "search")
+    # Prometheus scrapes them on its own host's loopback, labelled with the search node each one reads
+    assert job["targets"] == [{"host": e["host"], "address": e["listen"]} for e in m["search_exporters"]]
+    assert job["scheme"] == "http" and job["auth"] == "none"
+    # they read their node as the search user `monitoring` (cluster and index statistics only), with the monitoring
+    # password; the user exists only while there is a monitoring host
+    users = c.derived["search"]["security"]["users"]
+    assert users["monitoring"] == {"secret": "nx_secret_monitoring_password", "role": "nxprovision_monitoring",
+                                   "description": "the monitoring host's exporters: cluster health and statistics"}
+    off = _cluster(make_inv("compact", layout=COMPACT, hostvars=ADDRESSES))
+    assert set(off.derived["search"]["security"]["users"]) == {"admin", "nuxeo", "backup"}
+    # the host firewall admits the monitoring host to the search nodes' REST port
+    rules = {(r["port"], tuple(r["sources"])) for r in c.derived["firewall"]["hosts"]["search2"]["rules"]}
+    assert any(port == 9200 and "10.2.0.10" in src for port, src in rules), rules
+
+
+def test_search_exporter_files_keep_the_password_off_the_command_line(make_inv) -> None:
+    c = _monitored(make_inv)
+    e = c.derived["monitoring"]["search_exporters"][1]
+    env = _render(c, "lb1", "etc/prometheus/search-exporter.env.j2", item=e,
+                  __monitoring_search_dir="/etc/prometheus/search-exporter")
+    values = dict(line.split("=", 1) for line in env.splitlines() if line and not line.startswith("#"))
+    password = c.settings["nx_secret_monitoring_password"]
+    assert json.loads(values["ES_USERNAME"]) == "monitoring" and json.loads(values["ES_PASSWORD"]) == password
+    args = json.loads(values["ARGS"])
+    assert password not in args
+    assert args.split() == ["--es.uri=https://10.2.0.17:9200", "--es.ca=/etc/nxprovision/tls/ca.crt",
+                            "--es.node=_local", "--es.timeout=5s", "--es.clusterinfo.interval=30s",
+                            "--web.listen-address=127.0.0.1:9121"]
+    unit = _render(c, "lb1", "etc/systemd/system/nxprovision-search-exporter@.service.j2",
+                   __monitoring_user="prometheus", __monitoring_search_dir="/etc/prometheus/search-exporter")
+    assert "EnvironmentFile=/etc/prometheus/search-exporter/%i.env" in unit and "User=prometheus" in unit
+    assert "ExecStart=/usr/bin/prometheus-elasticsearch-exporter $ARGS" in unit
+    # the opensearch role's roles.yml grants that user statistics only
+    roles = yaml.safe_load(_render_opensearch_roles(c))
+    assert roles["nxprovision_monitoring"]["cluster_permissions"] == ["cluster_monitor"]
+    assert roles["nxprovision_monitoring"]["index_permissions"][0]["allowed_actions"] == ["indices_monitor"]
+    off = _cluster(make_inv("compact", layout=COMPACT, hostvars=ADDRESSES))
+    assert "nxprovision_monitoring" not in yaml.safe_load(_render_opensearch_roles(off))
+
+
+def _render_opensearch_roles(c: Cluster) -> str:
+    env = _environment()
+    env.filters["to_json"] = json.dumps
+    facts = c.to_facts()
+    return env.get_template("opensearch/templates/opt/opensearch/securityconfig/roles.yml.j2").render(
+        __opensearch_security=facts["search"]["security"])
+
+
+def test_patroni_members_are_scraped_on_their_rest_port_without_a_password(make_inv) -> None:
+    c = _cluster(make_inv("distributed", layout={
+        "loadbalancers": ["lb1", "lb2"], "nuxeo_front": ["front1", "front2"], "nuxeo_worker": ["worker1"],
+        "postgresql": ["db1", "db2", "db3"], "etcd": ["db1", "db2", "db3"],
+        "opensearch": ["search1", "search2", "search3"], "kafka": ["kafka1", "kafka2", "kafka3"], "s3": ["s3-1"],
+        "monitoring": ["lb1"]}))
+    jobs = {j["name"]: j for j in c.derived["monitoring"]["jobs"]}
+    patroni = jobs["patroni"]
+    rest = c.derived["db"]["patroni"]
+    assert [t["host"] for t in patroni["targets"]] == ["db1", "db2", "db3"]
+    assert [f"https://{t['address']}" for t in patroni["targets"]] == [m["rest_url"] for m in rest["members"]]
+    assert patroni["scheme"] == "https" and patroni["auth"] == "none" and patroni["metrics_path"] == "/metrics"
+    conf = yaml.safe_load(_render(c, "lb1", "etc/prometheus/prometheus.yml.j2"))
+    job = next(j for j in conf["scrape_configs"] if j["job_name"] == "patroni")
+    assert "basic_auth" not in job and job["tls_config"] == {"ca_file": "/etc/nxprovision/tls/ca.crt"}
+    # the members' firewall admits the monitoring host to the REST port
+    monitor = c.derived["monitoring"]["address"]
+    rules = c.derived["firewall"]["hosts"]["db2"]["rules"]
+    assert any(r["port"] == rest["rest_port"] and monitor in r["sources"] for r in rules), rules
+    # the compact architecture has no Patroni
+    assert "patroni" not in {j["name"] for j in _monitored(make_inv).derived["monitoring"]["jobs"]}
+
+
 def test_ports_clash_is_reported(make_inv, run_cli) -> None:
     inv = make_inv("compact", set={"monitoring_prometheus_port": 8404}, layout={**COMPACT, "monitoring": ["lb1"]})
     code, out, _ = run_cli("validate", "-i", str(inv))
@@ -234,7 +316,8 @@ def test_prometheus_yml_scrapes_the_model_targets_with_auth_and_the_ca(make_inv)
     text = _render(c, "lb1", "etc/prometheus/prometheus.yml.j2")
     conf = yaml.safe_load(text)
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo"}
+    assert set(jobs) == {"prometheus", "alertmanager", "node", "haproxy", "nuxeo_runningstatus", "postgres", "nuxeo",
+                         "search"}
     # Nuxeo's reporter has neither TLS nor authentication: plain HTTP, no credentials sent
     nuxeo = jobs["nuxeo"]
     assert nuxeo["scheme"] == "http" and "basic_auth" not in nuxeo and "tls_config" not in nuxeo
