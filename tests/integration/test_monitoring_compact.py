@@ -98,6 +98,24 @@ def test_search_health_comes_from_one_exporter_per_node_on_the_loopback(monitore
     assert code == 403, code
 
 
+def test_kafka_brokers_report_their_under_replicated_partitions(monitored) -> None:
+    """NxUnderReplicatedPartitions's metric is scraped: the broker's check (Kafka's own admin tool, with the broker's
+    client certificate) reaches Prometheus through the node exporter; one broker, so nothing is under-replicated."""
+    lab_, first = monitored
+    assert first.returncode == 0
+    d, m, ca, auth = monitoring_access(lab_.inventory)
+    brokers = {b.host for b in d.cluster.kafka_brokers}
+
+    def reported() -> Any:
+        q = urllib.parse.quote("nxprovision_kafka_under_replicated_partitions_all")
+        code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
+        assert code == 200, code
+        got = {r["metric"]["nx_host"]: r["value"][1] for r in body["data"]["result"]}
+        return got if set(got) == brokers else None
+
+    assert set(wait_for(reported, 180, "every broker's under-replicated partitions check").values()) == {"0"}
+
+
 def _out_of_pool(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> list[dict[str, Any]]:
     query = urllib.parse.quote('alertname="NxFrontNodeOutOfPool"')
     code, body = monitoring_get(m["alertmanager_url"] + f"/api/v2/alerts?active=true&filter={query}", ca, auth)
