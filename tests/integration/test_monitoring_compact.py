@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_checks import monitoring_access, monitoring_get, wait_for
+from cluster_checks import monitoring_access, monitoring_get, recap, wait_for
 from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -146,3 +146,34 @@ def test_front_node_powered_off_fires_the_alert_and_start_resolves_it(monitored)
     assert fired_after < 120, f"fired {fired_after:.0f} s after the power-off"
     wait_for(lambda: _out_of_pool(m, ca, auth) == [], 420, "NxFrontNodeOutOfPool resolved after `lab start`",
              interval=5)
+
+
+def test_second_deploy_changes_nothing(monitored) -> None:
+    """Monitoring on (exporters, Kafka's check, the search user) keeps a second deploy a no-op on every host."""
+    lab_, first = monitored
+    assert first.returncode == 0
+    second = nxprovision("deploy", "-i", str(lab_.inventory), "--progress", "plain", timeout=1800)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    changed = {h: r[1] for h, r in recap(second.stdout).items() if r[1]}
+    assert changed == {}, changed
+
+
+def test_add_node_adds_its_targets(monitored) -> None:
+    """issue 20: `add-node` adds the new node to Prometheus's targets (its node exporter, runningstatus probe and
+    Nuxeo reporter), and they come up."""
+    lab_, first = monitored
+    assert first.returncode == 0
+    lab("add-host", "--name", NAME, "front3", "--group", "nuxeo_front", timeout=600)
+    added = nxprovision("add-node", "-i", str(lab_.inventory), "front3", "--progress", "plain", timeout=1800)
+    assert added.returncode == 0, added.stdout[-5000:] + added.stderr[-2000:]
+    _d, m, ca, auth = monitoring_access(lab_.inventory)
+    wanted = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"] if t["host"] == "front3"}
+    assert {name for name, _ in wanted} == {"node", "nuxeo", "nuxeo_runningstatus"}, wanted
+
+    def front3_up() -> Any:
+        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        assert code == 200, code
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
+        return wanted <= set(seen) and all(seen[k] == "up" for k in wanted)
+
+    wait_for(front3_up, 240, "front3's targets up in Prometheus", interval=5)
