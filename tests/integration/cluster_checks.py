@@ -276,3 +276,48 @@ def sudo_user_on(lab_: Any, hosts: list[str], user: str) -> dict[str, str]:
 def sudo_journal(lab_: Any, host: str, since: str) -> str:
     return lab_.ssh(host, f"journalctl --since @{since} --no-pager -o cat | grep -E 'Accepted publickey|COMMAND=' "
                           "|| true").stdout
+
+
+# --- the way AWX runs the collection (issue 17) --------------------------------------------------------------------
+
+
+def awx_site_run(inventory: Path, work: Path, monkeypatch: Any, cmdline: str = "") -> tuple[Any, str]:
+    """The site playbook run as AWX runs it: the collection's tarball installed into a collections path of its own,
+    ansible-runner with a private data dir, the inventory and a vault password file, from a folder that is no
+    checkout, with no ansible.cfg (ssh arguments and host key checking through the environment, as an AWX
+    credential gives them). (runner result, its stdout); the stdout names no file of the checkout."""
+    import os
+
+    import ansible_runner
+
+    from nxprovision import collection
+    from nxprovision.runner import ssh_args
+
+    tarball = collection.build(work / "dist", work=work / "tree")
+    coll = work / "collections"
+    # --force: a copy anywhere on the default collections paths (a user's ~/.ansible) would count as installed
+    installed = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "install",
+                                "--offline", "--force", "-p", str(coll), str(tarball)], capture_output=True, text=True,
+                               cwd=work, timeout=300)
+    assert installed.returncode == 0, installed.stderr + installed.stdout
+    site = coll / "ansible_collections" / "nxprovision" / "cluster"
+    assert (site / "MANIFEST.json").exists()
+    pdd = work / "job"
+    pdd.mkdir()
+    # the job inherits this process's environment, as an AWX job its container's: nothing of the checkout in it
+    for key in [k for k in os.environ if k.startswith(("ANSIBLE_", "NXPROVISION_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    monkeypatch.chdir(work)
+    run = ansible_runner.run(
+        private_data_dir=str(pdd), playbook="nxprovision.cluster.site", inventory=str(inventory),
+        cmdline=f"--vault-password-file {inventory / '.vault-pass'} {cmdline}".strip(),
+        envvars={"ANSIBLE_COLLECTIONS_PATH": str(coll), "ANSIBLE_HOST_KEY_CHECKING": "True",
+                 "ANSIBLE_SSH_ARGS": ssh_args(site / "ansible.cfg", inventory)},
+        quiet=True, timeout=1800,
+    )
+    out = run.stdout.read()
+    checkout = Path(__file__).resolve().parents[2]
+    for checkout_path in (checkout / "roles", checkout / "playbooks", checkout / "plugins"):
+        assert str(checkout_path) not in out
+    return run, out

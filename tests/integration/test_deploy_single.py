@@ -193,50 +193,24 @@ def test_the_2025_node_has_its_packages_keys_java_21_and_a_registration(single) 
     assert "search client opensearch1 (index nuxeo), audit store opensearch1" in log
 
 
-def test_second_deploy_changes_and_restarts_nothing(single, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 17: the second deploy runs as AWX runs it: the collection's tarball installed into a collections path of
-    its own, ansible-runner with a private data dir, the inventory and a vault password file, from a folder that is
-    no checkout, with no ansible.cfg (ssh arguments and host key checking through the environment, as an AWX
-    credential gives them). It changes and restarts nothing."""
-    import ansible_runner
-
-    from nxprovision import collection
-    from nxprovision.runner import ssh_args
-
+def test_second_deploy_changes_and_restarts_nothing(single) -> None:
+    """The second deploy logs in as a non-root operator with sudo (issue 18: `--user` wins over the lab inventory's
+    ansible_user: root, and the plays become root), and changes and restarts nothing. (The compact lab's second
+    deploy is the AWX-way run of the installed collection.)"""
     lab_, first = single
     assert first.returncode == 0
+    user = "nxops"
+    since = sudo_user_on(lab_, [HOST], user)
     before = service_starts(lab_, [HOST])
     assert before, "no service start time recorded"
-    tarball = collection.build(tmp_path / "dist", work=tmp_path / "tree")
-    coll = tmp_path / "collections"
-    # --force: a copy anywhere on the default collections paths (a user's ~/.ansible) would count as installed
-    installed = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "install",
-                                "--offline", "--force", "-p", str(coll), str(tarball)], capture_output=True, text=True,
-                               cwd=tmp_path, timeout=300)
-    assert installed.returncode == 0, installed.stderr + installed.stdout
-    site = coll / "ansible_collections" / "nxprovision" / "cluster"
-    assert (site / "MANIFEST.json").exists()
-    pdd = tmp_path / "job"
-    pdd.mkdir()
-    # the job inherits this process's environment, as an AWX job its container's: nothing of the checkout in it
-    for key in [k for k in os.environ if k.startswith(("ANSIBLE_", "NXPROVISION_"))]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    monkeypatch.chdir(tmp_path)
-    run = ansible_runner.run(
-        private_data_dir=str(pdd), playbook="nxprovision.cluster.site", inventory=str(lab_.inventory),
-        cmdline=f"--vault-password-file {lab_.inventory / '.vault-pass'}",
-        envvars={"ANSIBLE_COLLECTIONS_PATH": str(coll), "ANSIBLE_HOST_KEY_CHECKING": "True",
-                 "ANSIBLE_SSH_ARGS": ssh_args(site / "ansible.cfg", lab_.inventory)},
-        quiet=True, timeout=900,
-    )
-    out = run.stdout.read()
-    assert (run.rc, run.status) == (0, "successful"), out[-4000:]
-    assert run.stats["changed"].get(HOST, 0) == 0 and not run.stats["failures"], run.stats
-    assert run.stats["ok"].get(HOST, 0) > 0, run.stats
-    for checkout_path in (ROOT / "roles", ROOT / "playbooks", ROOT / "plugins"):
-        assert str(checkout_path) not in out
+    second = deploy(lab_.inventory, "--user", user, "--become")
+    assert second.returncode == 0, second.stdout[-4000:]
+    changed = {h: r[1] for h, r in recap(second.stdout).items() if r[1]}
+    assert changed == {}, changed
     assert service_starts(lab_, [HOST]) == before
+    journal = sudo_journal(lab_, HOST, since[HOST])
+    assert f"Accepted publickey for {user}" in journal, journal[-2000:]
+    assert f"{user} : " in journal and "USER=root" in journal, journal[-2000:]  # sudo to root by the user
 
 
 # `status` with the controller's own network probes cut off, as behind a bastion that passes only SSH
