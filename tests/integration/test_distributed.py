@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from cluster_checks import Deployed, cluster_health, node_of, recap, runningstatus, wait_for
 from conftest import Lab, bring_up, lab, lab_name, require_lab_machine
 from load import SteadyLoad, report_figures, unreadable_acks
@@ -39,6 +41,7 @@ NXP = [sys.executable, "-m", "nxprovision.cli"]
 PATRONICTL = "patronictl -c /etc/patroni/config.yml"
 SERVICES = ["haproxy", "keepalived", "nuxeo", "patroni", "etcd", "opensearch", "kafka", "seaweedfs"]
 LOAD_THREADS = 4
+MONITOR = "lb1"
 
 
 def deploy(inventory: Path, *extra: str, timeout: float = 3000) -> subprocess.CompletedProcess[str]:
@@ -62,6 +65,12 @@ def distributed() -> Iterator[tuple[Lab, subprocess.CompletedProcess[str] | None
     name = lab_name("nxdisttest")
     try:
         lab_ = bring_up(name, "--architecture", "distributed")
+        # monitoring on (issue 20): the first load balancer's host runs Prometheus, which reads Patroni's own
+        # /metrics, the search exporters and every broker's under-replicated partitions check
+        hosts_yml = lab_.inventory / "hosts.yml"
+        data = yaml.safe_load(hosts_yml.read_text())
+        data["all"]["children"]["monitoring"] = {"hosts": {MONITOR: None}}
+        hosts_yml.write_text(yaml.safe_dump(data, sort_keys=False))
         first = deploy(lab_.inventory)
         yield lab_, first
     finally:
@@ -433,6 +442,51 @@ def plain_http_health(address: str, port: int) -> object:
         return exc
     finally:
         conn.close()
+
+
+def test_prometheus_reads_patroni_search_and_kafka(distributed) -> None:
+    """issue 20 on the distributed architecture: every target up, Patroni's own /metrics (one leader, the cluster
+    locked), the search cluster green from each node's exporter, no under-replicated partition over three brokers."""
+    import urllib.parse
+
+    from cluster_checks import monitoring_access, monitoring_get
+
+    lab_, first = distributed
+    assert first is None or first.returncode == 0
+    d, m, ca, auth = monitoring_access(lab_.inventory)
+    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
+    assert {"patroni", "search"} <= {j["name"] for j in m["jobs"]}
+
+    def all_up() -> Any:
+        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+        assert code == 200, code
+        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
+        assert set(seen) == expected, seen
+        return seen if all(h == "up" for h in seen.values()) else None
+
+    wait_for(all_up, 240, "every scrape target up", interval=5)
+
+    def query(expr: str) -> dict[str, str]:
+        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/query?query=" + urllib.parse.quote(expr), ca, auth)
+        assert code == 200, code
+        return {r["metric"].get("nx_host", ""): r["value"][1] for r in body["data"]["result"]}
+
+    db = set(d.cluster.db_hosts)
+    primaries = wait_for(lambda: (lambda r: r if set(r) == db else None)(query("patroni_primary")), 120,
+                         "patroni_primary from every member")
+    assert sorted(primaries.values()) == ["0", "0", "1"], primaries
+    assert set(query("patroni_cluster_unlocked").values()) == {"0"}
+    green = wait_for(lambda: (lambda r: r if set(r) == set(d.cluster.search_hosts) else None)(
+        query('elasticsearch_cluster_health_status{color="green"}')), 120, "every search exporter")
+    assert set(green.values()) == {"1"}, green
+    brokers = {b.host for b in d.cluster.kafka_brokers}
+    under = wait_for(lambda: (lambda r: r if set(r) == brokers else None)(
+        query("nxprovision_kafka_under_replicated_partitions_all")), 180, "every broker's check")
+    assert set(under.values()) == {"0"}, under
+    # their alerts stay quiet on a healthy cluster
+    code, alerts = monitoring_get(m["alertmanager_url"] + "/api/v2/alerts?active=true", ca, auth)
+    quiet = {"NxPatroniWithoutLeader", "NxSearchNotGreen", "NxUnderReplicatedPartitions"}
+    assert code == 200 and not [a for a in alerts if a["labels"]["alertname"] in quiet], alerts
 
 
 def test_kafka_brokers_share_one_log(distributed) -> None:
