@@ -205,8 +205,8 @@ def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) 
     with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
         results = list(pool.map(write, range(LOAD_CLIENTS)))  # re-raises the first error of any client
     took = time.monotonic() - started
-    print(f"{LOAD_DOCS} documents by {LOAD_CLIENTS} clients in {took:.0f}s")
     sessions = [(first, last) for first, last, _ in results]
+    print(f"{LOAD_DOCS} documents by {LOAD_CLIENTS} clients in {took:.0f}s, sessions on {sessions}")
     # each session stayed on its node, and the writes went to more than one front node
     assert all(first == last and first for first, last in sessions), sessions
     assert len({first for first, _ in sessions}) > 1, sessions
@@ -218,6 +218,7 @@ def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) 
     wait_for(lambda: nx.documents.query({"query": f"SELECT * FROM Document WHERE ecm:fulltext = '{run}'",
                                          "pageSize": 1})["resultsCount"] == LOAD_DOCS,
              180, f"the {LOAD_DOCS} documents in the search index")
+    print(f"all indexed {time.monotonic() - started - took:.0f}s after the last create")
     searches = len(d.cluster.search_hosts)
     sample = [i for i in range(LOAD_DOCS) if i % SAMPLE_EVERY == SAMPLE_EVERY - 1]
     missed = []
@@ -229,6 +230,7 @@ def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) 
                 if found != [created[title]]:
                     missed.append((where, found))
     asked = len(sample) * 2 * searches
+    print(f"{asked} lookups, {len(missed)} missed, {time.monotonic() - started:.0f}s since the first create")
     assert not missed, f"{len(missed)} of {asked} queries missed: {missed[:5]}"
     # one cluster, as Nuxeo's index settings (one replica) expect it: green, every node counted, the repository
     # index's copies spread over every node
