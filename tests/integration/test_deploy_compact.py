@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -161,32 +162,77 @@ def test_documents_blobs_search_and_work(compact) -> None:
     assert md5_hex(content) in " ".join(s3_keys(d))
 
 
+# The load of the search test: documents written through the LB by parallel clients, each its own HTTP session
+# (so its own LB stickiness cookie), and every SAMPLE_EVERY-th of them looked up again.
+LOAD_DOCS = 2000
+LOAD_CLIENTS = 4
+SAMPLE_EVERY = 50
+
+
 def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) -> None:
-    """Documents written through the LB are found by NXQL every time: the search nodes hold one cluster's data,
-    while Nuxeo spreads its index writes and its queries over them. Each sampled title is asked once per search
-    node (Nuxeo's client takes the nodes in turn, and the LB keeps this client's session on one Nuxeo node)."""
+    """A few thousand documents written at once through the LB, by several clients whose sessions land on both
+    front nodes, are all created and all indexed, and each sampled one is found, alone, by NXQL on its exact title
+    and by full text on a word only its title carries, whichever search node answers (each lookup is asked once
+    per search node: Nuxeo's search client takes the nodes in turn; the LB keeps a session on one Nuxeo node).
+    Then the search cluster is one green cluster whose copies are on every node, and `nxprovision status` says
+    every component is healthy after that load."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from nuxeo.models import Document
 
     lab_, _ = compact
     d = Deployed.load(lab_.inventory)
-    nx = d.client()
     run = uuid.uuid4().hex[:8]
-    created = {}
-    for i in range(200):
-        title = f"spread {run} {i:03d}"
-        doc = nx.documents.create(Document(name=f"spread-{run}-{i:03d}", type="File", properties={"dc:title": title}),
-                                  parent_path="/default-domain/workspaces")
-        created[title] = doc.uid
-    last = f"spread {run} 199"
-    wait_for(lambda: nxql(nx, f"dc:title = '{last}'"), 60, "the last document in the search index")
+
+    def title_of(i: int) -> str:
+        # w<run><i>: one word the standard analyser keeps whole, in this document's title only
+        return f"load {run} w{run}{i:05d}"
+
+    def write(k: int) -> tuple[str, str, dict[str, str]]:
+        """Client k writes every LOAD_CLIENTS-th document on its own session; any failed create fails the test."""
+        nx = d.client()
+        first = node_of(nx)
+        uids = {}
+        for i in range(k, LOAD_DOCS, LOAD_CLIENTS):
+            doc = nx.documents.create(
+                Document(name=f"load-{run}-{i:05d}", type="File", properties={"dc:title": title_of(i)}),
+                parent_path="/default-domain/workspaces",
+            )
+            assert doc.uid and doc.properties["dc:title"] == title_of(i), (i, doc)
+            uids[title_of(i)] = doc.uid
+        return first, node_of(nx), uids
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+        results = list(pool.map(write, range(LOAD_CLIENTS)))  # re-raises the first error of any client
+    took = time.monotonic() - started
+    sessions = [(first, last) for first, last, _ in results]
+    print(f"{LOAD_DOCS} documents by {LOAD_CLIENTS} clients in {took:.0f}s, sessions on {sessions}")
+    # each session stayed on its node, and the writes went to more than one front node
+    assert all(first == last and first for first, last in sessions), sessions
+    assert len({first for first, _ in sessions}) > 1, sessions
+    created = {t: u for _, _, uids in results for t, u in uids.items()}
+    assert len(created) == LOAD_DOCS and len(set(created.values())) == LOAD_DOCS, len(created)
+
+    nx = d.client()
+    # indexing is asynchronous: wait until the run's word finds every document, then no lookup is retried
+    wait_for(lambda: nx.documents.query({"query": f"SELECT * FROM Document WHERE ecm:fulltext = '{run}'",
+                                         "pageSize": 1})["resultsCount"] == LOAD_DOCS,
+             180, f"the {LOAD_DOCS} documents in the search index")
+    print(f"all indexed {time.monotonic() - started - took:.0f}s after the last create")
     searches = len(d.cluster.search_hosts)
+    sample = [i for i in range(LOAD_DOCS) if i % SAMPLE_EVERY == SAMPLE_EVERY - 1]
     missed = []
-    for title in list(created)[::10]:
-        for _ in range(searches):
-            found = [e.uid for e in nxql(nx, f"dc:title = '{title}'")]
-            if found != [created[title]]:
-                missed.append((title, found))
-    assert not missed, f"{len(missed)} of {20 * searches} queries missed: {missed[:5]}"
+    for i in sample:
+        title = title_of(i)
+        for where in (f"dc:title = '{title}'", f"ecm:fulltext = 'w{run}{i:05d}'"):
+            for _ in range(searches):
+                found = [e.uid for e in nxql(nx, where)]
+                if found != [created[title]]:
+                    missed.append((where, found))
+    asked = len(sample) * 2 * searches
+    print(f"{asked} lookups, {len(missed)} missed, {time.monotonic() - started:.0f}s since the first create")
+    assert not missed, f"{len(missed)} of {asked} queries missed: {missed[:5]}"
     # one cluster, as Nuxeo's index settings (one replica) expect it: green, every node counted, the repository
     # index's copies spread over every node
     ca, admin = d.backend_ca, _basic("admin", d.secret("nx_secret_search_admin_password"))
@@ -201,6 +247,13 @@ def test_every_document_is_found_by_nxql_whichever_search_node_answers(compact) 
     assert len({c["node"] for c in copies}) == searches, copies
     code, _h, body = _search_call(f"{base}/_cat/indices/nuxeo?format=json&h=health,index", ca, auth=admin)
     assert code == 200 and [i["health"] for i in json.loads(body)] == ["green"], body
+    # and the operator's view after the load: every component healthy, both front nodes UP in the LB
+    out = subprocess.run([*NXP, "status", "-i", str(lab_.inventory), "--json"], capture_output=True, text=True,
+                         timeout=300)
+    rows = json.loads(out.stdout)["components"]
+    bad = [(r["host"], r["component"], r["health"], r["detail"]) for r in rows if not r["healthy"]]
+    bad += [(r["host"], r["component"], "LB", r["lb_state"]) for r in rows if r["lb_state"] not in ("", "UP")]
+    assert out.returncode == 0 and not bad, (bad, out.stderr[-2000:])
 
 
 def test_sessions_stick_and_both_fronts_serve(compact) -> None:
