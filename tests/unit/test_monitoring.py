@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +426,30 @@ def test_node_exporter_port_clash_is_reported_on_any_host(make_inv, run_cli) -> 
     inv = make_inv("compact", set={"monitoring_node_exporter_port": 9200}, layout={**COMPACT, "monitoring": ["lb1"]})
     code, out, _ = run_cli("validate", "-i", str(inv))
     assert code == 2 and "9200" in out and "search1" in out, out
+
+
+def test_search_exporter_files_as_ansible_evaluates_them(make_inv, tmp_path: Path) -> None:
+    """The role's list of wanted exporter files, evaluated by Ansible itself (not by a bare Jinja environment): any
+    file outside it is taken for a search node that left, and its exporter stopped. (A backreference in that
+    expression once came out literally under Ansible, and the deploy stopped every exporter it had just started.)"""
+    c = _monitored(make_inv)
+    facts = tmp_path / "nx.json"
+    facts.write_text(json.dumps({"nx": c.to_facts(), "monitoring_config_dir": "/etc/prom", "ansible_connection": "local",
+                                 "ansible_python_interpreter": sys.executable}))
+    out = tmp_path / "wanted.json"
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{
+        "hosts": "lb1", "gather_facts": False,
+        "tasks": [
+            {"ansible.builtin.include_vars": {"file": str(ROOT / "roles/monitoring/vars/main.yml")}},
+            {"ansible.builtin.copy": {"dest": str(out), "mode": "0600",
+                                      "content": "{{ {'files': __monitoring_search_env_files, "
+                                                 "'search': __monitoring_search | bool} | to_json }}"}},
+        ]}]))
+    ansible = Path(sys.executable).parent / "ansible-playbook"
+    r = subprocess.run([str(ansible), "-i", "lb1,", "-e", f"@{facts}", str(play)], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path, env={**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "none.cfg")})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    got = json.loads(out.read_text())
+    assert got == {"files": [f"/etc/prom/search-exporter/{h}.env" for h in ("search1", "search2", "search3")],
+                   "search": True}
