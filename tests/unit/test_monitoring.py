@@ -434,8 +434,8 @@ def test_search_exporter_files_as_ansible_evaluates_them(make_inv, tmp_path: Pat
     expression once came out literally under Ansible, and the deploy stopped every exporter it had just started.)"""
     c = _monitored(make_inv)
     facts = tmp_path / "nx.json"
-    facts.write_text(json.dumps({"nx": c.to_facts(), "monitoring_config_dir": "/etc/prom", "ansible_connection": "local",
-                                 "ansible_python_interpreter": sys.executable}))
+    facts.write_text(json.dumps({"nx": c.to_facts(), "monitoring_config_dir": "/etc/prom",
+                                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable}))
     out = tmp_path / "wanted.json"
     play = tmp_path / "play.yml"
     play.write_text(yaml.safe_dump([{
@@ -447,8 +447,9 @@ def test_search_exporter_files_as_ansible_evaluates_them(make_inv, tmp_path: Pat
                                                  "'search': __monitoring_search | bool} | to_json }}"}},
         ]}]))
     ansible = Path(sys.executable).parent / "ansible-playbook"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "none.cfg")}  # no ansible.cfg of the checkout
     r = subprocess.run([str(ansible), "-i", "lb1,", "-e", f"@{facts}", str(play)], capture_output=True,
-                       text=True, timeout=300, cwd=tmp_path, env={**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "none.cfg")})
+                       text=True, timeout=300, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     got = json.loads(out.read_text())
     assert got == {"files": [f"/etc/prom/search-exporter/{h}.env" for h in ("search1", "search2", "search3")],
