@@ -245,6 +245,34 @@ def monitoring_get(url: str, ca: str, auth: tuple[str, str] | None) -> tuple[int
         return e.code, None
 
 
+def prometheus_targets(m: dict[str, Any], ca: str, auth: tuple[str, str]) -> dict[tuple[str, str], str]:
+    """{(job, instance): health} of Prometheus's active targets."""
+    code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
+    assert code == 200, code
+    return {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
+
+
+def wait_every_target_up(m: dict[str, Any], ca: str, auth: tuple[str, str], timeout: float = 180) -> None:
+    """Prometheus scrapes exactly the model's targets (nx.monitoring.jobs), and every one answers."""
+    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
+
+    def all_up() -> Any:
+        seen = prometheus_targets(m, ca, auth)
+        assert set(seen) == expected, seen
+        return seen if all(h == "up" for h in seen.values()) else None
+
+    wait_for(all_up, timeout, "every scrape target up", interval=5)
+
+
+def prometheus_query(m: dict[str, Any], ca: str, auth: tuple[str, str], expr: str) -> dict[str, str]:
+    """{nx_host: value} of an instant query."""
+    import urllib.parse
+
+    code, body = monitoring_get(m["prometheus_url"] + "/api/v1/query?query=" + urllib.parse.quote(expr), ca, auth)
+    assert code == 200, code
+    return {r["metric"].get("nx_host", ""): r["value"][1] for r in body["data"]["result"]}
+
+
 def monitoring_access(inventory: Path) -> tuple[Deployed, dict[str, Any], str, tuple[str, str]]:
     """The deployed cluster, its nx.monitoring, the CA file and the monitoring login."""
     d = Deployed.load(inventory)

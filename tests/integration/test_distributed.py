@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -447,29 +446,16 @@ def plain_http_health(address: str, port: int) -> object:
 def test_prometheus_reads_patroni_search_and_kafka(distributed) -> None:
     """issue 20 on the distributed architecture: every target up, Patroni's own /metrics (one leader, the cluster
     locked), the search cluster green from each node's exporter, no under-replicated partition over three brokers."""
-    import urllib.parse
-
-    from cluster_checks import monitoring_access, monitoring_get
+    from cluster_checks import monitoring_access, monitoring_get, prometheus_query, wait_every_target_up
 
     lab_, first = distributed
     assert first is None or first.returncode == 0
     d, m, ca, auth = monitoring_access(lab_.inventory)
-    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
     assert {"patroni", "search"} <= {j["name"] for j in m["jobs"]}
-
-    def all_up() -> Any:
-        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
-        assert code == 200, code
-        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
-        assert set(seen) == expected, seen
-        return seen if all(h == "up" for h in seen.values()) else None
-
-    wait_for(all_up, 240, "every scrape target up", interval=5)
+    wait_every_target_up(m, ca, auth, timeout=240)
 
     def query(expr: str) -> dict[str, str]:
-        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/query?query=" + urllib.parse.quote(expr), ca, auth)
-        assert code == 200, code
-        return {r["metric"].get("nx_host", ""): r["value"][1] for r in body["data"]["result"]}
+        return prometheus_query(m, ca, auth, expr)
 
     db = set(d.cluster.db_hosts)
     primaries = wait_for(lambda: (lambda r: r if set(r) == db else None)(query("patroni_primary")), 120,

@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_checks import monitoring_access, monitoring_get, recap, wait_for
+from cluster_checks import (
+    monitoring_access,
+    monitoring_get,
+    prometheus_query,
+    prometheus_targets,
+    recap,
+    wait_every_target_up,
+    wait_for,
+)
 from conftest import Lab, bring_up, lab, lab_name, nxprovision, require_lab_machine
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -51,18 +59,9 @@ def test_every_target_up(monitored) -> None:
     lab_, first = monitored
     assert first.returncode == 0
     d, m, ca, auth = monitoring_access(lab_.inventory)
-    expected = {(j["name"], t["address"]) for j in m["jobs"] for t in j["targets"]}
     nuxeo = {t["host"] for j in m["jobs"] if j["name"] == "nuxeo" for t in j["targets"]}
     assert nuxeo == {n.host for n in d.cluster.nuxeo_nodes} and {"front1", "front2", "worker1"} <= nuxeo
-
-    def all_up() -> Any:
-        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
-        assert code == 200, code
-        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
-        assert set(seen) == expected, seen
-        return seen if all(h == "up" for h in seen.values()) else None
-
-    wait_for(all_up, 180, "every scrape target up", interval=5)
+    wait_every_target_up(m, ca, auth)
 
 
 def test_search_health_comes_from_one_exporter_per_node_on_the_loopback(monitored) -> None:
@@ -75,16 +74,12 @@ def test_search_health_comes_from_one_exporter_per_node_on_the_loopback(monitore
     searches = d.cluster.search_hosts
 
     def health() -> Any:
-        q = urllib.parse.quote('elasticsearch_cluster_health_status{color="green"}')
-        code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
-        assert code == 200, code
-        got = {r["metric"]["nx_host"]: r["value"][1] for r in body["data"]["result"]}
+        got = prometheus_query(m, ca, auth, 'elasticsearch_cluster_health_status{color="green"}')
         return got if set(got) == set(searches) and set(got.values()) == {"1"} else None
 
     wait_for(health, 120, "every search exporter reporting the cluster green", interval=5)
-    q = urllib.parse.quote("elasticsearch_cluster_health_number_of_nodes")
-    _code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
-    assert {r["value"][1] for r in body["data"]["result"]} == {str(len(searches))}, body
+    nodes = prometheus_query(m, ca, auth, "elasticsearch_cluster_health_number_of_nodes")
+    assert set(nodes.values()) == {str(len(searches))}, nodes
     listening = lab_.ssh(MONITOR, "ss -Hltn").stdout
     ports = [e["listen"].rsplit(":", 1)[1] for e in m["search_exporters"]]
     for port in ports:
@@ -107,10 +102,7 @@ def test_kafka_brokers_report_their_under_replicated_partitions(monitored) -> No
     brokers = {b.host for b in d.cluster.kafka_brokers}
 
     def reported() -> Any:
-        q = urllib.parse.quote("nxprovision_kafka_under_replicated_partitions_all")
-        code, body = monitoring_get(m["prometheus_url"] + f"/api/v1/query?query={q}", ca, auth)
-        assert code == 200, code
-        got = {r["metric"]["nx_host"]: r["value"][1] for r in body["data"]["result"]}
+        got = prometheus_query(m, ca, auth, "nxprovision_kafka_under_replicated_partitions_all")
         return got if set(got) == brokers else None
 
     assert set(wait_for(reported, 180, "every broker's under-replicated partitions check").values()) == {"0"}
@@ -171,9 +163,7 @@ def test_add_node_adds_its_targets(monitored) -> None:
     assert {name for name, _ in wanted} == {"node", "nuxeo", "nuxeo_runningstatus"}, wanted
 
     def front3_up() -> Any:
-        code, body = monitoring_get(m["prometheus_url"] + "/api/v1/targets", ca, auth)
-        assert code == 200, code
-        seen = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in body["data"]["activeTargets"]}
+        seen = prometheus_targets(m, ca, auth)
         return wanted <= set(seen) and all(seen[k] == "up" for k in wanted)
 
     wait_for(front3_up, 240, "front3's targets up in Prometheus", interval=5)
