@@ -18,7 +18,8 @@ from nxprovision import dashboards
 
 FILES = dashboards.dashboard_files()
 # the cluster overview and one per component that has an exporter in this release
-EXPECTED = {"overview.json", "hosts.json", "haproxy.json", "nuxeo.json", "monitoring.json"}
+EXPECTED = {"overview.json", "hosts.json", "haproxy.json", "nuxeo.json", "monitoring.json", "database.json",
+            "search.json", "kafka.json"}
 
 
 def test_every_component_has_a_dashboard() -> None:
@@ -67,6 +68,12 @@ def test_every_name_a_dashboard_reads_is_exported_by_a_scraped_target() -> None:
     assert all(used.values()), used
     missing = {f: sorted(names - known) for f, names in used.items() if names - known}
     assert not missing, f"metric names no scraped target exports: {missing}"
+
+
+def test_postgres_exporter_list_is_the_roles_query_file() -> None:
+    queries = yaml.safe_load((dashboards.ROLE_FILES / "postgres-exporter-queries.yml").read_text())
+    served = {f"{q}_{col}" for q, spec in queries.items() for m in spec["metrics"] for col in m}
+    assert dashboards.exported_names()["postgres_exporter"] == served
 
 
 def test_a_name_no_target_exports_is_caught(tmp_path: Path) -> None:
