@@ -19,7 +19,8 @@ from nxprovision.status_remote import TIMEOUT
 
 # job of the model -> component column
 _COMPONENT = {"node": "host (node exporter)", "haproxy": "haproxy", "prometheus": "prometheus",
-              "alertmanager": "alertmanager", "nuxeo": "nuxeo (metrics)"}
+              "alertmanager": "alertmanager", "nuxeo": "nuxeo (metrics)", "patroni": "patroni (metrics)",
+              "search": "opensearch (exporter)"}
 _VERSION_OF = {"haproxy": "haproxy_process_build_info", "prometheus": "prometheus_build_info",
                "alertmanager": "alertmanager_build_info"}
 
@@ -81,7 +82,9 @@ def collect(c: Cluster, prom: Prometheus | None = None) -> list[Row]:
     for job in m["jobs"]:
         for t in job["targets"]:
             host, address = t["host"], t["address"]
-            row = Row(host, _COMPONENT.get(job["name"], job["name"]), address.rsplit(":", 1)[0], "unknown",
+            # the host's cluster address: a probe's target is a URL, a search exporter listens on the monitoring
+            # host's loopback, yet each row speaks of the host it names
+            row = Row(host, _COMPONENT.get(job["name"], job["name"]), c.hosts[host].address, "unknown",
                       version=versions.get((job["name"], host), ""))
             s = up.get((job["name"], address))
             if s is None:

@@ -149,3 +149,14 @@ def test_the_cli_reads_prometheus_not_the_hosts(make_inv, run_cli, monkeypatch: 
     inv = make_inv("compact", layout={**COMPACT, "monitoring": ["lb1"]}, hostvars=ADDRESSES)
     code, out, _err = run_cli("status", "-i", str(inv), "--from-prometheus")
     assert code == 0 and called == ["prom"] and "haproxy target up" in out and "1/1 healthy" in out
+
+
+def test_each_row_names_its_hosts_address(make_inv, fake: dict[str, Any]) -> None:
+    """A probe's target is a URL and a search exporter answers on the monitoring host's loopback: the rows still
+    show the address of the host they speak of."""
+    c = _cluster(make_inv)
+    _up_everywhere(c, fake)
+    rows = promstatus.collect(c, _prom(c, fake))
+    assert {r.address for r in rows if r.host == "search2"} == {c.hosts["search2"].address}
+    assert ("search2", "opensearch (exporter)") in {(r.host, r.component) for r in rows}
+    assert {r.address for r in rows if r.host == "front1"} == {c.hosts["front1"].address}
