@@ -589,6 +589,12 @@ def add_host(name: str, host: str, groups: list[str], os_name: str | None = None
             for g in h.groups:
                 layout.setdefault(g, []).append(h.name)
         hostvars = {h.name: {"ansible_host": h.ip} for h in state.hosts}
+        # what the operator added to the inventory since `up` (a monitoring host, a host's own variables) stays
+        kept_layout, kept_vars = inventory_layout(inv.read_text() if inv.exists() else "")
+        for g, members in kept_layout.items():
+            if g in GROUPS:
+                layout.setdefault(g, []).extend(m for m in members if m not in layout.get(g, []))
+        hostvars = {h: {**kept_vars.get(h, {}), **v} for h, v in hostvars.items()}
         if set(layout) <= set(GROUPS):
             inv.write_text(render_hosts_yaml(layout, hostvars))
         else:  # a `--hosts N` lab: plain groups
@@ -597,6 +603,27 @@ def add_host(name: str, host: str, groups: list[str], os_name: str | None = None
             inv.write_text(yaml.safe_dump(plain, default_flow_style=False, sort_keys=False))
         write_known_hosts(state, names.inventory_dir)
     return new
+
+
+def inventory_layout(text: str) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """({group: hosts}, {host: its variables}) of a hosts.yml: every group that lists hosts, at any depth."""
+    layout: dict[str, list[str]] = {}
+    hostvars: dict[str, dict[str, Any]] = {}
+
+    def walk(group: str, node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        for host, values in (node.get("hosts") or {}).items():
+            layout.setdefault(group, []).append(str(host))
+            if isinstance(values, dict):
+                hostvars.setdefault(str(host), {}).update(values)
+        for child, sub in (node.get("children") or {}).items():
+            walk(str(child), sub)
+
+    data = yaml.safe_load(text) if text.strip() else None
+    if isinstance(data, dict):
+        walk("all", data.get("all"))
+    return layout, hostvars
 
 
 def partition(name: str, host: str, *, heal: bool = False) -> None:

@@ -168,3 +168,19 @@ def test_the_inventory_says_which_release_each_lab_host_runs(tmp_path: Path) -> 
     hv = _ansible_inventory(tmp_path / "inv")["_meta"]["hostvars"]
     assert hv[state.hosts[0].name]["nx_os_release"] == "debian12"
     assert hv["front1"]["nx_os_release"] == "debian13"
+
+
+def test_add_host_keeps_what_the_operator_added_to_the_inventory() -> None:
+    """`lab add-host` rewrites hosts.yml from the lab's hosts: the groups and host variables the operator added since
+    `up` (a monitoring host, here) are read back first, so add-node rehearses on the inventory as edited."""
+    from nxprovision.init import render_hosts_yaml
+    from nxprovision_lab.manager import inventory_layout
+
+    text = render_hosts_yaml({"loadbalancers": ["lb1"], "nuxeo_front": ["front1"], "monitoring": ["lb1"]},
+                             {"lb1": {"ansible_host": "10.0.0.2", "haproxy_maxconn": 900},
+                              "front1": {"ansible_host": "10.0.0.3"}})
+    layout, hostvars = inventory_layout(text)
+    assert layout == {"loadbalancers": ["lb1"], "nuxeo_front": ["front1"], "monitoring": ["lb1"]}
+    assert hostvars == {"lb1": {"ansible_host": "10.0.0.2", "haproxy_maxconn": 900},
+                        "front1": {"ansible_host": "10.0.0.3"}}
+    assert inventory_layout("") == ({}, {})
