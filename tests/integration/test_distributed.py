@@ -354,7 +354,8 @@ def test_patroni_rest_api_asks_for_its_password_over_tls_only(distributed) -> No
     port = patroni["rest_port"]
     user, password = patroni["rest_user"], d.secret("nx_secret_patroni_rest_password")
     for h in d.cluster.db_hosts:
-        bound = lab_.ssh(h, f"ss -Hltn 'sport = :{port}'").stdout.split()
+        # the local address column only (the peer column reads 0.0.0.0:* on Debian 13's ss for any listener)
+        bound = [ln.split()[3] for ln in lab_.ssh(h, f"ss -Hltn 'sport = :{port}'").stdout.splitlines() if ln.strip()]
         wildcard = [a for a in bound if a.startswith(("0.0.0.0:", "*:", "[::]:"))]
         assert f"{d.address(h)}:{port}" in bound and not wildcard, (h, bound)
         assert patroni_rest(d, h, "/health")[0] == 200, h
