@@ -584,7 +584,7 @@ def _search_exporters(c: Cluster, search: dict[str, Any]) -> list[dict[str, Any]
     """One elasticsearch exporter per search node, all on the monitoring host's loopback (ports from
     monitoring_search_exporter_port up, in the order of the search group): each asks its own node, so a node that
     is down costs its own exporter only and the others still report the cluster's health."""
-    base = _int(c.settings.get("monitoring_search_exporter_port"), 9114)
+    base = _int(c.settings.get("monitoring_search_exporter_port"), 9120)  # the role default
     return [{"host": h, "instance": _sanitize_id(h), "listen": f"127.0.0.1:{base + i}", "url": url}
             for i, (h, url) in enumerate(zip(c.search_hosts, search["urls"], strict=True))]
 
